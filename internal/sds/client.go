@@ -1,0 +1,356 @@
+package sds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DefaultBaseURL is the production SDS host.
+const DefaultBaseURL = "https://spatial.virtualearth.net"
+
+// Client calls the SDS Data Source Management API with one master key. It
+// is safe for concurrent use.
+type Client struct {
+	base    *url.URL // scheme and host only
+	key     string
+	hc      *http.Client
+	retry   RetryPolicy
+	xml     bool
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client. Its redirect policy is replaced so
+// that a redirect can never carry the key to another host.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(c *Client) { copied := *hc; c.hc = &copied }
+}
+
+// WithRetry sets the retry policy.
+func WithRetry(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
+
+// WithXML asks the service for XML (o=xml) instead of JSON.
+func WithXML() Option { return func(c *Client) { c.xml = true } }
+
+// WithTimeout bounds each attempt until the response headers arrive
+// (default 30 s). A download's body may take longer.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithLogger receives one line per retried attempt. The key is never logged.
+func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+
+// New returns a client for the SDS host at baseURL (scheme and host; a
+// trailing /REST/v1 is accepted) using masterKey.
+func New(baseURL, masterKey string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(strings.TrimSpace(baseURL))
+	if err != nil {
+		return nil, &Error{Class: ErrInvalidInput, Message: "base URL does not parse", Err: err}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, &Error{Class: ErrInvalidInput, Message: fmt.Sprintf("base URL %q: want http(s)://host[:port]", u.Redacted())}
+	}
+	if p := strings.TrimRight(u.Path, "/"); p != "" && !strings.EqualFold(p, "/REST/v1") {
+		return nil, &Error{Class: ErrInvalidInput, Message: fmt.Sprintf("base URL path %q: want none or /REST/v1", p)}
+	}
+	if err := validateKey(masterKey); err != nil {
+		return nil, err
+	}
+	c := &Client{
+		base:    &url.URL{Scheme: u.Scheme, Host: strings.ToLower(u.Host)},
+		key:     masterKey,
+		hc:      &http.Client{},
+		retry:   DefaultRetry,
+		timeout: 30 * time.Second,
+		log:     slog.New(slog.DiscardHandler),
+		now:     time.Now,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.retry.MaxAttempts < 1 {
+		c.retry.MaxAttempts = 1
+	}
+	c.hc.CheckRedirect = c.checkRedirect
+	return c, nil
+}
+
+// validateKey refuses keys that could not be sent as a query value as they
+// are. The message never quotes the key.
+func validateKey(k string) error {
+	if k == "" {
+		return &Error{Class: ErrInvalidInput, Message: "master key is empty"}
+	}
+	if len(k) > 512 {
+		return &Error{Class: ErrInvalidInput, Message: "master key is longer than 512 bytes"}
+	}
+	for _, r := range k {
+		if r <= ' ' || r >= 0x7f {
+			return &Error{Class: ErrInvalidInput, Message: "master key contains spaces, control or non-ASCII characters"}
+		}
+	}
+	return nil
+}
+
+// String never shows the key.
+func (c *Client) String() string { return "sds.Client(" + c.base.String() + ", key REDACTED)" }
+
+// GoString keeps %#v from printing the key.
+func (c *Client) GoString() string { return c.String() }
+
+// LogValue keeps slog from printing the key.
+func (c *Client) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// BaseURL is the only origin the key is sent to.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// endpoint builds a URL under /REST/v1 from path segments, escaping each.
+func (c *Client) endpoint(segments ...string) *url.URL {
+	u := *c.base
+	var raw strings.Builder
+	raw.WriteString("/REST/v1")
+	for _, s := range segments {
+		raw.WriteByte('/')
+		raw.WriteString(url.PathEscape(s))
+	}
+	u.RawPath = raw.String()
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	return &u
+}
+
+// sameOrigin reports whether u may receive the key: same host and port as
+// the base URL, and no downgrade from https. An http base accepts https
+// links on the same host, since the service writes its links with https.
+func (c *Client) sameOrigin(u *url.URL) bool {
+	if u.User != nil || !strings.EqualFold(u.Hostname(), c.base.Hostname()) {
+		return false
+	}
+	switch {
+	case u.Scheme == c.base.Scheme:
+		return effectivePort(u) == effectivePort(c.base)
+	case c.base.Scheme == "http" && u.Scheme == "https":
+		return u.Port() == "" && c.base.Port() == ""
+	}
+	return false
+}
+
+func effectivePort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
+}
+
+// link parses a URL the service returned and checks that it may receive
+// the key, before any connection is made.
+func (c *Client) link(op, raw string) (*url.URL, error) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, &Error{Class: ErrInvalidInput, Op: op, Message: "no URL given"}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, &Error{Class: ErrInvalidInput, Op: op, Message: "URL does not parse"}
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, &Error{Class: ErrInvalidInput, Op: op, Message: fmt.Sprintf("%q is not an absolute http(s) URL", c.redact(truncate(raw, 200)))}
+	}
+	if !c.sameOrigin(u) {
+		return nil, &Error{Class: ErrInvalidInput, Op: op, Message: fmt.Sprintf("refusing to send the master key to %s://%s: only %s is trusted", u.Scheme, u.Host, c.base)}
+	}
+	if !strings.HasPrefix(strings.ToLower(u.Path), "/rest/v1/") {
+		return nil, &Error{Class: ErrInvalidInput, Op: op, Message: fmt.Sprintf("URL path %q is not under /REST/v1/", truncate(u.Path, 200))}
+	}
+	u.Fragment = ""
+	// Drop any key or format the link carries; ours are added per request.
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "key") || strings.EqualFold(k, "o") || strings.EqualFold(k, "output") {
+			delete(q, k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u, nil
+}
+
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	if !c.sameOrigin(req.URL) {
+		return fmt.Errorf("refusing redirect to %s://%s", req.URL.Scheme, req.URL.Host)
+	}
+	return nil
+}
+
+// redact removes the key, in every encoding it could appear in, from text
+// that came from elsewhere (service messages, transport errors).
+func (c *Client) redact(s string) string {
+	for _, form := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
+		if form != "" {
+			s = strings.ReplaceAll(s, form, "REDACTED")
+		}
+	}
+	return s
+}
+
+// request describes one API call.
+type request struct {
+	op     string
+	method string
+	u      *url.URL // without the key
+	safe   bool     // repeating it cannot create or delete anything
+	format bool     // add o=json|xml
+}
+
+// do sends req with retries and returns a 2xx response whose body the
+// caller must close. Until the headers arrive each attempt is bounded by
+// the client's timeout; the body is not.
+func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		resp, err := c.attempt(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if attempt >= c.retry.MaxAttempts || !retryable(err, req.safe) || ctx.Err() != nil {
+			return nil, lastErr
+		}
+		var e *Error
+		errors.As(err, &e)
+		if e.RetryAfter > c.retry.MaxRetryAfter {
+			return nil, lastErr
+		}
+		wait := c.retry.backoff(attempt, e.RetryAfter)
+		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry",
+			slog.String("op", req.op), slog.Int("attempt", attempt), slog.Int("status", e.StatusCode),
+			slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
+		if err := sleep(ctx, wait); err != nil {
+			return nil, lastErr
+		}
+	}
+}
+
+func (c *Client) attempt(ctx context.Context, req request) (*http.Response, error) {
+	u := *req.u
+	q := u.Query()
+	if req.format {
+		if c.xml {
+			q.Set("o", "xml")
+		} else {
+			q.Set("o", "json")
+		}
+	}
+	q.Set("key", c.key)
+	u.RawQuery = q.Encode()
+	where := req.method + " " + req.u.Redacted()
+
+	actx, cancel := context.WithCancel(ctx)
+	timer := time.AfterFunc(c.timeout, cancel)
+	hreq, err := http.NewRequestWithContext(actx, req.method, u.String(), nil)
+	if err != nil {
+		timer.Stop()
+		cancel()
+		return nil, &Error{Class: ErrInvalidInput, Op: req.op, Message: "cannot build request for " + where}
+	}
+	hreq.Header.Set("Accept", "application/json, application/xml;q=0.9, */*;q=0.5")
+	resp, err := c.hc.Do(hreq)
+	headersInTime := timer.Stop()
+	if err != nil {
+		cancel()
+		return nil, c.transportError(ctx, req.op, where, err, headersInTime)
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+	defer cancel()
+	defer resp.Body.Close()
+	return nil, c.statusError(req.op, resp)
+}
+
+func (c *Client) transportError(ctx context.Context, op, where string, err error, headersInTime bool) error {
+	// url.Error repeats the full URL, key included: keep only its cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	cause := &redactedError{msg: c.redact(err.Error()), err: err}
+	switch {
+	case ctx.Err() != nil:
+		return &Error{Class: ErrUnavailable, Op: op, Message: where + ": cancelled", Err: cause}
+	case !headersInTime:
+		return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: no answer within %s", where, c.timeout)}
+	case strings.Contains(err.Error(), "refusing redirect"):
+		return &Error{Class: ErrInvalidInput, Op: op, Message: where, Err: cause}
+	}
+	return &Error{Class: ErrUnavailable, Op: op, Message: where, Err: cause}
+}
+
+// statusError turns a non-2xx answer into an Error carrying the service's
+// own error details when the body has them.
+func (c *Client) statusError(op string, resp *http.Response) error {
+	retryAfter, hasRetryAfter := parseRetryAfter(resp.Header, c.now())
+	e := &Error{
+		Class:      classForStatus(resp.StatusCode, hasRetryAfter),
+		Op:         op,
+		StatusCode: resp.StatusCode,
+		RetryAfter: retryAfter,
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if r, err := DecodeResponse(body); err == nil {
+		e.Message = c.redact(strings.Join(r.ErrorDetails, "; "))
+		e.TraceID = r.TraceID
+		if e.Message == "" && r.AuthenticationResultCode != "" && e.Class == ErrUnauthorized {
+			e.Message = r.AuthenticationResultCode
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	if e.Class == ErrUnauthorized {
+		e.Message += " (a data source master key is required)"
+	}
+	return e
+}
+
+// redactedError carries a cause whose text has had the key removed.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}
+
+// isTimeout reports a network timeout, for callers classifying errors.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

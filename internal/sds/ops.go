@@ -1,0 +1,295 @@
+package sds
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// CreateDownloadJob starts a DataSourceDownload job for the published
+// version of ds, or for the version whose job id is jobID when not empty.
+// The returned job is Pending and carries its status URL (self link).
+func (c *Client) CreateDownloadJob(ctx context.Context, ds DataSource, jobID string) (*Job, error) {
+	const op = "create download job"
+	if err := ds.Validate(); err != nil {
+		return nil, withOp(err, op)
+	}
+	u := c.endpoint("Dataflows", "DataSourceDownload", ds.AccessID, ds.Name)
+	if jobID != "" {
+		if err := ValidateJobID(jobID); err != nil {
+			return nil, withOp(err, op)
+		}
+		u.RawQuery = "jobId=" + jobID
+	}
+	job, err := c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, format: true})
+	if err != nil {
+		return nil, err
+	}
+	if job.StatusURL() == "" {
+		return nil, &Error{Class: ErrDecode, Op: op, Message: "the job has no status (self) link"}
+	}
+	return job, nil
+}
+
+// DownloadJobStatus reads a download job's status from its status URL (the
+// job's self link, without a key). Any status is returned without error;
+// Job.Err reports an aborted job.
+func (c *Client) DownloadJobStatus(ctx context.Context, statusURL string) (*Job, error) {
+	const op = "download job status"
+	u, err := c.link(op, statusURL)
+	if err != nil {
+		return nil, err
+	}
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, safe: true, format: true})
+}
+
+// StatusURLFor builds a status URL from the job's identifiers, for callers
+// that kept only those. The documented self link carries neither accessId
+// nor job id; this is the exact form (…/DataSourceDownload/{accessId}/
+// {name}/{jobId}) our emulator serves. Prefer the self link the service
+// returned.
+func (c *Client) StatusURLFor(ds DataSource, jobID string) (string, error) {
+	if err := ds.Validate(); err != nil {
+		return "", err
+	}
+	if err := ValidateJobID(jobID); err != nil {
+		return "", err
+	}
+	return c.endpoint("dataflows", "DataSourceDownload", ds.AccessID, ds.Name, jobID).String(), nil
+}
+
+// Export is the body of a completed download job: the XML DataSet. The
+// caller must close Body. Reading it returns an ErrUnavailable error, not
+// io.EOF, when the body ends short of ContentLength or the connection
+// breaks: a truncated export never looks complete.
+type Export struct {
+	Body          io.ReadCloser
+	ContentLength int64 // -1 when the service did not say
+	ContentType   string
+}
+
+// OpenExport opens the output of a completed download job as a stream.
+func (c *Client) OpenExport(ctx context.Context, job *Job) (*Export, error) {
+	const op = "download data"
+	if err := job.Err(); err != nil {
+		return nil, err
+	}
+	if job.Status != StatusCompleted {
+		return nil, &Error{Class: ErrBadRequest, Op: op, Message: fmt.Sprintf("job %s is %s, not Completed", job.ID, job.Status)}
+	}
+	link := job.DownloadURL()
+	if link == "" {
+		return nil, &Error{Class: ErrDecode, Op: op, Message: fmt.Sprintf("completed job %s has no output link", job.ID)}
+	}
+	return c.OpenExportURL(ctx, link)
+}
+
+// OpenExportURL opens a download URL (the output link, without a key).
+func (c *Client) OpenExportURL(ctx context.Context, downloadURL string) (*Export, error) {
+	const op = "download data"
+	u, err := c.link(op, downloadURL)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.do(ctx, request{op: op, method: http.MethodGet, u: u, safe: true})
+	if err != nil {
+		return nil, err
+	}
+	return &Export{
+		Body:          &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact},
+		ContentLength: resp.ContentLength,
+		ContentType:   resp.Header.Get("Content-Type"),
+	}, nil
+}
+
+// DeleteDataSource deletes ds (only its staged version when staging). The
+// service answers 202 and runs a DataSourceDelete job, which shows in the
+// job list; the data source answers 404 once the job has completed.
+func (c *Client) DeleteDataSource(ctx context.Context, ds DataSource, staging bool) error {
+	const op = "delete data source"
+	if err := ds.Validate(); err != nil {
+		return withOp(err, op)
+	}
+	u := c.endpoint("data", ds.AccessID, ds.Name)
+	if staging {
+		u.RawQuery = "isStaging=1"
+	}
+	resp, err := c.do(ctx, request{op: op, method: http.MethodDelete, u: u})
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.Body.Close()
+}
+
+// SetPublic makes ds public or private. The service answers with a
+// DataServiceJob (status Created) whose id is the DataSourceAccess job in
+// the job list.
+func (c *Client) SetPublic(ctx context.Context, ds DataSource, public bool) (*Job, error) {
+	const op = "set public"
+	if err := ds.Validate(); err != nil {
+		return nil, withOp(err, op)
+	}
+	u := c.endpoint("data", ds.AccessID, ds.Name, "$updateDataSource")
+	u.RawQuery = "setPublic=0"
+	if public {
+		u.RawQuery = "setPublic=1"
+	}
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, format: true})
+}
+
+// DataSourceInfo describes ds: its published version, or with allVersions
+// also its staged and up to two prior versions, each with its job id.
+func (c *Client) DataSourceInfo(ctx context.Context, ds DataSource, allVersions bool) ([]DataSourceInfo, error) {
+	const op = "data source information"
+	if err := ds.Validate(); err != nil {
+		return nil, withOp(err, op)
+	}
+	u := c.endpoint("data", ds.AccessID, ds.Name)
+	if allVersions {
+		u.RawQuery = "showAllVersions=true"
+	}
+	// The Atom form is asked for: unlike OData JSON it carries job ids,
+	// staging flags and the query URL.
+	infos, err := c.infoCall(ctx, request{op: op, method: http.MethodGet, u: u, safe: true})
+	if err != nil {
+		return nil, err
+	}
+	for i := range infos {
+		if infos[i].AccessID == "" {
+			infos[i].AccessID = ds.AccessID
+		}
+	}
+	return infos, nil
+}
+
+// DataSources lists the data sources of the account the key belongs to.
+func (c *Client) DataSources(ctx context.Context) ([]DataSourceInfo, error) {
+	return c.infoCall(ctx, request{op: "list data sources", method: http.MethodGet, u: c.endpoint("data"), safe: true})
+}
+
+// ListJobs returns the account's jobs of the last 15 days, pending first.
+// Download jobs are not listed by the service.
+func (c *Client) ListJobs(ctx context.Context) ([]Job, error) {
+	const op = "list jobs"
+	r, err := c.envelopeCall(ctx, request{op: op, method: http.MethodGet, u: c.endpoint("Dataflows", "ListJobs"), safe: true, format: true})
+	if err != nil {
+		return nil, err
+	}
+	return r.Jobs, nil
+}
+
+// Err returns an ErrJobAborted error carrying the job's error message when
+// the job was aborted, and nil otherwise.
+func (j *Job) Err() error {
+	if j.Status != StatusAborted {
+		return nil
+	}
+	msg := j.ErrorMessage
+	if msg == "" {
+		msg = "no error message given"
+	}
+	return &Error{Class: ErrJobAborted, Op: "job " + j.ID, Message: msg}
+}
+
+func (c *Client) envelopeCall(ctx context.Context, req request) (*Response, error) {
+	body, err := c.readAll(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	r, err := DecodeResponse(body)
+	if err != nil {
+		return nil, withOp(err, req.op)
+	}
+	return r, nil
+}
+
+func (c *Client) jobCall(ctx context.Context, req request) (*Job, error) {
+	r, err := c.envelopeCall(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Jobs) == 0 {
+		return nil, &Error{Class: ErrDecode, Op: req.op, Message: "the response holds no job", TraceID: r.TraceID}
+	}
+	job := r.Jobs[0]
+	if job.ID == "" {
+		return nil, &Error{Class: ErrDecode, Op: req.op, Message: "the job has no id", TraceID: r.TraceID}
+	}
+	return &job, nil
+}
+
+func (c *Client) infoCall(ctx context.Context, req request) ([]DataSourceInfo, error) {
+	body, err := c.readAll(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	infos, err := DecodeDataSources(body)
+	if err != nil {
+		return nil, withOp(err, req.op)
+	}
+	return infos, nil
+}
+
+// readAll reads a bounded response body. A body cut short is retried like
+// any other failure of a safe call.
+func (c *Client) readAll(ctx context.Context, req request) ([]byte, error) {
+	for attempt := 1; ; attempt++ {
+		resp, err := c.do(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+		resp.Body.Close()
+		if err == nil && len(body) > maxResponseBytes {
+			return nil, &Error{Class: ErrDecode, Op: req.op, Message: fmt.Sprintf("response larger than %d bytes", maxResponseBytes)}
+		}
+		if err == nil {
+			return body, nil
+		}
+		rerr := &Error{Class: ErrUnavailable, Op: req.op, Message: "reading the response", Err: &redactedError{msg: c.redact(err.Error()), err: err}}
+		if !req.safe || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
+			return nil, rerr
+		}
+		if err := sleep(ctx, c.retry.backoff(attempt, 0)); err != nil {
+			return nil, rerr
+		}
+	}
+}
+
+// withOp fills in the operation of an *Error that has none.
+func withOp(err error, op string) error {
+	if e, ok := err.(*Error); ok && e.Op == "" {
+		copied := *e
+		copied.Op = op
+		return &copied
+	}
+	return err
+}
+
+// checkedBody turns a short or broken export stream into an error.
+type checkedBody struct {
+	r      io.ReadCloser
+	n      int64
+	want   int64
+	redact func(string) string
+}
+
+func (b *checkedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	switch {
+	case err == io.EOF && b.want >= 0 && b.n != b.want:
+		return n, &Error{Class: ErrUnavailable, Op: "download data", Message: fmt.Sprintf("export ended after %d of %d bytes", b.n, b.want)}
+	case err != nil && err != io.EOF:
+		msg := fmt.Sprintf("export stream broke after %d bytes", b.n)
+		if b.want >= 0 {
+			msg = fmt.Sprintf("export stream broke after %d of %d bytes", b.n, b.want)
+		}
+		return n, &Error{Class: ErrUnavailable, Op: "download data", Message: msg, Err: &redactedError{msg: b.redact(err.Error()), err: err}}
+	}
+	return n, err
+}
+
+func (b *checkedBody) Close() error { return b.r.Close() }

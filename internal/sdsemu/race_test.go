@@ -1,0 +1,5 @@
+//go:build race
+
+package sdsemu
+
+const raceEnabled = true
