@@ -1,0 +1,255 @@
+"""Start moto_server with fixes for Step Functions defects of moto 5.2.x.
+
+Usage: python3 moto_launcher.py [moto_server arguments, e.g. -H 127.0.0.1 -p 5000]
+
+Patches are applied as moto imports its Step Functions modules (on the first Step Functions
+request), each only where the installed moto still has the defect; stderr tells which:
+
+  sfn-deepcopy      StartExecution snapshots the state machine with copy.deepcopy, which also
+                    copies earlier executions (live threads and locks): every StartExecution
+                    after the first fails with "cannot pickle '_thread.RLock'". The snapshot now
+                    gets empty execution lists and shares the backend (fixed upstream by
+                    getmoto/moto PR #10093).
+  sfn-execution-name  An execution started without a name is named "None"; it now gets a UUID,
+                    as on AWS.
+  sfn-wait-scale    Wait states and Retry intervals sleep for real. SDSOPS_SFN_WAIT_SCALE
+                    (float, default 1) multiplies those sleeps; 0 means no sleeping.
+
+Exit status 3 with a one-line message means moto is not importable by this interpreter.
+"""
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+import time
+import uuid
+
+EXIT_MOTO_MISSING = 3
+
+
+def log(msg):
+    print("moto_launcher: " + msg, file=sys.stderr, flush=True)
+
+
+def wait_scale():
+    raw = os.environ.get("SDSOPS_SFN_WAIT_SCALE", "").strip()
+    if not raw:
+        return 1.0
+    try:
+        value = float(raw)
+    except ValueError:
+        log("ignoring SDSOPS_SFN_WAIT_SCALE=%r: not a number" % raw)
+        return 1.0
+    return max(value, 0.0)
+
+
+def _source(obj):
+    import inspect
+
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        return ""
+
+
+class _SnapshotCopy:
+    """Stands in for the copy module inside moto's parser models.
+
+    deepcopy of a state machine keeps the backend shared and leaves the executions (which
+    hold running threads) out of the snapshot.
+    """
+
+    def __init__(self, real):
+        self._real = real
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def deepcopy(self, x, memo=None):
+        memo = {} if memo is None else memo
+        owners = [x]
+        versions = getattr(x, "versions", None)
+        if isinstance(versions, dict):
+            owners.extend(versions.values())
+        for owner in owners:
+            executions = getattr(owner, "executions", None)
+            if isinstance(executions, list):
+                memo[id(executions)] = []
+        backend = getattr(x, "backend", None)
+        if backend is not None:
+            memo[id(backend)] = backend
+        return self._real.deepcopy(x, memo)
+
+
+def patch_deepcopy(models):
+    backend = getattr(models, "StepFunctionsParserBackend", None)
+    src = _source(getattr(backend, "start_execution", None))
+    if "copy.deepcopy(state_machine)" not in src or not hasattr(models, "copy"):
+        return None
+    if not isinstance(models.copy, _SnapshotCopy):
+        models.copy = _SnapshotCopy(models.copy)
+    return "sfn-deepcopy"
+
+
+def patch_execution_name(models):
+    backend = getattr(models, "StepFunctionsParserBackend", None)
+    original = getattr(backend, "start_execution", None)
+    if original is None or getattr(original, "_sdsops_named", False):
+        return None
+    src = _source(original)
+    if src and "uuid" in src:
+        return None  # this moto names executions itself
+
+    def start_execution(self, state_machine_arn, name=None, *args, **kwargs):
+        if not name:
+            name = str(uuid.uuid4())
+        return original(self, state_machine_arn, name, *args, **kwargs)
+
+    start_execution._sdsops_named = True
+    backend.start_execution = start_execution
+    return "sfn-execution-name"
+
+
+class _ScaledTime:
+    """Stands in for the time module where moto sleeps between Retry attempts."""
+
+    def __init__(self, real, scale):
+        self._real = real
+        self._scale = scale
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def sleep(self, seconds):
+        seconds = float(seconds) * self._scale
+        if seconds > 0:
+            self._real.sleep(seconds)
+
+
+def patch_wait(wait_function, scale):
+    cls = getattr(wait_function, "WaitFunction", None)
+    if cls is None or not hasattr(cls, "_wait_interval"):
+        return None
+
+    def _wait_interval(self, env, wait_seconds):
+        deadline = time.monotonic() + max(float(wait_seconds), 0.0) * scale
+        # program_state_event fires when the execution stops; keep waiting through
+        # unrelated wake-ups while the execution still runs.
+        while env.is_running():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            env.program_state_event.wait(remaining)
+
+    cls._wait_interval = _wait_interval
+    return "sfn-wait-scale(%g)" % scale
+
+
+def patch_retry(retrier_decl, scale):
+    if not hasattr(retrier_decl, "time"):
+        return None
+    if not isinstance(retrier_decl.time, _ScaledTime):
+        retrier_decl.time = _ScaledTime(retrier_decl.time, scale)
+    return "sfn-retry-scale(%g)" % scale
+
+
+_SFN = "moto.stepfunctions.parser."
+
+
+def patches(scale):
+    """Module name -> functions patching that module right after it is executed."""
+    table = {_SFN + "models": [patch_deepcopy, patch_execution_name]}
+    if scale != 1.0:
+        table[_SFN + "asl.component.state.wait.wait_function.wait_function"] = [
+            lambda m: patch_wait(m, scale)
+        ]
+        table[_SFN + "asl.component.common.retry.retrier_decl"] = [
+            lambda m: patch_retry(m, scale)
+        ]
+    return table
+
+
+def _apply(name, module, fns):
+    for fn in fns:
+        try:
+            label = fn(module)
+        except Exception as err:  # a moto without the patched code still starts
+            log("patch for %s skipped: %r" % (name, err))
+            continue
+        if label:
+            log("applied " + label)
+        else:
+            log("%s: defect absent, %s not needed" % (name, getattr(fn, "__name__", "patch")))
+
+
+class _PatchLoader(importlib.abc.Loader):
+    def __init__(self, loader, name, fns):
+        self._loader = loader
+        self._name = name
+        self._fns = fns
+
+    def create_module(self, spec):
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module):
+        self._loader.exec_module(module)
+        _apply(self._name, module, self._fns)
+
+    def __getattr__(self, name):
+        return getattr(self._loader, name)
+
+
+class _PatchFinder(importlib.abc.MetaPathFinder):
+    """Patches modules as moto imports them.
+
+    moto loads Step Functions on its first Step Functions request; importing it here
+    up front would add about two seconds to every start.
+    """
+
+    def __init__(self, table):
+        self._table = table
+
+    def find_spec(self, name, path, target=None):
+        fns = self._table.pop(name, None)
+        if fns is None:
+            return None
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return None
+        spec.loader = _PatchLoader(spec.loader, name, fns)
+        return spec
+
+
+def main(argv):
+    try:
+        import moto
+        import moto.server
+    except ImportError as err:
+        print(
+            'moto_launcher: moto is not installed for %s (%s): pip install "moto[server]"'
+            % (sys.executable, err),
+            file=sys.stderr,
+            flush=True,
+        )
+        return EXIT_MOTO_MISSING
+
+    scale = wait_scale()
+    table = patches(scale)
+    for name in list(table):
+        if name in sys.modules:
+            _apply(name, sys.modules[name], table.pop(name))
+    sys.meta_path.insert(0, _PatchFinder(table))
+    log(
+        "moto %s; patches armed for Step Functions: sfn-deepcopy, sfn-execution-name%s"
+        % (
+            getattr(moto, "__version__", "?"),
+            "" if scale == 1.0 else ", sfn-wait-scale(%g)" % scale,
+        )
+    )
+    moto.server.main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
