@@ -1,0 +1,390 @@
+// Package archive streams one SDS export (a download job's XML DataSet)
+// into S3 and records it with a manifest.
+//
+// An archive is an object plus its manifest: the export goes straight from
+// the SDS response into an S3 upload, is hashed, counted and checked while
+// it streams, and the manifest is written only after the object is
+// complete. A stream that fails a check never completes its upload, so no
+// object is left behind; an object without a manifest is not an archive and
+// is overwritten by the next attempt.
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Error classes for errors.Is. Every error Copy returns is in exactly one.
+var (
+	// ErrIntegrity: the export is not what it claims to be — its size,
+	// structure or entity count does not match, or the stored object does
+	// not match what was sent.
+	ErrIntegrity = errors.New("integrity check failed")
+	// ErrSource: the SDS export could not be opened or its stream broke.
+	// The sds error is wrapped, so errors.Is(err, sds.ErrUnavailable) and
+	// the like still work.
+	ErrSource = errors.New("export source failed")
+	// ErrStorage: S3 failed.
+	ErrStorage = errors.New("storage failed")
+	// ErrInvalidRequest: the Request or Config is unusable; nothing was
+	// read or written.
+	ErrInvalidRequest = errors.New("invalid request")
+)
+
+// Defaults for Config.
+const (
+	DefaultPrefix      = "sds-exports/"
+	DefaultPartSize    = 8 << 20
+	DefaultConcurrency = 2
+	// MinPartSize is S3's smallest multipart part.
+	MinPartSize = manager.MinUploadPartSize
+)
+
+// ContentType is the stored export's content type.
+const ContentType = "application/xml"
+
+// Config configures a Store.
+type Config struct {
+	Bucket string
+	// Prefix starts every key; default DefaultPrefix. A trailing slash is
+	// added when missing.
+	Prefix string
+	// KMSKeyID selects SSE-KMS with this key; empty selects SSE-S3 (AES256).
+	KMSKeyID string
+	// PartSize is the multipart part size; default DefaultPartSize, at
+	// least MinPartSize. Memory held per Copy is about
+	// PartSize × (Concurrency + 2).
+	PartSize int64
+	// Concurrency is the number of parts uploaded at once; default
+	// DefaultConcurrency.
+	Concurrency int
+	// Now is the clock for the manifest's times; default time.Now.
+	Now func() time.Time
+}
+
+// S3API is the part of the S3 client a Store uses.
+type S3API interface {
+	manager.UploadAPIClient
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+}
+
+// Store copies exports into one bucket. It is safe for concurrent use.
+type Store struct {
+	api      S3API
+	cfg      Config
+	uploader *manager.Uploader
+}
+
+// New returns a Store writing to cfg.Bucket through api.
+func New(api S3API, cfg Config) (*Store, error) {
+	if api == nil {
+		return nil, classed(ErrInvalidRequest, "archive: no S3 client", nil)
+	}
+	if cfg.Bucket == "" {
+		return nil, classed(ErrInvalidRequest, "archive: no bucket configured", nil)
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	switch {
+	case cfg.PartSize == 0:
+		cfg.PartSize = DefaultPartSize
+	case cfg.PartSize < MinPartSize:
+		return nil, classed(ErrInvalidRequest, fmt.Sprintf("archive: part size %d is below S3's minimum of %d bytes", cfg.PartSize, MinPartSize), nil)
+	}
+	switch {
+	case cfg.Concurrency == 0:
+		cfg.Concurrency = DefaultConcurrency
+	case cfg.Concurrency < 0:
+		return nil, classed(ErrInvalidRequest, fmt.Sprintf("archive: concurrency %d is negative", cfg.Concurrency), nil)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{api: api, cfg: cfg}
+	s.uploader = manager.NewUploader(api, func(u *manager.Uploader) {
+		u.PartSize = cfg.PartSize
+		u.Concurrency = cfg.Concurrency
+		// The parts of a failed upload are removed; Copy makes sure of it.
+		u.LeavePartsOnError = false
+	})
+	return s, nil
+}
+
+// Request identifies one export to archive.
+type Request struct {
+	// AccessID, DataSourceName and JobID (the download job's id) name the
+	// export; none may be empty or contain '/'.
+	AccessID, DataSourceName, JobID string
+	// VersionJobID optionally names the data source version exported.
+	VersionJobID string
+	// JobCreated is the download job's creation time. Its UTC date is part
+	// of the key, so a retry on a later day finds the same archive.
+	JobCreated time.Time
+	// ExpectedEntities is the job's total entity count; 0 skips the check.
+	ExpectedEntities int64
+	// StartedAt is when the backup started, for the manifest; zero means
+	// when Copy was called.
+	StartedAt time.Time
+}
+
+func (r Request) validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"access id", r.AccessID}, {"data source name", r.DataSourceName}, {"job id", r.JobID},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("%s is empty", f.name)
+		}
+		if strings.Contains(f.v, "/") {
+			return fmt.Errorf("%s %q contains '/'", f.name, f.v)
+		}
+	}
+	if r.JobCreated.IsZero() {
+		return errors.New("job creation time is not set")
+	}
+	if r.ExpectedEntities < 0 {
+		return fmt.Errorf("expected entity count %d is negative", r.ExpectedEntities)
+	}
+	return nil
+}
+
+// Result describes a stored archive.
+type Result struct {
+	Bucket, Key, ManifestKey string
+	Bytes                    int64
+	SHA256                   string // hex, of the whole object
+	EntityCount              int64
+	// Reused is true when the archive already existed and nothing was
+	// downloaded.
+	Reused bool
+}
+
+// Keys returns the object and manifest keys of req's archive:
+// <prefix><accessId>/<dataSourceName>/<yyyy>/<mm>/<dd>/<jobId>.xml and the
+// same with .manifest.json appended.
+func (s *Store) Keys(req Request) (key, manifestKey string) {
+	key = fmt.Sprintf("%s%s/%s/%s/%s.xml", s.cfg.Prefix, req.AccessID, req.DataSourceName,
+		req.JobCreated.UTC().Format("2006/01/02"), req.JobID)
+	return key, key + ".manifest.json"
+}
+
+// Object metadata keys. The object's SHA-256 is not among them: it is known
+// only once the last byte has streamed, after a multipart upload has been
+// created, and S3 cannot add metadata to an object afterwards without
+// copying it. The manifest, written last, is the record of the SHA-256.
+const (
+	MetaAccessID     = "sds-access-id"
+	MetaDataSource   = "sds-data-source"
+	MetaJobID        = "sds-job-id"
+	MetaVersionJobID = "sds-version-job-id"
+)
+
+// Copy streams the export returned by open into S3 and writes the manifest
+// last. When a complete archive for req already exists, Copy returns it
+// with Reused set and does not call open.
+func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context) (*sds.Export, error)) (Result, error) {
+	if err := req.validate(); err != nil {
+		return Result{}, classed(ErrInvalidRequest, "archive", err)
+	}
+	started := req.StartedAt
+	if started.IsZero() {
+		started = s.cfg.Now()
+	}
+	key, mkey := s.Keys(req)
+	where := "archive s3://" + s.cfg.Bucket + "/" + key
+
+	res, ok, err := s.existing(ctx, req, key, mkey)
+	if err != nil {
+		return Result{}, classed(ErrStorage, where+": look for an earlier archive", err)
+	}
+	if ok {
+		return res, nil
+	}
+
+	exp, err := open(ctx)
+	if err != nil {
+		return Result{}, classed(ErrSource, where+": open the export", err)
+	}
+	if exp == nil || exp.Body == nil {
+		return Result{}, classed(ErrSource, where+": open the export", errors.New("no export stream"))
+	}
+	defer exp.Body.Close()
+
+	body := newExportReader(exp.Body, exp.ContentLength, req.ExpectedEntities)
+	in := &s3.PutObjectInput{
+		Bucket:      &s.cfg.Bucket,
+		Key:         &key,
+		Body:        body,
+		ContentType: ptr(ContentType),
+		Metadata:    s.metadata(req),
+	}
+	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
+	if _, err := s.uploader.Upload(ctx, in); err != nil {
+		abortErr := s.abortLeftover(ctx, key, err)
+		if rerr := body.failure(); rerr != nil {
+			// The stream's own error says what went wrong; the
+			// uploader's wrapping of it adds nothing.
+			return Result{}, joinAbort(fmt.Errorf("%s: %w", where, rerr), abortErr)
+		}
+		return Result{}, joinAbort(classed(ErrStorage, where+": upload", err), abortErr)
+	}
+	sum, err := body.summary()
+	if err != nil {
+		return Result{}, classed(ErrIntegrity, where, err)
+	}
+
+	// The upload succeeded with exactly the bytes read; check that S3 holds
+	// that many before declaring the archive complete.
+	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
+	if err != nil {
+		return Result{}, classed(ErrStorage, where+": check the stored object", err)
+	}
+	if got := deref(head.ContentLength); got != sum.bytes {
+		return Result{}, classed(ErrIntegrity, where, fmt.Errorf("stored object has %d bytes, %d were sent", got, sum.bytes))
+	}
+
+	m := Manifest{
+		FormatVersion:       ManifestFormatVersion,
+		AccessID:            req.AccessID,
+		DataSourceName:      req.DataSourceName,
+		JobID:               req.JobID,
+		VersionJobID:        req.VersionJobID,
+		EntityCount:         sum.entities,
+		ExpectedEntityCount: req.ExpectedEntities,
+		Bytes:               sum.bytes,
+		SHA256:              sum.sha256,
+		ContentType:         ContentType,
+		Bucket:              s.cfg.Bucket,
+		Key:                 key,
+		StartedAt:           started.UTC(),
+		FinishedAt:          s.cfg.Now().UTC(),
+	}
+	if err := s.putManifest(ctx, mkey, m); err != nil {
+		return Result{}, classed(ErrStorage, where+": write the manifest", err)
+	}
+	return m.result(mkey, false), nil
+}
+
+func (s *Store) metadata(req Request) map[string]string {
+	md := map[string]string{
+		MetaAccessID:   req.AccessID,
+		MetaDataSource: req.DataSourceName,
+		MetaJobID:      req.JobID,
+	}
+	if req.VersionJobID != "" {
+		md[MetaVersionJobID] = req.VersionJobID
+	}
+	return md
+}
+
+func (s *Store) encrypt(sse *types.ServerSideEncryption, kmsKey **string) {
+	if s.cfg.KMSKeyID == "" {
+		*sse = types.ServerSideEncryptionAes256
+		return
+	}
+	*sse = types.ServerSideEncryptionAwsKms
+	*kmsKey = ptr(s.cfg.KMSKeyID)
+}
+
+// abortLeftover makes sure a failed multipart upload leaves no parts. The
+// uploader aborts on failure but ignores the abort's own error, and it
+// aborts with the caller's context, which may be what failed; one more
+// abort with a context of our own settles it. An upload that is already
+// gone answers NoSuchUpload, which is success here.
+func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) error {
+	var mf manager.MultiUploadFailure
+	if !errors.As(uploadErr, &mf) || mf.UploadID() == "" {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	id := mf.UploadID()
+	_, err := s.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: &id})
+	var nsu *types.NoSuchUpload
+	if err == nil || errors.As(err, &nsu) || errorCode(err) == "NoSuchUpload" {
+		return nil
+	}
+	return fmt.Errorf("abort multipart upload %s: %w", id, err)
+}
+
+// joinAbort adds a failed abort to err's message without changing its class.
+func joinAbort(err, abortErr error) error {
+	if abortErr == nil {
+		return err
+	}
+	return fmt.Errorf("%w (and the incomplete upload may remain: %s)", err, scrub(abortErr.Error()))
+}
+
+// classed wraps cause in class, after a description of what was being
+// done. The cause's text is scrubbed of URL query strings (the SDK quotes
+// request URLs in transport errors); errors.Is and errors.As still reach
+// the cause.
+func classed(class error, doing string, cause error) error {
+	e := &classError{class: class, doing: doing, cause: cause}
+	if cause != nil {
+		e.msg = scrub(cause.Error())
+	}
+	return e
+}
+
+// classError is the type of the errors Copy and New return.
+type classError struct {
+	class error // ErrIntegrity, ErrSource, ErrStorage or ErrInvalidRequest
+	doing string
+	cause error
+	msg   string // the cause's text, scrubbed
+}
+
+func (e *classError) Error() string {
+	s := e.doing + ": " + e.class.Error()
+	if e.msg != "" {
+		s += ": " + e.msg
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrIntegrity) and the like work.
+func (e *classError) Is(target error) bool { return target == e.class }
+
+func (e *classError) Unwrap() error { return e.cause }
+
+var queryString = regexp.MustCompile(`\?[^\s"']*`)
+
+// scrub removes URL query strings, which could carry credentials, from an
+// error text.
+func scrub(s string) string {
+	if !strings.Contains(s, "?") {
+		return s
+	}
+	return queryString.ReplaceAllStringFunc(s, func(q string) string {
+		if strings.Contains(q, "=") {
+			return "?…"
+		}
+		return q
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}

@@ -1,0 +1,103 @@
+package archive
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// exportReader is what the uploader reads: the export as it streams, hashed,
+// counted and checked on the way. It returns io.EOF only once every check
+// has passed; any failure is returned as a read error instead, which makes
+// the uploader abort, so a bad export never becomes an object.
+type exportReader struct {
+	src      io.Reader
+	want     int64 // Content-Length; -1 when unknown
+	expected int64 // entities; 0 when unknown
+	n        int64
+	h        hash.Hash
+	check    dataSetChecker
+	err      error // sticky: the first failure, already classified
+	eof      bool
+}
+
+func newExportReader(src io.Reader, contentLength, expectedEntities int64) *exportReader {
+	return &exportReader{src: src, want: contentLength, expected: expectedEntities, h: sha256.New()}
+}
+
+func (r *exportReader) Read(p []byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	if r.eof {
+		return 0, io.EOF
+	}
+	n, err := r.src.Read(p)
+	if n > 0 {
+		r.n += int64(n)
+		if r.want >= 0 && r.n > r.want {
+			return 0, r.fail(ErrIntegrity, fmt.Errorf("export is longer than its Content-Length of %d bytes", r.want))
+		}
+		r.h.Write(p[:n])
+		if _, cerr := r.check.Write(p[:n]); cerr != nil {
+			return 0, r.fail(ErrIntegrity, cerr)
+		}
+	}
+	switch {
+	case err == io.EOF:
+		if ferr := r.finish(); ferr != nil {
+			return 0, ferr
+		}
+		r.eof = true
+		return n, io.EOF
+	case err != nil:
+		var se *sds.Error
+		if errors.As(err, &se) {
+			return 0, r.fail(ErrSource, err) // it says where the stream broke
+		}
+		return 0, r.fail(ErrSource, fmt.Errorf("reading the export after %d bytes: %w", r.n, err))
+	}
+	return n, nil
+}
+
+// finish runs the checks that need the whole export.
+func (r *exportReader) finish() error {
+	if r.want >= 0 && r.n != r.want {
+		return r.fail(ErrIntegrity, fmt.Errorf("export ended after %d of %d bytes", r.n, r.want))
+	}
+	if err := r.check.Close(); err != nil {
+		return r.fail(ErrIntegrity, err)
+	}
+	if got := r.check.entities; r.expected > 0 && got != r.expected {
+		return r.fail(ErrIntegrity, fmt.Errorf("export has %d entities, the job reported %d", got, r.expected))
+	}
+	return nil
+}
+
+func (r *exportReader) fail(class, err error) error {
+	r.err = classed(class, "export stream", err)
+	return r.err
+}
+
+// failure returns the stream's own error, if it failed.
+func (r *exportReader) failure() error { return r.err }
+
+type streamSummary struct {
+	bytes, entities int64
+	sha256          string
+}
+
+// summary describes a stream that has been read to a successful io.EOF.
+// An upload that reports success without having seen that end must not
+// pass unnoticed.
+func (r *exportReader) summary() (streamSummary, error) {
+	if !r.eof {
+		return streamSummary{}, errors.New("the upload finished before the export stream ended")
+	}
+	return streamSummary{bytes: r.n, entities: r.check.entities, sha256: hex.EncodeToString(r.h.Sum(nil))}, nil
+}
