@@ -1,0 +1,8 @@
+// Command copytos3 is the copytos3 Lambda function: it streams a completed download job's export into the S3 archive.
+package main
+
+import "github.com/sdsops/sdsops/internal/task"
+
+func main() {
+	task.Start("copytos3", func(r *task.Runner) task.Func { return r.CopyToS3 }, true)
+}

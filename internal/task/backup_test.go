@@ -1,0 +1,268 @@
+package task_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sdsops/sdsops/internal/sdsemu"
+)
+
+func TestBackupEndToEnd(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.mustInvoke("startdownload", startEvent())
+	for _, k := range []string{"accessId", "dataSourceName", "operation", "jobId", "statusUrl", "status"} {
+		if st[k] == nil || st[k] == "" {
+			t.Errorf("startdownload result lacks %q: %v", k, st)
+		}
+	}
+	if st["operation"] != "download" || st["status"] != "Pending" || strings.Contains(st["statusUrl"].(string), "key=") {
+		t.Fatalf("startdownload result %v", st)
+	}
+	st["traceContext"] = map[string]any{"from": "scheduler"} // a field the functions do not own
+
+	st = f.mustInvoke("checkstatus", st)
+	if st["status"] != "Pending" || st["pollCount"].(float64) != 1 || st["nextWaitSeconds"].(float64) != 30 {
+		t.Fatalf("pending check: %v", st)
+	}
+	f.completeJobs()
+	st = f.mustInvoke("checkstatus", st)
+	if st["status"] != "Completed" || st["totalEntityCount"].(float64) != 350 || st["downloadUrl"] == nil || st["nextWaitSeconds"] != nil {
+		t.Fatalf("completed check: %v", st)
+	}
+
+	out := f.mustInvoke("copytos3", st)
+	if out["bucket"] != f.bucket || out["entityCount"].(float64) != 350 || out["reused"] != false {
+		t.Fatalf("copytos3 result %v", out)
+	}
+	if tc, _ := out["traceContext"].(map[string]any); tc["from"] != "scheduler" {
+		t.Errorf("unowned field not passed through: %v", out["traceContext"])
+	}
+	key := out["key"].(string)
+	wantPrefix := "sds-exports/" + accessID + "/" + coffee + "/"
+	if !strings.HasPrefix(key, wantPrefix) || !strings.HasSuffix(key, "/"+st["jobId"].(string)+".xml") {
+		t.Errorf("object key %q, want %s<yyyy>/<mm>/<dd>/<jobId>.xml", key, wantPrefix)
+	}
+	body, err := getObject(t, f.bucket, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(body)
+	if hex.EncodeToString(sum[:]) != out["sha256"] || float64(len(body)) != out["bytes"] {
+		t.Errorf("archived object (%d bytes) does not match the reported size/sha256 %v/%v", len(body), out["bytes"], out["sha256"])
+	}
+	manifest, err := getObject(t, f.bucket, out["manifestKey"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(manifest, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["sha256"] != out["sha256"] || m["jobId"] != st["jobId"] || m["entityCount"].(float64) != 350 {
+		t.Errorf("manifest %v", m)
+	}
+
+	// A retried copy (Step Functions retry, duplicate schedule) reuses the
+	// archive without downloading again.
+	downloads := f.downloads()
+	again := f.mustInvoke("copytos3", st)
+	if again["reused"] != true || again["key"] != key || again["sha256"] != out["sha256"] {
+		t.Errorf("second copy %v", again)
+	}
+	if f.downloads() != downloads {
+		t.Errorf("second copy downloaded the export again")
+	}
+}
+
+func (f *fixture) downloads() int {
+	n := 0
+	for _, r := range f.emu.Requests() {
+		if r.Operation == sdsemu.OpDownloadData {
+			n++
+		}
+	}
+	return n
+}
+
+func TestCopyRefusesBrokenExports(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault sdsemu.Fault
+		want  string
+	}{
+		{"truncated", sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultTruncate, Bytes: 5000, Times: -1}, "SdsUnavailable"},
+		{"reset", sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultReset, Bytes: 5000, Times: -1}, "SdsUnavailable"},
+		{"longer than announced", sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultOverlong, Bytes: 5000, Times: -1}, "IntegrityError"},
+		{"expired output link", sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultStatus, Status: 404, Times: -1}, "DataSourceNotFound"},
+		{"503 on every try", sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultStatus, Status: 503, Times: -1}, "SdsUnavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, masterKey, nil)
+			st := f.backupToCompleted()
+			f.emu.AddFault(tt.fault)
+			_, typ, msg := f.invoke("copytos3", st)
+			if typ != tt.want {
+				t.Fatalf("error type %s (%s), want %s", typ, msg, tt.want)
+			}
+			if objects, uploads := objectCount(t, f.bucket); objects != 0 || uploads != 0 {
+				t.Errorf("S3 holds %d objects and %d multipart uploads after a failed copy", objects, uploads)
+			}
+		})
+	}
+}
+
+func TestCopyChecksEntityCount(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.backupToCompleted()
+	st["totalEntityCount"] = 351 // the job said one more than the export holds
+	_, typ, msg := f.invoke("copytos3", st)
+	if typ != "IntegrityError" || !strings.Contains(msg, "351") {
+		t.Fatalf("got %s: %s, want IntegrityError naming the expected count", typ, msg)
+	}
+	if objects, uploads := objectCount(t, f.bucket); objects != 0 || uploads != 0 {
+		t.Errorf("S3 holds %d objects, %d uploads", objects, uploads)
+	}
+}
+
+func TestAbortedJob(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.mustInvoke("startdownload", startEvent())
+	f.emu.AbortJob(st["jobId"].(string), "Data source could not be exported.")
+	st = f.mustInvoke("checkstatus", st)
+	if st["status"] != "Aborted" || st["errorMessage"] != "Data source could not be exported." || st["downloadUrl"] != nil {
+		t.Fatalf("aborted check: %v", st)
+	}
+	st["status"] = "Completed"
+	st["downloadUrl"] = f.srv.URL + "/REST/v1/dataflows/DataSourceDownload/" + accessID + "/" + coffee + "/" + st["jobId"].(string) + "/output/succeeded"
+	if _, typ, _ := f.invoke("copytos3", st); typ == "" {
+		t.Error("copying an aborted job's output succeeded")
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, "old-wrong-key", nil)
+	if _, typ, msg := f.invoke("startdownload", startEvent()); typ != "Unauthorized" {
+		t.Fatalf("with a wrong key: %s %s, want Unauthorized", typ, msg)
+	}
+	// The secret is rotated; the container still caches the old value.
+	if _, err := smClient.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(f.secretID), SecretString: aws.String(`{"masterKey":"` + masterKey + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	out := f.mustInvoke("startdownload", startEvent())
+	if out["status"] != "Pending" {
+		t.Fatalf("after rotation: %v", out)
+	}
+	if !strings.Contains(f.logs.String(), "retrying once") {
+		t.Error("no log line tells that the refused key was re-read")
+	}
+}
+
+func TestSecretProblems(t *testing.T) {
+	t.Run("missing", func(t *testing.T) {
+		f := newFixture(t, "", nil) // no secret created
+		_, typ, msg := f.invoke("startdownload", startEvent())
+		if typ != "SecretNotFound" || !strings.Contains(msg, f.secretID) {
+			t.Fatalf("%s: %s", typ, msg)
+		}
+		if n := len(f.emu.Requests()); n != 0 {
+			t.Errorf("%d SDS requests without a key", n)
+		}
+	})
+	t.Run("malformed", func(t *testing.T) {
+		f := newFixture(t, `{"masterKey": `, nil)
+		if _, typ, msg := f.invoke("delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee}); typ != "SecretNotFound" || !strings.Contains(msg, "JSON") {
+			t.Fatalf("%s: %s", typ, msg)
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		f := newFixture(t, masterKey, nil)
+		smClient.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{SecretId: aws.String(f.secretID), ForceDeleteWithoutRecovery: aws.Bool(true)})
+		if _, typ, msg := f.invoke("startdownload", startEvent()); typ != "SecretNotFound" {
+			t.Fatalf("%s: %s", typ, msg)
+		}
+	})
+	t.Run("named by the event", func(t *testing.T) {
+		f := newFixture(t, "old-wrong-key", nil)
+		other := "sdsops/" + unique(t, "other")
+		smClient.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(other), SecretString: aws.String(masterKey)})
+		ev := startEvent()
+		ev["masterKeySecretId"] = other
+		out := f.mustInvoke("startdownload", ev)
+		if out["masterKeySecretId"] != other {
+			t.Errorf("the secret id is not carried to the next step: %v", out)
+		}
+		if st := f.mustInvoke("checkstatus", out); st["status"] != "Pending" {
+			t.Errorf("checkstatus with the event's secret: %v", st)
+		}
+	})
+}
+
+func TestSDSErrorTypes(t *testing.T) {
+	tests := []struct {
+		name   string
+		faults []sdsemu.Fault
+		event  map[string]any
+		want   string
+	}{
+		{"unknown data source", nil, map[string]any{"accessId": accessID, "dataSourceName": "NoSuchSource"}, "DataSourceNotFound"},
+		{"throttled", []sdsemu.Fault{{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultStatus, Status: 429, RetryAfter: 300, Times: -1}}, startEvent(), "Throttled"},
+		{"job limit", nil, nil, "Throttled"},
+		{"unavailable", []sdsemu.Fault{{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultStatus, Status: 503, Times: -1}}, startEvent(), "SdsUnavailable"},
+		{"bad version", nil, map[string]any{"accessId": accessID, "dataSourceName": coffee, "jobId": "0123456789abcdef0123456789abcdef"}, "InvalidInput"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, masterKey, func(c *sdsemu.Config) { c.Faults = tt.faults; c.MaxConcurrentJobs = 2 })
+			ev := tt.event
+			if ev == nil { // fill the account's job slots first
+				f.mustInvoke("startdownload", startEvent())
+				f.mustInvoke("startdownload", startEvent())
+				ev = startEvent()
+			}
+			_, typ, msg := f.invoke("startdownload", ev)
+			if typ != tt.want {
+				t.Fatalf("error type %s (%s), want %s", typ, msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestStatusLinkReportsAnotherJob(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	first := f.mustInvoke("startdownload", startEvent())
+	second := f.mustInvoke("startdownload", startEvent())
+	// The docs' short status link names only the data source: it reports the newest job.
+	first["statusUrl"] = f.srv.URL + "/REST/v1/dataflows/DataSourceDownload/" + coffee
+	_, typ, msg := f.invoke("checkstatus", first)
+	if typ != "JobAborted" || !strings.Contains(msg, second["jobId"].(string)) {
+		t.Fatalf("%s: %s, want JobAborted naming the other job", typ, msg)
+	}
+}
+
+func TestPollBackoff(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.mustInvoke("startdownload", startEvent())
+	if st["nextWaitSeconds"].(float64) != 15 {
+		t.Errorf("first wait %v, want 15", st["nextWaitSeconds"])
+	}
+	var waits []float64
+	for range 8 {
+		st = f.mustInvoke("checkstatus", st)
+		waits = append(waits, st["nextWaitSeconds"].(float64))
+	}
+	want := []float64{30, 60, 120, 240, 480, 900, 900, 900}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
+	}
+}

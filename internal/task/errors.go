@@ -1,0 +1,85 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Error types: the Lambda errorType a state machine's Retry and Catch match.
+const (
+	InvalidInput       = "InvalidInput"
+	SecretNotFound     = "SecretNotFound"
+	Unauthorized       = "Unauthorized"
+	DataSourceNotFound = "DataSourceNotFound"
+	Throttled          = "Throttled"
+	SdsUnavailable     = "SdsUnavailable"
+	JobAborted         = "JobAborted"
+	IntegrityError     = "IntegrityError"
+	// ArchiveUnavailable: S3 failed; nothing was left half-written.
+	ArchiveUnavailable = "ArchiveUnavailable"
+	// Internal: a fault of this function (configuration, a bug).
+	Internal = "Internal"
+)
+
+// Error is a failure with its Lambda error type. Messages never hold a key.
+type Error struct {
+	Type    string
+	Message string
+	Err     error
+}
+
+func (e *Error) Error() string { return e.Type + ": " + e.Message }
+func (e *Error) Unwrap() error { return e.Err }
+
+func invalid(format string, args ...any) *Error {
+	return &Error{Type: InvalidInput, Message: fmt.Sprintf(format, args...)}
+}
+
+// classify gives any error from the layers below its Lambda error type.
+func classify(err error) *Error {
+	var te *Error
+	if errors.As(err, &te) {
+		return te
+	}
+	typ := Internal
+	switch {
+	case errors.Is(err, sds.ErrInvalidInput), errors.Is(err, sds.ErrBadRequest):
+		typ = InvalidInput
+	case errors.Is(err, sds.ErrUnauthorized):
+		typ = Unauthorized
+	case errors.Is(err, sds.ErrNotFound):
+		typ = DataSourceNotFound
+	case errors.Is(err, sds.ErrThrottled):
+		typ = Throttled
+	case errors.Is(err, sds.ErrJobAborted):
+		typ = JobAborted
+	case errors.Is(err, archive.ErrIntegrity):
+		typ = IntegrityError
+	case errors.Is(err, sds.ErrUnavailable), errors.Is(err, sds.ErrDecode), errors.Is(err, archive.ErrSource):
+		typ = SdsUnavailable
+	case errors.Is(err, archive.ErrStorage):
+		typ = ArchiveUnavailable
+	case errors.Is(err, masterkey.ErrNotFound), errors.Is(err, masterkey.ErrMalformed):
+		typ = SecretNotFound
+	case errors.Is(err, context.DeadlineExceeded):
+		typ = SdsUnavailable
+	}
+	return &Error{Type: typ, Message: err.Error(), Err: err}
+}
+
+// LambdaError converts err into the form the Lambda runtime reports with
+// our error type, instead of the Go type name.
+func LambdaError(err error) error {
+	if err == nil {
+		return nil
+	}
+	e := classify(err)
+	return messages.InvokeResponse_Error{Type: e.Type, Message: e.Message}
+}

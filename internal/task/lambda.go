@@ -1,0 +1,153 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Func is one function's logic: a raw JSON event in, a JSON-able result out.
+type Func func(ctx context.Context, event []byte) (any, error)
+
+// Handler adapts fn to the Lambda runtime: one JSON log line per
+// invocation, and errors reported with our error types. It takes the raw
+// payload itself, so that even an event that is not JSON gets an
+// InvalidInput error rather than the runtime's own decoding error.
+func (r *Runner) Handler(function string, fn Func) lambda.Handler {
+	return handler{r: r, function: function, fn: fn}
+}
+
+type handler struct {
+	r        *Runner
+	function string
+	fn       Func
+}
+
+func (h handler) Invoke(ctx context.Context, event []byte) ([]byte, error) {
+	start := time.Now()
+	attrs := logAttrs(ctx, h.function, event)
+	out, err := h.fn(ctx, event)
+	var res []byte
+	if err == nil {
+		if res, err = json.Marshal(out); err != nil {
+			err = &Error{Type: Internal, Message: "encoding the result: " + err.Error()}
+		}
+	}
+	attrs = append(attrs, slog.Int64("durationMs", time.Since(start).Milliseconds()))
+	if err != nil {
+		e := classify(err)
+		h.r.log.LogAttrs(ctx, slog.LevelError, "failed", append(attrs, slog.String("errorType", e.Type), slog.String("error", e.Message))...)
+		return nil, LambdaError(e)
+	}
+	if st := resultStatus(out); st != "" {
+		attrs = append(attrs, slog.String("status", st))
+	}
+	h.r.log.LogAttrs(ctx, slog.LevelInfo, "done", attrs...)
+	return res, nil
+}
+
+// logAttrs picks the identifying fields of an event for the log line; the
+// event itself is not logged.
+func logAttrs(ctx context.Context, function string, event []byte) []slog.Attr {
+	attrs := []slog.Attr{slog.String("function", function)}
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		attrs = append(attrs, slog.String("requestId", lc.AwsRequestID))
+	}
+	var ids struct {
+		Operation      string `json:"operation"`
+		AccessID       string `json:"accessId"`
+		DataSourceName string `json:"dataSourceName"`
+		JobID          string `json:"jobId"`
+	}
+	if json.Unmarshal(event, &ids) == nil {
+		for _, a := range []struct{ k, v string }{{"operation", ids.Operation}, {"accessId", ids.AccessID}, {"dataSourceName", ids.DataSourceName}, {"jobId", ids.JobID}} {
+			if a.v != "" {
+				attrs = append(attrs, slog.String(a.k, truncate(a.v, 80)))
+			}
+		}
+	}
+	return attrs
+}
+
+func resultStatus(out any) string {
+	switch v := out.(type) {
+	case State:
+		return v.Status
+	case map[string]any:
+		if raw, ok := v["status"].(json.RawMessage); ok {
+			var s string
+			json.Unmarshal(raw, &s)
+			return s
+		}
+	}
+	return ""
+}
+
+// Start runs one function under the Lambda runtime. SDK clients and the
+// key cache are created once per cold start.
+func Start(function string, pick func(*Runner) Func, withArchive bool) {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	// The runtime library reports failures through the standard logger;
+	// routing it through slog keeps every line JSON.
+	slog.SetDefault(log.With(slog.String("function", function)))
+	r, err := NewRunnerFromEnv(context.Background(), log, withArchive)
+	if err != nil {
+		log.Error("configuration", slog.String("function", function), slog.String("error", err.Error()))
+		lambda.Start(func(context.Context, json.RawMessage) (any, error) {
+			return nil, LambdaError(&Error{Type: Internal, Message: "configuration: " + err.Error()})
+		})
+		return
+	}
+	lambda.StartHandler(r.Handler(function, pick(r)))
+}
+
+// NewRunnerFromEnv builds a Runner from the environment: the standard AWS
+// SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE and
+// the variables of ConfigFromEnv.
+func NewRunnerFromEnv(ctx context.Context, log *slog.Logger, withArchive bool) (*Runner, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
+	var arch Archiver
+	if withArchive {
+		if cfg.ArchiveBucket == "" {
+			return nil, errors.New("ARCHIVE_BUCKET is not set")
+		}
+		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
+		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		arch = a
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	return NewRunner(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log)), nil
+}
