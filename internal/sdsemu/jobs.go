@@ -297,3 +297,20 @@ func (j *job) snapshot() Job {
 	}
 	return c
 }
+
+// Timing is how jobs move: the timing fields of Config.
+type Timing struct {
+	JobDuration         time.Duration
+	DownloadJobDuration time.Duration
+	CompleteAfterPolls  int
+	Manual              bool
+}
+
+// SetTiming changes how jobs move from now on, for jobs already pending
+// too; tests sharing one emulator use it between scenarios.
+func (s *Server) SetTiming(t Timing) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.JobDuration, s.cfg.DownloadJobDuration = t.JobDuration, t.DownloadJobDuration
+	s.cfg.CompleteAfterPolls, s.cfg.Manual = t.CompleteAfterPolls, t.Manual
+}

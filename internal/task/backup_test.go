@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -264,5 +265,21 @@ func TestPollBackoff(t *testing.T) {
 		if waits[i] != want[i] {
 			t.Fatalf("waits %v, want %v", waits, want)
 		}
+	}
+}
+
+func TestDeadlinePassed(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.mustInvoke("startdownload", startEvent())
+	if st = f.mustInvoke("checkstatus", st); st["deadlinePassed"] != nil {
+		t.Fatalf("a fresh job is past its deadline: %v", st)
+	}
+	st["startedAt"] = time.Now().Add(-13*time.Hour - time.Minute).UTC().Format(time.RFC3339)
+	if st = f.mustInvoke("checkstatus", st); st["deadlinePassed"] != true || st["status"] != "Pending" {
+		t.Fatalf("a job pending for 13 h: %v", st)
+	}
+	f.completeJobs()
+	if st = f.mustInvoke("checkstatus", st); st["deadlinePassed"] != nil || st["status"] != "Completed" {
+		t.Fatalf("a completed job reports its deadline: %v", st)
 	}
 }

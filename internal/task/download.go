@@ -95,8 +95,14 @@ func (r *Runner) CheckStatus(ctx context.Context, raw []byte) (any, error) {
 	}
 	st.PollCount++
 	st.NextWaitSeconds = 0
+	st.DeadlinePassed = false
 	if st.Status == StatusPending {
 		st.NextWaitSeconds = r.nextWait(st.PollCount)
+		since, err := st.pendingSince()
+		if err != nil {
+			return nil, err
+		}
+		st.DeadlinePassed = r.now().Sub(since) > r.cfg.JobDeadline
 	}
 	return st.output(nil)
 }
@@ -242,3 +248,11 @@ func findJob(jobs []sds.Job, id, description, name string, since time.Time) *sds
 }
 
 var timeZero time.Time
+
+// pendingSince is when the job a state describes was asked for.
+func (s *State) pendingSince() (time.Time, error) {
+	if s.Operation == OpDownload {
+		return parseStateTime("startedAt", s.StartedAt)
+	}
+	return parseStateTime("requestedAt", s.RequestedAt)
+}

@@ -86,6 +86,7 @@ type State struct {
 	ErrorMessage         string `json:"errorMessage,omitempty"`
 	PollCount            int    `json:"pollCount,omitempty"`
 	NextWaitSeconds      int    `json:"nextWaitSeconds,omitempty"`
+	DeadlinePassed       bool   `json:"deadlinePassed,omitempty"`
 }
 
 // decodeStrict decodes an entry event, refusing unknown fields, trailing
@@ -185,7 +186,7 @@ func (c *chained) output(extra map[string]any) (map[string]any, error) {
 		return nil, err
 	}
 	// Fields that became empty are removed rather than left stale.
-	for _, k := range []string{"downloadUrl", "errorMessage", "nextWaitSeconds"} {
+	for _, k := range []string{"downloadUrl", "errorMessage", "nextWaitSeconds", "deadlinePassed"} {
 		delete(out, k)
 	}
 	for k, v := range m {

@@ -26,6 +26,10 @@ type Config struct {
 	// Poll backoff: the first wait, doubled after every check up to MaxWait.
 	FirstWait time.Duration // POLL_FIRST_WAIT_SECONDS
 	MaxWait   time.Duration // POLL_MAX_WAIT_SECONDS
+	// JobDeadline is how long a job may stay pending before checkstatus
+	// reports deadlinePassed (JOB_DEADLINE_SECONDS; default 13 h, an hour
+	// past the documented worst case of 12 h).
+	JobDeadline time.Duration
 }
 
 // ConfigFromEnv reads Config, applying defaults.
@@ -39,6 +43,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		SecretTTL:         masterkey.DefaultTTL,
 		FirstWait:         15 * time.Second,
 		MaxWait:           15 * time.Minute,
+		JobDeadline:       13 * time.Hour,
 	}
 	if c.SDSBaseURL == "" {
 		c.SDSBaseURL = sds.DefaultBaseURL
@@ -64,6 +69,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			}
 			*s.dst = time.Duration(n) * time.Second
 		}
+	}
+	if v := getenv("JOB_DEADLINE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("JOB_DEADLINE_SECONDS %q: want a positive whole number of seconds", v)
+		}
+		c.JobDeadline = time.Duration(n) * time.Second
 	}
 	if c.MaxWait < c.FirstWait {
 		return c, errors.New("POLL_MAX_WAIT_SECONDS is below POLL_FIRST_WAIT_SECONDS")
@@ -99,6 +111,16 @@ type Runner struct {
 func NewRunner(cfg Config, keys Keys, arch Archiver, log *slog.Logger, sdsOpts ...sds.Option) *Runner {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	// Zero durations mean the defaults, so a partly filled Config is safe.
+	if cfg.FirstWait <= 0 {
+		cfg.FirstWait = 15 * time.Second
+	}
+	if cfg.MaxWait < cfg.FirstWait {
+		cfg.MaxWait = max(15*time.Minute, cfg.FirstWait)
+	}
+	if cfg.JobDeadline <= 0 {
+		cfg.JobDeadline = 13 * time.Hour
 	}
 	return &Runner{cfg: cfg, keys: keys, archive: arch, sdsOpts: sdsOpts, now: time.Now, log: log}
 }

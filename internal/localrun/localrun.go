@@ -1,0 +1,331 @@
+// Package localrun runs the whole product on one machine: the SDS emulator,
+// moto (S3, Secrets Manager and Step Functions executing the real ASL
+// definitions) and the real function binaries behind a local Lambda
+// endpoint. `make run` and the state machine tests use it.
+package localrun
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/sdsops/sdsops/internal/localaws"
+	"github.com/sdsops/sdsops/internal/sdsemu"
+)
+
+// Functions are the five Lambda functions, by directory under functions/.
+var Functions = []string{"startdownload", "checkstatus", "copytos3", "delete", "setpublic"}
+
+// StateMachines maps each definition file to the functions it calls, by
+// the DefinitionSubstitutions placeholder the template gives them.
+var StateMachines = map[string]string{
+	"backup":           "backup.asl.json",
+	"delete":           "delete.asl.json",
+	"setpublic":        "setpublic.asl.json",
+	"scheduled-backup": "scheduled-backup.asl.json",
+}
+
+var placeholders = map[string]string{
+	"StartDownloadFunctionArn": "startdownload",
+	"CheckStatusFunctionArn":   "checkstatus",
+	"CopyToS3FunctionArn":      "copytos3",
+	"DeleteFunctionArn":        "delete",
+	"SetPublicFunctionArn":     "setpublic",
+}
+
+// Options configure Start.
+type Options struct {
+	RepoRoot string        // where functions/ and statemachine/ are
+	Emulator sdsemu.Config // zero value: the embedded sample account
+	// WaitScale scales Wait states and Retry intervals (0 with SkipWaits:
+	// no sleeping at all).
+	WaitScale float64
+	SkipWaits bool
+	// FunctionEnv is added to every function's environment.
+	FunctionEnv map[string]string
+	// MasterKey is stored in the secret; default: the sample account's.
+	MasterKey string
+	// Log receives moto's and the functions' output; nil discards it.
+	Log io.Writer
+}
+
+// Env is a running local deployment.
+type Env struct {
+	Emulator      *sdsemu.Server
+	EmulatorURL   string
+	Stack         *localaws.Stack
+	SFN           *sfn.Client
+	S3            *s3.Client
+	Secrets       *secretsmanager.Client
+	Bucket        string
+	SecretID      string
+	StateMachines map[string]string // name → ARN
+
+	emuServer *http.Server
+	binDir    string
+}
+
+// DefaultMasterKey is the master key of the emulator's sample account.
+const DefaultMasterKey = "sdsemu-master-key-fourthcoffee"
+
+// Start builds the function binaries for this machine and starts
+// everything. Stop undoes it; so does cancelling ctx.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	if opts.RepoRoot == "" {
+		opts.RepoRoot = "."
+	}
+	if opts.MasterKey == "" {
+		opts.MasterKey = DefaultMasterKey
+	}
+	if len(opts.Emulator.Accounts) == 0 {
+		def := sdsemu.DefaultConfig()
+		def.JobDuration, def.DownloadJobDuration = opts.Emulator.JobDuration, opts.Emulator.DownloadJobDuration
+		def.CompleteAfterPolls, def.Manual, def.Faults = opts.Emulator.CompleteAfterPolls, opts.Emulator.Manual, opts.Emulator.Faults
+		def.MaxConcurrentJobs, def.MaxJobsPerDay = opts.Emulator.MaxConcurrentJobs, opts.Emulator.MaxJobsPerDay
+		opts.Emulator = def
+	}
+	e := &Env{StateMachines: map[string]string{}}
+	defer func() {
+		if err != nil {
+			e.Stop()
+		}
+	}()
+
+	if e.binDir, err = os.MkdirTemp("", "sdsops-run-"); err != nil {
+		return nil, err
+	}
+	if err := BuildFunctions(ctx, opts.RepoRoot, e.binDir); err != nil {
+		return nil, err
+	}
+
+	if e.Emulator, err = sdsemu.New(opts.Emulator); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.EmulatorURL = "http://" + ln.Addr().String()
+	e.emuServer = &http.Server{Handler: e.Emulator, ReadHeaderTimeout: 10 * time.Second}
+	go e.emuServer.Serve(ln)
+
+	logw := opts.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	if e.Stack, err = localaws.StartStack(ctx, localaws.StackOptions{
+		Moto:   localaws.MotoOptions{WaitScale: opts.WaitScale, SkipWaits: opts.SkipWaits, Log: logw},
+		Lambda: localaws.LambdaOptions{Log: logw},
+	}); err != nil {
+		return nil, err
+	}
+	cfg, err := e.Stack.AWSConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.SFN = sfn.NewFromConfig(cfg)
+	e.S3 = localaws.NewS3Client(cfg)
+	e.Secrets = secretsmanager.NewFromConfig(cfg)
+
+	e.Bucket = "sdsops-archive-local"
+	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}); err != nil {
+		return nil, fmt.Errorf("creating the archive bucket: %w", err)
+	}
+	e.SecretID = "sdsops/master-key"
+	if _, err := e.Secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(e.SecretID), SecretString: aws.String(`{"masterKey":"` + opts.MasterKey + `"}`),
+	}); err != nil {
+		return nil, fmt.Errorf("creating the master key secret: %w", err)
+	}
+
+	fnEnv := map[string]string{
+		"SDS_BASE_URL":         e.EmulatorURL,
+		"MASTER_KEY_SECRET_ID": e.SecretID,
+		"ARCHIVE_BUCKET":       e.Bucket,
+		"S3_USE_PATH_STYLE":    "true",
+	}
+	for k, v := range opts.FunctionEnv {
+		fnEnv[k] = v
+	}
+	for _, fn := range Functions {
+		if err := e.Stack.Lambda.RegisterBinary(fn, localaws.BinaryFunction{
+			Path: filepath.Join(e.binDir, fn, "bootstrap"), Env: fnEnv, Timeout: 5 * time.Minute, MaxInstances: 6,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	for name, file := range StateMachines {
+		def, err := LoadDefinition(filepath.Join(opts.RepoRoot, "statemachine", file), e.Stack.Lambda.FunctionARN)
+		if err != nil {
+			return nil, err
+		}
+		out, err := e.SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+			Name: aws.String("sdsops-" + name), Definition: aws.String(def),
+			RoleArn: aws.String("arn:aws:iam::" + localaws.DefaultAccountID + ":role/sdsops-local"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating state machine %s: %w", name, err)
+		}
+		e.StateMachines[name] = aws.ToString(out.StateMachineArn)
+	}
+	return e, nil
+}
+
+// BuildFunctions compiles the five functions for this machine into
+// dir/<name>/bootstrap, with the tags used for Lambda.
+func BuildFunctions(ctx context.Context, repoRoot, dir string) error {
+	for _, fn := range Functions {
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath",
+			"-o", filepath.Join(dir, fn, "bootstrap"), "./functions/"+fn)
+		cmd.Dir = repoRoot
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %w\n%s", fn, err, out)
+		}
+	}
+	return nil
+}
+
+var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`)
+
+// LoadDefinition reads an ASL file and fills in its function ARN
+// placeholders as CloudFormation's DefinitionSubstitutions would.
+func LoadDefinition(path string, arn func(function string) string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var missing []string
+	def := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
+		name := placeholder.FindStringSubmatch(m)[1]
+		fn, ok := placeholders[name]
+		if !ok {
+			missing = append(missing, name)
+			return m
+		}
+		return arn(fn)
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s: unknown placeholders %s", path, strings.Join(missing, ", "))
+	}
+	if !json.Valid([]byte(def)) {
+		return "", fmt.Errorf("%s is not valid JSON after substitution", path)
+	}
+	return def, nil
+}
+
+// Stop stops everything Start started. It is safe to call more than once.
+func (e *Env) Stop() {
+	if e.Stack != nil {
+		e.Stack.Stop()
+	}
+	if e.emuServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		e.emuServer.Shutdown(ctx)
+		cancel()
+	}
+	if e.binDir != "" {
+		os.RemoveAll(e.binDir)
+	}
+}
+
+// Execution is a finished (or still running) execution.
+type Execution struct {
+	ARN     string
+	Status  sfntypes.ExecutionStatus
+	Output  map[string]any // parsed: moto writes Python-style JSON
+	Error   string
+	Cause   string
+	History []sfntypes.HistoryEvent
+}
+
+// StartExecution starts machine with input under a unique name.
+func (e *Env) StartExecution(ctx context.Context, machine, name string, input any) (string, error) {
+	arn, ok := e.StateMachines[machine]
+	if !ok {
+		return "", fmt.Errorf("no state machine %q", machine)
+	}
+	b, err := json.Marshal(input)
+	if err != nil {
+		return "", err
+	}
+	out, err := e.SFN.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(arn), Name: aws.String(name), Input: aws.String(string(b))})
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ExecutionArn), nil
+}
+
+// Wait polls an execution until it stops running (or ctx ends), calling
+// progress with every new history event.
+func (e *Env) Wait(ctx context.Context, arn string, progress func(sfntypes.HistoryEvent)) (*Execution, error) {
+	seen := 0
+	for {
+		d, err := e.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		if err != nil {
+			return nil, err
+		}
+		hist, err := e.History(ctx, arn)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			for _, ev := range hist[seen:] {
+				progress(ev)
+			}
+		}
+		seen = len(hist)
+		if d.Status != sfntypes.ExecutionStatusRunning {
+			x := &Execution{ARN: arn, Status: d.Status, Error: aws.ToString(d.Error), Cause: aws.ToString(d.Cause), History: hist}
+			if d.Output != nil {
+				if err := json.Unmarshal([]byte(*d.Output), &x.Output); err != nil {
+					return nil, fmt.Errorf("execution output is not JSON: %w", err)
+				}
+			}
+			return x, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Run starts an execution and waits for it.
+func (e *Env) Run(ctx context.Context, machine, name string, input any) (*Execution, error) {
+	arn, err := e.StartExecution(ctx, machine, name, input)
+	if err != nil {
+		return nil, err
+	}
+	return e.Wait(ctx, arn, nil)
+}
+
+// History returns every event of an execution, following pagination.
+func (e *Env) History(ctx context.Context, arn string) ([]sfntypes.HistoryEvent, error) {
+	var all []sfntypes.HistoryEvent
+	p := sfn.NewGetExecutionHistoryPaginator(e.SFN, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page.Events...)
+	}
+	return all, nil
+}

@@ -1,0 +1,371 @@
+// Package statemachine_test executes every state machine definition in
+// moto's ASL interpreter, with the real function binaries behind a local
+// Lambda endpoint and the SDS emulator behind them.
+package statemachine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"github.com/sdsops/sdsops/internal/localrun"
+	"github.com/sdsops/sdsops/internal/sdsemu"
+)
+
+const (
+	accessID        = "20181f26d9e94c81acdf9496133d4f23"
+	transitAccessID = "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40"
+	// transitSecret holds the master key of the sample's second account,
+	// named by the events that touch it (masterKeySecretId).
+	transitSecret = "sdsops/transit-master-key"
+)
+
+var env *localrun.Env
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	cfg := sdsemu.DefaultConfig()
+	cfg.MaxJobsPerDay = 100000 // many scenarios share one account
+	var err error
+	env, err = localrun.Start(ctx, localrun.Options{RepoRoot: "..", Emulator: cfg, SkipWaits: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local deployment:", err)
+		os.Exit(1)
+	}
+	if _, err := env.Secrets.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(transitSecret), SecretString: aws.String("sdsemu-master-key-transit")}); err != nil {
+		env.Stop()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	env.Stop()
+	os.Exit(code)
+}
+
+var execCount atomic.Int64
+
+// run executes machine with input, waiting at most a minute.
+func run(t *testing.T, machine string, input any) *localrun.Execution {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	name := fmt.Sprintf("%s-%d-%d", machine, time.Now().UnixNano(), execCount.Add(1))
+	x, err := env.Run(ctx, machine, name, input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// setTiming makes download and other jobs complete on the first look
+// unless a test says otherwise.
+func setTiming(t *testing.T, tm sdsemu.Timing) {
+	env.Emulator.SetTiming(tm)
+	env.Emulator.ClearFaults()
+	t.Cleanup(func() { env.Emulator.SetTiming(sdsemu.Timing{}); env.Emulator.ClearFaults() })
+}
+
+func countEntered(x *localrun.Execution, state string) int {
+	n := 0
+	for _, ev := range x.History {
+		if d := ev.StateEnteredEventDetails; d != nil && (state == "" || aws.ToString(d.Name) == state) {
+			n++
+		}
+	}
+	return n
+}
+
+func objectExists(t *testing.T, key string) bool {
+	t.Helper()
+	_, err := env.S3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(key)})
+	return err == nil
+}
+
+func TestBackupSucceeds(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	if x.Output["entityCount"] != 350.0 || x.Output["sha256"] == nil || x.Output["bytes"].(float64) <= 0 {
+		t.Fatalf("output %v", x.Output)
+	}
+	if !objectExists(t, x.Output["key"].(string)) || !objectExists(t, x.Output["manifestKey"].(string)) {
+		t.Error("archive or manifest missing in S3")
+	}
+}
+
+func TestBackupOfAbortedJobFails(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultAbort, Message: "Export failed on the service side."})
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobAborted" || !strings.Contains(x.Cause, "Export failed") {
+		t.Fatalf("status %s error %q cause %q", x.Status, x.Error, x.Cause)
+	}
+	if countEntered(x, "CopyToS3") != 0 {
+		t.Error("an aborted job was copied")
+	}
+}
+
+func TestBackupRetriesThrottling(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	// Retry-After beyond what the client waits out itself: the state
+	// machine's Retry takes over.
+	env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultStatus, Status: 429, RetryAfter: 120, Times: 2})
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	failures := 0
+	for _, ev := range x.History {
+		if d := ev.LambdaFunctionFailedEventDetails; d != nil && aws.ToString(d.Error) == "Throttled" {
+			failures++
+		}
+		if d := ev.TaskFailedEventDetails; d != nil && aws.ToString(d.Error) == "Throttled" {
+			failures++
+		}
+	}
+	if failures != 2 {
+		t.Errorf("%d throttled attempts in the history, want 2", failures)
+	}
+}
+
+func TestBackupOfSlowJob(t *testing.T) {
+	setTiming(t, sdsemu.Timing{DownloadJobDuration: -1, CompleteAfterPolls: 5})
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	if n := countEntered(x, "CheckStatus"); n != 5 {
+		t.Errorf("%d status checks, want 5", n)
+	}
+	if n := countEntered(x, "WaitForJob"); n != 5 {
+		t.Errorf("%d waits, want 5", n)
+	}
+}
+
+// A job that takes the documented worst case of 12 hours costs fewer than
+// 200 state transitions: the waits (scaled to zero here) back off from 15 s
+// to 15 min.
+func TestBackoffBoundsTransitions(t *testing.T) {
+	// Polls needed to cover 12 hours on the schedule checkstatus returns.
+	waits := []int{15}
+	for total := 15; total < 12*3600; {
+		w := min(15<<len(waits), 900)
+		waits = append(waits, w)
+		total += w
+	}
+	polls := len(waits)
+	setTiming(t, sdsemu.Timing{DownloadJobDuration: -1, CompleteAfterPolls: polls})
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	waited := 0
+	for _, ev := range x.History {
+		if d := ev.StateEnteredEventDetails; d != nil && aws.ToString(d.Name) == "WaitForJob" {
+			var in struct{ NextWaitSeconds int }
+			json.Unmarshal([]byte(aws.ToString(d.Input)), &in)
+			waited += in.NextWaitSeconds
+		}
+	}
+	transitions := countEntered(x, "")
+	t.Logf("12-hour job: %d polls, %d s of waits, %d state transitions, %d history events", polls, waited, transitions, len(x.History))
+	if waited < 12*3600 {
+		t.Errorf("the waits add up to %d s, less than the 12 hours simulated", waited)
+	}
+	if transitions >= 200 {
+		t.Errorf("%d state transitions, want fewer than 200", transitions)
+	}
+	// A one-minute job is noticed within a minute: the checks at 15, 45
+	// and 105 s after the start.
+	if waits[0]+waits[1]+waits[2] > 60+60 {
+		t.Errorf("first checks at %v s: a job done at 60 s would be noticed late", waits[:3])
+	}
+}
+
+func TestDeleteWithBackupFirst(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	env.Emulator.ResetRequests()
+	x := run(t, "delete", map[string]any{"accessId": transitAccessID, "dataSourceName": "Transit", "confirm": "Transit", "masterKeySecretId": transitSecret})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	var lastDownload, deleted time.Time
+	for _, r := range env.Emulator.Requests() {
+		switch r.Operation {
+		case sdsemu.OpDownloadData:
+			lastDownload = r.Time
+		case sdsemu.OpDelete:
+			deleted = r.Time
+		}
+	}
+	if lastDownload.IsZero() || deleted.IsZero() || !lastDownload.Before(deleted) {
+		t.Errorf("export read at %v, delete sent at %v: the archive must exist before the delete", lastDownload, deleted)
+	}
+	if _, ok := env.Emulator.DataSource(transitAccessID, "Transit"); ok {
+		t.Error("the data source still exists")
+	}
+	if n := countEntered(x, "CopyToS3"); n != 1 {
+		t.Errorf("%d copies", n)
+	}
+}
+
+func TestDeleteRefusedWithoutConfirm(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	env.Emulator.ResetRequests()
+	x := run(t, "delete", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "confirm": "FourthCoffee"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" {
+		t.Fatalf("status %s error %s", x.Status, x.Error)
+	}
+	if n := len(env.Emulator.Requests()); n != 0 {
+		t.Errorf("%d SDS requests for an unconfirmed delete", n)
+	}
+}
+
+func TestDeleteKeepsDataWhenBackupFails(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultTruncate, Bytes: 1000, Times: -1})
+	x := run(t, "delete", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries", "confirm": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "SdsUnavailable" {
+		t.Fatalf("status %s error %s cause %s", x.Status, x.Error, x.Cause)
+	}
+	if _, ok := env.Emulator.DataSource(accessID, "FourthCoffeeRoasteries"); !ok {
+		t.Error("the data source was deleted although its backup failed")
+	}
+	if countEntered(x, "Delete") != 0 {
+		t.Error("the delete step ran")
+	}
+}
+
+func TestSetPublic(t *testing.T) {
+	setTiming(t, sdsemu.Timing{JobDuration: -1, CompleteAfterPolls: 2})
+	for _, public := range []bool{true, false} {
+		x := run(t, "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries", "public": public})
+		if x.Status != sfntypes.ExecutionStatusSucceeded {
+			t.Fatalf("public=%v: status %s: %s %s", public, x.Status, x.Error, x.Cause)
+		}
+		if ds, _ := env.Emulator.DataSource(accessID, "FourthCoffeeRoasteries"); ds.IsPublic != public {
+			t.Errorf("IsPublic = %v after setting %v", ds.IsPublic, public)
+		}
+	}
+}
+
+func TestScheduledBackupWithOneFailure(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	x := run(t, "scheduled-backup", map[string]any{
+		"dataSources": []map[string]any{
+			{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"},
+			{"accessId": accessID, "dataSourceName": "NoSuchSource"},
+			{"accessId": transitAccessID, "dataSourceName": "EmptyPlaces", "masterKeySecretId": transitSecret},
+		},
+		"maxConcurrency": 2,
+	})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	raw, _ := json.Marshal(x.Output["results"])
+	var results []struct{ DataSourceName, Status, Key, Error string }
+	json.Unmarshal(raw, &results)
+	var got []string
+	for _, r := range results {
+		got = append(got, r.DataSourceName+":"+r.Status+":"+r.Error)
+		if r.Status == "Archived" && !objectExists(t, r.Key) {
+			t.Errorf("%s: archive %s missing", r.DataSourceName, r.Key)
+		}
+	}
+	want := []string{"FourthCoffeeSample:Archived:", "NoSuchSource:Failed:DataSourceNotFound", "EmptyPlaces:Archived:"}
+	if !slices.Equal(got, want) {
+		t.Errorf("results %v, want %v", got, want)
+	}
+}
+
+// Executions' inputs, outputs and every history event are free of the
+// master keys, and so are the functions' log lines. Run last: it scans what
+// the other tests left behind.
+func TestZZNoKeyInExecutionsOrLogs(t *testing.T) {
+	ctx := context.Background()
+	keys := []string{localrun.DefaultMasterKey, "sdsemu-master-key-transit", url.QueryEscape(localrun.DefaultMasterKey)}
+	scan := func(where, text string) {
+		for _, k := range keys {
+			if strings.Contains(text, k) {
+				t.Errorf("%s contains a master key", where)
+			}
+		}
+	}
+	executions := 0
+	for _, arn := range env.StateMachines {
+		p := sfn.NewListExecutionsPaginator(env.SFN, &sfn.ListExecutionsInput{StateMachineArn: aws.String(arn)})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range page.Executions {
+				executions++
+				d, err := env.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: e.ExecutionArn})
+				if err != nil {
+					t.Fatal(err)
+				}
+				scan("execution input/output", aws.ToString(d.Input)+aws.ToString(d.Output)+aws.ToString(d.Error)+aws.ToString(d.Cause))
+				hist, err := env.History(ctx, aws.ToString(e.ExecutionArn))
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := json.Marshal(hist)
+				if err != nil {
+					t.Fatal(err)
+				}
+				scan("execution history", string(b))
+			}
+		}
+	}
+	lines := env.Stack.Lambda.Logs()
+	for _, l := range lines {
+		scan("function log line", l.Text)
+	}
+	for _, inv := range env.Stack.Lambda.Invocations() {
+		b, _ := json.Marshal(inv)
+		scan("Lambda invocation record", string(b))
+	}
+	t.Logf("scanned %d executions, %d log lines, %d invocations", executions, len(lines), len(env.Stack.Lambda.Invocations()))
+	if executions < 10 || len(lines) < 10 {
+		t.Errorf("too little to scan: %d executions, %d log lines", executions, len(lines))
+	}
+}
+
+// A job that never finishes fails the execution with JobTimedOut once the
+// deadline has passed (one second here, 13 hours by default).
+func TestDeadline(t *testing.T) {
+	ctx := context.Background()
+	cfg := sdsemu.DefaultConfig()
+	cfg.Manual = true
+	e, err := localrun.Start(ctx, localrun.Options{RepoRoot: "..", Emulator: cfg, WaitScale: 0.01,
+		FunctionEnv: map[string]string{"JOB_DEADLINE_SECONDS": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Stop()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	x, err := e.Run(ctx, "backup", "deadline", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobTimedOut" {
+		t.Fatalf("status %s error %q cause %q", x.Status, x.Error, x.Cause)
+	}
+}
