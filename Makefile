@@ -8,9 +8,10 @@ FUNCTIONS := startdownload checkstatus copytos3 delete setpublic
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help test unit lint fuzz emulator build bench clean
+.PHONY: help run test unit lint fuzz emulator build bench clean
 
 help:
+	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
 	@echo "make test      lint, unit and integration tests (race detector), brief fuzzing"
 	@echo "make lint      gofmt and go vet"
 	@echo "make fuzz      run each fuzz target for FUZZTIME (default $(FUZZTIME))"
@@ -34,6 +35,10 @@ fuzz:
 	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+run:
+	@command -v moto_server >/dev/null 2>&1 || python3 -c 'import moto.server' 2>/dev/null || { echo 'moto is missing: pip install "moto[server]"'; exit 1; }
+	$(GO) run ./internal/localrun/cmd/localrun $(RUN_ARGS)
 
 emulator:
 	$(GO) run ./internal/sdsemu/cmd/sdsemu

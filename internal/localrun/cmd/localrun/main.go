@@ -36,6 +36,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, *accessID, *name, *scale, *jobTime, *verbose); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "interrupted")
+			os.Exit(130)
+		}
 		if errors.Is(err, localaws.ErrMotoUnavailable) {
 			fmt.Fprintln(os.Stderr, "make run needs moto_server:", localaws.InstallHint)
 		}
