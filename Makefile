@@ -13,7 +13,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
 	@echo "make test      lint, unit and integration tests (race detector), brief fuzzing"
-	@echo "make lint      gofmt and go vet"
+	@echo "make lint      gofmt, go vet, cfn-lint template.yaml, asl-validator statemachine/*.asl.json"
 	@echo "make fuzz      run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make emulator  run the SDS emulator on a free port with the embedded sample account"
 	@echo "make build     the five arm64 bootstrap binaries under bin/, with their sizes"
@@ -24,10 +24,35 @@ test: lint unit fuzz
 unit:
 	$(GO) test -race -count=1 ./...
 
+# lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
+# installed (npm ci) only when missing or older than the lock. ASL files are
+# validated from a temporary copy with every ${Placeholder} replaced by a sample
+# Lambda ARN, as DefinitionSubstitutions would at deploy time.
+CFN_LINT ?= cfn-lint
+NPM ?= npm
+ASL_VALIDATOR := .ci/node_modules/.bin/asl-validator
+ASL_FILES ?= $(wildcard statemachine/*.asl.json)
+ASL_SAMPLE_ARN := arn:aws:lambda:us-east-1:123456789012:function:
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@command -v $(CFN_LINT) >/dev/null || { echo "cfn-lint not found: pip install cfn-lint"; exit 1; }
+	$(CFN_LINT) template.yaml
+	@if [ -z "$$(find $(ASL_VALIDATOR) -newer .ci/package-lock.json 2>/dev/null)" ]; then \
+	  command -v $(NPM) >/dev/null || { echo "npm not found: install Node.js 20 with npm (asl-validator runs on it)"; exit 1; }; \
+	  echo "$(NPM) ci --prefix .ci"; $(NPM) ci --prefix .ci --no-audit --no-fund --loglevel=error; \
+	fi
+	@if [ -z "$(strip $(ASL_FILES))" ]; then echo "asl-validator: no statemachine/*.asl.json"; exit 0; fi; \
+	  tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; args=; \
+	  for f in $(ASL_FILES); do \
+	    b=$$(basename $$f); \
+	    sed -E 's/\$$\{([A-Za-z0-9_]+)Arn\}/$(ASL_SAMPLE_ARN)\1/g; s/\$$\{([A-Za-z0-9_]+)\}/$(ASL_SAMPLE_ARN)\1/g' $$f > $$tmp/$$b || exit 1; \
+	    args="$$args --json-path $$b"; \
+	  done; \
+	  echo "asl-validator$$args"; \
+	  cd $$tmp && $(CURDIR)/$(ASL_VALIDATOR) $$args
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
