@@ -522,10 +522,18 @@ func TestCopyCancelled(t *testing.T) {
 	src := newTestSource(t, data, serveOK)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	src.afterBytes = cancel
 	obs := &observedS3{Client: api}
 	store := newStore(t, obs, bucket, Config{PartSize: partSize})
-	_, err := store.Copy(ctx, testRequest(int64(data.Entities)), src.open())
+	// Cancel once the uploader has read past its first part: by then the
+	// multipart upload has begun, whatever the scheduling.
+	open := func(ctx context.Context) (*sds.Export, error) {
+		exp, err := src.open()(ctx)
+		if err == nil {
+			exp.Body = &cancelAfter{ReadCloser: exp.Body, at: partSize + partSize/2, cancel: cancel}
+		}
+		return exp, err
+	}
+	_, err := store.Copy(ctx, testRequest(int64(data.Entities)), open)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled in the chain", err)
 	}
@@ -623,4 +631,20 @@ func TestScrub(t *testing.T) {
 	if !errors.Is(err, ErrStorage) || errors.Is(err, ErrSource) {
 		t.Error("class lost")
 	}
+}
+
+// cancelAfter calls cancel once at bytes have been read through it.
+type cancelAfter struct {
+	io.ReadCloser
+	n, at  int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	if c.n >= c.at {
+		c.cancel()
+	}
+	return n, err
 }

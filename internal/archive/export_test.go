@@ -168,9 +168,6 @@ type testSource struct {
 	cut   int64  // where serveTruncated, serveReset and serveShortLen stop
 	body  string // for serveBody
 	calls atomic.Int32
-	// afterBytes, if set, is called once Cut bytes have been written in
-	// serveOK mode (to cancel a context mid-stream).
-	afterBytes func()
 }
 
 const testKey = "test-master-key"
@@ -199,11 +196,7 @@ func (s *testSource) serve(w http.ResponseWriter, r *http.Request) {
 	case serveOK:
 		w.Header().Set("Content-Type", "application/xml")
 		w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
-		var out io.Writer = w
-		if s.afterBytes != nil {
-			out = &triggerWriter{w: w, at: s.cut, fn: s.afterBytes}
-		}
-		s.data.WriteTo(out)
+		s.data.WriteTo(w)
 	case serveChunked:
 		w.Header().Set("Content-Type", "application/xml")
 		s.data.WriteTo(w)
@@ -272,27 +265,6 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	l.n -= int64(n)
 	if err == nil && n < len(p) {
 		err = io.ErrShortWrite
-	}
-	return n, err
-}
-
-// triggerWriter calls fn once at bytes have gone through it.
-type triggerWriter struct {
-	w     io.Writer
-	n, at int64
-	fn    func()
-	done  bool
-}
-
-func (t *triggerWriter) Write(p []byte) (int, error) {
-	n, err := t.w.Write(p)
-	t.n += int64(n)
-	if !t.done && t.n >= t.at {
-		t.done = true
-		if f, ok := t.w.(http.Flusher); ok {
-			f.Flush()
-		}
-		t.fn()
 	}
 	return n, err
 }
