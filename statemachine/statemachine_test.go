@@ -31,6 +31,9 @@ const (
 	// transitSecret holds the master key of the sample's second account,
 	// named by the events that touch it (masterKeySecretId).
 	transitSecret = "sdsops/transit-master-key"
+	bigSample     = "BigSample"
+	scratchA      = "ScratchA"
+	scratchB      = "ScratchBB"
 )
 
 var env *localrun.Env
@@ -39,8 +42,24 @@ func TestMain(m *testing.M) {
 	ctx := context.Background()
 	cfg := sdsemu.DefaultConfig()
 	cfg.MaxJobsPerDay = 100000 // many scenarios share one account
+	// An export of about 14 MB: a multipart upload of two 8 MiB parts.
+	cfg.Accounts[0].DataSources = append(cfg.Accounts[0].DataSources, sdsemu.DataSource{
+		AccessID: accessID, Name: bigSample, EntityTypeName: "Shops", MasterKey: localrun.DefaultMasterKey,
+		QueryKey: "sdsemu-query-key-bigsample", EntityPaddingBytes: 700,
+		Published: sdsemu.Version{JobID: "5e1b0c7fd3a94e0f8b6a2c4d9e8f7a61", EntityCount: 12000, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
+	})
+	// Data sources that tests may delete without disturbing others.
+	for _, name := range []string{scratchA, scratchB} {
+		cfg.Accounts[0].DataSources = append(cfg.Accounts[0].DataSources, sdsemu.DataSource{
+			AccessID: accessID, Name: name, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
+			QueryKey: "sdsemu-query-key-" + strings.ToLower(name),
+			Published: sdsemu.Version{JobID: fmt.Sprintf("%032x", len(name)*7919), EntityCount: 40, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
+			Staged:    &sdsemu.Version{JobID: fmt.Sprintf("%032x", len(name)*104729), EntityCount: 45, Updated: time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)},
+		})
+	}
 	var err error
-	env, err = localrun.Start(ctx, localrun.Options{RepoRoot: "..", Emulator: cfg, SkipWaits: true})
+	env, err = localrun.Start(ctx, localrun.Options{RepoRoot: "..", Emulator: cfg, SkipWaits: true,
+		FunctionEnv: map[string]string{"SDS_TIMEOUT": "2s"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local deployment:", err)
 		os.Exit(1)

@@ -78,6 +78,7 @@ type S3API interface {
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
 // Store copies exports into one bucket. It is safe for concurrent use.
@@ -216,6 +217,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 		return res, nil
 	}
 
+	s.abortStale(ctx, key)
 	exp, err := open(ctx)
 	if err != nil {
 		return Result{}, classed(ErrSource, where+": open the export", err)
@@ -320,6 +322,24 @@ func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) 
 		return nil
 	}
 	return fmt.Errorf("abort multipart upload %s: %w", id, err)
+}
+
+// abortStale aborts multipart uploads of key left by an earlier attempt
+// that was killed mid-copy (a Lambda timeout or crash cannot clean up after
+// itself). It is best effort: the bucket's lifecycle rule removes
+// incomplete uploads after a day anyway, and a failed listing must not
+// stop a backup.
+func (s *Store) abortStale(ctx context.Context, key string) {
+	out, err := s.api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.cfg.Bucket, Prefix: &key})
+	if err != nil {
+		return
+	}
+	for _, u := range out.Uploads {
+		if deref(u.Key) != key || u.UploadId == nil {
+			continue
+		}
+		s.api.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: u.UploadId})
+	}
 }
 
 // joinAbort adds a failed abort to err's message without changing its class.

@@ -648,3 +648,39 @@ func (c *cancelAfter) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// A copy killed mid-upload (a Lambda timeout) cannot abort its multipart
+// upload; the next attempt for the same job aborts it before starting.
+func TestCopyAbortsUploadOfKilledAttempt(t *testing.T) {
+	ctx := context.Background()
+	api := newS3(t)
+	bucket := newBucket(t, api)
+	data := testDataSet{Name: "MyDataSourceName", Entities: smallEntities}
+	src := newTestSource(t, data, serveOK)
+	store := newStore(t, api, bucket, Config{})
+	req := testRequest(int64(data.Entities))
+	key, _ := store.Keys(req)
+	up, err := api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.UploadPart(ctx, &s3.UploadPartInput{Bucket: &bucket, Key: &key, UploadId: up.UploadId, PartNumber: ptr(int32(1)), Body: strings.NewReader("partial")}); err != nil {
+		t.Fatal(err)
+	}
+	// Another job's upload under a longer key with the same prefix stays.
+	otherKey := key + ".other"
+	other, err := api.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &bucket, Key: &otherKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Copy(ctx, req, src.open()); err != nil {
+		t.Fatal(err)
+	}
+	out, err := api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Uploads) != 1 || deref(out.Uploads[0].UploadId) != deref(other.UploadId) {
+		t.Errorf("uploads left: %d, want only the other key's", len(out.Uploads))
+	}
+}

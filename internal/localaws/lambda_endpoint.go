@@ -51,6 +51,7 @@ type LambdaEndpoint struct {
 	rec      *recorder
 	upstream atomic.Pointer[url.URL]
 	proxy    *httputil.ReverseProxy
+	fault    atomic.Pointer[UpstreamFault]
 	bg       sync.WaitGroup // invocations in flight
 
 	mu        sync.Mutex

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -31,7 +32,33 @@ func (e *LambdaEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeAPIError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "no upstream configured for "+r.URL.Path)
 		return
 	}
+	if f := e.fault.Load(); f != nil {
+		if status, code := (*f)(r); status != 0 {
+			// Read the request first, as a failing service would, so the
+			// client sees the answer and not a reset while sending.
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>%s</Code><Message>injected by the local endpoint</Message></Error>", code)
+			return
+		}
+	}
 	e.proxy.ServeHTTP(w, r)
+}
+
+// UpstreamFault decides, per request passed to the upstream, whether to fail
+// it instead: a non-zero status is answered with an S3-style XML error of
+// the given code. Tests use it to make S3 fail in the middle of an upload.
+type UpstreamFault func(r *http.Request) (status int, code string)
+
+// SetUpstreamFault arms f for every later request to the upstream; nil
+// disarms it.
+func (e *LambdaEndpoint) SetUpstreamFault(f UpstreamFault) {
+	if f == nil {
+		e.fault.Store(nil)
+		return
+	}
+	e.fault.Store(&f)
 }
 
 // functionName reduces the forms Lambda accepts (name, name:qualifier,

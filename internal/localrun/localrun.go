@@ -78,6 +78,7 @@ type Env struct {
 
 	emuServer *http.Server
 	binDir    string
+	fnEnv     map[string]string
 }
 
 // DefaultMasterKey is the master key of the emulator's sample account.
@@ -162,10 +163,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	for k, v := range opts.FunctionEnv {
 		fnEnv[k] = v
 	}
+	e.fnEnv = fnEnv
 	for _, fn := range Functions {
-		if err := e.Stack.Lambda.RegisterBinary(fn, localaws.BinaryFunction{
-			Path: filepath.Join(e.binDir, fn, "bootstrap"), Env: fnEnv, Timeout: 5 * time.Minute, MaxInstances: 6,
-		}); err != nil {
+		if err := e.SetFunctionTimeout(fn, 5*time.Minute); err != nil {
 			return nil, err
 		}
 	}
@@ -184,6 +184,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		e.StateMachines[name] = aws.ToString(out.StateMachineArn)
 	}
 	return e, nil
+}
+
+// SetFunctionTimeout (re)registers function fn with an invocation timeout:
+// past it the process is killed and the invocation fails with
+// Sandbox.Timedout, as on Lambda.
+func (e *Env) SetFunctionTimeout(fn string, d time.Duration) error {
+	return e.Stack.Lambda.RegisterBinary(fn, localaws.BinaryFunction{
+		Path: filepath.Join(e.binDir, fn, "bootstrap"), Env: e.fnEnv, Timeout: d, MaxInstances: 6,
+	})
 }
 
 // BuildFunctions compiles the five functions for this machine into

@@ -295,7 +295,7 @@ func TestErrorClasses(t *testing.T) {
 		{"wrong master key", nil, "sdsemu-master-key-transit", func(c *sds.Client) error { _, err := c.SetPublic(ctx, coffee, false); return err }, sds.ErrUnauthorized, ""},
 		{"bad request with message", []sdsemu.Fault{{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultStatus, Status: 400, Message: "The jobId parameter is not valid."}}, masterKey,
 			func(c *sds.Client) error { _, err := c.CreateDownloadJob(ctx, coffee, ""); return err }, sds.ErrBadRequest, "jobId parameter is not valid"},
-		{"500 on delete is not retried", []sdsemu.Fault{{Op: sdsemu.OpDelete, Kind: sdsemu.FaultStatus, Status: 500, Times: 1}}, masterKey,
+		{"500 on every delete", []sdsemu.Fault{{Op: sdsemu.OpDelete, Kind: sdsemu.FaultStatus, Status: 500, Times: -1}}, masterKey,
 			func(c *sds.Client) error { return c.DeleteDataSource(ctx, coffee, false) }, sds.ErrUnavailable, ""},
 		{"503 forever on job list", []sdsemu.Fault{{Op: sdsemu.OpListJobs, Kind: sdsemu.FaultStatus, Status: 503, Times: -1}}, masterKey,
 			func(c *sds.Client) error { _, err := c.ListJobs(ctx); return err }, sds.ErrUnavailable, ""},
@@ -338,6 +338,23 @@ func TestRetries(t *testing.T) {
 		}
 		if n := e.requests(sdsemu.OpDownloadStatus); n != 4 {
 			t.Errorf("%d status requests, want 4", n)
+		}
+	})
+	t.Run("503 twice on delete and set public, then success", func(t *testing.T) {
+		e := newEnv(t, func(c *sdsemu.Config) {
+			c.Faults = []sdsemu.Fault{
+				{Op: sdsemu.OpDelete, Kind: sdsemu.FaultStatus, Status: 503, Times: 2},
+				{Op: sdsemu.OpSetPublic, Kind: sdsemu.FaultStatus, Status: 503, Times: 2},
+			}
+		})
+		if err := e.client.DeleteDataSource(ctx, coffee, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.client.SetPublic(ctx, coffee, false); err != nil {
+			t.Fatal(err)
+		}
+		if d, s := e.requests(sdsemu.OpDelete), e.requests(sdsemu.OpSetPublic); d != 3 || s != 3 {
+			t.Errorf("%d delete and %d set-public requests, want 3 each", d, s)
 		}
 	})
 	t.Run("503 on create is not repeated", func(t *testing.T) {

@@ -115,7 +115,10 @@ func (c *Client) DeleteDataSource(ctx context.Context, ds DataSource, staging bo
 	if staging {
 		u.RawQuery = "isStaging=1"
 	}
-	resp, err := c.do(ctx, request{op: op, method: http.MethodDelete, u: u})
+	// DELETE is idempotent: repeating it after a lost answer at worst starts
+	// a second delete job for the same data source, or answers 404 once the
+	// first has finished.
+	resp, err := c.do(ctx, request{op: op, method: http.MethodDelete, u: u, safe: true})
 	if err != nil {
 		return err
 	}
@@ -136,7 +139,9 @@ func (c *Client) SetPublic(ctx context.Context, ds DataSource, public bool) (*Jo
 	if public {
 		u.RawQuery = "setPublic=1"
 	}
-	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, format: true})
+	// Setting the same visibility twice ends in the same state; the cost of
+	// a repeat is one more (short) job against the account's limits.
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, safe: true, format: true})
 }
 
 // DataSourceInfo describes ds: its published version, or with allVersions

@@ -129,8 +129,14 @@ func TestBootstrapBinaries(t *testing.T) {
 		t.Errorf("setpublic with a non-JSON event: %+v", res)
 	}
 
+	// A process's output is collected as it comes; give the last line a
+	// moment to arrive.
+	logs := ep.Logs()
+	for deadline := time.Now().Add(3 * time.Second); countInvocationLines(logs) < 5 && time.Now().Before(deadline); logs = ep.Logs() {
+		time.Sleep(20 * time.Millisecond)
+	}
 	var lines int
-	for _, l := range ep.Logs() {
+	for _, l := range logs {
 		if l.Stream == "platform" {
 			continue
 		}
@@ -190,4 +196,14 @@ func BenchmarkColdStart(b *testing.B) {
 			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms-to-ready")
 		})
 	}
+}
+
+func countInvocationLines(logs []localaws.LogLine) int {
+	n := 0
+	for _, l := range logs {
+		if strings.Contains(l.Text, `"msg":"done"`) || strings.Contains(l.Text, `"msg":"failed"`) {
+			n++
+		}
+	}
+	return n
 }

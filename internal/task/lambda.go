@@ -149,5 +149,5 @@ func NewRunnerFromEnv(ctx context.Context, log *slog.Logger, withArchive bool) (
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-	return NewRunner(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log)), nil
+	return NewRunner(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout)), nil
 }

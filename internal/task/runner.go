@@ -23,6 +23,10 @@ type Config struct {
 	ArchivePrefix     string        // ARCHIVE_PREFIX
 	ArchiveKMSKeyID   string        // ARCHIVE_KMS_KEY_ID: SSE-KMS when set, SSE-S3 otherwise
 	SecretTTL         time.Duration // SECRET_CACHE_TTL (Go duration)
+	// SDSTimeout bounds each SDS request until its headers arrive
+	// (SDS_TIMEOUT, Go duration; default 30 s). A download's body may take
+	// longer.
+	SDSTimeout time.Duration
 	// Poll backoff: the first wait, doubled after every check up to MaxWait.
 	FirstWait time.Duration // POLL_FIRST_WAIT_SECONDS
 	MaxWait   time.Duration // POLL_MAX_WAIT_SECONDS
@@ -41,6 +45,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		ArchivePrefix:     getenv("ARCHIVE_PREFIX"),
 		ArchiveKMSKeyID:   strings.TrimSpace(getenv("ARCHIVE_KMS_KEY_ID")),
 		SecretTTL:         masterkey.DefaultTTL,
+		SDSTimeout:        30 * time.Second,
 		FirstWait:         15 * time.Second,
 		MaxWait:           15 * time.Minute,
 		JobDeadline:       13 * time.Hour,
@@ -57,6 +62,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("SECRET_CACHE_TTL %q: want a duration such as 5m", v)
 		}
 		c.SecretTTL = d
+	}
+	if v := getenv("SDS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("SDS_TIMEOUT %q: want a duration such as 30s", v)
+		}
+		c.SDSTimeout = d
 	}
 	for _, s := range []struct {
 		name string
