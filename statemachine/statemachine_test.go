@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 	for _, name := range []string{scratchA, scratchB} {
 		cfg.Accounts[0].DataSources = append(cfg.Accounts[0].DataSources, sdsemu.DataSource{
 			AccessID: accessID, Name: name, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
-			QueryKey: "sdsemu-query-key-" + strings.ToLower(name),
+			QueryKey:  "sdsemu-query-key-" + strings.ToLower(name),
 			Published: sdsemu.Version{JobID: fmt.Sprintf("%032x", len(name)*7919), EntityCount: 40, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
 			Staged:    &sdsemu.Version{JobID: fmt.Sprintf("%032x", len(name)*104729), EntityCount: 45, Updated: time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)},
 		})
