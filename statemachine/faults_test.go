@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,9 +188,10 @@ func TestS3FailsMidUpload(t *testing.T) {
 	}
 }
 
-// copytos3 killed mid-upload (its timeout) is retried by the state
-// machine; the retry removes the dead attempt's upload and archives once.
-func TestCopyKilledMidUpload(t *testing.T) {
+// copytos3 running into its timeout mid-upload stops itself a little
+// before Lambda would kill it: it reports a typed error and aborts its
+// upload, and the state machine's retry archives the export.
+func TestCopyRunsOutOfTime(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
 	if err := env.SetFunctionTimeout("copytos3", 3*time.Second); err != nil {
 		t.Fatal(err)
@@ -207,19 +209,49 @@ func TestCopyKilledMidUpload(t *testing.T) {
 	if x.Status != sfntypes.ExecutionStatusSucceeded {
 		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
 	}
-	timedOut := false
-	for _, ev := range x.History {
-		if d := ev.LambdaFunctionFailedEventDetails; d != nil && aws.ToString(d.Error) == "Sandbox.Timedout" {
-			timedOut = true
-		}
-		if d := ev.TaskFailedEventDetails; d != nil && aws.ToString(d.Error) == "Sandbox.Timedout" {
-			timedOut = true
-		}
-	}
-	if !timedOut {
-		t.Error("the copy was not killed: no Sandbox.Timedout in the history")
+	errs := failedTasks(x)
+	if len(errs) != 1 || errs[0] == "Sandbox.Timedout" {
+		t.Errorf("failed attempts %v, want one typed error before the timeout", errs)
 	}
 	checkArchives(t)
+}
+
+// copytos3 killed mid-upload (a crash: nothing can clean up) is retried by
+// the state machine; the retry aborts the dead attempt's upload and
+// archives once.
+func TestCopyKilledMidUpload(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	var killed atomic.Bool
+	env.Stack.Lambda.SetUpstreamFault(func(r *http.Request) (int, string) {
+		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "2" && killed.CompareAndSwap(false, true) {
+			exec.Command("pkill", "-KILL", "-f", env.BinaryPath("copytos3")).Run()
+			return http.StatusInternalServerError, "InternalError"
+		}
+		return 0, ""
+	})
+	defer env.Stack.Lambda.SetUpstreamFault(nil)
+	x := run(t, "backup", backupOf(bigSample))
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	if errs := failedTasks(x); len(errs) != 1 || errs[0] != "Runtime.ExitError" {
+		t.Errorf("failed attempts %v, want one Runtime.ExitError", errs)
+	}
+	checkArchives(t)
+}
+
+// failedTasks lists the error types of the failed task attempts.
+func failedTasks(x *localrun.Execution) []string {
+	var errs []string
+	for _, ev := range x.History {
+		if d := ev.LambdaFunctionFailedEventDetails; d != nil {
+			errs = append(errs, aws.ToString(d.Error))
+		}
+		if d := ev.TaskFailedEventDetails; d != nil {
+			errs = append(errs, aws.ToString(d.Error))
+		}
+	}
+	return errs
 }
 
 // The same backup started twice at once: two complete archives of two

@@ -290,15 +290,19 @@ func TestScheduledBackupWithOneFailure(t *testing.T) {
 			{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"},
 			{"accessId": accessID, "dataSourceName": "NoSuchSource"},
 			{"accessId": transitAccessID, "dataSourceName": "EmptyPlaces", "masterKeySecretId": transitSecret},
+			{"accessId": accessID}, // no name: refused, the others go on
 		},
 		"maxConcurrency": 2,
 	})
-	if x.Status != sfntypes.ExecutionStatusSucceeded {
-		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	// The run fails, so that the alarm fires, and its cause lists every
+	// archive and every failure.
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "BackupsFailed" {
+		t.Fatalf("status %s error %s: %s", x.Status, x.Error, x.Cause)
 	}
-	raw, _ := json.Marshal(x.Output["results"])
 	var results []struct{ DataSourceName, Status, Key, Error string }
-	json.Unmarshal(raw, &results)
+	if err := json.Unmarshal([]byte(x.Cause), &results); err != nil {
+		t.Fatalf("cause is not the JSON list of results: %v: %s", err, x.Cause)
+	}
 	var got []string
 	for _, r := range results {
 		got = append(got, r.DataSourceName+":"+r.Status+":"+r.Error)
@@ -306,9 +310,62 @@ func TestScheduledBackupWithOneFailure(t *testing.T) {
 			t.Errorf("%s: archive %s missing", r.DataSourceName, r.Key)
 		}
 	}
-	want := []string{"FourthCoffeeSample:Archived:", "NoSuchSource:Failed:DataSourceNotFound", "EmptyPlaces:Archived:"}
+	want := []string{"FourthCoffeeSample:Archived:", "NoSuchSource:Failed:DataSourceNotFound", "EmptyPlaces:Archived:", ":Failed:InvalidInput"}
 	if !slices.Equal(got, want) {
 		t.Errorf("results %v, want %v", got, want)
+	}
+}
+
+func TestScheduledBackupAllArchived(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	x := run(t, "scheduled-backup", map[string]any{"dataSources": []map[string]any{
+		{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"},
+		{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries"},
+	}})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	if results, _ := x.Output["results"].([]any); len(results) != 2 {
+		t.Errorf("output %v, want two results", x.Output)
+	}
+}
+
+// A staged-only delete archives the staged version first.
+func TestDeleteStagedArchivesStagedVersion(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	x := run(t, "delete", map[string]any{"accessId": accessID, "dataSourceName": scratchB, "confirm": scratchB, "isStaging": true})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	backup, _ := x.Output["backup"].(map[string]any)
+	if backup["entityCount"] != 45.0 {
+		t.Errorf("archived %v entities, want the staged version's 45", backup["entityCount"])
+	}
+	ds, ok := env.Emulator.DataSource(accessID, scratchB)
+	if !ok || ds.Staged != nil {
+		t.Errorf("published kept: %v; staged gone: %v", ok, ds.Staged == nil)
+	}
+}
+
+// Anything but a boolean in backupFirst or isStaging is refused before any
+// backup or deletion.
+func TestDeleteRefusesNonBooleanFlags(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	for _, in := range []map[string]any{
+		{"backupFirst": "true"}, {"backupFirst": nil}, {"backupFirst": 0}, {"isStaging": "yes"},
+	} {
+		env.Emulator.ResetRequests()
+		input := map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "confirm": "FourthCoffeeSample"}
+		for k, v := range in {
+			input[k] = v
+		}
+		x := run(t, "delete", input)
+		if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" {
+			t.Errorf("%v: status %s error %s", in, x.Status, x.Error)
+		}
+		if n := len(env.Emulator.Requests()); n != 0 {
+			t.Errorf("%v: %d SDS requests", in, n)
+		}
 	}
 }
 

@@ -26,6 +26,9 @@ var (
 	ErrNotFound = errors.New("secret not found")
 	// ErrMalformed: the secret exists but holds no usable master key.
 	ErrMalformed = errors.New("secret holds no usable master key")
+	// ErrUnavailable: Secrets Manager could not answer (throttling, a
+	// service or network fault); trying again later may work.
+	ErrUnavailable = errors.New("secrets manager unavailable")
 )
 
 // SecretsAPI is the part of the Secrets Manager client the store uses.
@@ -105,7 +108,7 @@ func classify(secretID string, err error) error {
 	case isAccessDenied(err):
 		return fmt.Errorf("secret %q may not be read by this function: %w", secretID, ErrNotFound)
 	}
-	return fmt.Errorf("reading secret %q: %w", secretID, err)
+	return fmt.Errorf("reading secret %q: %w: %w", secretID, ErrUnavailable, err)
 }
 
 func isAccessDenied(err error) bool {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -215,7 +214,13 @@ type request struct {
 	u      *url.URL // without the key
 	safe   bool     // repeating it cannot create or delete anything
 	format bool     // add o=json|xml
+	// goneIsDone: a 404 to a repeated attempt means the first attempt, whose
+	// answer was lost, already did the work (a repeated DELETE).
+	goneIsDone bool
 }
+
+// errAlreadyDone reports a repeated request that found its work done.
+var errAlreadyDone = errors.New("already done by an earlier attempt")
 
 // do sends req with retries and returns a 2xx response whose body the
 // caller must close. Until the headers arrive each attempt is bounded by
@@ -227,6 +232,9 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 		if err == nil {
 			return resp, nil
 		}
+		if attempt > 1 && req.goneIsDone && errors.Is(err, ErrNotFound) {
+			return nil, errAlreadyDone
+		}
 		lastErr = err
 		if attempt >= c.retry.MaxAttempts || !retryable(err, req.safe) || ctx.Err() != nil {
 			return nil, lastErr
@@ -237,6 +245,11 @@ func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 			return nil, lastErr
 		}
 		wait := c.retry.backoff(attempt, e.RetryAfter)
+		// Give up while the caller still has time to act on the error (a
+		// Lambda's deadline): its orchestrator retries with longer waits.
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Second {
+			return nil, lastErr
+		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry",
 			slog.String("op", req.op), slog.Int("attempt", attempt), slog.Int("status", e.StatusCode),
 			slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
@@ -349,8 +362,21 @@ func (b *cancelOnClose) Close() error {
 	return err
 }
 
-// isTimeout reports a network timeout, for callers classifying errors.
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+// StripLink returns a link the service returned without anything that must
+// not be stored: key, output format, user info and fragment. It returns ""
+// for a string that is not an absolute URL.
+func StripLink(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	u.User, u.Fragment, u.RawFragment = nil, "", ""
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "key") || strings.EqualFold(k, "o") || strings.EqualFold(k, "output") {
+			delete(q, k)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }

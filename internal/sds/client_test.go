@@ -147,3 +147,18 @@ func TestClientStringHidesKey(t *testing.T) {
 		}
 	}
 }
+
+func TestStripLink(t *testing.T) {
+	tests := map[string]string{
+		"https://spatial.virtualearth.net/REST/v1/dataflows/DataSourceDownload/X":      "https://spatial.virtualearth.net/REST/v1/dataflows/DataSourceDownload/X",
+		"https://u:p@spatial.virtualearth.net/REST/v1/x?key=SECRET&o=xml&jobId=1#frag": "https://spatial.virtualearth.net/REST/v1/x?jobId=1",
+		"https://spatial.virtualearth.net/REST/v1/x?KEY=SECRET&Output=json":            "https://spatial.virtualearth.net/REST/v1/x",
+		"/relative/path": "",
+		"::not a url":    "",
+	}
+	for in, want := range tests {
+		if got := StripLink(in); got != want {
+			t.Errorf("StripLink(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sds
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -118,7 +119,10 @@ func (c *Client) DeleteDataSource(ctx context.Context, ds DataSource, staging bo
 	// DELETE is idempotent: repeating it after a lost answer at worst starts
 	// a second delete job for the same data source, or answers 404 once the
 	// first has finished.
-	resp, err := c.do(ctx, request{op: op, method: http.MethodDelete, u: u, safe: true})
+	resp, err := c.do(ctx, request{op: op, method: http.MethodDelete, u: u, safe: true, goneIsDone: true})
+	if errors.Is(err, errAlreadyDone) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/task"
 )
 
 func TestBackupEndToEnd(t *testing.T) {
@@ -281,5 +282,51 @@ func TestDeadlinePassed(t *testing.T) {
 	f.completeJobs()
 	if st = f.mustInvoke("checkstatus", st); st["deadlinePassed"] != nil || st["status"] != "Completed" {
 		t.Fatalf("a completed job reports its deadline: %v", st)
+	}
+}
+
+func TestStartDownloadOfStagedVersion(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ev := startEvent()
+	ev["isStaging"] = true
+	out := f.mustInvoke("startdownload", ev)
+	if out["versionJobId"] != "979e9e13a3d58372148f58e6258b72b6" {
+		t.Errorf("versionJobId %v, want the staged version's job id", out["versionJobId"])
+	}
+	ev["jobId"] = "979e9e13a3d58372148f58e6258b72b6"
+	if _, typ, _ := f.invoke("startdownload", ev); typ != "InvalidInput" {
+		t.Errorf("jobId with isStaging: %s, want InvalidInput", typ)
+	}
+	noStaged := map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries", "isStaging": true}
+	if _, typ, msg := f.invoke("startdownload", noStaged); typ != "DataSourceNotFound" || !strings.Contains(msg, "staged") {
+		t.Errorf("no staged version: %s %s", typ, msg)
+	}
+}
+
+func TestConfigFromEnv(t *testing.T) {
+	tests := []struct {
+		env map[string]string
+		ok  bool
+	}{
+		{map[string]string{}, true},
+		{map[string]string{"SDS_BASE_URL": "http://127.0.0.1:8080"}, true},
+		{map[string]string{"SDS_BASE_URL": "http://localhost:8080"}, true},
+		{map[string]string{"SDS_BASE_URL": "http://spatial.virtualearth.net"}, false},
+		{map[string]string{"SDS_BASE_URL": "http://10.0.0.5"}, false},
+		{map[string]string{"SDS_BASE_URL": "ftp://x"}, false},
+		{map[string]string{"SECRET_CACHE_TTL": "soon"}, false},
+		{map[string]string{"SDS_TIMEOUT": "0s"}, false},
+		{map[string]string{"POLL_FIRST_WAIT_SECONDS": "0"}, false},
+		{map[string]string{"POLL_FIRST_WAIT_SECONDS": "60", "POLL_MAX_WAIT_SECONDS": "30"}, false},
+		{map[string]string{"JOB_DEADLINE_SECONDS": "-1"}, false},
+	}
+	for _, tt := range tests {
+		cfg, err := task.ConfigFromEnv(func(k string) string { return tt.env[k] })
+		if (err == nil) != tt.ok {
+			t.Errorf("%v: err %v, want ok=%v", tt.env, err, tt.ok)
+		}
+		if err == nil && len(tt.env) == 0 && (cfg.SDSBaseURL != "https://spatial.virtualearth.net" || cfg.ArchivePrefix != "sds-exports/" || cfg.JobDeadline != 13*time.Hour) {
+			t.Errorf("defaults: %+v", cfg)
+		}
 	}
 }

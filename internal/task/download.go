@@ -28,10 +28,19 @@ func (r *Runner) StartDownload(ctx context.Context, raw []byte) (any, error) {
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
 	}
+	if ev.IsStaging && ev.JobID != "" {
+		return nil, invalid("give jobId or isStaging, not both")
+	}
 	ds := sds.DataSource{AccessID: ev.AccessID, Name: ev.DataSourceName}
 	var job *sds.Job
+	version := ev.JobID
 	err := r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) (err error) {
-		job, err = c.CreateDownloadJob(ctx, ds, ev.JobID)
+		if ev.IsStaging {
+			if version, err = stagedVersion(ctx, c, ds); err != nil {
+				return err
+			}
+		}
+		job, err = c.CreateDownloadJob(ctx, ds, version)
 		return err
 	})
 	if err != nil {
@@ -49,12 +58,26 @@ func (r *Runner) StartDownload(ctx context.Context, raw []byte) (any, error) {
 		MasterKeySecretID: ev.MasterKeySecretID,
 		Status:            reportStatus(job.Status),
 		JobID:             job.ID,
-		VersionJobID:      ev.JobID,
-		StatusURL:         job.StatusURL(),
+		VersionJobID:      version,
+		StatusURL:         sds.StripLink(job.StatusURL()),
 		CreatedDate:       formatTime(created),
 		StartedAt:         formatTime(now),
 		NextWaitSeconds:   r.nextWait(0),
 	}, nil
+}
+
+// stagedVersion finds the job id of the data source's staged version.
+func stagedVersion(ctx context.Context, c *sds.Client, ds sds.DataSource) (string, error) {
+	versions, err := c.DataSourceInfo(ctx, ds, true)
+	if err != nil {
+		return "", err
+	}
+	for _, v := range versions {
+		if v.IsStaging && v.JobID != "" {
+			return v.JobID, nil
+		}
+	}
+	return "", &Error{Type: DataSourceNotFound, Message: fmt.Sprintf("data source %s has no staged version", ds)}
 }
 
 // reportStatus maps SDS statuses onto the three a state machine branches on.
@@ -142,7 +165,7 @@ func (r *Runner) checkDownload(ctx context.Context, st *State) error {
 	st.ErrorMessage = ""
 	switch st.Status {
 	case StatusCompleted:
-		st.DownloadURL = job.DownloadURL()
+		st.DownloadURL = sds.StripLink(job.DownloadURL())
 		if st.DownloadURL == "" {
 			return &Error{Type: SdsUnavailable, Message: fmt.Sprintf("download job %s is Completed but has no output link", job.ID)}
 		}

@@ -24,6 +24,8 @@ const (
 	IntegrityError     = "IntegrityError"
 	// ArchiveUnavailable: S3 failed; nothing was left half-written.
 	ArchiveUnavailable = "ArchiveUnavailable"
+	// SecretUnavailable: Secrets Manager could not answer; retried.
+	SecretUnavailable = "SecretUnavailable"
 	// Internal: a fault of this function (configuration, a bug).
 	Internal = "Internal"
 )
@@ -68,6 +70,8 @@ func classify(err error) *Error {
 		typ = ArchiveUnavailable
 	case errors.Is(err, masterkey.ErrNotFound), errors.Is(err, masterkey.ErrMalformed):
 		typ = SecretNotFound
+	case errors.Is(err, masterkey.ErrUnavailable):
+		typ = SecretUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		typ = SdsUnavailable
 	}

@@ -35,7 +35,8 @@ const maxEventBytes = 256 << 10
 type StartDownloadEvent struct {
 	AccessID          string `json:"accessId"`
 	DataSourceName    string `json:"dataSourceName"`
-	JobID             string `json:"jobId,omitempty"` // version to download; empty = published
+	JobID             string `json:"jobId,omitempty"`     // version to download; empty = published
+	IsStaging         bool   `json:"isStaging,omitempty"` // download the staged version
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
 }
 

@@ -41,6 +41,14 @@ type handler struct {
 
 func (h handler) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	start := time.Now()
+	// Stop a little before Lambda would kill the process, so that a failure
+	// is reported with its type and an unfinished upload is aborted.
+	if dl, ok := ctx.Deadline(); ok {
+		margin := min(max(time.Until(dl)/10, 2*time.Second), 30*time.Second)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin))
+		defer cancel()
+	}
 	attrs := logAttrs(ctx, h.function, event)
 	out, err := h.fn(ctx, event)
 	var res []byte

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -95,6 +97,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if _, err := sds.New(c.SDSBaseURL, "config-check"); err != nil {
 		return c, fmt.Errorf("SDS_BASE_URL: %w", err)
 	}
+	// The key travels in the query string: plain http is for a local
+	// emulator only, never across a network or through a proxy.
+	if u, _ := url.Parse(c.SDSBaseURL); u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return c, fmt.Errorf("SDS_BASE_URL %q: the master key is only sent over https (http is allowed for loopback addresses)", c.SDSBaseURL)
+	}
 	return c, nil
 }
 
@@ -182,4 +189,12 @@ func (r *Runner) withSDS(ctx context.Context, secretID string, fn func(*sds.Clie
 func (r *Runner) nextWait(polls int) int {
 	w := r.cfg.FirstWait.Seconds() * math.Pow(2, float64(polls))
 	return int(math.Min(w, r.cfg.MaxWait.Seconds()))
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
