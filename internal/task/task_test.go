@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,6 +47,14 @@ var (
 
 func TestMain(m *testing.M) {
 	ctx := context.Background()
+	// Fuzzing and benchmark-only runs (-run '^$') need no AWS.
+	flag.Parse()
+	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "^$" {
+		os.Exit(m.Run())
+	}
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		os.Exit(m.Run())
+	}
 	moto, err := localaws.StartMoto(ctx, localaws.MotoOptions{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "moto:", err)
