@@ -553,3 +553,29 @@ func TestRequestLogRedactsKey(t *testing.T) {
 		t.Errorf("request log = %+v", reqs)
 	}
 }
+
+// The docs' own link forms name only the data source: status and output
+// links of that form are followed as given.
+func TestDocumentedShortLinks(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	job, err := e.client.CreateDownloadJob(ctx, coffee, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.emu.CompleteJob(job.ID)
+	short := e.srv.URL + "/REST/v1/dataflows/DataSourceDownload/FourthCoffeeSample"
+	st, err := e.client.DownloadJobStatus(ctx, short)
+	if err != nil || st.ID != job.ID || st.Status != sds.StatusCompleted {
+		t.Fatalf("short status link: %+v, %v", st, err)
+	}
+	exp, err := e.client.OpenExportURL(ctx, short+"/output/succeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exp.Body.Close()
+	sum, err := sds.SummarizeDataSet(exp.Body)
+	if err != nil || sum.Entities != 350 {
+		t.Fatalf("short output link: %+v, %v", sum, err)
+	}
+}

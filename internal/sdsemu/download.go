@@ -21,7 +21,13 @@ func (s *Server) downloadData(q *request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.advanceLocked(s.cfg.Now())
-		j, e := s.downloadJobLocked(q.key, q.args[0], q.args[1], q.args[2])
+		var j *job
+		var e *apiError
+		if len(q.args) == 3 { // the short form names only the data source
+			j, e = s.newestDownloadLocked(q.key, q.args[0])
+		} else {
+			j, e = s.downloadJobLocked(q.key, q.args[0], q.args[1], q.args[2])
+		}
 		if e != nil {
 			return e
 		}
@@ -33,7 +39,7 @@ func (s *Server) downloadData(q *request) {
 		return
 	}
 
-	if strings.EqualFold(q.args[4], "failed") {
+	if strings.EqualFold(q.args[len(q.args)-1], "failed") {
 		if snap.Status != StatusAborted {
 			q.fail(newError(http.StatusBadRequest, fmt.Sprintf("The download job has not aborted (status %s): there is no error log.", snap.Status)))
 			return

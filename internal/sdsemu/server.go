@@ -133,6 +133,10 @@ func matchRoute(path string) (eps []endpoint, args []string) {
 	case len(rest) >= 3 && is(0, "Dataflows") && is(1, "DataSourceDownload"):
 		a := rest[2:]
 		switch {
+		case len(a) == 3 && strings.EqualFold(a[1], "output") &&
+			(strings.EqualFold(a[2], "succeeded") || strings.EqualFold(a[2], "failed")):
+			// The docs' short output link: {name}/output/succeeded, the newest job's data.
+			return []endpoint{get(OpDownloadData, (*Server).downloadData)}, a
 		case len(a) == 1, len(a) == 3:
 			// The docs' short status URL names only the data source; ours adds access ID and job.
 			return []endpoint{get(OpDownloadStatus, (*Server).downloadStatus)}, a

@@ -21,8 +21,8 @@ func (r *Runner) StartDownload(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	if ev.JobID != "" {
-		if err := sds.ValidateJobID(ev.JobID); err != nil {
-			return nil, invalid("%s", err.(*sds.Error).Message)
+		if err := validateJobID(ev.JobID); err != nil {
+			return nil, err
 		}
 	}
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
@@ -91,8 +91,9 @@ func reportStatus(s sds.Status) string {
 	return StatusPending
 }
 
-// CheckStatus reads the status of the job a chained state describes.
-func (r *Runner) CheckStatus(ctx context.Context, raw []byte) (any, error) {
+// decodeChainedState decodes a chained event and checks the identifiers
+// every chained function needs.
+func decodeChainedState(raw []byte) (*chained, error) {
 	st, err := decodeChained(raw)
 	if err != nil {
 		return nil, err
@@ -101,6 +102,15 @@ func (r *Runner) CheckStatus(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	if err := validateSecretID(st.MasterKeySecretID); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// CheckStatus reads the status of the job a chained state describes.
+func (r *Runner) CheckStatus(ctx context.Context, raw []byte) (any, error) {
+	st, err := decodeChainedState(raw)
+	if err != nil {
 		return nil, err
 	}
 	switch st.Operation {
@@ -131,8 +141,8 @@ func (r *Runner) CheckStatus(ctx context.Context, raw []byte) (any, error) {
 }
 
 func (r *Runner) checkDownload(ctx context.Context, st *State) error {
-	if err := sds.ValidateJobID(st.JobID); err != nil {
-		return invalid("%s", err.(*sds.Error).Message)
+	if err := validateJobID(st.JobID); err != nil {
+		return err
 	}
 	var job *sds.Job
 	err := r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
@@ -180,14 +190,8 @@ func (r *Runner) checkDownload(ctx context.Context, st *State) error {
 
 // CopyToS3 streams a completed download job's export into the archive.
 func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
-	st, err := decodeChained(raw)
+	st, err := decodeChainedState(raw)
 	if err != nil {
-		return nil, err
-	}
-	if err := validateDataSource(st.AccessID, st.DataSourceName); err != nil {
-		return nil, err
-	}
-	if err := validateSecretID(st.MasterKeySecretID); err != nil {
 		return nil, err
 	}
 	switch {
@@ -198,8 +202,8 @@ func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	case st.DownloadURL == "":
 		return nil, invalid("field \"downloadUrl\" is missing")
 	}
-	if err := sds.ValidateJobID(st.JobID); err != nil {
-		return nil, invalid("%s", err.(*sds.Error).Message)
+	if err := validateJobID(st.JobID); err != nil {
+		return nil, err
 	}
 	if r.archive == nil {
 		return nil, &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}

@@ -215,6 +215,18 @@ func validateDataSource(accessID, name string) error {
 	return nil
 }
 
+// validateJobID checks a job id before it is put in a URL.
+func validateJobID(id string) error {
+	if err := sds.ValidateJobID(id); err != nil {
+		var se *sds.Error
+		if errors.As(err, &se) {
+			return invalid("%s", se.Message)
+		}
+		return invalid("%v", err)
+	}
+	return nil
+}
+
 func validateSecretID(id string) error {
 	if id == "" {
 		return nil

@@ -129,8 +129,8 @@ func hasStaging(infos []sds.DataSourceInfo) bool {
 // checkSetPublic follows the DataSourceAccess job by the id set public
 // returned.
 func (r *Runner) checkSetPublic(ctx context.Context, st *State) error {
-	if err := sds.ValidateJobID(st.JobID); err != nil {
-		return invalid("%s", err.(*sds.Error).Message)
+	if err := validateJobID(st.JobID); err != nil {
+		return err
 	}
 	return r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
 		jobs, err := c.ListJobs(ctx)
