@@ -118,6 +118,8 @@ func TestFaultsDuringBackup(t *testing.T) {
 		{"500 x6 on data", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpDownloadData, sdsemu.FaultStatus, 6, status(500, 0)), ""},
 		{"503 x2 on delete", "delete", map[string]any{"accessId": accessID, "dataSourceName": scratchA, "confirm": scratchA, "backupFirst": false},
 			fault(sdsemu.OpDelete, sdsemu.FaultStatus, 2, status(503, 0)), ""},
+		{"503 x2 on information", "delete", map[string]any{"accessId": accessID, "dataSourceName": scratchC, "confirm": scratchC, "backupFirst": false},
+			fault(sdsemu.OpInfo, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"503 x2 on set public", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "public": false},
 			fault(sdsemu.OpSetPublic, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"503 x3 on job list", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "public": true},
@@ -145,6 +147,11 @@ func TestFaultsDuringBackup(t *testing.T) {
 			}
 			if tt.want != "" && (x.Status != sfntypes.ExecutionStatusFailed || x.Error != tt.want) {
 				t.Fatalf("status %s error %q (%s), want FAILED %s", x.Status, x.Error, x.Cause, tt.want)
+			}
+			if tt.faults[0].Times > 0 {
+				if left := env.Emulator.Faults(); len(left) != 0 {
+					t.Errorf("the fault did not fire as often as armed: %+v left", left)
+				}
 			}
 			if tt.want == "" && tt.machine == "backup" && !objectExists(t, x.Output["key"].(string)) {
 				t.Error("no archive")

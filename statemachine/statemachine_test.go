@@ -34,6 +34,7 @@ const (
 	bigSample     = "BigSample"
 	scratchA      = "ScratchA"
 	scratchB      = "ScratchBB"
+	scratchC      = "ScratchCCC"
 )
 
 var env *localrun.Env
@@ -49,7 +50,7 @@ func TestMain(m *testing.M) {
 		Published: sdsemu.Version{JobID: "5e1b0c7fd3a94e0f8b6a2c4d9e8f7a61", EntityCount: 12000, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
 	})
 	// Data sources that tests may delete without disturbing others.
-	for _, name := range []string{scratchA, scratchB} {
+	for _, name := range []string{scratchA, scratchB, scratchC} {
 		cfg.Accounts[0].DataSources = append(cfg.Accounts[0].DataSources, sdsemu.DataSource{
 			AccessID: accessID, Name: name, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
 			QueryKey:  "sdsemu-query-key-" + strings.ToLower(name),
