@@ -8,7 +8,7 @@ FUNCTIONS := startdownload checkstatus copytos3 delete setpublic
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help run test unit lint fuzz emulator build bench clean
+.PHONY: help check-moto run test unit lint fuzz emulator build bench clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
@@ -21,7 +21,7 @@ help:
 
 test: lint unit fuzz
 
-unit:
+unit: check-moto
 	$(GO) test -race -count=1 ./...
 
 # lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
@@ -61,8 +61,11 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
-run:
-	@command -v moto_server >/dev/null 2>&1 || python3 -c 'import moto.server' 2>/dev/null || { echo 'moto is missing: pip install "moto[server]"'; exit 1; }
+# Tests and the local run start moto_server themselves; it must be installed.
+check-moto:
+	@python3 -c 'import moto.server' 2>/dev/null || { echo 'moto is missing: pip install "moto[server]"'; exit 1; }
+
+run: check-moto
 	$(GO) run ./internal/localrun/cmd/localrun $(RUN_ARGS)
 
 emulator:
