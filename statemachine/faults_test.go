@@ -216,9 +216,8 @@ func TestCopyRunsOutOfTime(t *testing.T) {
 	if x.Status != sfntypes.ExecutionStatusSucceeded {
 		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
 	}
-	errs := failedTasks(x)
-	if len(errs) != 1 || errs[0] == "Sandbox.Timedout" {
-		t.Errorf("failed attempts %v, want one typed error before the timeout", errs)
+	if errs := failedTasks(x); len(errs) != 1 || errs[0] != "FunctionTimeout" {
+		t.Errorf("failed attempts %v, want one FunctionTimeout, reported before Lambda's own timeout", errs)
 	}
 	checkArchives(t)
 }
@@ -311,6 +310,59 @@ func TestSameBackupTwiceAtOnce(t *testing.T) {
 		if r != nil && (r["key"] != xs[0].Output["key"] || r["sha256"] != xs[0].Output["sha256"]) {
 			t.Errorf("a repeated copy gave %v", r)
 		}
+	}
+	checkArchives(t)
+}
+
+// Two copies of the same job at once, before any archive exists (a
+// duplicate delivery): one archive results; a copy that loses the race
+// fails with a typed error and its retry returns the same archive.
+func TestSameCopyTwiceAtOnce(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	ctx := context.Background()
+	invoke := func(fn string, payload []byte) (map[string]any, string) {
+		res, err := env.Stack.Lambda.Invoke(ctx, fn, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out map[string]any
+		json.Unmarshal(res.Payload, &out)
+		return out, res.ErrorType
+	}
+	ev, _ := json.Marshal(backupOf(bigSample))
+	st, typ := invoke("startdownload", ev)
+	if typ != "" {
+		t.Fatal(typ)
+	}
+	for st["status"] != "Completed" {
+		b, _ := json.Marshal(st)
+		if st, typ = invoke("checkstatus", b); typ != "" {
+			t.Fatal(typ)
+		}
+	}
+	payload, _ := json.Marshal(st)
+	var wg sync.WaitGroup
+	results := make([]map[string]any, 2)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, typ := invoke("copytos3", payload)
+			if typ != "" { // lost the race: the state machine would retry
+				if typ != "ArchiveUnavailable" {
+					t.Errorf("copy %d failed with %s", i, typ)
+				}
+				out, typ = invoke("copytos3", payload)
+				if typ != "" || out["reused"] != true {
+					t.Errorf("retry of copy %d: %s %v", i, typ, out)
+				}
+			}
+			results[i] = out
+		}()
+	}
+	wg.Wait()
+	if results[0]["key"] != results[1]["key"] || results[0]["sha256"] != results[1]["sha256"] || results[0]["key"] == nil {
+		t.Errorf("copies disagree: %v / %v", results[0], results[1])
 	}
 	checkArchives(t)
 }

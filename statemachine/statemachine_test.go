@@ -295,25 +295,39 @@ func TestScheduledBackupWithOneFailure(t *testing.T) {
 		},
 		"maxConcurrency": 2,
 	})
-	// The run fails, so that the alarm fires, and its cause lists every
-	// archive and every failure.
+	// The run fails, so that the alarm fires; its cause lists the failures,
+	// the Map state's output in the history every result.
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "BackupsFailed" {
 		t.Fatalf("status %s error %s: %s", x.Status, x.Error, x.Cause)
 	}
-	var results []struct{ DataSourceName, Status, Key, Error string }
-	if err := json.Unmarshal([]byte(x.Cause), &results); err != nil {
-		t.Fatalf("cause is not the JSON list of results: %v: %s", err, x.Cause)
+	type result struct{ DataSourceName, Status, Key, Error string }
+	var failures []result
+	if err := json.Unmarshal([]byte(x.Cause), &failures); err != nil {
+		t.Fatalf("cause is not the JSON list of failures: %v: %s", err, x.Cause)
 	}
-	var got []string
-	for _, r := range results {
-		got = append(got, r.DataSourceName+":"+r.Status+":"+r.Error)
-		if r.Status == "Archived" && !objectExists(t, r.Key) {
-			t.Errorf("%s: archive %s missing", r.DataSourceName, r.Key)
+	var results []result
+	for _, ev := range x.History {
+		if d := ev.StateExitedEventDetails; d != nil && aws.ToString(d.Name) == "BackupEach" {
+			var out struct{ Results []result }
+			json.Unmarshal([]byte(aws.ToString(d.Output)), &out)
+			results = out.Results
 		}
 	}
-	want := []string{"FourthCoffeeSample:Archived:", "NoSuchSource:Failed:DataSourceNotFound", "EmptyPlaces:Archived:", ":Failed:InvalidInput"}
-	if !slices.Equal(got, want) {
+	summarize := func(rs []result) []string {
+		var got []string
+		for _, r := range rs {
+			got = append(got, r.DataSourceName+":"+r.Status+":"+r.Error)
+			if r.Status == "Archived" && !objectExists(t, r.Key) {
+				t.Errorf("%s: archive %s missing", r.DataSourceName, r.Key)
+			}
+		}
+		return got
+	}
+	if got, want := summarize(results), []string{"FourthCoffeeSample:Archived:", "NoSuchSource:Failed:DataSourceNotFound", "EmptyPlaces:Archived:", ":Failed:InvalidInput"}; !slices.Equal(got, want) {
 		t.Errorf("results %v, want %v", got, want)
+	}
+	if got, want := summarize(failures), []string{"NoSuchSource:Failed:DataSourceNotFound", ":Failed:InvalidInput"}; !slices.Equal(got, want) {
+		t.Errorf("failures in the cause %v, want %v", got, want)
 	}
 }
 

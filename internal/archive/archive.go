@@ -214,10 +214,10 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 		return Result{}, classed(ErrStorage, where+": look for an earlier archive", err)
 	}
 	if ok {
+		s.abortStale(ctx, key)
 		return res, nil
 	}
 
-	s.abortStale(ctx, key)
 	exp, err := open(ctx)
 	if err != nil {
 		return Result{}, classed(ErrSource, where+": open the export", err)
@@ -279,6 +279,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	if err := s.putManifest(ctx, mkey, m); err != nil {
 		return Result{}, classed(ErrStorage, where+": write the manifest", err)
 	}
+	s.abortStale(ctx, key)
 	return m.result(mkey, false), nil
 }
 
@@ -326,9 +327,10 @@ func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) 
 
 // abortStale aborts multipart uploads of key left by an earlier attempt
 // that was killed mid-copy (a Lambda timeout or crash cannot clean up after
-// itself). It is best effort: the bucket's lifecycle rule removes
-// incomplete uploads after a day anyway, and a failed listing must not
-// stop a backup.
+// itself). It runs once the archive is complete, so that it never cuts off
+// a copy of the same job still running: that one fails, and its retry
+// finds the archive. It is best effort: the bucket's lifecycle rule
+// removes incomplete uploads after a day anyway.
 func (s *Store) abortStale(ctx context.Context, key string) {
 	out, err := s.api.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: &s.cfg.Bucket, Prefix: &key})
 	if err != nil {

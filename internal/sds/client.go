@@ -227,14 +227,16 @@ var errAlreadyDone = errors.New("already done by an earlier attempt")
 // the client's timeout; the body is not.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 	var lastErr error
+	maybeDone := false // an earlier attempt may have reached the service
 	for attempt := 1; ; attempt++ {
 		resp, err := c.attempt(ctx, req)
 		if err == nil {
 			return resp, nil
 		}
-		if attempt > 1 && req.goneIsDone && errors.Is(err, ErrNotFound) {
+		if maybeDone && req.goneIsDone && errors.Is(err, ErrNotFound) {
 			return nil, errAlreadyDone
 		}
+		maybeDone = maybeDone || outcomeUnknown(err)
 		lastErr = err
 		if attempt >= c.retry.MaxAttempts || !retryable(err, req.safe) || ctx.Err() != nil {
 			return nil, lastErr
@@ -360,6 +362,22 @@ func (b *cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel()
 	return err
+}
+
+// outcomeUnknown reports a failure after which the service may still have
+// acted on the request: no answer after it was sent, or a gateway error.
+func outcomeUnknown(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(e, ErrUnavailable) {
+		return false
+	}
+	switch e.StatusCode {
+	case 0:
+		return !isDialError(e.Err)
+	case 500, 502, 504:
+		return true
+	}
+	return false
 }
 
 // StripLink returns a link the service returned without anything that must

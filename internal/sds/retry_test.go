@@ -59,3 +59,21 @@ func TestRetriesRespectDeadline(t *testing.T) {
 		t.Errorf("%d requests, want 1: a 2 s wait does not fit before the deadline", calls.Load())
 	}
 }
+
+// A 404 after a failure that certainly did nothing (429) is not success.
+func TestDeleteNotFoundAfterRefusalIsAnError(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c, _ := New(srv.URL, "k", WithRetry(RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: time.Millisecond}))
+	if err := c.DeleteDataSource(context.Background(), DataSource{AccessID: "abc", Name: "x"}, false); err == nil {
+		t.Fatal("a 404 after a 429 was taken for success")
+	}
+}

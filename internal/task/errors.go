@@ -24,6 +24,10 @@ const (
 	IntegrityError     = "IntegrityError"
 	// ArchiveUnavailable: S3 failed; nothing was left half-written.
 	ArchiveUnavailable = "ArchiveUnavailable"
+	// FunctionTimeout: the function stopped itself just before its Lambda
+	// timeout; retried once (a one-off stall), not more (a copy that cannot
+	// fit in the time would only repeat).
+	FunctionTimeout = "FunctionTimeout"
 	// SecretUnavailable: Secrets Manager could not answer; retried.
 	SecretUnavailable = "SecretUnavailable"
 	// Internal: a fault of this function (configuration, a bug).

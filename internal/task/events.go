@@ -47,6 +47,9 @@ type DeleteEvent struct {
 	IsStaging         bool   `json:"isStaging,omitempty"`
 	Confirm           string `json:"confirm"` // must equal dataSourceName
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
+	// RetryCount is the state machine's retry number of this step: after a
+	// retry, a data source already gone was deleted by the earlier attempt.
+	RetryCount int `json:"retryCount,omitempty"`
 }
 
 // SetPublicEvent asks for a data source to be made public or private.

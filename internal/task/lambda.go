@@ -58,6 +58,9 @@ func (h handler) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 		}
 	}
 	attrs = append(attrs, slog.Int64("durationMs", time.Since(start).Milliseconds()))
+	if err != nil && ctx.Err() == context.DeadlineExceeded {
+		err = &Error{Type: FunctionTimeout, Message: "stopped before the Lambda timeout: " + classify(err).Message, Err: err}
+	}
 	if err != nil {
 		e := classify(err)
 		h.r.log.LogAttrs(ctx, slog.LevelError, "failed", append(attrs, slog.String("errorType", e.Type), slog.String("error", e.Message))...)

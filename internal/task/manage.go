@@ -31,6 +31,10 @@ func (r *Runner) Delete(ctx context.Context, raw []byte) (any, error) {
 	err := r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		return c.DeleteDataSource(ctx, ds, ev.IsStaging)
 	})
+	if errors.Is(err, sds.ErrNotFound) && ev.RetryCount > 0 {
+		// The attempt before this one was cut off after sending its DELETE.
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}

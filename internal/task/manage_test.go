@@ -24,6 +24,20 @@ func TestDelete(t *testing.T) {
 	}
 }
 
+// A delete retried by the state machine after its first attempt was cut
+// off finds the data source gone: the first attempt's delete went ahead.
+func TestDeleteRetriedFindsItGone(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ev := map[string]any{"accessId": accessID, "dataSourceName": "NoSuchSource", "confirm": "NoSuchSource"}
+	if _, typ, _ := f.invoke("delete", ev); typ != "DataSourceNotFound" {
+		t.Fatalf("first attempt on a missing data source: %s, want DataSourceNotFound", typ)
+	}
+	ev["retryCount"] = 1
+	if out := f.mustInvoke("delete", ev); out["status"] != "Accepted" {
+		t.Fatalf("retried delete: %v", out)
+	}
+}
+
 func TestDeleteStagedVersion(t *testing.T) {
 	f := newFixture(t, masterKey, nil)
 	out := f.mustInvoke("delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee, "isStaging": true})
