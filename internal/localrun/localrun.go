@@ -51,7 +51,7 @@ var placeholders = map[string]string{
 // Options configure Start.
 type Options struct {
 	RepoRoot string        // where functions/ and statemachine/ are
-	Emulator sdsemu.Config // zero value: the embedded sample account
+	Emulator sdsemu.Config // no accounts: sdsemu.DefaultConfig()
 	// WaitScale scales Wait states and Retry intervals (0 with SkipWaits:
 	// no sleeping at all).
 	WaitScale float64
@@ -94,11 +94,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		opts.MasterKey = DefaultMasterKey
 	}
 	if len(opts.Emulator.Accounts) == 0 {
-		def := sdsemu.DefaultConfig()
-		def.JobDuration, def.DownloadJobDuration = opts.Emulator.JobDuration, opts.Emulator.DownloadJobDuration
-		def.CompleteAfterPolls, def.Manual, def.Faults = opts.Emulator.CompleteAfterPolls, opts.Emulator.Manual, opts.Emulator.Faults
-		def.MaxConcurrentJobs, def.MaxJobsPerDay = opts.Emulator.MaxConcurrentJobs, opts.Emulator.MaxJobsPerDay
-		opts.Emulator = def
+		opts.Emulator = sdsemu.DefaultConfig()
 	}
 	e := &Env{StateMachines: map[string]string{}}
 	defer func() {

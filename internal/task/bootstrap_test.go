@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -12,10 +11,8 @@ import (
 	"time"
 
 	"github.com/sdsops/sdsops/internal/localaws"
+	"github.com/sdsops/sdsops/internal/localrun"
 )
-
-// functionNames are the five Lambda functions under functions/.
-var functionNames = []string{"startdownload", "checkstatus", "copytos3", "delete", "setpublic"}
 
 var (
 	buildOnce sync.Once
@@ -28,18 +25,8 @@ var (
 func buildBootstraps(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "sdsops-bootstrap-")
-		if buildErr != nil {
-			return
-		}
-		for _, fn := range functionNames {
-			out := filepath.Join(binDir, fn, "bootstrap")
-			cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, "../../functions/"+fn)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if b, err := cmd.CombinedOutput(); err != nil {
-				buildErr = &buildError{fn: fn, out: string(b), err: err}
-				return
-			}
+		if binDir, buildErr = os.MkdirTemp("", "sdsops-bootstrap-"); buildErr == nil {
+			buildErr = localrun.BuildFunctions(context.Background(), "../..", binDir)
 		}
 	})
 	if buildErr != nil {
@@ -47,13 +34,6 @@ func buildBootstraps(t testing.TB) string {
 	}
 	return binDir
 }
-
-type buildError struct {
-	fn, out string
-	err     error
-}
-
-func (e *buildError) Error() string { return "building " + e.fn + ": " + e.err.Error() + "\n" + e.out }
 
 // startBinaries registers the five bootstraps behind a local Lambda
 // endpoint, configured as in the SAM template but pointing at the emulator
@@ -78,7 +58,7 @@ func (f *fixture) startBinaries(extraEnv map[string]string) *localaws.LambdaEndp
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	for _, fn := range functionNames {
+	for _, fn := range localrun.Functions {
 		if err := ep.RegisterBinary(fn, localaws.BinaryFunction{Path: filepath.Join(dir, fn, "bootstrap"), Env: env, Timeout: time.Minute}); err != nil {
 			f.t.Fatal(err)
 		}
@@ -173,7 +153,7 @@ func TestBootstrapBinaries(t *testing.T) {
 func BenchmarkColdStart(b *testing.B) {
 	dir := buildBootstraps(b)
 	env := map[string]string{"ARCHIVE_BUCKET": "bench", "AWS_REGION": "us-east-1", "MASTER_KEY_SECRET_ID": "bench"}
-	for _, fn := range functionNames {
+	for _, fn := range localrun.Functions {
 		b.Run(fn, func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {
