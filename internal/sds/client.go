@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,8 +44,9 @@ func WithRetry(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
 // WithXML asks the service for XML (o=xml) instead of JSON.
 func WithXML() Option { return func(c *Client) { c.xml = true } }
 
-// WithTimeout bounds each attempt until the response headers arrive
-// (default 30 s). A download's body may take longer.
+// WithTimeout bounds each attempt until the response headers arrive, and
+// every wait for the next bytes of a body (default 30 s): a body may take
+// any time in all, but a stalled one fails with ErrUnavailable.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
 // WithLogger receives one line per retried attempt. The key is never logged.
@@ -217,6 +219,9 @@ type request struct {
 	// goneIsDone: a 404 to a repeated attempt means the first attempt, whose
 	// answer was lost, already did the work (a repeated DELETE).
 	goneIsDone bool
+	// gzip: accept a gzip body and leave it packed (a download, unpacked
+	// by its reader).
+	gzip bool
 }
 
 // errAlreadyDone reports a repeated request that found its work done.
@@ -224,7 +229,7 @@ var errAlreadyDone = errors.New("already done by an earlier attempt")
 
 // do sends req with retries and returns a 2xx response whose body the
 // caller must close. Until the headers arrive each attempt is bounded by
-// the client's timeout; the body is not.
+// the client's timeout; after that, each read of the body.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
 	var lastErr error
 	maybeDone := false // an earlier attempt may have reached the service
@@ -284,6 +289,9 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 		return nil, &Error{Class: ErrInvalidInput, Op: req.op, Message: "cannot build request for " + where}
 	}
 	hreq.Header.Set("Accept", "application/json, application/xml;q=0.9, */*;q=0.5")
+	if req.gzip {
+		hreq.Header.Set("Accept-Encoding", "gzip")
+	}
 	resp, err := c.hc.Do(hreq)
 	headersInTime := timer.Stop()
 	if err != nil {
@@ -291,7 +299,7 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 		return nil, c.transportError(ctx, req.op, where, err, headersInTime)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
 		return resp, nil
 	}
 	defer cancel()
@@ -353,13 +361,42 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
+// idleBody fails a body on which no byte arrives for the idle timeout: it
+// cancels the request, and reports that as ErrUnavailable rather than as a
+// cancellation. Without it a stalled export would hold a function until
+// its deadline.
+type idleBody struct {
+	rc        io.ReadCloser
+	idle      time.Duration
+	timer     *time.Timer
+	cancel    context.CancelFunc
+	stalled   atomic.Bool
+	op, where string
 }
 
-func (b *cancelOnClose) Close() error {
-	err := b.ReadCloser.Close()
+func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, op, where string) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, cancel: cancel, op: op, where: where}
+	b.timer = time.AfterFunc(idle, func() {
+		b.stalled.Store(true)
+		cancel()
+	})
+	return b
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 && !b.stalled.Load() {
+		b.timer.Reset(b.idle)
+	}
+	if err != nil && err != io.EOF && b.stalled.Load() {
+		err = &Error{Class: ErrUnavailable, Op: b.op, Message: fmt.Sprintf("%s: no data for %s", b.where, b.idle)}
+	}
+	return n, err
+}
+
+func (b *idleBody) Close() error {
+	b.timer.Stop()
+	err := b.rc.Close()
 	b.cancel()
 	return err
 }

@@ -15,6 +15,8 @@ func TestValidateNames(t *testing.T) {
 	}{
 		{"20181f26d9e94c81acdf9496133d4f23", "FourthCoffeeSample", ""},
 		{"12ccc26d9e9412345f94922212345", "A~`!$^_={}", ""},
+		{"12ccc26d9e9412345f94922212345", "Stores-2019", ""},
+		{"12ccc26d9e9412345f94922212345", "-", ""},
 		{"", "FourthCoffeeSample", "accessId"},
 		{strings.Repeat("a", 65), "n", "accessId"},
 		{"abc/def", "n", "accessId"},

@@ -32,6 +32,9 @@ type odataSource struct {
 }
 
 func decodeODataJSON(body []byte) ([]DataSourceInfo, error) {
+	if err := checkJSONSize(body); err != nil {
+		return nil, err
+	}
 	var doc struct {
 		D *struct {
 			odataSource

@@ -25,9 +25,18 @@ type Response struct {
 	Jobs                     []Job // every resource of every resource set
 }
 
-// maxResponseBytes bounds what is read of a non-download response: the
-// largest documented answer (a 15-day job list) is far below it.
-const maxResponseBytes = 8 << 20
+// Bounds on a non-download response. The largest documented answer, a
+// 15-day job list (at most 750 jobs of about 15 elements), is far below
+// each; a hostile answer under them costs a few times its size in memory.
+const (
+	maxResponseBytes = 8 << 20
+	// maxXMLDepth: the deepest documented answer (a job's link inside
+	// Response/ResourceSets/ResourceSet/Resources) is 6 levels deep.
+	maxXMLDepth = 16
+	// maxAnswerNodes bounds the XML elements kept, or the JSON objects and
+	// arrays decoded, of one answer.
+	maxAnswerNodes = 50000
+)
 
 // DecodeResponse decodes an SDS REST envelope, JSON or XML, told apart by
 // the first non-blank byte so that a captured body can be fed as it is.
@@ -96,7 +105,19 @@ type jsonJob struct {
 	ErrorMessage         string
 }
 
+// checkJSONSize refuses an answer with more objects and arrays than any
+// real answer has, before decoding builds them all.
+func checkJSONSize(body []byte) error {
+	if n := bytes.Count(body, []byte("{")) + bytes.Count(body, []byte("[")); n > maxAnswerNodes {
+		return decodeErr(fmt.Sprintf("JSON answer has %d objects or arrays, more than %d", n, maxAnswerNodes), nil)
+	}
+	return nil
+}
+
 func decodeJSONResponse(body []byte) (*Response, error) {
+	if err := checkJSONSize(body); err != nil {
+		return nil, err
+	}
 	var env jsonEnvelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, decodeErr("invalid JSON envelope", err)
@@ -251,11 +272,15 @@ type xnode struct {
 	text     strings.Builder
 }
 
+// parseXML builds the tree of an answer. It refuses an answer nested
+// deeper than maxXMLDepth or holding more than maxAnswerNodes elements, so
+// its memory stays a small multiple of the body whatever the body holds.
 func parseXML(body []byte) (*xnode, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	var stack []*xnode
 	var root *xnode
+	nodes := 0
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -266,6 +291,12 @@ func parseXML(body []byte) (*xnode, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
+			if len(stack) >= maxXMLDepth {
+				return nil, fmt.Errorf("elements nested more than %d deep", maxXMLDepth)
+			}
+			if nodes++; nodes > maxAnswerNodes {
+				return nil, fmt.Errorf("more than %d elements", maxAnswerNodes)
+			}
 			n := &xnode{name: t.Name.Local, attrs: t.Attr}
 			if len(stack) == 0 {
 				if root != nil {

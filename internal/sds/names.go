@@ -6,13 +6,14 @@ import (
 	"unicode/utf8"
 )
 
-// Documented limits on identifiers: a data source name has up to 50
-// characters, alphanumeric plus ~ ` ! $ ^ _ = { }. The docs give no format for
+// Limits on identifiers: a data source name has up to 50 characters,
+// alphanumeric plus ~ ` ! $ ^ _ = { } (the docs' list) and - (accepted by
+// Microsoft's own client, so real names may have it). The docs give no format for
 // accessId beyond examples (29–32 hex characters); we accept up to 64
 // alphanumerics. Job ids are GUIDs, with or without dashes.
 var (
 	accessIDPattern = regexp.MustCompile("^[A-Za-z0-9]{1,64}$")
-	namePattern     = regexp.MustCompile("^[A-Za-z0-9~`!$^_={}]{1,50}$")
+	namePattern     = regexp.MustCompile("^[A-Za-z0-9~`!$^_={}-]{1,50}$")
 	jobIDPattern    = regexp.MustCompile("^[A-Za-z0-9-]{1,64}$")
 )
 
@@ -41,7 +42,7 @@ func ValidateAccessID(s string) error {
 
 // ValidateName checks a data source name.
 func ValidateName(s string) error {
-	return check("dataSourceName", s, namePattern, "1 to 50 letters, digits or ~ ` ! $ ^ _ = { }")
+	return check("dataSourceName", s, namePattern, "1 to 50 letters, digits or ~ ` ! $ ^ _ = { } -")
 }
 
 // ValidateJobID checks a job id.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 // CreateDownloadJob starts a DataSourceDownload job for the published
@@ -28,7 +30,7 @@ func (c *Client) CreateDownloadJob(ctx context.Context, ds DataSource, jobID str
 		return nil, err
 	}
 	if job.StatusURL() == "" {
-		return nil, &Error{Class: ErrDecode, Op: op, Message: "the job has no status (self) link"}
+		return nil, &Error{Class: ErrDecode, Op: op, Message: "the job has no status link (neither a self link nor a Location header)"}
 	}
 	return job, nil
 }
@@ -62,12 +64,17 @@ func (c *Client) StatusURLFor(ds DataSource, jobID string) (string, error) {
 
 // Export is the body of a completed download job: the XML DataSet. The
 // caller must close Body. Reading it returns an ErrUnavailable error, not
-// io.EOF, when the body ends short of ContentLength or the connection
-// breaks: a truncated export never looks complete.
+// io.EOF, when the body ends short of its Content-Length, the connection
+// breaks or no byte arrives for the client's timeout: a truncated export
+// never looks complete. A gzip or ZIP delivery is unpacked: Body yields the
+// XML inside, and a packing that is corrupt reads as an ErrDecode error.
 type Export struct {
 	Body          io.ReadCloser
-	ContentLength int64 // -1 when the service did not say
+	ContentLength int64 // of the XML; -1 when unknown
 	ContentType   string
+	// Delivery describes what was received when it was packed (nil for
+	// plain XML); its counts are complete once Body has returned io.EOF.
+	Delivery *Delivery
 }
 
 // OpenExport opens the output of a completed download job as a stream.
@@ -93,15 +100,33 @@ func (c *Client) OpenExportURL(ctx context.Context, downloadURL string) (*Export
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.do(ctx, request{op: op, method: http.MethodGet, u: u, safe: true})
+	// gzip is asked for explicitly, so that the transport leaves it to us:
+	// the received bytes are then counted against Content-Length and hashed.
+	resp, err := c.do(ctx, request{op: op, method: http.MethodGet, u: u, safe: true, gzip: true})
 	if err != nil {
 		return nil, err
 	}
-	return &Export{
-		Body:          &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact},
+	raw := &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact}
+	xmlBody, d, err := unpackExport(raw, resp.Header.Get("Content-Encoding"), resp.Header.Get("Content-Type"))
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	exp := &Export{
+		Body:          readCloser{Reader: xmlBody, Closer: raw},
 		ContentLength: resp.ContentLength,
 		ContentType:   resp.Header.Get("Content-Type"),
-	}, nil
+		Delivery:      d,
+	}
+	if d != nil {
+		exp.ContentLength = -1
+	}
+	return exp, nil
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // DeleteDataSource deletes ds (only its staged version when staging). The
@@ -203,19 +228,66 @@ func (j *Job) Err() error {
 }
 
 func (c *Client) envelopeCall(ctx context.Context, req request) (*Response, error) {
-	body, err := c.readAll(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	r, err := DecodeResponse(body)
-	if err != nil {
-		return nil, withOp(err, req.op)
-	}
-	return r, nil
+	r, _, err := c.envelopeCallHeader(ctx, req)
+	return r, err
 }
 
+// envelopeCallHeader returns the decoded envelope, its service strings
+// redacted, and the answer's headers.
+func (c *Client) envelopeCallHeader(ctx context.Context, req request) (*Response, http.Header, error) {
+	body, h, err := c.readAll(ctx, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Decode what was asked for: an XML body to a JSON request is not
+	// parsed at all.
+	var r *Response
+	switch fb := firstByte(body); {
+	case req.format && !c.xml && fb != '{':
+		err = decodeErr("JSON was asked for, the answer is not JSON", nil)
+	case req.format && c.xml && fb != '<':
+		err = decodeErr("XML was asked for, the answer is not XML", nil)
+	default:
+		r, err = DecodeResponse(body)
+	}
+	if err != nil {
+		return nil, nil, withOp(err, req.op)
+	}
+	c.sanitize(r)
+	return r, h, nil
+}
+
+// sanitize removes the key from every string of an answer that may be
+// shown, logged or stored, and drops links that carry the key in their
+// path (a key in a query string is stripped wherever a link is used).
+func (c *Client) sanitize(r *Response) {
+	for i := range r.ErrorDetails {
+		r.ErrorDetails[i] = c.redact(r.ErrorDetails[i])
+	}
+	r.TraceID = c.redact(r.TraceID)
+	r.StatusDescription = c.redact(r.StatusDescription)
+	for i := range r.Jobs {
+		j := &r.Jobs[i]
+		j.ID, j.Name, j.Description, j.Type = c.redact(j.ID), c.redact(j.Name), c.redact(j.Description), c.redact(j.Type)
+		j.ErrorMessage = c.redact(j.ErrorMessage)
+		links := j.Links[:0]
+		for _, l := range j.Links {
+			if c.redact(StripLink(l.URL)) != StripLink(l.URL) {
+				continue
+			}
+			l.Role, l.Name = c.redact(l.Role), c.redact(l.Name)
+			links = append(links, l)
+		}
+		j.Links = links
+	}
+}
+
+// Redact removes the client's key, in every encoding it could take, from
+// text that came from the service, for callers that pass such text on.
+func (c *Client) Redact(s string) string { return c.redact(s) }
+
 func (c *Client) jobCall(ctx context.Context, req request) (*Job, error) {
-	r, err := c.envelopeCall(ctx, req)
+	r, h, err := c.envelopeCallHeader(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -226,11 +298,50 @@ func (c *Client) jobCall(ctx context.Context, req request) (*Job, error) {
 	if job.ID == "" {
 		return nil, &Error{Class: ErrDecode, Op: req.op, Message: "the job has no id", TraceID: r.TraceID}
 	}
+	// Microsoft's client polls the Location header and reads a failed job's
+	// reason from the envelope's errorDetails: real answers may carry them
+	// only there.
+	if job.StatusURL() == "" {
+		if loc := c.location(req.u, h); loc != "" {
+			job.Links = append(job.Links, Link{Role: "self", URL: loc})
+		}
+	}
+	if job.Status == StatusAborted && strings.TrimSpace(job.ErrorMessage) == "" && len(r.Jobs) == 1 {
+		job.ErrorMessage = strings.Join(nonEmpty(r.ErrorDetails), "; ")
+	}
 	return &job, nil
 }
 
+// location resolves the answer's Location header against the request URL;
+// "" when there is none or it carries the key in its path.
+func (c *Client) location(reqURL *url.URL, h http.Header) string {
+	loc := strings.TrimSpace(h.Get("Location"))
+	if loc == "" {
+		return ""
+	}
+	u, err := reqURL.Parse(loc)
+	if err != nil {
+		return ""
+	}
+	s := StripLink(u.String())
+	if c.redact(s) != s {
+		return ""
+	}
+	return s
+}
+
+func nonEmpty(ss []string) []string {
+	var out []string
+	for _, s := range ss {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (c *Client) infoCall(ctx context.Context, req request) ([]DataSourceInfo, error) {
-	body, err := c.readAll(ctx, req)
+	body, _, err := c.readAll(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -238,31 +349,41 @@ func (c *Client) infoCall(ctx context.Context, req request) ([]DataSourceInfo, e
 	if err != nil {
 		return nil, withOp(err, req.op)
 	}
+	for i := range infos {
+		in := &infos[i]
+		in.Name, in.JobID, in.AccessID = c.redact(in.Name), c.redact(in.JobID), c.redact(in.AccessID)
+		for k := range in.EntitySets {
+			in.EntitySets[k] = c.redact(in.EntitySets[k])
+		}
+		if c.redact(StripLink(in.QueryURL)) != StripLink(in.QueryURL) {
+			in.QueryURL = ""
+		}
+	}
 	return infos, nil
 }
 
 // readAll reads a bounded response body. A body cut short is retried like
 // any other failure of a safe call.
-func (c *Client) readAll(ctx context.Context, req request) ([]byte, error) {
+func (c *Client) readAll(ctx context.Context, req request) ([]byte, http.Header, error) {
 	for attempt := 1; ; attempt++ {
 		resp, err := c.do(ctx, req)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 		resp.Body.Close()
 		if err == nil && len(body) > maxResponseBytes {
-			return nil, &Error{Class: ErrDecode, Op: req.op, Message: fmt.Sprintf("response larger than %d bytes", maxResponseBytes)}
+			return nil, nil, &Error{Class: ErrDecode, Op: req.op, Message: fmt.Sprintf("response larger than %d bytes", maxResponseBytes)}
 		}
 		if err == nil {
-			return body, nil
+			return body, resp.Header, nil
 		}
 		rerr := &Error{Class: ErrUnavailable, Op: req.op, Message: "reading the response", Err: &redactedError{msg: c.redact(err.Error()), err: err}}
 		if !req.safe || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
-			return nil, rerr
+			return nil, nil, rerr
 		}
 		if err := sleep(ctx, c.retry.backoff(attempt, 0)); err != nil {
-			return nil, rerr
+			return nil, nil, rerr
 		}
 	}
 }

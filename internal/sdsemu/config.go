@@ -134,11 +134,12 @@ func (c Config) withDefaults() Config {
 }
 
 var (
-	// Names end up in URL paths and as XML element names in the download, so they are kept to
-	// characters that need no escaping in either.
-	namePattern     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,99}$`)
-	accessIDPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
-	jobIDPattern    = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	// Data source names: the docs' alphabet plus '-', which Microsoft's own client accepts.
+	namePattern = regexp.MustCompile("^[A-Za-z0-9~`!$^_={}-]{1,50}$")
+	// Entity type names are also XML element names in the download.
+	entityTypePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,49}$`)
+	accessIDPattern   = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
+	jobIDPattern      = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
 )
 
 // validate checks the accounts against the documented limits and the emulator's own needs.
@@ -215,10 +216,10 @@ func (d DataSource) validate() error {
 		return fmt.Errorf("access ID must be 1 to 64 letters or digits")
 	}
 	if !namePattern.MatchString(d.Name) {
-		return fmt.Errorf("name must be a letter or underscore followed by letters, digits or underscores")
+		return fmt.Errorf("name must be 1 to 50 letters, digits or ~ ` ! $ ^ _ = { } -")
 	}
-	if !namePattern.MatchString(d.EntityTypeName) {
-		return fmt.Errorf("entity type name must be a letter or underscore followed by letters, digits or underscores")
+	if !entityTypePattern.MatchString(d.EntityTypeName) {
+		return fmt.Errorf("entity type name must be a letter or underscore followed by up to 49 letters, digits, underscores or hyphens")
 	}
 	if len(d.Prior) > maxPriorVersions {
 		return fmt.Errorf("%d prior versions, at most %d are kept", len(d.Prior), maxPriorVersions)

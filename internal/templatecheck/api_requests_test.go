@@ -500,6 +500,7 @@ func TestAPIRequestTemplatesStartExecutions(t *testing.T) {
 		{"every special character of a name, as some clients send them", okAccessID, "a~`!$^_={}", "a~`!$^_={}"},
 		{"a name that looks like a Velocity reference", okAccessID, "$input{}", "$input{}"},
 		{"percent-encoded letters", okAccessID, "%53tores", "Stores"},
+		{"a name with a hyphen, as Microsoft's own client accepts", okAccessID, "Stores-2019", "Stores-2019"},
 		{"a 50-character name sent as 150 characters", okAccessID, long("%7B", 50), long("{", 50)},
 	}
 	type item struct {
