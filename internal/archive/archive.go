@@ -39,6 +39,11 @@ var (
 	// ErrInvalidRequest: the Request or Config is unusable; nothing was
 	// read or written.
 	ErrInvalidRequest = errors.New("invalid request")
+	// ErrUnverified: the export arrived complete and is archived with its
+	// manifest, but not every verification check passed; the manifest says
+	// verified: false with the reasons, and so does the error. Copy returns
+	// the Result along with it.
+	ErrUnverified = errors.New("archive stored but not verified")
 )
 
 // Defaults for Config.
@@ -137,7 +142,8 @@ type Request struct {
 	// JobCreated is the download job's creation time. Its UTC date is part
 	// of the key, so a retry on a later day finds the same archive.
 	JobCreated time.Time
-	// ExpectedEntities is the job's total entity count; 0 skips the check.
+	// ExpectedEntities is the job's total entity count. 0 (the job gave
+	// none) leaves the archive unverified: the count cannot be checked.
 	ExpectedEntities int64
 	// StartedAt is when the backup started, for the manifest; zero means
 	// when Copy was called.
@@ -173,6 +179,10 @@ type Result struct {
 	// Reused is true when the archive already existed and nothing was
 	// downloaded.
 	Reused bool
+	// Verified is true when every verification check passed; Problems
+	// holds the reasons otherwise.
+	Verified bool
+	Problems []string
 }
 
 // Keys returns the object and manifest keys of req's archive:
@@ -215,7 +225,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	}
 	if ok {
 		s.abortStale(ctx, key)
-		return res, nil
+		return res, s.outcome(where, res)
 	}
 
 	exp, err := open(ctx)
@@ -227,7 +237,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	}
 	defer exp.Body.Close()
 
-	body := newExportReader(exp.Body, exp.ContentLength, req.ExpectedEntities)
+	body := newExportReader(exp.Body, exp.ContentLength, req)
 	in := &s3.PutObjectInput{
 		Bucket:      &s.cfg.Bucket,
 		Key:         &key,
@@ -271,16 +281,45 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 		Bytes:               sum.bytes,
 		SHA256:              sum.sha256,
 		ContentType:         ContentType,
+		EntityType:          sum.entityType,
+		SchemaID:            sum.schemaID,
+		Verified:            len(sum.problems) == 0,
+		Problems:            sum.problems,
 		Bucket:              s.cfg.Bucket,
 		Key:                 key,
 		StartedAt:           started.UTC(),
 		FinishedAt:          s.cfg.Now().UTC(),
 	}
+	if d := exp.Delivery; d != nil {
+		m.Delivery = &DeliveryRecord{Encoding: d.Encoding, ContentType: d.ContentType, Bytes: d.Bytes, SHA256: d.SHA256, Entry: d.Entry}
+	}
+	// Two copies of the same job may race to here; the manifest is
+	// written only if none exists, so exactly one archive is recorded.
+	// The loser accepts the winner's archive if it is sound.
 	if err := s.putManifest(ctx, mkey, m); err != nil {
-		return Result{}, classed(ErrStorage, where+": write the manifest", err)
+		if !isPreconditionFailed(err) {
+			return Result{}, classed(ErrStorage, where+": write the manifest", err)
+		}
+		res, ok, err := s.existing(ctx, req, key, mkey)
+		switch {
+		case err != nil:
+			return Result{}, classed(ErrStorage, where+": read the manifest a concurrent copy wrote", err)
+		case !ok:
+			return Result{}, classed(ErrStorage, where, errors.New("a concurrent copy wrote a manifest that does not match the stored object; try again"))
+		}
+		return res, s.outcome(where, res)
 	}
 	s.abortStale(ctx, key)
-	return m.result(mkey, false), nil
+	res = m.result(mkey, false)
+	return res, s.outcome(where, res)
+}
+
+// outcome is the error for an archive that is stored but not verified.
+func (s *Store) outcome(where string, res Result) error {
+	if res.Verified {
+		return nil
+	}
+	return classed(ErrUnverified, where, errors.New(strings.Join(res.Problems, "; ")))
 }
 
 func (s *Store) metadata(req Request) map[string]string {

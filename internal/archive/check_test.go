@@ -79,7 +79,6 @@ func TestCheckerRejects(t *testing.T) {
 		"second root":           {good + "<MainRoot/>", "second root element"},
 		"entity before schema":  {replace("  <xs:schema", "<"+testEntityType+"/>\n  <xs:schema"), "before its xs:schema"},
 		"no schema":             {"<MainRoot><xs:schema/></MainRoot>", "schema"},
-		"wrong entity element":  {replace("  <"+testEntityType+">", "  <Other>"), `<Other> element where <MyDataSourceEntityType>`},
 		"mismatched end tag":    {replace("</Locality>", "</Locale>"), "closes <Locality>"},
 		"unclosed":              {strings.TrimSuffix(good, testFooter), "ends inside element <MainRoot>"},
 		"cut in tag":            {good[:len(good)-5], "ends inside a tag"},

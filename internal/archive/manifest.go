@@ -3,6 +3,7 @@ package archive
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -15,8 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
 
-// ManifestFormatVersion is the manifest format Copy writes.
-const ManifestFormatVersion = 1
+// ManifestFormatVersion is the manifest format Copy writes. Version 2 adds
+// verified, verificationProblems, delivery, entityType and schemaId; an
+// archive with an older manifest is copied again.
+const ManifestFormatVersion = 2
 
 // maxManifestBytes bounds what is read of an existing manifest.
 const maxManifestBytes = 1 << 20
@@ -24,20 +27,38 @@ const maxManifestBytes = 1 << 20
 // Manifest is the JSON record written next to an archived export once the
 // export is completely stored. It is the record of the export's SHA-256.
 type Manifest struct {
-	FormatVersion       int       `json:"formatVersion"`
-	AccessID            string    `json:"accessId"`
-	DataSourceName      string    `json:"dataSourceName"`
-	JobID               string    `json:"jobId"`
-	VersionJobID        string    `json:"versionJobId"`
-	EntityCount         int64     `json:"entityCount"`
-	ExpectedEntityCount int64     `json:"expectedEntityCount"` // 0: not checked
-	Bytes               int64     `json:"bytes"`
-	SHA256              string    `json:"sha256"` // hex
-	ContentType         string    `json:"contentType"`
-	Bucket              string    `json:"bucket"`
-	Key                 string    `json:"key"`
-	StartedAt           time.Time `json:"startedAt"`  // RFC 3339, UTC
-	FinishedAt          time.Time `json:"finishedAt"` // RFC 3339, UTC
+	FormatVersion       int    `json:"formatVersion"`
+	AccessID            string `json:"accessId"`
+	DataSourceName      string `json:"dataSourceName"`
+	JobID               string `json:"jobId"`
+	VersionJobID        string `json:"versionJobId"`
+	EntityCount         int64  `json:"entityCount"`
+	ExpectedEntityCount int64  `json:"expectedEntityCount"` // the job's total; 0: none given
+	Bytes               int64  `json:"bytes"`
+	SHA256              string `json:"sha256"`      // hex, of the stored object
+	ContentType         string `json:"contentType"` // of the stored object: always the XML
+	EntityType          string `json:"entityType"`
+	SchemaID            string `json:"schemaId"` // the xs:schema's id
+	// Verified is true only when every check passed (verify.go); the
+	// reasons of those that failed are in Problems.
+	Verified bool     `json:"verified"`
+	Problems []string `json:"verificationProblems,omitempty"`
+	// Delivery records how the export was received when the service packed
+	// it (gzip, ZIP); what is stored is the XML inside.
+	Delivery   *DeliveryRecord `json:"delivery,omitempty"`
+	Bucket     string          `json:"bucket"`
+	Key        string          `json:"key"`
+	StartedAt  time.Time       `json:"startedAt"`  // RFC 3339, UTC
+	FinishedAt time.Time       `json:"finishedAt"` // RFC 3339, UTC
+}
+
+// DeliveryRecord describes the bytes as received, before unpacking.
+type DeliveryRecord struct {
+	Encoding    string `json:"encoding"`    // "gzip" or "zip"
+	ContentType string `json:"contentType"` // as the service sent it
+	Bytes       int64  `json:"bytes"`
+	SHA256      string `json:"sha256"` // hex
+	Entry       string `json:"entry,omitempty"`
 }
 
 func (m Manifest) result(manifestKey string, reused bool) Result {
@@ -49,6 +70,8 @@ func (m Manifest) result(manifestKey string, reused bool) Result {
 		SHA256:      m.SHA256,
 		EntityCount: m.EntityCount,
 		Reused:      reused,
+		Verified:    m.Verified,
+		Problems:    m.Problems,
 	}
 }
 
@@ -67,8 +90,8 @@ func (m Manifest) describes(req Request, bucket, key string) error {
 		return errors.New("its sha256 is not 64 hex digits")
 	case m.Bytes < 0 || m.EntityCount < 0:
 		return errors.New("its counts are negative")
-	case req.ExpectedEntities > 0 && m.EntityCount != req.ExpectedEntities:
-		return fmt.Errorf("it records %d entities, the job has %d", m.EntityCount, req.ExpectedEntities)
+	case !m.Verified && len(m.Problems) == 0:
+		return errors.New("it is unverified without a reason")
 	}
 	return nil
 }
@@ -111,6 +134,18 @@ func (s *Store) existing(ctx context.Context, req Request, key, mkey string) (Re
 		case head.Metadata[MetaJobID] != req.JobID || head.Metadata[MetaAccessID] != req.AccessID ||
 			head.Metadata[MetaDataSource] != req.DataSourceName:
 			stale = errors.New("the object's metadata names another export")
+		default:
+			// Same length is not the same bytes: a late writer's object is
+			// vouched for only if it hashes to the manifest's SHA-256.
+			sum, err := s.objectSHA256(ctx, key, head.ETag)
+			switch {
+			case isNotFound(err) || isPreconditionFailed(err):
+				stale = errors.New("the object changed while it was checked")
+			case err != nil:
+				return Result{}, false, fmt.Errorf("check %s: %w", key, err)
+			case sum != m.SHA256:
+				stale = fmt.Errorf("the object's SHA-256 is %s, the manifest's %s", sum, m.SHA256)
+			}
 		}
 	}
 	if stale == nil {
@@ -137,8 +172,37 @@ func (s *Store) putManifest(ctx context.Context, mkey string, m Manifest) error 
 		Metadata:      map[string]string{MetaAccessID: m.AccessID, MetaDataSource: m.DataSourceName, MetaJobID: m.JobID},
 	}
 	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
+	in.IfNoneMatch = ptr("*")
 	_, err = s.api.PutObject(ctx, in)
 	return err
+}
+
+// objectSHA256 reads the stored object (the version whose ETag is etag)
+// and returns its SHA-256 in hex.
+func (s *Store) objectSHA256(ctx context.Context, key string, etag *string) (string, error) {
+	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &key, IfMatch: etag})
+	if err != nil {
+		return "", err
+	}
+	defer out.Body.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, out.Body); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// isPreconditionFailed reports S3's answer to a conditional request whose
+// condition did not hold.
+func isPreconditionFailed(err error) bool {
+	if err == nil {
+		return false
+	}
+	if c := errorCode(err); c == "PreconditionFailed" || c == "ConditionalRequestConflict" {
+		return true
+	}
+	var st interface{ HTTPStatusCode() int }
+	return errors.As(err, &st) && st.HTTPStatusCode() == http.StatusPreconditionFailed
 }
 
 // isNotFound reports an S3 answer that the object does not exist.

@@ -18,16 +18,18 @@ import (
 type exportReader struct {
 	src      io.Reader
 	want     int64 // Content-Length; -1 when unknown
-	expected int64 // entities; 0 when unknown
+	req      Request
 	n        int64
 	h        hash.Hash
 	check    dataSetChecker
+	utf8     utf8Check
 	err      error // sticky: the first failure, already classified
 	eof      bool
+	problems []string // verification's findings, once complete
 }
 
-func newExportReader(src io.Reader, contentLength, expectedEntities int64) *exportReader {
-	return &exportReader{src: src, want: contentLength, expected: expectedEntities, h: sha256.New()}
+func newExportReader(src io.Reader, contentLength int64, req Request) *exportReader {
+	return &exportReader{src: src, want: contentLength, req: req, h: sha256.New()}
 }
 
 func (r *exportReader) Read(p []byte) (int, error) {
@@ -44,19 +46,23 @@ func (r *exportReader) Read(p []byte) (int, error) {
 			return 0, r.fail(ErrIntegrity, fmt.Errorf("export is longer than its Content-Length of %d bytes", r.want))
 		}
 		r.h.Write(p[:n])
+		r.utf8.Write(p[:n])
 		if _, cerr := r.check.Write(p[:n]); cerr != nil {
 			return 0, r.fail(ErrIntegrity, cerr)
 		}
 	}
 	switch {
 	case err == io.EOF:
-		if ferr := r.finish(); ferr != nil {
+		if ferr := r.finish(r.req); ferr != nil {
 			return 0, ferr
 		}
 		r.eof = true
 		return n, io.EOF
 	case err != nil:
 		var se *sds.Error
+		if errors.Is(err, sds.ErrDecode) {
+			return 0, r.fail(ErrIntegrity, err) // a corrupt gzip or ZIP packing
+		}
 		if errors.As(err, &se) {
 			return 0, r.fail(ErrSource, err) // it says where the stream broke
 		}
@@ -65,17 +71,18 @@ func (r *exportReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// finish runs the checks that need the whole export.
-func (r *exportReader) finish() error {
+// finish decides, at the end of the stream, whether the export arrived
+// complete (its length as announced, well-formed to the end: else it is
+// not stored) and runs verification on one that did.
+func (r *exportReader) finish(req Request) error {
 	if r.want >= 0 && r.n != r.want {
 		return r.fail(ErrIntegrity, fmt.Errorf("export ended after %d of %d bytes", r.n, r.want))
 	}
 	if err := r.check.Close(); err != nil {
 		return r.fail(ErrIntegrity, err)
 	}
-	if got := r.check.entities; r.expected > 0 && got != r.expected {
-		return r.fail(ErrIntegrity, fmt.Errorf("export has %d entities, the job reported %d", got, r.expected))
-	}
+	r.utf8.Close()
+	r.problems = verify(verifyInput{req: req, check: &r.check, utf8: &r.utf8})
 	return nil
 }
 
@@ -88,8 +95,10 @@ func (r *exportReader) fail(class, err error) error {
 func (r *exportReader) failure() error { return r.err }
 
 type streamSummary struct {
-	bytes, entities int64
-	sha256          string
+	bytes, entities      int64
+	sha256               string
+	entityType, schemaID string
+	problems             []string
 }
 
 // summary describes a stream that has been read to a successful io.EOF.
@@ -99,5 +108,6 @@ func (r *exportReader) summary() (streamSummary, error) {
 	if !r.eof {
 		return streamSummary{}, errors.New("the upload finished before the export stream ended")
 	}
-	return streamSummary{bytes: r.n, entities: r.check.entities, sha256: hex.EncodeToString(r.h.Sum(nil))}, nil
+	return streamSummary{bytes: r.n, entities: r.check.entities, sha256: hex.EncodeToString(r.h.Sum(nil)),
+		entityType: r.check.entityType, schemaID: r.check.schemaID, problems: r.problems}, nil
 }
