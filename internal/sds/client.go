@@ -87,8 +87,10 @@ func New(baseURL, masterKey string, opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-// validateKey refuses keys that could not be sent as a query value as they
-// are. The message never quotes the key.
+// ValidateKey reports, as an ErrInvalidInput error, a key that could not be
+// sent as a query value as it is. The message never quotes the key.
+func ValidateKey(k string) error { return validateKey(k) }
+
 func validateKey(k string) error {
 	if k == "" {
 		return &Error{Class: ErrInvalidInput, Message: "master key is empty"}

@@ -56,6 +56,9 @@ type Config struct {
 	// PublicBaseURL is the scheme and host put in links ("http://127.0.0.1:8080"). Empty means
 	// the address the request was sent to.
 	PublicBaseURL string
+	// DownloadEncoding packs every download: "" (plain XML), "zip" (a ZIP archive holding
+	// the XML file) or "gzip" (Content-Encoding: gzip).
+	DownloadEncoding string
 	// Faults are armed when the server starts.
 	Faults []Fault
 	// Logger receives one line per SDS request, with the key redacted. Nil means no logging.
@@ -88,6 +91,11 @@ type DataSource struct {
 	// EntityPaddingBytes, when positive, adds a Notes field of this many bytes to every
 	// downloaded entity so that large exports can be produced for benchmarks.
 	EntityPaddingBytes int `json:"entityPaddingBytes,omitempty"`
+	// Shapes makes the download look like what Microsoft's own tools write for a data source
+	// with geography: a byte order mark, the root element {Name}Data, typed columns (xs:double,
+	// xs:dateTime in UTC), two xs:anyType geography columns holding WKT of every type (points,
+	// lines, polygons with holes, multi-geometries, collections), and omitted values.
+	Shapes bool `json:"shapes,omitempty"`
 }
 
 // Version is one version of a data source, named by the job that produced it.
@@ -202,6 +210,11 @@ func (c Config) validate() error {
 				return err
 			}
 		}
+	}
+	switch c.DownloadEncoding {
+	case "", string(FaultZip), string(FaultGzip):
+	default:
+		return fmt.Errorf("download encoding %q is not one of zip, gzip", c.DownloadEncoding)
 	}
 	for i, f := range c.Faults {
 		if err := f.validate(); err != nil {

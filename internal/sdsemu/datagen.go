@@ -2,6 +2,7 @@ package sdsemu
 
 import (
 	"bufio"
+	"fmt"
 	"hash/fnv"
 	"io"
 	"strconv"
@@ -19,6 +20,9 @@ type Dataset struct {
 	EntityCount    int
 	// PaddingBytes adds a Notes field of that many bytes to every entity.
 	PaddingBytes int
+	// Shapes makes the export look like what Microsoft's own tools write for a data source
+	// with geography: see DataSource.Shapes.
+	Shapes bool
 }
 
 func datasetFor(d *DataSource, v Version) Dataset {
@@ -29,6 +33,7 @@ func datasetFor(d *DataSource, v Version) Dataset {
 		VersionJobID:   v.JobID,
 		EntityCount:    v.EntityCount,
 		PaddingBytes:   d.EntityPaddingBytes,
+		Shapes:         d.Shapes,
 	}
 }
 
@@ -51,12 +56,37 @@ const (
 `
 	schemaNotesField = `                <xs:element name="Notes" type="xs:string" minOccurs="0"/>
 `
-	datasetFooter = "</MainRoot>\n"
+	// The typed and geography columns of a Shapes export. Geography columns are xs:anyType
+	// holding WKT, longitude first; dates are UTC in the round-trip form.
+	shapesFields = `                <xs:element name="Rating" type="xs:double" minOccurs="0"/>
+                <xs:element name="Opened" msdata:DateTimeMode="Utc" type="xs:dateTime" minOccurs="0"/>
+                <xs:element name="Shape" type="xs:anyType" minOccurs="0"/>
+                <xs:element name="DeliveryArea" type="xs:anyType" minOccurs="0"/>
+`
 )
+
+// root is the document's root element: "MainRoot" as in the docs' example, or, for a Shapes
+// export, "{Name}Data" as Microsoft's client writes it (any name is allowed).
+func (d Dataset) root() string {
+	if d.Shapes {
+		return strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+				return r
+			}
+			return '_'
+		}, d.Name) + "Data"
+	}
+	return "MainRoot"
+}
+
+func (d Dataset) footer() string { return "</" + d.root() + ">\n" }
 
 func (d Dataset) header() string {
 	var b strings.Builder
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8" ?>` + "\n<MainRoot>\n")
+	if d.Shapes {
+		b.WriteString("\ufeff") // .NET writes UTF-8 with a byte order mark
+	}
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8" ?>` + "\n<" + d.root() + ">\n")
 	b.WriteString(`  <xs:schema xmlns="" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:msdata="urn:schemas-microsoft-com:xml-msdata" id="` + d.Name + "\">\n")
 	b.WriteString(`    <xs:element name="` + d.Name + `" msdata:IsDataSet="true" msdata:UseCurrentLocale="true">` + "\n")
 	b.WriteString("      <xs:complexType>\n")
@@ -64,6 +94,9 @@ func (d Dataset) header() string {
 	b.WriteString(`          <xs:element name="` + d.EntityTypeName + "\">\n")
 	b.WriteString("            <xs:complexType>\n              <xs:sequence>\n")
 	b.WriteString(schemaFields)
+	if d.Shapes {
+		b.WriteString(shapesFields)
+	}
 	if d.PaddingBytes > 0 {
 		b.WriteString(schemaNotesField)
 	}
@@ -89,7 +122,7 @@ func (d Dataset) WriteTo(w io.Writer) (int64, error) {
 			return cw.n, err
 		}
 	}
-	_, _ = bw.WriteString(datasetFooter)
+	_, _ = bw.WriteString(d.footer())
 	err := bw.Flush()
 	return cw.n, err
 }
@@ -97,7 +130,7 @@ func (d Dataset) WriteTo(w io.Writer) (int64, error) {
 // Size is the length in bytes of what WriteTo writes. It generates every entity but the filler,
 // whose length is fixed, so it costs a fraction of a download; the server caches it.
 func (d Dataset) Size() int64 {
-	n := int64(len(d.header()) + len(datasetFooter))
+	n := int64(len(d.header()) + len(d.footer()))
 	g := newGenerator(d)
 	var buf []byte
 	for i := 0; i < d.EntityCount; i++ {
@@ -178,6 +211,7 @@ type generator struct {
 	open, close  string
 	filler       string
 	paddingBytes int
+	shapes       bool
 }
 
 func newGenerator(d Dataset) *generator {
@@ -191,6 +225,7 @@ func newGenerator(d Dataset) *generator {
 		open:         "  <" + d.EntityTypeName + ">\n",
 		close:        "  </" + d.EntityTypeName + ">\n",
 		paddingBytes: d.PaddingBytes,
+		shapes:       d.Shapes,
 	}
 	if d.PaddingBytes > 0 {
 		g.filler = strings.Repeat(fillerPattern, d.PaddingBytes/len(fillerPattern)+2)
@@ -234,17 +269,26 @@ func (g *generator) appendEntity(b []byte, i int, notes bool) []byte {
 	b = appendPadded(b, c.postal+r.intn(20), 5)
 	b = append(b, "</PostalCode>\n    <Confidence>"...)
 	b = append(b, confidences[r.intn(len(confidences))]...)
-	b = append(b, "</Confidence>\n    <Phone>"...)
-	b = appendPadded(b, c.area, 3)
-	b = append(b, "-555-"...)
-	b = appendPadded(b, 100+r.intn(100), 4)
-	b = append(b, "</Phone>\n    <Open>"...)
+	b = append(b, "</Confidence>\n"...)
+	// A Shapes export leaves some values out, as real data does: a missing value is an
+	// omitted element.
+	if phone := r.intn(5); !g.shapes || phone != 0 {
+		b = append(b, "    <Phone>"...)
+		b = appendPadded(b, c.area, 3)
+		b = append(b, "-555-"...)
+		b = appendPadded(b, 100+r.intn(100), 4)
+		b = append(b, "</Phone>\n"...)
+	}
+	b = append(b, "    <Open>"...)
 	b = append(b, openTimes[r.intn(len(openTimes))]...)
 	b = append(b, "</Open>\n    <Close>"...)
 	b = append(b, closeTimes[r.intn(len(closeTimes))]...)
 	b = append(b, "</Close>\n    <IsWheelchairAccessible>"...)
 	b = strconv.AppendBool(b, r.intn(2) == 0)
 	b = append(b, "</IsWheelchairAccessible>\n"...)
+	if g.shapes {
+		b = g.appendShapes(b, i, &r, c)
+	}
 	if notes && g.paddingBytes > 0 {
 		off := i % len(fillerPattern)
 		b = append(b, notesOpen...)
@@ -252,6 +296,91 @@ func (g *generator) appendEntity(b []byte, i int, notes bool) []byte {
 		b = append(b, notesClose...)
 	}
 	return append(b, g.close...)
+}
+
+// appendShapes writes the typed and geography columns of a Shapes export. Entity i gets a
+// WKT geometry of type i mod 7, so that every type occurs in any export of seven entities
+// or more; every third entity also has a delivery area, a polygon with a hole.
+func (g *generator) appendShapes(b []byte, i int, r *splitmix, c *city) []byte {
+	b = append(b, "    <Rating>"...)
+	b = appendMicrodegrees(b, int64(1+r.intn(9))*500000)
+	b = append(b, "</Rating>\n    <Opened>"...)
+	b = append(b, fmt.Sprintf("%04d-%02d-%02dT%02d:%02d:00.0000000Z", 1990+r.intn(35), 1+r.intn(12), 1+r.intn(28), r.intn(24), r.intn(60))...)
+	b = append(b, "</Opened>\n    <Shape>"...)
+	lon, lat := c.lon+int64(r.intn(2*jitter+1))-jitter, c.lat+int64(r.intn(2*jitter+1))-jitter
+	pt := func(b []byte, dx, dy int64) []byte {
+		b = appendMicrodegrees(b, lon+dx)
+		b = append(b, ' ')
+		return appendMicrodegrees(b, lat+dy)
+	}
+	ring := func(b []byte, d int64) []byte { // a closed square of half-side d, counter-clockwise
+		b = append(b, '(')
+		for k, p := range [][2]int64{{-d, -d}, {d, -d}, {d, d}, {-d, d}, {-d, -d}} {
+			if k > 0 {
+				b = append(b, ", "...)
+			}
+			b = pt(b, p[0], p[1])
+		}
+		return append(b, ')')
+	}
+	line := func(b []byte, dy int64) []byte {
+		b = append(b, '(')
+		b = pt(b, 0, dy)
+		b = append(b, ", "...)
+		b = pt(b, 1500, dy+700)
+		b = append(b, ", "...)
+		b = pt(b, 3000, dy-400)
+		return append(b, ')')
+	}
+	switch i % 7 {
+	case 0:
+		b = append(b, "POINT ("...)
+		b = pt(b, 0, 0)
+		b = append(b, ')')
+	case 1:
+		b = append(b, "LINESTRING "...)
+		b = line(b, 0)
+	case 2:
+		b = append(b, "POLYGON ("...)
+		b = ring(b, 2000)
+		b = append(b, ", "...)
+		b = ring(b, 500) // a hole
+		b = append(b, ')')
+	case 3:
+		b = append(b, "MULTIPOINT ("...)
+		b = append(b, '(')
+		b = pt(b, 0, 0)
+		b = append(b, "), ("...)
+		b = pt(b, 900, 900)
+		b = append(b, "))"...)
+	case 4:
+		b = append(b, "MULTILINESTRING ("...)
+		b = line(b, 0)
+		b = append(b, ", "...)
+		b = line(b, 2000)
+		b = append(b, ')')
+	case 5:
+		b = append(b, "MULTIPOLYGON (("...)
+		b = ring(b, 1000)
+		b = append(b, "), ("...)
+		b = ring(b, 300)
+		b = append(b, "))"...)
+	case 6:
+		b = append(b, "GEOMETRYCOLLECTION (POINT ("...)
+		b = pt(b, 0, 0)
+		b = append(b, "), LINESTRING "...)
+		b = line(b, 0)
+		b = append(b, ')')
+	}
+	b = append(b, "</Shape>\n"...)
+	if i%3 == 0 {
+		b = append(b, "    <DeliveryArea>POLYGON ("...)
+		b = ring(b, 8000)
+		b = append(b, ", "...)
+		b = ring(b, 1000)
+		b = append(b, ")</DeliveryArea>\n"...)
+	}
+	return b
 }
 
 // appendMicrodegrees writes v/1e6 the way .NET prints a double: no trailing zeros.

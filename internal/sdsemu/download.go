@@ -1,6 +1,9 @@
 package sdsemu
 
 import (
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +65,9 @@ func (s *Server) downloadData(q *request) {
 	}
 	size := s.datasetSize(ds)
 	f := s.takeBodyFault(q.r.URL.Path)
+	if f == nil && s.cfg.DownloadEncoding != "" {
+		f = &Fault{Kind: FaultKind(s.cfg.DownloadEncoding)}
+	}
 	if f == nil {
 		q.w.Header().Set("Content-Type", contentXML)
 		q.w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
@@ -83,6 +89,50 @@ func (s *Server) downloadData(q *request) {
 		s.rawDownload(q, ds, size, min(f.Bytes, size), true)
 	case FaultOverlong:
 		s.rawDownload(q, ds, min(f.Bytes, size), size, false)
+	case FaultStall:
+		var b bytes.Buffer
+		_, _ = ds.WriteTo(&b)
+		stall(q, contentXML, b.Bytes(), f)
+	case FaultZip:
+		var b bytes.Buffer
+		zw := zip.NewWriter(&b)
+		w, _ := zw.Create(ds.Name + ".xml")
+		_, _ = ds.WriteTo(w)
+		_ = zw.Close()
+		q.w.Header().Set("Content-Type", "application/zip")
+		q.w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		q.w.WriteHeader(http.StatusOK)
+		_, _ = q.w.Write(b.Bytes())
+	case FaultGzip:
+		var b bytes.Buffer
+		zw := gzip.NewWriter(&b)
+		_, _ = ds.WriteTo(zw)
+		_ = zw.Close()
+		q.w.Header().Set("Content-Type", contentXML)
+		q.w.Header().Set("Content-Encoding", "gzip")
+		q.w.Header().Set("Content-Length", strconv.Itoa(b.Len()))
+		q.w.WriteHeader(http.StatusOK)
+		_, _ = q.w.Write(b.Bytes())
+	}
+}
+
+// stall announces body in full, sends f.Bytes of it and then nothing for f.Latency (or until
+// the client goes away), and leaves the body short.
+func stall(q *request, contentType string, body []byte, f *Fault) {
+	q.w.Header().Set("Content-Type", contentType)
+	q.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	q.w.WriteHeader(http.StatusOK)
+	_, _ = q.w.Write(body[:min(int(f.Bytes), len(body))])
+	_ = http.NewResponseController(q.w).Flush()
+	wait := f.Latency
+	if wait <= 0 {
+		wait = maxStall
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-q.r.Context().Done():
+	case <-t.C:
 	}
 }
 

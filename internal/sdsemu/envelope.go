@@ -264,6 +264,9 @@ type dataflowJob struct {
 	job    Job
 	self   link
 	output *link // succeeded (Completed) or failed (Aborted)
+	// noSelf leaves the self link out (the status URL is in a Location header); noError
+	// leaves the error message out (it is in the envelope's errorDetails).
+	noSelf, noError bool
 }
 
 // jsonDataflowJob: "__type", then the base fields, then the rest alphabetically, as the service
@@ -282,7 +285,10 @@ type jsonDataflowJob struct {
 }
 
 func (d dataflowJob) links() []link {
-	ls := []link{d.self}
+	var ls []link
+	if !d.noSelf {
+		ls = append(ls, d.self)
+	}
 	if d.output != nil {
 		ls = append(ls, *d.output)
 	}
@@ -302,7 +308,7 @@ func (d dataflowJob) jsonValue() any {
 		Type:             typeDataflowJob,
 		ID:               d.job.ID,
 		CreatedDate:      jsonDate(d.job.Created),
-		ErrorMessage:     d.job.ErrorMessage,
+		ErrorMessage:     d.errorMessage(),
 		Status:           string(d.job.Status),
 		TotalEntityCount: d.totalEntityCount(),
 	}
@@ -320,7 +326,9 @@ func (d dataflowJob) jsonValue() any {
 func (d dataflowJob) writeXML(x *xmlWriter) {
 	x.start("DataflowJob")
 	x.elem("Id", d.job.ID)
-	d.self.writeXML(x)
+	if !d.noSelf {
+		d.self.writeXML(x)
+	}
 	x.elem("Status", string(d.job.Status))
 	if d.output != nil {
 		d.output.writeXML(x)
@@ -330,10 +338,17 @@ func (d dataflowJob) writeXML(x *xmlWriter) {
 	x.elem("TotalEntityCount", strconv.Itoa(d.totalEntityCount()))
 	x.elem("ProcessedEntityCount", "0")
 	x.elem("FailedEntityCount", "0")
-	if d.job.ErrorMessage != "" {
-		x.elem("ErrorMessage", d.job.ErrorMessage)
+	if m := d.errorMessage(); m != "" {
+		x.elem("ErrorMessage", m)
 	}
 	x.end("DataflowJob")
+}
+
+func (d dataflowJob) errorMessage() string {
+	if d.noError {
+		return ""
+	}
+	return d.job.ErrorMessage
 }
 
 // createdServiceJob is the set-public response: a DataServiceJob in status Created.

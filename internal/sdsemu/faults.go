@@ -44,7 +44,24 @@ const (
 	FaultReset FaultKind = "reset"
 	// FaultOverlong announces Content-Length: Bytes but sends the whole, longer body.
 	FaultOverlong FaultKind = "overlong"
+	// FaultStall sends the headers and Bytes bytes of a download or status body, then sends
+	// nothing more for Latency (default: until the client goes away) and closes the connection.
+	FaultStall FaultKind = "stall"
+	// FaultZip delivers a download as a ZIP archive holding the XML file, as Microsoft's own
+	// client accepts.
+	FaultZip FaultKind = "zip"
+	// FaultGzip delivers a download gzipped, with Content-Encoding: gzip.
+	FaultGzip FaultKind = "gzip"
+	// FaultLocationOnly answers a create download request without a self link: the status URL
+	// is only in the Location header.
+	FaultLocationOnly FaultKind = "locationOnly"
+	// FaultErrorDetailsOnly answers the status of an aborted download job without the job's
+	// errorMessage: the reason is only in the envelope's errorDetails.
+	FaultErrorDetailsOnly FaultKind = "errorDetailsOnly"
 )
+
+// maxStall bounds a stall fault without a Latency, so that a server never hangs forever.
+const maxStall = 10 * time.Minute
 
 const defaultAbortMessage = "The job could not be completed because of an internal error."
 
@@ -167,8 +184,19 @@ func (f Fault) validate() error {
 			return fmt.Errorf("bytes must not be negative")
 		}
 		return onlyFor(OpDownloadData)
+	case FaultStall:
+		if f.Bytes < 0 || f.Latency < 0 {
+			return fmt.Errorf("bytes and latency must not be negative")
+		}
+		return onlyFor(OpDownloadData, OpDownloadStatus)
+	case FaultZip, FaultGzip:
+		return onlyFor(OpDownloadData)
+	case FaultLocationOnly:
+		return onlyFor(OpCreateDownload)
+	case FaultErrorDetailsOnly:
+		return onlyFor(OpDownloadStatus)
 	default:
-		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong", f.Kind)
+		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly", f.Kind)
 	}
 	return nil
 }
@@ -257,7 +285,14 @@ func (s *Server) takeRequestFaults(op, path string) (time.Duration, *Fault) {
 func (s *Server) takeBodyFault(path string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.takeFaultLocked(OpDownloadData, path, FaultTruncate, FaultReset, FaultOverlong)
+	return s.takeFaultLocked(OpDownloadData, path, FaultTruncate, FaultReset, FaultOverlong, FaultStall, FaultZip, FaultGzip)
+}
+
+// takeFault fires the first matching fault of one of the kinds.
+func (s *Server) takeFault(op, path string, kinds ...FaultKind) *Fault {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeFaultLocked(op, path, kinds...)
 }
 
 // takeAbortLocked reports whether an abort fault marks the job being created.

@@ -10,7 +10,8 @@ import (
 )
 
 // defaultFixture is a sample account: FourthCoffeeSample (350 entities, a staged version and two
-// prior versions) and three small data sources, one of them empty.
+// prior versions), three small data sources, one of them empty, and Stores-2019, whose export
+// has typed columns and geography (points, lines, polygons) as Microsoft's tools write it.
 //
 //go:embed default.json
 var defaultFixture []byte

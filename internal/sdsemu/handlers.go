@@ -3,6 +3,7 @@ package sdsemu
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,7 +118,13 @@ func (s *Server) createDownload(q *request) {
 		q.fail(e)
 		return
 	}
-	q.respond(http.StatusCreated, []resource{downloadResource(q.base, snap)})
+	res := downloadResource(q.base, snap)
+	if s.takeFault(OpCreateDownload, q.r.URL.Path, FaultLocationOnly) != nil {
+		q.rec.addFault(FaultLocationOnly)
+		res.noSelf = true
+		q.w.Header().Set("Location", res.self.url)
+	}
+	q.respond(http.StatusCreated, []resource{res})
 }
 
 // downloadJobLocked finds a download job by the path of its self link.
@@ -185,7 +192,22 @@ func (s *Server) downloadStatus(q *request) {
 		q.fail(e)
 		return
 	}
-	q.respond(http.StatusOK, []resource{downloadResource(q.base, snap)})
+	res := downloadResource(q.base, snap)
+	var details []string
+	if snap.Status == StatusAborted {
+		if f := s.takeFault(OpDownloadStatus, q.r.URL.Path, FaultErrorDetailsOnly); f != nil {
+			q.rec.addFault(f.Kind)
+			res.noError, details = true, []string{snap.ErrorMessage}
+		}
+	}
+	if f := s.takeFault(OpDownloadStatus, q.r.URL.Path, FaultStall); f != nil {
+		q.rec.addFault(f.Kind)
+		rec := httptest.NewRecorder()
+		writeEnvelope(rec, q.f, http.StatusOK, authValid, []resource{res}, details)
+		stall(q, rec.Header().Get("Content-Type"), rec.Body.Bytes(), f)
+		return
+	}
+	writeEnvelope(q.w, q.f, http.StatusOK, authValid, []resource{res}, details)
 }
 
 // parseFlag reads a 0/1 parameter; with words it also takes true/false. Empty means false.

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -212,6 +213,12 @@ func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if created.Year() < 2000 {
+		return nil, invalid("field \"createdDate\" %q is not a download job's creation time", st.CreatedDate)
+	}
+	if st.TotalEntityCount < 0 {
+		return nil, invalid("field \"totalEntityCount\" must not be negative, got %d", st.TotalEntityCount)
+	}
 	started := created
 	if st.StartedAt != "" {
 		if started, err = parseStateTime("startedAt", st.StartedAt); err != nil {
@@ -232,6 +239,11 @@ func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		res, err = r.archive.Copy(ctx, req, func(ctx context.Context) (*sds.Export, error) {
 			return c.OpenExportURL(ctx, st.DownloadURL)
 		})
+		if errors.Is(err, archive.ErrUnverified) {
+			return &Error{Type: ArchiveUnverified, Err: err, Message: fmt.Sprintf(
+				"the export is archived at s3://%s/%s with its manifest %s, but not verified: %s",
+				res.Bucket, res.Key, res.ManifestKey, strings.Join(res.Problems, "; "))}
+		}
 		return err
 	})
 	if err != nil {
@@ -245,6 +257,7 @@ func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		"sha256":      res.SHA256,
 		"entityCount": res.EntityCount,
 		"reused":      res.Reused,
+		"verified":    res.Verified,
 	})
 }
 

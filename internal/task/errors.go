@@ -24,6 +24,13 @@ const (
 	IntegrityError     = "IntegrityError"
 	// ArchiveUnavailable: S3 failed; nothing was left half-written.
 	ArchiveUnavailable = "ArchiveUnavailable"
+	// ArchiveUnverified: the export arrived complete and is archived with
+	// its manifest (verified: false), but a verification check failed; the
+	// message names the archive and the reasons. Not retried: the same
+	// export would fail the same way. It fails the backup, so it raises the
+	// alarm, counts as a failure of the nightly run, and stops a delete
+	// that asked for a backup first.
+	ArchiveUnverified = "ArchiveUnverified"
 	// FunctionTimeout: the function stopped itself just before its Lambda
 	// timeout; retried once (a one-off stall), not more (a copy that cannot
 	// fit in the time would only repeat).
@@ -66,8 +73,12 @@ func classify(err error) *Error {
 		typ = Throttled
 	case errors.Is(err, sds.ErrJobAborted):
 		typ = JobAborted
+	case errors.Is(err, archive.ErrUnverified):
+		typ = ArchiveUnverified
 	case errors.Is(err, archive.ErrIntegrity):
 		typ = IntegrityError
+	case errors.Is(err, archive.ErrInvalidRequest):
+		typ = InvalidInput
 	case errors.Is(err, sds.ErrUnavailable), errors.Is(err, sds.ErrDecode), errors.Is(err, archive.ErrSource):
 		typ = SdsUnavailable
 	case errors.Is(err, archive.ErrStorage):

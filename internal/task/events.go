@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -99,6 +100,9 @@ func decodeStrict(raw []byte, v any) error {
 	if err := checkRaw(raw); err != nil {
 		return err
 	}
+	if err := checkKeys(raw, jsonFields(v)); err != nil {
+		return err
+	}
 	d := json.NewDecoder(bytes.NewReader(raw))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {
@@ -108,6 +112,75 @@ func decodeStrict(raw []byte, v any) error {
 		return invalid("event has data after the JSON object")
 	}
 	return nil
+}
+
+// checkKeys refuses an object whose top-level keys repeat, compared
+// without case, or spell a known field in another case: encoding/json
+// would let the last of them, in any case, win, and a delete could then
+// name another data source than the one that was checked.
+func checkKeys(raw []byte, known []string) error {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := d.Token(); err != nil {
+		return describeJSONError(err)
+	}
+	seen := map[string]string{}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return describeJSONError(err)
+		}
+		key, _ := tok.(string)
+		fold := strings.ToLower(key)
+		if prev, ok := seen[fold]; ok {
+			if prev == key {
+				return invalid("field %q appears twice", truncate(key, 60))
+			}
+			return invalid("fields %q and %q differ only in case", truncate(prev, 60), truncate(key, 60))
+		}
+		seen[fold] = key
+		for _, k := range known {
+			if strings.EqualFold(k, key) && k != key {
+				return invalid("field %q must be spelt %q", truncate(key, 60), k)
+			}
+		}
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return describeJSONError(err)
+		}
+	}
+	return nil
+}
+
+// jsonFields lists the JSON names of a struct's fields (v a pointer to it),
+// embedded structs included.
+func jsonFields(v any) []string {
+	var names []string
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type)
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			names = append(names, name)
+		}
+	}
+	t := reflect.TypeOf(v)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() == reflect.Struct {
+		walk(t)
+	}
+	return names
 }
 
 func checkRaw(raw []byte) error {
@@ -168,6 +241,9 @@ func decodeChained(raw []byte) (*chained, error) {
 	c := &chained{}
 	if err := json.Unmarshal(raw, &c.raw); err != nil {
 		return nil, describeJSONError(err)
+	}
+	if err := checkKeys(raw, jsonFields(&c.State)); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(raw, &c.State); err != nil {
 		return nil, describeJSONError(err)

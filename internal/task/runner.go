@@ -159,11 +159,11 @@ func (r *Runner) withSDS(ctx context.Context, secretID string, fn func(*sds.Clie
 	if err != nil {
 		return err
 	}
-	c, err := sds.New(r.cfg.SDSBaseURL, key, r.sdsOpts...)
+	c, err := r.client(secretID, key)
 	if err != nil {
 		return err
 	}
-	err = fn(c)
+	err = redacted(c, fn(c))
 	if !errors.Is(err, sds.ErrUnauthorized) {
 		return err
 	}
@@ -176,10 +176,37 @@ func (r *Runner) withSDS(ctx context.Context, secretID string, fn func(*sds.Clie
 		return err
 	}
 	r.log.InfoContext(ctx, "master key refused; retrying once with the secret's current value", slog.String("secretId", secretID))
-	if c, err = sds.New(r.cfg.SDSBaseURL, fresh, r.sdsOpts...); err != nil {
+	if c, err = r.client(secretID, fresh); err != nil {
 		return err
 	}
-	return fn(c)
+	return redacted(c, fn(c))
+}
+
+// client returns an SDS client for key. A key that cannot be sent as it is
+// (too long, spaces, control characters) is a malformed secret.
+func (r *Runner) client(secretID, key string) (*sds.Client, error) {
+	if err := sds.ValidateKey(key); err != nil {
+		var se *sds.Error
+		msg := err.Error()
+		if errors.As(err, &se) {
+			msg = se.Message
+		}
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("secret %q holds no usable master key: %s", secretID, msg), Err: err}
+	}
+	return sds.New(r.cfg.SDSBaseURL, key, r.sdsOpts...)
+}
+
+// redacted gives err a message without c's key: the service may echo the
+// key in any text it sends, and errors become causes, results and logs.
+func redacted(c *sds.Client, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := classify(err)
+	if clean := c.Redact(e.Message); clean != e.Message {
+		return &Error{Type: e.Type, Message: clean, Err: err}
+	}
+	return err
 }
 
 // nextWait is the wait before the check after the polls-th one: FirstWait
