@@ -121,16 +121,24 @@ func TestCopyRefusesBrokenExports(t *testing.T) {
 	}
 }
 
-func TestCopyChecksEntityCount(t *testing.T) {
+// TestCopyUnverifiedKeepsArchive: an export whose entity count differs
+// from the job's is archived with a manifest that says so, and the copy
+// fails with ArchiveUnverified naming the archive and the reason.
+func TestCopyUnverifiedKeepsArchive(t *testing.T) {
 	f := newFixture(t, masterKey, nil)
 	st := f.backupToCompleted()
 	st["totalEntityCount"] = 351 // the job said one more than the export holds
 	_, typ, msg := f.invoke("copytos3", st)
-	if typ != "IntegrityError" || !strings.Contains(msg, "351") {
-		t.Fatalf("got %s: %s, want IntegrityError naming the expected count", typ, msg)
+	if typ != "ArchiveUnverified" || !strings.Contains(msg, "the job reported 351") || !strings.Contains(msg, "s3://"+f.bucket+"/sds-exports/") {
+		t.Fatalf("got %s: %s, want ArchiveUnverified naming the archive and the count", typ, msg)
 	}
-	if objects, uploads := objectCount(t, f.bucket); objects != 0 || uploads != 0 {
-		t.Errorf("S3 holds %d objects, %d uploads", objects, uploads)
+	if objects, uploads := objectCount(t, f.bucket); objects != 2 || uploads != 0 {
+		t.Errorf("S3 holds %d objects, %d uploads; want the archive and its manifest", objects, uploads)
+	}
+	// The retry a user might start gets the same answer without a download.
+	downloads := len(f.emu.Requests())
+	if _, typ2, _ := f.invoke("copytos3", st); typ2 != "ArchiveUnverified" || len(f.emu.Requests()) != downloads {
+		t.Errorf("second copy: %s after %d more requests", typ2, len(f.emu.Requests())-downloads)
 	}
 }
 

@@ -121,7 +121,7 @@ func unique(t *testing.T, prefix string) string {
 	}
 }
 
-func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config)) *fixture {
+func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), opts ...sds.Option) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	cfg := sdsemu.DefaultConfig()
@@ -155,8 +155,8 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config)) *f
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.runner = task.NewRunner(tc, masterkey.New(smClient, time.Minute), store, log,
-		sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
-		sds.WithLogger(log))
+		append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
+			sds.WithLogger(log)}, opts...)...)
 	t.Cleanup(f.checkNoKeyLeaked)
 	return f
 }

@@ -1,0 +1,173 @@
+package task_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/sdsemu"
+)
+
+// TestStalledSDSBodies: an export or status answer that stops arriving
+// fails after SDS_TIMEOUT of silence with SdsUnavailable, and a copy's
+// upload is aborted: nothing is left in S3.
+func TestStalledSDSBodies(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	f := newFixture(t, masterKey, nil, sds.WithTimeout(idle))
+	st := f.backupToCompleted()
+
+	f.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpDownloadData, Kind: sdsemu.FaultStall, Bytes: 5000, Times: -1})
+	start := time.Now()
+	_, typ, msg := f.invoke("copytos3", st)
+	took := time.Since(start)
+	if typ != "SdsUnavailable" || !strings.Contains(msg, "no data for") {
+		t.Fatalf("stalled export: %s: %s", typ, msg)
+	}
+	// Three attempts of the client's retry policy, each noticed after idle.
+	if took > 3*idle+5*time.Second {
+		t.Errorf("stalled export reported after %s", took)
+	}
+	t.Logf("stalled export: %s after %s (SDS timeout %s)", typ, took.Round(time.Millisecond), idle)
+	if objects, uploads := objectCount(t, f.bucket); objects != 0 || uploads != 0 {
+		t.Errorf("S3 holds %d objects, %d multipart uploads after a stalled copy", objects, uploads)
+	}
+	f.emu.ClearFaults()
+
+	f.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultStall, Bytes: 30, Times: -1})
+	start = time.Now()
+	if _, typ, msg := f.invoke("checkstatus", st); typ != "SdsUnavailable" || time.Since(start) > 3*idle+5*time.Second {
+		t.Fatalf("stalled status: %s: %s after %s", typ, msg, time.Since(start))
+	}
+}
+
+// TestEchoedKeyRedacted: a service that echoes the request URL, key and
+// all, in a job's error message gets it redacted in every result, error
+// and log line (the fixture checks them all when the test ends).
+func TestEchoedKeyRedacted(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	echo := "Export failed: GET https://spatial.virtualearth.net/REST/v1/Dataflows/DataSourceDownload/x?key=" + masterKey
+	st := f.mustInvoke("startdownload", startEvent())
+	f.emu.AbortJob(st["jobId"].(string), echo)
+	out := f.mustInvoke("checkstatus", st)
+	if msg, _ := out["errorMessage"].(string); out["status"] != "Aborted" || !strings.Contains(msg, "key=REDACTED") {
+		t.Errorf("checkstatus: %v", out)
+	}
+
+	del := f.mustInvoke("delete", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries", "confirm": "FourthCoffeeRoasteries"})
+	for _, j := range f.emu.Jobs() {
+		if j.Kind == sdsemu.JobDelete {
+			f.emu.AbortJob(j.ID, "delete of "+j.DataSourceName+" refused for key="+masterKey)
+		}
+	}
+	out, typ, msg := f.invoke("checkstatus", del)
+	if typ != "" {
+		if !strings.Contains(msg, "REDACTED") && strings.Contains(msg, "refused") {
+			t.Errorf("delete check: %s: %s", typ, msg)
+		}
+	} else if m, _ := out["errorMessage"].(string); !strings.Contains(m, "REDACTED") {
+		t.Errorf("delete check: %v", out)
+	}
+}
+
+// TestEntryEventKeys: duplicate keys and keys in another case are refused
+// before anything is sent: "DataSourceName" must not override
+// "dataSourceName".
+func TestEntryEventKeys(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	events := []struct {
+		fn, body, want string
+	}{
+		{"delete", `{"accessId":"` + accessID + `","dataSourceName":"FourthCoffeeSample","confirm":"FourthCoffeeSample","DataSourceName":"FourthCoffeeRoasteries"}`, "differ only in case"},
+		{"delete", `{"accessId":"` + accessID + `","DataSourceName":"FourthCoffeeRoasteries","confirm":"FourthCoffeeRoasteries"}`, `must be spelt "dataSourceName"`},
+		{"delete", `{"accessId":"` + accessID + `","dataSourceName":"FourthCoffeeSample","dataSourceName":"FourthCoffeeRoasteries","confirm":"FourthCoffeeRoasteries"}`, "appears twice"},
+		{"setpublic", `{"accessId":"` + accessID + `","dataSourceName":"FourthCoffeeSample","public":true,"Public":false}`, "differ only in case"},
+		{"startdownload", `{"ACCESSID":"` + accessID + `","dataSourceName":"FourthCoffeeSample"}`, "must be spelt"},
+		{"checkstatus", `{"accessId":"` + accessID + `","dataSourceName":"FourthCoffeeSample","operation":"delete","status":"Pending","requestedAt":"2026-01-01T00:00:00Z","DataSourceName":"Transit"}`, "differ only in case"},
+	}
+	for _, ev := range events {
+		_, typ, msg := f.invoke(ev.fn, []byte(ev.body))
+		if typ != "InvalidInput" || !strings.Contains(msg, ev.want) {
+			t.Errorf("%s %s: %s: %s; want InvalidInput (%s)", ev.fn, ev.body, typ, msg, ev.want)
+		}
+	}
+	if n := len(f.emu.Requests()); n != 0 {
+		t.Errorf("%d requests reached SDS", n)
+	}
+}
+
+// TestErrorTypeFixes: a secret too large to be a key is a malformed
+// secret; impossible chained counts and dates are the caller's fault.
+func TestErrorTypeFixes(t *testing.T) {
+	big := newFixture(t, strings.Repeat("k", 64<<10), nil)
+	if _, typ, msg := big.invoke("startdownload", startEvent()); typ != "SecretNotFound" {
+		t.Errorf("64 KiB secret: %s: %s", typ, msg)
+	}
+
+	f := newFixture(t, masterKey, nil)
+	st := f.backupToCompleted()
+	for field, v := range map[string]any{"totalEntityCount": -1, "createdDate": "0001-01-01T00:00:00Z"} {
+		bad := map[string]any{}
+		for k, x := range st {
+			bad[k] = x
+		}
+		bad[field] = v
+		if _, typ, msg := f.invoke("copytos3", bad); typ != "InvalidInput" {
+			t.Errorf("%s %v: %s: %s", field, v, typ, msg)
+		}
+	}
+	if objects, _ := objectCount(t, f.bucket); objects != 0 {
+		t.Errorf("%d objects stored", objects)
+	}
+}
+
+// TestRealServiceShapes: what the real service may send, end to end
+// through the functions: a name with '-', a Location-only create answer,
+// a ZIP delivery of an export with geography, an errorDetails-only abort.
+func TestRealServiceShapes(t *testing.T) {
+	const transitKey = "sdsemu-master-key-transit"
+	f := newFixture(t, transitKey, func(c *sdsemu.Config) {
+		c.DownloadEncoding = "zip"
+		c.Faults = []sdsemu.Fault{{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultLocationOnly, Times: -1}}
+	})
+	ev := map[string]any{"accessId": "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40", "dataSourceName": "Stores-2019"}
+	st := f.mustInvoke("startdownload", ev)
+	if u, _ := st["statusUrl"].(string); !strings.Contains(u, st["jobId"].(string)) {
+		t.Fatalf("status URL %q", u)
+	}
+	f.completeJobs()
+	st = f.mustInvoke("checkstatus", st)
+	out := f.mustInvoke("copytos3", st)
+	if out["verified"] != true || out["entityCount"].(float64) != 140 {
+		t.Fatalf("copy: %v", out)
+	}
+	raw, err := getObject(t, f.bucket, out["manifestKey"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		ContentType string `json:"contentType"`
+		Verified    bool   `json:"verified"`
+		Delivery    struct {
+			Encoding, ContentType string
+			Bytes                 int64
+		} `json:"delivery"`
+	}
+	json.Unmarshal(raw, &m)
+	if !m.Verified || m.ContentType != "application/xml" || m.Delivery.Encoding != "zip" || m.Delivery.Bytes <= 0 {
+		t.Errorf("manifest %s", raw)
+	}
+	obj, _ := getObject(t, f.bucket, out["key"].(string))
+	if !strings.HasPrefix(string(obj), "\ufeff<?xml") || !strings.Contains(string(obj), "POLYGON ((") {
+		t.Errorf("stored object is not the XML inside the ZIP: %.40q", obj)
+	}
+
+	f.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultErrorDetailsOnly})
+	st = f.mustInvoke("startdownload", ev)
+	f.emu.AbortJob(st["jobId"].(string), "The data source could not be read.")
+	st = f.mustInvoke("checkstatus", st)
+	if st["status"] != "Aborted" || st["errorMessage"] != "The data source could not be read." {
+		t.Errorf("aborted job: %v", st)
+	}
+}
