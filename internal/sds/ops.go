@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // CreateDownloadJob starts a DataSourceDownload job for the published
@@ -382,7 +383,13 @@ func (c *Client) readAll(ctx context.Context, req request) ([]byte, http.Header,
 		if !req.safe || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
 			return nil, nil, rerr
 		}
-		if err := sleep(ctx, c.retry.backoff(attempt, 0)); err != nil {
+		// Another attempt may stall as long as this one did: give up while
+		// the caller still has time to report the error (a Lambda's deadline).
+		wait := c.retry.backoff(attempt, 0)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+c.timeout+time.Second {
+			return nil, nil, rerr
+		}
+		if err := sleep(ctx, wait); err != nil {
 			return nil, nil, rerr
 		}
 	}

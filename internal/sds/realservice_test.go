@@ -5,6 +5,8 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -233,5 +235,64 @@ func TestShapesExport(t *testing.T) {
 	}
 	if n, phones := strings.Count(s, "<Stores>"), strings.Count(s, "<Phone>"); n != int(job.TotalEntityCount) || phones == n || phones == 0 {
 		t.Errorf("%d entities (job %d), %d with a phone: want some values omitted", n, job.TotalEntityCount, phones)
+	}
+}
+
+// cannedServer answers every request with body, as contentType.
+func cannedServer(t *testing.T, contentType, body string, header map[string]string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestAnswersDecodedAsAsked: an XML body where JSON was asked for is
+// refused without being parsed.
+func TestAnswersDecodedAsAsked(t *testing.T) {
+	xmlJob := `<Response xmlns="http://schemas.microsoft.com/search/local/ws/rest/v1"><StatusCode>201</StatusCode><ResourceSets><ResourceSet><Resources><DataflowJob><Id>j1</Id><Status>Pending</Status></DataflowJob></Resources></ResourceSet></ResourceSets></Response>`
+	srv := cannedServer(t, "application/xml", xmlJob, nil)
+	c, err := sds.New(srv.URL, masterKey, sds.WithRetry(sds.RetryPolicy{MaxAttempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.DownloadJobStatus(context.Background(), srv.URL+"/REST/v1/dataflows/x")
+	if !errors.Is(err, sds.ErrDecode) || !strings.Contains(err.Error(), "JSON was asked for") {
+		t.Fatalf("err %v", err)
+	}
+	cx, _ := sds.New(srv.URL, masterKey, sds.WithXML())
+	if job, err := cx.DownloadJobStatus(context.Background(), srv.URL+"/REST/v1/dataflows/x"); err != nil || job.ID != "j1" {
+		t.Fatalf("XML asked for: %v, %v", job, err)
+	}
+}
+
+// TestLinkWithKeyInPathDropped: a link that carries the key in its path is
+// neither followed nor handed out; the Location header is used instead.
+func TestLinkWithKeyInPathDropped(t *testing.T) {
+	var srvURL string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := `{"authenticationResultCode":"ValidCredentials","statusCode":201,"resourceSets":[{"estimatedTotal":1,"resources":[{"__type":"DataflowJob:x","id":"j1","status":"Pending",` +
+			`"links":[{"role":"self","url":"` + srvURL + `/REST/v1/dataflows/` + masterKey + `/j1"}]}]}]}`
+		if r.URL.Query().Get("loc") == "" {
+			w.Header().Set("Location", "/REST/v1/dataflows/DataSourceDownload/a/n/j1")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	srvURL = srv.URL
+	c, _ := sds.New(srv.URL, masterKey)
+	job, err := c.CreateDownloadJob(context.Background(), coffee, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := job.StatusURL(); strings.Contains(u, masterKey) || u != srv.URL+"/REST/v1/dataflows/DataSourceDownload/a/n/j1" {
+		t.Errorf("status URL %q", u)
 	}
 }
