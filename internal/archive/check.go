@@ -122,23 +122,31 @@ func (c *dataSetChecker) Write(p []byte) (int, error) {
 		return 0, c.err
 	}
 	capFrom := 0 // start of the bytes of p still to be captured
+	ltAt := -1   // index of the next '<' in p, once looked for
 	for i := 0; i < len(p); i++ {
 		b := p[i]
 		tag := false // a start or end tag was completed at i
 		switch c.state {
 		case stText:
 			if len(c.ends) > 0 {
-				j := bytes.IndexAny(p[i:], "<&")
-				if j < 0 {
-					i = len(p)
-					continue
+				// Two IndexByte scans (SIMD) instead of one IndexAny (a
+				// byte loop); the next '<' is remembered, so text full of
+				// references is still scanned once.
+				if ltAt < i {
+					ltAt = len(p)
+					if j := bytes.IndexByte(p[i:], '<'); j >= 0 {
+						ltAt = i + j
+					}
 				}
-				i += j
-				if p[i] == '&' {
+				if k := bytes.IndexByte(p[i:ltAt], '&'); k >= 0 {
+					i += k
 					c.startRef(stText)
 					continue
 				}
-				c.state = stOpen
+				i = ltAt
+				if i < len(p) {
+					c.state = stOpen
+				}
 				continue
 			}
 			if c.bom < len(bom) && c.off+int64(i) == int64(c.bom) && b == bom[c.bom] {
