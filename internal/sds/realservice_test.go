@@ -197,8 +197,8 @@ func TestServiceTextRedacted(t *testing.T) {
 // Microsoft's tools write for a data source with geography.
 func TestShapesExport(t *testing.T) {
 	e := newEnv(t, nil)
-	c := e.client2(t, "sdsemu-master-key-transit")
-	stores := sds.DataSource{AccessID: "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40", Name: "Stores-2019"}
+	c := e.client
+	stores := sds.DataSource{AccessID: accessID, Name: "Stores-2019"}
 	job := e.completedJob(t, c, stores)
 	_, body, err := readExport(t, c, job)
 	if err != nil {

@@ -130,12 +130,11 @@ func TestErrorTypeFixes(t *testing.T) {
 // through the functions: a name with '-', a Location-only create answer,
 // a ZIP delivery of an export with geography, an errorDetails-only abort.
 func TestRealServiceShapes(t *testing.T) {
-	const transitKey = "sdsemu-master-key-transit"
-	f := newFixture(t, transitKey, func(c *sdsemu.Config) {
+	f := newFixture(t, masterKey, func(c *sdsemu.Config) {
 		c.DownloadEncoding = "zip"
 		c.Faults = []sdsemu.Fault{{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultLocationOnly, Times: -1}}
 	})
-	ev := map[string]any{"accessId": "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40", "dataSourceName": "Stores-2019"}
+	ev := map[string]any{"accessId": accessID, "dataSourceName": "Stores-2019"}
 	st := f.mustInvoke("startdownload", ev)
 	if u, _ := st["statusUrl"].(string); !strings.Contains(u, st["jobId"].(string)) {
 		t.Fatalf("status URL %q", u)
