@@ -148,6 +148,10 @@ type Request struct {
 	// StartedAt is when the backup started, for the manifest; zero means
 	// when Copy was called.
 	StartedAt time.Time
+	// Redact, when set, removes secrets from text taken from the export
+	// (names, verification reasons) before it is written to the manifest
+	// or returned.
+	Redact func(string) string
 }
 
 func (r Request) validate() error {
@@ -258,6 +262,12 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	sum, err := body.summary()
 	if err != nil {
 		return Result{}, classed(ErrIntegrity, where, err)
+	}
+	if req.Redact != nil {
+		sum.entityType, sum.schemaID = req.Redact(sum.entityType), req.Redact(sum.schemaID)
+		for i := range sum.problems {
+			sum.problems[i] = req.Redact(sum.problems[i])
+		}
 	}
 
 	// The upload succeeded with exactly the bytes read; check that S3 holds

@@ -296,3 +296,30 @@ func TestTextChecksAnyChunking(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRedactsExportText: text from the export that reaches the
+// manifest or the error passes the caller's redaction.
+func TestCopyRedactsExportText(t *testing.T) {
+	api := newS3(t)
+	bucket := newBucket(t, api)
+	data := testDataSet{Name: "MyDataSourceName", Entities: 2}
+	src := newTestSource(t, data, serveBody)
+	src.body = strings.Replace(data.String(), `id="MyDataSourceName"`, `id="`+testKey+`"`, 1)
+	store := newStore(t, api, bucket, Config{})
+	req := testRequest(2)
+	req.Redact = func(s string) string { return strings.ReplaceAll(s, testKey, "REDACTED") }
+	_, err := store.Copy(context.Background(), req, src.open())
+	if !errors.Is(err, ErrUnverified) || strings.Contains(err.Error(), testKey) {
+		t.Fatalf("err %v", err)
+	}
+	raw, err := api.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: aws.String(wantKey + ".manifest.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(raw.Body)
+	if strings.Contains(b.String(), testKey) || !strings.Contains(b.String(), "REDACTED") {
+		t.Errorf("manifest %s", b.String())
+	}
+}

@@ -236,6 +236,7 @@ func (r *Runner) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	}
 	var res archive.Result
 	err = r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) (err error) {
+		req.Redact = c.Redact
 		res, err = r.archive.Copy(ctx, req, func(ctx context.Context) (*sds.Export, error) {
 			return c.OpenExportURL(ctx, st.DownloadURL)
 		})
