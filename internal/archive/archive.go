@@ -4,9 +4,11 @@
 // An archive is an object plus its manifest: the export goes straight from
 // the SDS response into an S3 upload, is hashed, counted and checked while
 // it streams, and the manifest is written only after the object is
-// complete. A stream that fails a check never completes its upload, so no
-// object is left behind; an object without a manifest is not an archive and
-// is overwritten by the next attempt.
+// complete. An export that does not arrive complete (short, broken,
+// not well-formed) never completes its upload, so no object is left
+// behind. One that arrives complete is always kept; its manifest says
+// whether every verification check (verify.go) passed. An object without a
+// manifest is not an archive and is overwritten by the next attempt.
 package archive
 
 import (
