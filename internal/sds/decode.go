@@ -111,6 +111,10 @@ func checkJSONSize(body []byte) error {
 	if n := bytes.Count(body, []byte("{")) + bytes.Count(body, []byte("[")); n > maxAnswerNodes {
 		return decodeErr(fmt.Sprintf("JSON answer has %d objects or arrays, more than %d", n, maxAnswerNodes), nil)
 	}
+	// Array elements and fields are separated by commas.
+	if n := bytes.Count(body, []byte(",")); n > 4*maxAnswerNodes {
+		return decodeErr(fmt.Sprintf("JSON answer has %d values, more than %d", n, 4*maxAnswerNodes), nil)
+	}
 	return nil
 }
 
@@ -276,6 +280,11 @@ type xnode struct {
 // deeper than maxXMLDepth or holding more than maxAnswerNodes elements, so
 // its memory stays a small multiple of the body whatever the body holds.
 func parseXML(body []byte) (*xnode, error) {
+	// encoding/xml returns a start tag's attributes all at once: bound
+	// them before it builds them (every attribute has an '=').
+	if n := bytes.Count(body, []byte("=")); n > maxAnswerNodes {
+		return nil, fmt.Errorf("more than %d attributes", maxAnswerNodes)
+	}
 	d := xml.NewDecoder(bytes.NewReader(body))
 	d.Strict = true
 	var stack []*xnode

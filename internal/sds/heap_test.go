@@ -8,6 +8,16 @@ import (
 	"testing"
 )
 
+// hostileAttrs and hostileJSON are answers just under maxResponseBytes of
+// millions of attributes or array elements.
+func hostileAttrs() []byte {
+	return []byte(`<Response x="` + "\"" + strings.Repeat(` a=""`, (maxResponseBytes-100)/5) + `/>`)
+}
+
+func hostileJSON() []byte {
+	return []byte(`{"statusCode":200,"errorDetails":[` + strings.Repeat(`"",`, (maxResponseBytes-100)/3) + `""]}`)
+}
+
 // hostileXML builds answers just under maxResponseBytes: one with millions
 // of sibling elements, one nested as deep as the bytes allow.
 func hostileXML(nested bool) []byte {
@@ -59,11 +69,11 @@ func TestHostileXMLAnswerHeap(t *testing.T) {
 		t.Skip("allocates large answers")
 	}
 	for _, tt := range []struct {
-		name   string
-		nested bool
-	}{{"flat", false}, {"nested", true}} {
+		name string
+		body []byte
+	}{{"flat", hostileXML(false)}, {"nested", hostileXML(true)}, {"attributes", hostileAttrs()}, {"json array", hostileJSON()}} {
 		t.Run(tt.name, func(t *testing.T) {
-			body := hostileXML(tt.nested)
+			body := tt.body
 			var err error
 			peak := peakHeapGrowth(func() { _, err = DecodeResponse(body) })
 			t.Logf("%d-byte %s answer: peak heap growth %.1f MB, err=%v", len(body), tt.name, float64(peak)/1e6, err)
