@@ -304,7 +304,9 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 		resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
 		return resp, nil
 	}
-	defer cancel()
+	// An error answer's body is read for its details, under the same idle
+	// timeout.
+	resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
 	defer resp.Body.Close()
 	return nil, c.statusError(req.op, resp)
 }

@@ -296,3 +296,22 @@ func TestLinkWithKeyInPathDropped(t *testing.T) {
 		t.Errorf("status URL %q", u)
 	}
 }
+
+// TestStalledErrorBody: an error answer whose body stalls is reported
+// after the idle timeout, with its status.
+func TestStalledErrorBody(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"errorDetails":["busy`)
+		http.NewResponseController(w).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c, _ := sds.New(srv.URL, masterKey, sds.WithTimeout(200*time.Millisecond), sds.WithRetry(sds.RetryPolicy{MaxAttempts: 1}))
+	start := time.Now()
+	_, err := c.DownloadJobStatus(context.Background(), srv.URL+"/REST/v1/dataflows/x")
+	if !errors.Is(err, sds.ErrUnavailable) || !strings.Contains(err.Error(), "503") || time.Since(start) > 3*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+}

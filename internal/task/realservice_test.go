@@ -158,6 +158,7 @@ func TestRealServiceShapes(t *testing.T) {
 		} `json:"delivery"`
 	}
 	json.Unmarshal(raw, &m)
+	t.Logf("manifest of a ZIP delivery: %s", raw)
 	if !m.Verified || m.ContentType != "application/xml" || m.Delivery.Encoding != "zip" || m.Delivery.Bytes <= 0 {
 		t.Errorf("manifest %s", raw)
 	}
