@@ -25,9 +25,9 @@ type Config struct {
 	ArchivePrefix     string        // ARCHIVE_PREFIX
 	ArchiveKMSKeyID   string        // ARCHIVE_KMS_KEY_ID: SSE-KMS when set, SSE-S3 otherwise
 	SecretTTL         time.Duration // SECRET_CACHE_TTL (Go duration)
-	// SDSTimeout bounds each SDS request until its headers arrive
-	// (SDS_TIMEOUT, Go duration; default 30 s). A download's body may take
-	// longer.
+	// SDSTimeout bounds each SDS request until its headers arrive, and
+	// each silence while its body streams (SDS_TIMEOUT, Go duration;
+	// default 30 s). A download's body may take longer in all.
 	SDSTimeout time.Duration
 	// Poll backoff: the first wait, doubled after every check up to MaxWait.
 	FirstWait time.Duration // POLL_FIRST_WAIT_SECONDS
