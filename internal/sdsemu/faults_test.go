@@ -286,6 +286,11 @@ func TestParseFaultsErrors(t *testing.T) {
 		"unknown field":       `[{"op":"*","kind":"status","status":503,"count":3}]`,
 		"times below -1":      `[{"op":"*","kind":"status","status":503,"times":-2}]`,
 		"not an array":        `{"op":"*","kind":"status","status":503}`,
+		"stall on delete":     `[{"op":"delete","kind":"stall"}]`,
+		"zip on status":       `[{"op":"downloadStatus","kind":"zip"}]`,
+		"location on status":  `[{"op":"downloadStatus","kind":"locationOnly"}]`,
+		"details on create":   `[{"op":"createDownload","kind":"errorDetailsOnly"}]`,
+		"negative stall":      `[{"op":"downloadData","kind":"stall","bytes":-1}]`,
 	}
 	for name, in := range tests {
 		t.Run(name, func(t *testing.T) {
