@@ -36,6 +36,7 @@ const (
 	scratchA      = "ScratchA"
 	scratchB      = "ScratchBB"
 	scratchC      = "ScratchCCC"
+	scratchD      = "ScratchDDDD"
 )
 
 var env *localrun.Env
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 		Published: sdsemu.Version{JobID: "5e1b0c7fd3a94e0f8b6a2c4d9e8f7a61", EntityCount: 12000, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
 	})
 	// Data sources that tests may delete without disturbing others.
-	for _, name := range []string{scratchA, scratchB, scratchC} {
+	for _, name := range []string{scratchA, scratchB, scratchC, scratchD} {
 		cfg.Accounts[0].DataSources = append(cfg.Accounts[0].DataSources, sdsemu.DataSource{
 			AccessID: accessID, Name: name, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
 			QueryKey:  "sdsemu-query-key-" + strings.ToLower(name),
@@ -105,6 +106,42 @@ func countEntered(x *localrun.Execution, state string) int {
 		if d := ev.StateEnteredEventDetails; d != nil && (state == "" || aws.ToString(d.Name) == state) {
 			n++
 		}
+	}
+	return n
+}
+
+// nested returns the executions x started as nested executions
+// (startExecution.sync:2), and theirs, in the order they were started.
+func nested(t *testing.T, x *localrun.Execution) []*localrun.Execution {
+	t.Helper()
+	var out []*localrun.Execution
+	for _, ev := range x.History {
+		d := ev.TaskSubmittedEventDetails
+		if d == nil || aws.ToString(d.ResourceType) != "states" {
+			continue
+		}
+		var started struct{ ExecutionArn string }
+		if err := json.Unmarshal([]byte(aws.ToString(d.Output)), &started); err != nil || started.ExecutionArn == "" {
+			t.Fatalf("a nested execution's start without its ARN: %v %s", err, aws.ToString(d.Output))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		child, err := env.Wait(ctx, started.ExecutionArn, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, child)
+		out = append(out, nested(t, child)...)
+	}
+	return out
+}
+
+// countEnteredNested counts as countEntered does, in x and every execution
+// it started.
+func countEnteredNested(t *testing.T, x *localrun.Execution, state string) int {
+	n := countEntered(x, state)
+	for _, c := range nested(t, x) {
+		n += countEntered(c, state)
 	}
 	return n
 }
@@ -240,7 +277,7 @@ func TestDeleteWithBackupFirst(t *testing.T) {
 	if _, ok := env.Emulator.DataSource(transitAccessID, "Transit"); ok {
 		t.Error("the data source still exists")
 	}
-	if n := countEntered(x, "CopyToS3"); n != 1 {
+	if n := countEnteredNested(t, x, "CopyToS3"); n != 1 {
 		t.Errorf("%d copies", n)
 	}
 }
@@ -502,5 +539,97 @@ func TestDeadline(t *testing.T) {
 	}
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobTimedOut" {
 		t.Fatalf("status %s error %q cause %q", x.Status, x.Error, x.Cause)
+	}
+}
+
+// A failed backup run as a nested execution fails its parent with the
+// backup's own error and cause, not with the wrapper around them
+// (States.TaskFailed and the child's description): the delete's error
+// and the nightly run's list of failures name what went wrong.
+func TestNestedBackupFailureSurfaces(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultAbort, Message: "Export failed on the service side."})
+	x := run(t, "delete", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries", "confirm": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobAborted" || !strings.Contains(x.Cause, "Export failed on the service side.") {
+		t.Fatalf("delete: status %s error %q cause %q, want FAILED JobAborted with the service's message", x.Status, x.Error, x.Cause)
+	}
+	if _, ok := env.Emulator.DataSource(accessID, "FourthCoffeeRoasteries"); !ok {
+		t.Error("the data source was deleted although its backup failed")
+	}
+	children := nested(t, x)
+	if len(children) != 1 {
+		t.Fatalf("%d nested executions, want one backup", len(children))
+	}
+	if c := children[0]; c.Error != x.Error || c.Cause != x.Cause {
+		t.Errorf("delete failed with %q %q, its backup with %q %q", x.Error, x.Cause, c.Error, c.Cause)
+	}
+
+	x = run(t, "scheduled-backup", map[string]any{"dataSources": []map[string]any{
+		{"accessId": accessID, "dataSourceName": "NoSuchSource"},
+		{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"},
+		{"accessId": accessID, "dataSourceName": "NoSuchSourceEither"},
+	}})
+	var failures []struct{ DataSourceName, Error, Cause string }
+	if err := json.Unmarshal([]byte(x.Cause), &failures); err != nil || x.Error != "BackupsFailed" {
+		t.Fatalf("scheduled: error %q, cause not the list of failures: %v: %s", x.Error, err, x.Cause)
+	}
+	children = nested(t, x)
+	if len(children) != 3 {
+		t.Fatalf("%d nested executions, want three backups", len(children))
+	}
+	childFailures := map[string][2]string{}
+	names := map[string]bool{}
+	for _, c := range children {
+		name := c.ARN[strings.LastIndex(c.ARN, ":")+1:]
+		if len(name) > 80 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" || names[name] {
+			t.Errorf("nested execution name %q: want unique, at most 80 letters, digits, - or _", name)
+		}
+		names[name] = true
+		if c.Status == sfntypes.ExecutionStatusFailed {
+			childFailures[c.Cause] = [2]string{c.Error, c.Cause}
+		}
+	}
+	if len(failures) != 2 || len(childFailures) != 2 {
+		t.Fatalf("%d failures listed, %d backups failed; want 2 and 2", len(failures), len(childFailures))
+	}
+	for _, f := range failures {
+		if f.Error != "DataSourceNotFound" || !strings.Contains(f.Cause, f.DataSourceName) || childFailures[f.Cause] != [2]string{f.Error, f.Cause} {
+			t.Errorf("%s listed as %q %q; the backups failed with %v", f.DataSourceName, f.Error, f.Cause, childFailures)
+		}
+	}
+}
+
+// State transitions (states entered) and history events of a delete with
+// backup and of nightly runs of N data sources, nested backups included.
+func TestNestedTransitions(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	count := func(x *localrun.Execution) (int, int, int) {
+		transitions, events, all := countEntered(x, ""), len(x.History), nested(t, x)
+		for _, c := range all {
+			transitions += countEntered(c, "")
+			events += len(c.History)
+		}
+		return transitions, events, len(all)
+	}
+	x := run(t, "delete", map[string]any{"accessId": accessID, "dataSourceName": scratchD, "confirm": scratchD})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("delete: status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	tr, ev, n := count(x)
+	t.Logf("delete with backup: %d state transitions, %d history events, %d executions (parent %d transitions)", tr, ev, n+1, countEntered(x, ""))
+	for _, n := range []int{1, 2, 4} {
+		var sources []map[string]any
+		for range n {
+			sources = append(sources, map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
+		}
+		x := run(t, "scheduled-backup", map[string]any{"dataSources": sources})
+		if x.Status != sfntypes.ExecutionStatusSucceeded {
+			t.Fatalf("scheduled: status %s: %s %s", x.Status, x.Error, x.Cause)
+		}
+		tr, ev, k := count(x)
+		if k != n {
+			t.Errorf("%d nested backups for %d data sources", k, n)
+		}
+		t.Logf("nightly run of %d: %d state transitions, %d history events, %d executions (parent %d transitions)", n, tr, ev, k+1, countEntered(x, ""))
 	}
 }

@@ -46,7 +46,13 @@
 //   - sfn-wait-scale: SDSOPS_SFN_WAIT_SCALE (MotoOptions.WaitScale, SkipWaits) scales Wait
 //     states (Seconds, SecondsPath, Timestamp, TimestampPath) and Retry intervals (after
 //     BackoffRate, MaxDelaySeconds and jitter). Task TimeoutSeconds and heartbeats keep
-//     real time.
+//     real time. The same scale shortens the 0.5 s poll of nested executions (at least
+//     50 ms).
+//   - sfn-nested: nested executions (states:startExecution.sync:2) failed with
+//     States.Runtime 'StateMachineArn'; requests now reach the API under its member
+//     names and responses come back in PascalCase with epoch-millisecond dates, as on
+//     AWS: {ExecutionArn, Status, Output, ...}, and a failed child gives States.TaskFailed
+//     with its DescribeExecution as JSON in the cause.
 //
 // Patches apply when moto first loads its Step Functions code (the first Step Functions
 // request, about 2 s); moto's output says which were applied.

@@ -13,7 +13,16 @@ request), each only where the installed moto still has the defect; stderr tells 
   sfn-execution-name  An execution started without a name is named "None"; it now gets a UUID,
                     as on AWS.
   sfn-wait-scale    Wait states and Retry intervals sleep for real. SDSOPS_SFN_WAIT_SCALE
-                    (float, default 1) multiplies those sleeps; 0 means no sleeping.
+                    (float, default 1) multiplies those sleeps; 0 means no sleeping. The same
+                    scale shortens the 0.5 s poll of nested executions (at least 50 ms).
+  sfn-nested        Nested executions (arn:aws:states:::states:startExecution.sync:2) fail
+                    with States.Runtime 'StateMachineArn': the Step Functions integration
+                    passes ASL's StateMachineArn/Input/Name to boto3 unchanged, and hands
+                    back boto3's camelCase responses. Requests are now translated to the
+                    API's member names and responses to ASL's PascalCase, with dates as epoch
+                    milliseconds, as on AWS: the result is {ExecutionArn, Status, Output, ...}
+                    and a failed child gives States.TaskFailed with its DescribeExecution as
+                    JSON in the cause.
 
 Exit status 3 with a one-line message means moto is not importable by this interpreter.
 """
@@ -154,18 +163,81 @@ def patch_retry(retrier_decl, scale):
     return "sfn-retry-scale(%g)" % scale
 
 
+def _epoch_millis(value):
+    """Dates in a translated response become epoch milliseconds, as on AWS."""
+    import datetime
+
+    if isinstance(value, datetime.datetime):
+        return int(value.timestamp() * 1000)
+    if isinstance(value, dict):
+        return {k: _epoch_millis(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_epoch_millis(v) for v in value]
+    return value
+
+
+def patch_nested(sfn_task):
+    cls = getattr(sfn_task, "StateTaskServiceSfn", None)
+    base = getattr(sys.modules.get(_SFN_SERVICE + "state_task_service"), "StateTaskService", None)
+    if cls is None or base is None or getattr(cls, "_sdsops_nested", False):
+        return None
+    if "_to_boto_request(" in _source(base._normalise_parameters):
+        return None  # this moto translates names itself
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("stepfunctions")
+
+    def operation(self, action):
+        name = "".join(p.capitalize() for p in self._get_boto_service_action(action).split("_"))
+        return model.operation_model(name)
+
+    normalise_parameters = cls._normalise_parameters
+    normalise_response = cls._normalise_response
+
+    def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):
+        normalise_parameters(self, parameters, boto_service_name, service_action_name)
+        self._to_boto_request(parameters, operation(self, service_action_name).input_shape)
+
+    def _normalise_response(self, response, boto_service_name=None, service_action_name=None):
+        normalise_response(self, response, boto_service_name, service_action_name)
+        if not isinstance(response, dict):
+            return
+        self._from_boto_response(response, operation(self, service_action_name).output_shape)
+        response.update(_epoch_millis(response))
+
+    cls._normalise_parameters = _normalise_parameters
+    cls._normalise_response = _normalise_response
+    cls._sdsops_nested = True
+    return "sfn-nested"
+
+
+def patch_sync_poll(callback, scale):
+    delay = getattr(callback, "_DELAY_SECONDS_SYNC_CONDITION_CHECK", None)
+    if not isinstance(delay, (int, float)):
+        return None
+    callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = max(delay * scale, 0.05)
+    return "sfn-sync-poll-scale(%g)" % scale
+
+
 _SFN = "moto.stepfunctions.parser."
+_SFN_SERVICE = _SFN + "asl.component.state.exec.state_task.service."
 
 
 def patches(scale):
     """Module name -> functions patching that module right after it is executed."""
-    table = {_SFN + "models": [patch_deepcopy, patch_execution_name]}
+    table = {
+        _SFN + "models": [patch_deepcopy, patch_execution_name],
+        _SFN_SERVICE + "state_task_service_sfn": [patch_nested],
+    }
     if scale != 1.0:
         table[_SFN + "asl.component.state.wait.wait_function.wait_function"] = [
             lambda m: patch_wait(m, scale)
         ]
         table[_SFN + "asl.component.common.retry.retrier_decl"] = [
             lambda m: patch_retry(m, scale)
+        ]
+        table[_SFN_SERVICE + "state_task_service_callback"] = [
+            lambda m: patch_sync_poll(m, scale)
         ]
     return table
 
@@ -241,7 +313,7 @@ def main(argv):
             _apply(name, sys.modules[name], table.pop(name))
     sys.meta_path.insert(0, _PatchFinder(table))
     log(
-        "moto %s; patches armed for Step Functions: sfn-deepcopy, sfn-execution-name%s"
+        "moto %s; patches armed for Step Functions: sfn-deepcopy, sfn-execution-name, sfn-nested%s"
         % (
             getattr(moto, "__version__", "?"),
             "" if scale == 1.0 else ", sfn-wait-scale(%g)" % scale,

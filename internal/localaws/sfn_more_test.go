@@ -152,3 +152,61 @@ func TestStepFunctionsSDKIntegration(t *testing.T) {
 		t.Errorf("aws-sdk task: %s output %s error %s %s", d.Status, aws.ToString(d.Output), aws.ToString(d.Error), aws.ToString(d.Cause))
 	}
 }
+
+// TestStepFunctionsNested: a nested execution (startExecution.sync:2) runs the child and
+// returns its description in ASL's PascalCase with the output parsed; a failed child fails
+// the task with States.TaskFailed and the child's description, as JSON, in the cause.
+func TestStepFunctionsNested(t *testing.T) {
+	st := sharedStack(t)
+	cfg, err := st.AWSConfig(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := sfn.NewFromConfig(cfg)
+	ok := createStateMachine(t, client, "child-ok", mustJSON(map[string]any{"StartAt": "Echo", "States": map[string]any{
+		"Echo": map[string]any{"Type": "Pass", "Parameters": map[string]any{"got.$": "$.v"}, "End": true},
+	}}))
+	failing := createStateMachine(t, client, "child-fail", mustJSON(map[string]any{"StartAt": "Fail", "States": map[string]any{
+		"Fail": map[string]any{"Type": "Fail", "Error": "SdsNotFound", "Cause": "no such data source"},
+	}}))
+	parent := createStateMachine(t, client, "parent", mustJSON(map[string]any{"StartAt": "Child", "States": map[string]any{
+		"Child": map[string]any{
+			"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+			"Parameters": map[string]any{
+				"StateMachineArn.$": "$.machine",
+				"Name.$":            "$.name",
+				"Input":             map[string]any{"v.$": "$.v"},
+			},
+			"Catch": []any{map[string]any{"ErrorEquals": []string{"States.TaskFailed"}, "ResultPath": "$.failure", "Next": "Failed"}},
+			"End":   true,
+		},
+		"Failed": map[string]any{"Type": "Pass", "End": true},
+	}}))
+
+	name := uniqueName("child")
+	d := runExecution(t, client, parent, "", mustJSON(map[string]any{"machine": ok, "name": name, "v": 42}))
+	var out struct {
+		ExecutionArn, Status string
+		Output               struct{ Got int }
+		StartDate, StopDate  int64
+	}
+	if err := json.Unmarshal([]byte(aws.ToString(d.Output)), &out); err != nil || d.Status != types.ExecutionStatusSucceeded {
+		t.Fatalf("parent: %s %s %s %s (%v)", d.Status, aws.ToString(d.Error), aws.ToString(d.Cause), aws.ToString(d.Output), err)
+	}
+	if out.Status != "SUCCEEDED" || out.Output.Got != 42 || !strings.HasSuffix(out.ExecutionArn, ":"+name) || out.StopDate < out.StartDate || out.StartDate < 1e12 {
+		t.Errorf("child result %s: want Status SUCCEEDED, Output {got: 42}, the child's ARN and epoch-millisecond dates", aws.ToString(d.Output))
+	}
+
+	d = runExecution(t, client, parent, "", mustJSON(map[string]any{"machine": failing, "name": uniqueName("child"), "v": 1}))
+	var failed struct {
+		Failure struct{ Error, Cause string }
+	}
+	_ = json.Unmarshal([]byte(aws.ToString(d.Output)), &failed)
+	var child struct{ Status, Error, Cause string }
+	if err := json.Unmarshal([]byte(failed.Failure.Cause), &child); err != nil || failed.Failure.Error != "States.TaskFailed" {
+		t.Fatalf("failed child: parent output %s (%v), want States.TaskFailed with a JSON cause", aws.ToString(d.Output), err)
+	}
+	if child.Status != "FAILED" || child.Error != "SdsNotFound" || child.Cause != "no such data source" {
+		t.Errorf("failed child described as %+v", child)
+	}
+}

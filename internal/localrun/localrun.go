@@ -7,14 +7,17 @@ package localrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,8 +34,7 @@ import (
 // Functions are the five Lambda functions, by directory under functions/.
 var Functions = []string{"startdownload", "checkstatus", "copytos3", "delete", "setpublic"}
 
-// StateMachines maps each definition file to the functions it calls, by
-// the DefinitionSubstitutions placeholder the template gives them.
+// StateMachines maps each state machine to its definition file.
 var StateMachines = map[string]string{
 	"backup":           "backup.asl.json",
 	"delete":           "delete.asl.json",
@@ -40,6 +42,8 @@ var StateMachines = map[string]string{
 	"scheduled-backup": "scheduled-backup.asl.json",
 }
 
+// placeholders maps the DefinitionSubstitutions name of each function's
+// ARN to the function.
 var placeholders = map[string]string{
 	"StartDownloadFunctionArn": "startdownload",
 	"CheckStatusFunctionArn":   "checkstatus",
@@ -165,19 +169,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 			return nil, err
 		}
 	}
-	for name, file := range StateMachines {
-		def, err := LoadDefinition(filepath.Join(opts.RepoRoot, "statemachine", file), e.Stack.Lambda.FunctionARN)
-		if err != nil {
-			return nil, err
-		}
-		out, err := e.SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
-			Name: aws.String("sdsops-" + name), Definition: aws.String(def),
-			RoleArn: aws.String("arn:aws:iam::" + localaws.DefaultAccountID + ":role/sdsops-local"),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("creating state machine %s: %w", name, err)
-		}
-		e.StateMachines[name] = aws.ToString(out.StateMachineArn)
+	if err := e.createStateMachines(ctx, opts.RepoRoot); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
@@ -209,11 +202,64 @@ func BuildFunctions(ctx context.Context, repoRoot, dir string) error {
 	return nil
 }
 
+// createStateMachines creates every definition, each after the state
+// machines it starts (a ${<Name>StateMachineArn} placeholder, e.g.
+// BackupStateMachineArn for "backup": the template's logical id plus Arn).
+func (e *Env) createStateMachines(ctx context.Context, repoRoot string) error {
+	subs := map[string]string{}
+	for name, fn := range placeholders {
+		subs[name] = e.Stack.Lambda.FunctionARN(fn)
+	}
+	pending := slices.Sorted(maps.Keys(StateMachines))
+	for len(pending) > 0 {
+		var waiting []string
+		var unresolved error
+		for _, name := range pending {
+			def, err := LoadDefinition(filepath.Join(repoRoot, "statemachine", StateMachines[name]), subs)
+			if errors.Is(err, errUnresolved) {
+				waiting, unresolved = append(waiting, name), err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out, err := e.SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+				Name: aws.String("sdsops-" + name), Definition: aws.String(def),
+				RoleArn: aws.String("arn:aws:iam::" + localaws.DefaultAccountID + ":role/sdsops-local"),
+			})
+			if err != nil {
+				return fmt.Errorf("creating state machine %s: %w", name, err)
+			}
+			e.StateMachines[name] = aws.ToString(out.StateMachineArn)
+			subs[machinePlaceholder(name)] = aws.ToString(out.StateMachineArn)
+		}
+		if len(waiting) == len(pending) {
+			return unresolved
+		}
+		pending = waiting
+	}
+	return nil
+}
+
+// machinePlaceholder names a state machine's ARN as template.yaml's
+// DefinitionSubstitutions do: "scheduled-backup" → ScheduledBackupStateMachineArn.
+func machinePlaceholder(name string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(name, "-") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String() + "StateMachineArn"
+}
+
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`)
 
-// LoadDefinition reads an ASL file and fills in its function ARN
-// placeholders as CloudFormation's DefinitionSubstitutions would.
-func LoadDefinition(path string, arn func(function string) string) (string, error) {
+var errUnresolved = errors.New("unresolved placeholders")
+
+// LoadDefinition reads an ASL file and fills in its placeholders from subs
+// (name → value) as CloudFormation's DefinitionSubstitutions would.
+func LoadDefinition(path string, subs map[string]string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -221,15 +267,15 @@ func LoadDefinition(path string, arn func(function string) string) (string, erro
 	var missing []string
 	def := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
 		name := placeholder.FindStringSubmatch(m)[1]
-		fn, ok := placeholders[name]
+		v, ok := subs[name]
 		if !ok {
 			missing = append(missing, name)
 			return m
 		}
-		return arn(fn)
+		return v
 	})
 	if len(missing) > 0 {
-		return "", fmt.Errorf("%s: unknown placeholders %s", path, strings.Join(missing, ", "))
+		return "", fmt.Errorf("%s: %w %s", path, errUnresolved, strings.Join(missing, ", "))
 	}
 	if !json.Valid([]byte(def)) {
 		return "", fmt.Errorf("%s is not valid JSON after substitution", path)

@@ -680,9 +680,6 @@ func TestAPIResponseTemplates(t *testing.T) {
 			rcase{k, `4\d{2}`, "a refused request (InvalidName)",
 				`{"__type":"com.amazonaws.swf.service.v2.model#InvalidName","message":"Invalid Name: 'request refused: invalid accessId, name or body'"}`,
 				status(nil, field("error", "InvalidRequest"))},
-			rcase{k, `4\d{2}`, "no such execution",
-				`{"__type":"com.amazonaws.swf.service.v2.model#ExecutionDoesNotExist","message":"Execution Does Not Exist: 'arn:aws:states:us-east-1:123456789012:execution:sm:x'"}`,
-				status(404, field("message", "Execution Does Not Exist: 'arn:aws:states:us-east-1:123456789012:execution:sm:x'"))},
 			rcase{k, `4\d{2}`, "access denied",
 				`{"__type":"com.amazon.coral.service#AccessDeniedException","Message":"User: arn:aws:sts::123456789012:assumed-role/r/s is not authorized"}`,
 				status(403, field("error", "AccessDeniedException"))},
@@ -709,6 +706,10 @@ func TestAPIResponseTemplates(t *testing.T) {
 	}
 	output := `{"archived":3,"key":"a \"quoted\" key\\n","list":[1,{"x":null}]}`
 	cases = append(cases,
+		// Only DescribeExecution answers ExecutionDoesNotExist.
+		rcase{executionStatusRoute, `4\d{2}`, "no such execution",
+			`{"__type":"com.amazonaws.swf.service.v2.model#ExecutionDoesNotExist","message":"Execution Does Not Exist: 'arn:aws:states:us-east-1:123456789012:execution:sm:x'"}`,
+			status(404, field("message", "Execution Does Not Exist: 'arn:aws:states:us-east-1:123456789012:execution:sm:x'"))},
 		rcase{executionStatusRoute, "default", "a succeeded execution",
 			`{"executionArn":"` + execArn + `","stateMachineArn":"arn:aws:states:us-east-1:123456789012:stateMachine:sm","status":"SUCCEEDED","startDate":1.7E9,"stopDate":1.7000001E9,"output":` + compactJSON(output) + `}`,
 			func(out, _ map[string]any) string {

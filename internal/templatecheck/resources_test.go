@@ -154,31 +154,65 @@ func TestStateMachineDefinitions(t *testing.T) {
 					t.Errorf("%s uses ${%s}, which DefinitionSubstitutions does not define", uri, name)
 				}
 			}
-			// Functions substituted in, and functions the role may invoke:
-			// the two sets must be equal.
-			substituted := map[string]bool{}
+			// Functions substituted in, and functions the role may invoke;
+			// state machines substituted in (nested executions), and state
+			// machines the role may start: each pair of sets must be equal.
+			substituted, nested := map[string]bool{}, map[string]bool{}
 			for name, v := range subs {
 				if !used[name] {
 					t.Errorf("DefinitionSubstitutions defines %s, which %s does not use", name, uri)
 				}
+				if ref := str(obj(v)["Ref"]); ref != "" && sms[ref].Type != "" {
+					nested[ref] = true
+					continue
+				}
 				ga := getAtt(v)
 				if len(ga) != 2 || ga[1] != "Arn" || fns[ga[0]].Type == "" {
-					t.Errorf("DefinitionSubstitutions %s = %v, want !GetAtt <Function>.Arn of a function in template.yaml", name, v)
+					t.Errorf("DefinitionSubstitutions %s = %v, want !GetAtt <Function>.Arn of a function or !Ref <StateMachine> of a state machine in template.yaml", name, v)
 					continue
 				}
 				substituted[ga[0]] = true
 			}
-			invokable := map[string]bool{}
+			invokable, startable := map[string]bool{}, map[string]bool{}
 			for _, p := range list(sm.Properties["Policies"]) {
 				if lp := obj(obj(p)["LambdaInvokePolicy"]); lp != nil {
 					invokable[str(obj(lp["FunctionName"])["Ref"])] = true
+				}
+				for _, machine := range startsExecutionsOf(src, p) {
+					startable[machine] = true
 				}
 			}
 			if a, b := sortedKeys(substituted), sortedKeys(invokable); !slices.Equal(a, b) {
 				t.Errorf("functions substituted into %s: %v; functions its role may invoke (LambdaInvokePolicy): %v; they must be the same", uri, a, b)
 			}
+			if a, b := sortedKeys(nested), sortedKeys(startable); !slices.Equal(a, b) {
+				t.Errorf("state machines substituted into %s: %v; state machines its role may start (states:StartExecution): %v; they must be the same", uri, a, b)
+			}
 		})
 	}
+}
+
+// startsExecutionsOf lists the state machines (by logical id) on which a
+// state machine's policy (inline, or a Ref to a managed policy of the
+// template) allows states:StartExecution.
+func startsExecutionsOf(src Template, policy any) []string {
+	doc := obj(policy)
+	if ref := str(doc["Ref"]); ref != "" {
+		doc = obj(src.Resources[ref].Properties["PolicyDocument"])
+	}
+	var out []string
+	for _, s := range list(doc["Statement"]) {
+		st := obj(s)
+		if str(st["Effect"]) != "Allow" || !slices.ContainsFunc(list(st["Action"]), func(a any) bool { return str(a) == "states:StartExecution" }) {
+			continue
+		}
+		for _, r := range list(st["Resource"]) {
+			if ref := str(obj(r)["Ref"]); ref != "" {
+				out = append(out, ref)
+			}
+		}
+	}
+	return out
 }
 
 func getAtt(v any) []string {
