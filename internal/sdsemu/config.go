@@ -96,6 +96,9 @@ type Version struct {
 	EntityCount int    `json:"entityCount"`
 	// Updated is when the version was published (for a staged version: uploaded).
 	Updated time.Time `json:"updated"`
+
+	data       *storedData // an uploaded version; nil: generated
+	entityType string      // the version's entity type when it differs from the data source's
 }
 
 func (d DataSource) clone() DataSource {
