@@ -464,10 +464,15 @@ func ParseDataSourceURL(raw string) (DataSource, error) {
 		return DataSource{}, &Error{Class: ErrDecode, Op: op, Message: "the data source link is not an absolute URL"}
 	}
 	var segs []string
-	for s := range strings.SplitSeq(u.Path, "/") {
-		if s != "" {
-			segs = append(segs, s)
+	for s := range strings.SplitSeq(u.EscapedPath(), "/") {
+		if s == "" {
+			continue
 		}
+		seg, err := url.PathUnescape(s)
+		if err != nil {
+			return DataSource{}, &Error{Class: ErrDecode, Op: op, Message: "the data source link has a malformed path"}
+		}
+		segs = append(segs, seg)
 	}
 	for i := 0; i+4 < len(segs); i++ {
 		if strings.EqualFold(segs[i], "REST") && strings.EqualFold(segs[i+1], "v1") && strings.EqualFold(segs[i+2], "data") {

@@ -273,7 +273,7 @@ func (u *uploadResult) remove() {
 // readLoadBody decompresses (gzip is recognised by its magic bytes, whatever the content type)
 // and validates the upload, keeping the stored form on disk.
 func (s *Server) readLoadBody(body io.Reader, name string) (*uploadResult, *apiError) {
-	br := bufio.NewReaderSize(body, 64<<10)
+	br := bufio.NewReaderSize(bodyReader{body}, 64<<10)
 	var r io.Reader = br
 	if magic, _ := br.Peek(2); bytes.Equal(magic, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
@@ -281,7 +281,7 @@ func (s *Server) readLoadBody(body io.Reader, name string) (*uploadResult, *apiE
 			return nil, newError(http.StatusBadRequest, "The compressed data cannot be read: "+err.Error())
 		}
 		defer zr.Close()
-		r = zr
+		r = bodyReader{zr}
 	}
 	out, err := s.files.create("data-*.xml")
 	if err != nil {

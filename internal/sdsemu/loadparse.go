@@ -157,6 +157,24 @@ type loadOutcome struct {
 // errTooLarge stops reading an upload that exceeds MaxUploadBytes.
 var errTooLarge = fmt.Errorf("the uploaded data exceeds %d bytes uncompressed", MaxUploadBytes)
 
+// bodyError is a failure to receive or decompress the upload, as opposed to a fault in the
+// data: the request fails and no job is created.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// bodyReader marks every error but io.EOF of r as a bodyError.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyError{err}
+	}
+	return n, err
+}
+
 // capReader fails once more than MaxUploadBytes have been read.
 type capReader struct {
 	r io.Reader
@@ -186,8 +204,9 @@ func readUpload(r io.Reader, dataSourceName string, out, failed *bufio.Writer) (
 		return o, nil
 	}
 	stop := func(err error) (loadOutcome, error) {
-		if errors.Is(err, errTooLarge) {
-			return o, errTooLarge
+		var be *bodyError
+		if errors.Is(err, errTooLarge) || errors.As(err, &be) {
+			return o, err
 		}
 		var se *xml.SyntaxError
 		if errors.As(err, &se) || strings.HasPrefix(err.Error(), "xml:") {
