@@ -50,6 +50,9 @@ type Config struct {
 	MaxConcurrentJobs int
 	MaxJobsPerDay     int
 	MaxDataSources    int
+	// MaxLoadEntities caps the entities of one upload; zero means MaxEntities. Tests lower it
+	// to reach the limit cheaply.
+	MaxLoadEntities int
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -128,6 +131,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDataSources <= 0 {
 		c.MaxDataSources = DefaultMaxDataSources
+	}
+	if c.MaxLoadEntities <= 0 {
+		c.MaxLoadEntities = MaxEntities
 	}
 	if c.Now == nil {
 		c.Now = time.Now

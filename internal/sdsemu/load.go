@@ -237,16 +237,16 @@ func (s *Server) loadPreconditions(acct *account, key, name string) *apiError {
 // loadPreconditionsLocked: the master key of an existing data source; for a new one, room in
 // the account and no delete of that name still running (the documented 403 and 400).
 func (s *Server) loadPreconditionsLocked(acct *account, key, name string) *apiError {
+	for _, j := range s.jobs {
+		if j.acct == acct && j.Kind == JobDelete && j.Status == StatusPending && !j.IsStaging && strings.EqualFold(j.DataSourceName, name) {
+			return newError(http.StatusBadRequest, fmt.Sprintf("The data source %s is being deleted: wait for the delete job to complete.", name))
+		}
+	}
 	if d := acct.byNameLocked(name); d != nil {
 		if d.MasterKey != key {
 			return errNotMasterKey()
 		}
 		return nil
-	}
-	for _, j := range s.jobs {
-		if j.acct == acct && j.Kind == JobDelete && j.Status == StatusPending && strings.EqualFold(j.DataSourceName, name) {
-			return newError(http.StatusBadRequest, fmt.Sprintf("The data source %s is being deleted: wait for the delete job to complete.", name))
-		}
 	}
 	if len(acct.dataSources) >= s.cfg.MaxDataSources {
 		return newError(http.StatusForbidden, fmt.Sprintf("The account already has the maximum of %d data sources.", s.cfg.MaxDataSources))
@@ -294,7 +294,7 @@ func (s *Server) readLoadBody(body io.Reader, name string) (*uploadResult, *apiE
 		return nil, newError(http.StatusInternalServerError, "The data cannot be stored.")
 	}
 	ow, fw := bufio.NewWriterSize(out, 64<<10), bufio.NewWriterSize(failed, 16<<10)
-	o, rerr := readUpload(r, name, ow, fw)
+	o, rerr := readUpload(r, name, s.cfg.MaxLoadEntities, ow, fw)
 	werr := errors.Join(ow.Flush(), fw.Flush(), out.Close(), failed.Close())
 	res := &uploadResult{entities: o.entities, failedCount: o.failed, abort: o.abort}
 	res.data = &storedData{path: out.Name()}

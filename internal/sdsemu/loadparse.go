@@ -193,7 +193,7 @@ func (c *capReader) Read(p []byte) (int, error) {
 // readUpload validates an uploaded XML DataSet as it streams, writing the stored document for
 // dataSourceName to out and the failed entities to failed. An error is returned only for
 // errTooLarge or a broken connection; everything else the job reports.
-func readUpload(r io.Reader, dataSourceName string, out, failed *bufio.Writer) (loadOutcome, error) {
+func readUpload(r io.Reader, dataSourceName string, maxEntities int, out, failed *bufio.Writer) (loadOutcome, error) {
 	var o loadOutcome
 	cr := &capReader{r: r}
 	d := xml.NewDecoder(cr)
@@ -263,8 +263,8 @@ func readUpload(r io.Reader, dataSourceName string, out, failed *bufio.Writer) (
 			return abort("Found <%s> where <%s> entities were expected (after %d entities).", truncateText(se.Name.Local, 60), o.schema.entityType, o.entities)
 		}
 		o.entities++
-		if o.entities > MaxEntities {
-			return abort("The data has more than %d entities.", MaxEntities)
+		if o.entities > maxEntities {
+			return abort("The data has more than %d entities.", maxEntities)
 		}
 		clear(present)
 		problem, err := readEntity(d, o.schema, row, present)
