@@ -332,8 +332,22 @@ func versionsOf(t *testing.T, e *env, ds sds.DataSource) (published, staged stri
 	return published, staged, prior
 }
 
-func TestStageAndPublish(t *testing.T) {
-	e := newLoadEnv(t, nil)
+// formats runs f against the emulator answering in JSON and in XML.
+func formats(t *testing.T, f func(t *testing.T, e *env)) {
+	for _, format := range []string{"json", "xml"} {
+		t.Run(format, func(t *testing.T) {
+			var opts []sds.Option
+			if format == "xml" {
+				opts = append(opts, sds.WithXML())
+			}
+			f(t, newLoadEnv(t, nil, opts...))
+		})
+	}
+}
+
+func TestStageAndPublish(t *testing.T) { formats(t, stageAndPublish) }
+
+func stageAndPublish(t *testing.T, e *env) {
 	ctx := context.Background()
 	v1 := load(t, e, "Shops", sds.LoadComplete, shopsData(3, "v1"))
 	ds, err := v1.LoadedDataSource()
@@ -387,8 +401,9 @@ func TestStageAndPublish(t *testing.T) {
 	}
 }
 
-func TestRollbackToEachPriorVersion(t *testing.T) {
-	e := newLoadEnv(t, nil)
+func TestRollbackToEachPriorVersion(t *testing.T) { formats(t, rollbackToEachPriorVersion) }
+
+func rollbackToEachPriorVersion(t *testing.T, e *env) {
 	ctx := context.Background()
 	data := map[string][]byte{}
 	var ids []string
@@ -715,5 +730,49 @@ func TestParseDataSourceURL(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("ParseDataSourceURL(%q) = %v, %v", tc.in, got, err)
 		}
+	}
+}
+
+// A data source created by a staged load has no published version until it is published.
+func TestStageNewDataSource(t *testing.T) {
+	e := newLoadEnv(t, nil)
+	ctx := context.Background()
+	data := shopsData(3, "s")
+	st := load(t, e, "StagedOnly", sds.LoadCompleteStaging, data)
+	ds, err := st.LoadedDataSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, staged, prior := versionsOf(t, e, ds)
+	if pub != "" || staged != st.ID || len(prior) != 0 {
+		t.Fatalf("published %q staged %q prior %v", pub, staged, prior)
+	}
+	if _, err := e.client.CreateDownloadJob(ctx, ds, ""); !errors.Is(err, sds.ErrBadRequest) {
+		t.Errorf("download of the unpublished version: %v, want ErrBadRequest", err)
+	}
+	job, err := e.client.PublishStaged(ctx, ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if waitJob(t, e.client, job).Status != sds.StatusCompleted {
+		t.Fatal("publish did not complete")
+	}
+	sameEntities(t, entities(t, download(t, e, ds, "")), entities(t, data))
+}
+
+func TestLoadPublic(t *testing.T) {
+	e := newLoadEnv(t, nil)
+	data := shopsData(2, "p")
+	job, err := e.client.Load(context.Background(), sds.LoadRequest{Name: "Open", Operation: sds.LoadComplete, Public: true, Body: bytes.NewReader(data), Size: int64(len(data)), Entities: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := waitJob(t, e.client, job).LoadedDataSource()
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := e.client.DataSourceInfo(context.Background(), ds, false)
+	if err != nil || len(infos) != 1 || !infos[0].IsPublic {
+		t.Fatalf("information %+v, %v: want public", infos, err)
 	}
 }
