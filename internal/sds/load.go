@@ -112,7 +112,7 @@ func (c *Client) Load(ctx context.Context, lr LoadRequest) (*Job, error) {
 	}
 	u.RawQuery = q.Encode()
 
-	src := &uploadSource{r: br, want: lr.Size}
+	src := &uploadSource{r: br, want: lr.Size, redact: c.redact}
 	for attempt := 1; ; attempt++ {
 		job, err := c.upload(ctx, op, u, src)
 		if err == nil {
@@ -167,8 +167,9 @@ func checkEncoding(br *bufio.Reader) error {
 // uploadSource hands the body out once: the first read of any attempt's
 // request body starts consuming it, after which no attempt can repeat it.
 type uploadSource struct {
-	r    io.Reader
-	want int64
+	r      io.Reader
+	want   int64
+	redact func(string) string
 
 	mu   sync.Mutex
 	used bool
@@ -214,7 +215,7 @@ func (b *lazyBody) start() {
 	b.pr = pr
 	go func() {
 		zw, _ := gzip.NewWriterLevel(pw, gzip.BestSpeed) // level is valid
-		err := copyChecked(zw, b.src.r, b.src.want, b.op)
+		err := copyChecked(zw, b.src.r, b.src.want, b.op, b.src.redact)
 		if err == nil {
 			err = zw.Close()
 		} else {
@@ -266,7 +267,7 @@ func (b *lazyBody) Close() error {
 
 // copyChecked copies exactly want bytes of valid UTF-8 from r to w, and
 // fails as soon as the data runs longer, ends shorter, or is not UTF-8.
-func copyChecked(w io.Writer, r io.Reader, want int64, op string) error {
+func copyChecked(w io.Writer, r io.Reader, want int64, op string, redact func(string) string) error {
 	buf := make([]byte, 64<<10)
 	var n int64
 	var carry int // bytes of an incomplete rune kept at buf's start
@@ -291,7 +292,7 @@ func copyChecked(w io.Writer, r io.Reader, want int64, op string) error {
 			break
 		}
 		if rerr != nil {
-			return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("reading the data after %d bytes", n), Err: rerr}
+			return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("reading the data after %d bytes", n), Err: &redactedError{msg: redact(rerr.Error()), err: rerr}}
 		}
 	}
 	switch {

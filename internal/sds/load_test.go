@@ -776,3 +776,39 @@ func TestLoadPublic(t *testing.T) {
 		t.Fatalf("information %+v, %v: want public", infos, err)
 	}
 }
+
+// failingReader breaks after some bytes with an error that quotes the key.
+type failingReader struct {
+	r    io.Reader
+	left int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.left <= 0 {
+		return 0, errors.New("archive stream broke, key=" + masterKey)
+	}
+	if len(p) > f.left {
+		p = p[:f.left]
+	}
+	n, err := f.r.Read(p)
+	f.left -= n
+	return n, err
+}
+
+// A source that breaks mid-upload fails the load with its cause, key removed, and no job.
+func TestLoadSourceBreaks(t *testing.T) {
+	e := newLoadEnv(t, nil)
+	data := shopsData(500, "b")
+	_, err := e.client.Load(context.Background(), sds.LoadRequest{
+		Name: "Broken", Operation: sds.LoadComplete, Body: &failingReader{r: bytes.NewReader(data), left: len(data) / 2}, Size: int64(len(data)), Entities: 500,
+	})
+	if !errors.Is(err, sds.ErrUnavailable) || !strings.Contains(err.Error(), "archive stream broke") {
+		t.Fatalf("err = %v, want ErrUnavailable with the cause", err)
+	}
+	noKeyIn(t, err)
+	for _, j := range e.emu.Jobs() {
+		if j.DataSourceName == "Broken" {
+			t.Fatalf("a job was created: %+v", j)
+		}
+	}
+}
