@@ -612,8 +612,14 @@ func TestLoadAbortedSchema(t *testing.T) {
 			if !strings.Contains(string(log), tc.want) {
 				t.Errorf("error log %q", log)
 			}
-			if _, ok := e.emu.DataSource("", "Schema"+tc.name); ok {
-				t.Error("a data source was created")
+			all, err := e.client.DataSources(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range all {
+				if d.Name == "Schema"+tc.name {
+					t.Error("a data source was created")
+				}
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package sdsemu
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net/http"
@@ -120,8 +121,10 @@ func TestLoadTooManyEntities(t *testing.T) {
 	if job.child("Status").value() != "Aborted" || !strings.Contains(job.child("ErrorMessage").value(), "more than 100 entities") {
 		t.Fatalf("job: %s", r.body)
 	}
-	if _, ok := e.emu.DataSource("", "Big"); ok {
-		t.Error("data source created")
+	r = e.get("/REST/v1/data?$format=json&key=" + fcMaster)
+	mustStatus(t, r, http.StatusOK)
+	if strings.Contains(string(r.body), `"Big"`) {
+		t.Errorf("data source created: %s", r.body)
 	}
 }
 
@@ -135,4 +138,29 @@ func TestLoadStatusKeys(t *testing.T) {
 	mustStatus(t, e.get("/REST/v1/Dataflows/LoadDataSource/0123?key="+fcMaster), http.StatusNotFound)
 	mustStatus(t, e.get("/REST/v1/Dataflows/LoadDataSource/"+id+"/output/failed?key="+fcMaster), http.StatusBadRequest)
 	mustStatus(t, e.get("/REST/v1/Dataflows/LoadDataSource?key="+fcMaster), http.StatusMethodNotAllowed)
+}
+
+// Whatever the upload holds, reading it ends in an outcome or an error, never a panic, and a
+// document that loads is itself a valid upload with the same entities.
+func FuzzReadUpload(f *testing.F) {
+	f.Add(tinyData(2))
+	f.Add(bytes.Replace(tinyData(2), []byte("<Latitude>1</Latitude>"), []byte("<Latitude>x</Latitude>"), 1))
+	f.Add([]byte(`<R><xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema"/></R>`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out, failed bytes.Buffer
+		ow, fw := bufio.NewWriter(&out), bufio.NewWriter(&failed)
+		o, err := readUpload(bytes.NewReader(data), "Fuzzed", MaxEntities, ow, fw)
+		ow.Flush()
+		fw.Flush()
+		if err != nil || o.abort != "" {
+			return
+		}
+		var out2, failed2 bytes.Buffer
+		ow2, fw2 := bufio.NewWriter(&out2), bufio.NewWriter(&failed2)
+		o2, err := readUpload(bytes.NewReader(out.Bytes()), "Fuzzed", MaxEntities, ow2, fw2)
+		ow2.Flush()
+		if err != nil || o2.abort != "" || o2.entities != o.entities || !bytes.Equal(out2.Bytes(), out.Bytes()) {
+			t.Fatalf("the stored form does not load back the same: %v %q %d/%d", err, o2.abort, o2.entities, o.entities)
+		}
+	})
 }
