@@ -331,7 +331,7 @@ func (s *Server) readLoadBody(body io.Reader, name string) (*uploadResult, *apiE
 	return res, nil
 }
 
-// loadJobLocked finds a job of one of kinds by id for key: 404 for no such job, 401 for a key
+// versionJobLocked finds a job of one of kinds by id for key: 404 for no such job, 401 for a key
 // that is not the master key it was created with.
 func (s *Server) versionJobLocked(key, id string, kinds ...JobKind) (*job, *apiError) {
 	if _, e := s.accountOf(key); e != nil {
