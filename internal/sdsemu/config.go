@@ -50,6 +50,9 @@ type Config struct {
 	MaxConcurrentJobs int
 	MaxJobsPerDay     int
 	MaxDataSources    int
+	// MaxLoadEntities caps the entities of one upload; zero means MaxEntities. Tests lower it
+	// to reach the limit cheaply.
+	MaxLoadEntities int
 
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -104,6 +107,9 @@ type Version struct {
 	EntityCount int    `json:"entityCount"`
 	// Updated is when the version was published (for a staged version: uploaded).
 	Updated time.Time `json:"updated"`
+
+	data       *storedData // an uploaded version; nil: generated
+	entityType string      // the version's entity type when it differs from the data source's
 }
 
 func (d DataSource) clone() DataSource {
@@ -133,6 +139,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxDataSources <= 0 {
 		c.MaxDataSources = DefaultMaxDataSources
+	}
+	if c.MaxLoadEntities <= 0 {
+		c.MaxLoadEntities = MaxEntities
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -15,6 +15,13 @@
 //	GET    /data/{accessId}/{name}/$updateDataSource?setPublic=       set public/private (201)
 //	GET    /data, /data/{accessId}/{name}[?showAllVersions=]          data source information (200)
 //	GET    /Dataflows/ListJobs                                        job list (200)
+//	POST   /Dataflows/LoadDataSource?dataSourceName=&loadOperation=   load (201; load.go)
+//	GET    /dataflows/LoadDataSource/{jobId}[/output/failed]          load status, error log
+//	GET    /data/{accessId}/{name}/$commit, /data/jobs/{id}/$getstatus publish staged (202), status
+//	GET    /Dataflows/DataSourceRollback/{versionJobId}/{name}        rollback (201)
+//	GET    /dataflows/DataSourceRollback/{jobId}                      rollback status
+//
+// The decisions taken for loads (access IDs, versions, checks, failed output) are in README.md.
 //
 // Decisions where the documentation is silent or contradicts itself:
 //   - Status links carry the access ID and job ID ({base}/REST/v1/dataflows/DataSourceDownload/

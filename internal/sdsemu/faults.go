@@ -19,11 +19,14 @@ const (
 	OpSetPublic      = "setPublic"
 	OpInfo           = "info"
 	OpListJobs       = "listJobs"
+	// Load, publish and rollback operations are in load.go.
+
 	// OpAny aims a fault at every SDS operation (not at unknown routes or the admin API).
 	OpAny = "*"
 )
 
-var knownOps = []string{OpCreateDownload, OpDownloadStatus, OpDownloadData, OpDelete, OpSetPublic, OpInfo, OpListJobs, OpAny}
+var knownOps = []string{OpCreateDownload, OpDownloadStatus, OpDownloadData, OpDelete, OpSetPublic, OpInfo, OpListJobs,
+	OpLoad, OpLoadStatus, OpLoadFailed, OpPublish, OpPublishStatus, OpRollback, OpRollbackStat, OpAny}
 
 // FaultKind says what a fault does.
 type FaultKind string
@@ -178,7 +181,7 @@ func (f Fault) validate() error {
 			return fmt.Errorf("latency must be positive")
 		}
 	case FaultAbort:
-		return onlyFor(OpCreateDownload, OpDelete, OpSetPublic)
+		return onlyFor(OpCreateDownload, OpDelete, OpSetPublic, OpLoad, OpPublish, OpRollback)
 	case FaultTruncate, FaultReset, FaultOverlong:
 		if f.Bytes < 0 {
 			return fmt.Errorf("bytes must not be negative")

@@ -98,6 +98,9 @@ func (s *Server) createDownload(q *request) {
 			return Job{}, e
 		}
 		v := d.Published
+		if versionID == "" && v.JobID == "" {
+			return Job{}, newError(http.StatusBadRequest, fmt.Sprintf("Data source %s has no published version: name the staged version with jobId.", d.Name))
+		}
 		if versionID != "" {
 			i := slices.IndexFunc(d.versions(), func(v Version) bool { return strings.EqualFold(v.JobID, versionID) })
 			if i < 0 {
@@ -395,6 +398,12 @@ func (s *Server) listJobs(q *request) {
 	})
 	res := make([]resource, 0, len(jobs))
 	for _, j := range jobs {
+		if j.Kind == JobLoadComplete || j.Kind == JobLoadCompleteStaging || j.Kind == JobRollback {
+			r := s.loadResource(q.base, j)
+			r.listed = true
+			res = append(res, r)
+			continue
+		}
 		l := listedServiceJob{job: j}
 		if j.Kind == JobAccess {
 			l.service = &link{role: "dataSource", name: "service", url: dataSourceURL(q.base, j.AccessID, j.DataSourceName)}

@@ -31,11 +31,19 @@ type infoEntry struct {
 func infoEntries(dss []DataSource, allVersions bool) []infoEntry {
 	var out []infoEntry
 	for _, d := range dss {
+		// A data source created by a staged load has no published version yet.
+		published := d.Published.JobID != ""
 		if !allVersions {
-			out = append(out, infoEntry{ds: d, version: d.Published})
+			if published || d.Staged == nil {
+				out = append(out, infoEntry{ds: d, version: d.Published})
+			} else {
+				out = append(out, infoEntry{ds: d, version: *d.Staged, staging: true})
+			}
 			continue
 		}
-		out = append(out, infoEntry{ds: d, version: d.Published, versioned: true, active: true})
+		if published {
+			out = append(out, infoEntry{ds: d, version: d.Published, versioned: true, active: true})
+		}
 		if d.Staged != nil {
 			out = append(out, infoEntry{ds: d, version: *d.Staged, versioned: true, staging: true})
 		}

@@ -53,6 +53,8 @@ type Job struct {
 	IsStaging bool `json:"isStaging,omitempty"`
 	// SetPublic is the requested flag of a set-public job.
 	SetPublic *bool `json:"setPublic,omitempty"`
+	// FailedEntityCount counts the entities of a load that failed validation.
+	FailedEntityCount int `json:"failedEntityCount,omitempty"`
 }
 
 // job is the live job; guarded by Server.mu.
@@ -64,6 +66,7 @@ type job struct {
 	// abortWith is set by an abort fault: the job ends Aborted with this message instead of
 	// completing.
 	abortWith string
+	load      *loadJob // load jobs: the uploaded data
 }
 
 // Errors returned by CompleteJob and AbortJob.
@@ -204,9 +207,13 @@ func (s *Server) finishLocked(j *job, at time.Time, abortMsg string) {
 		abortMsg = j.abortWith
 	}
 	j.Completed = at
+	if abortMsg == "" {
+		abortMsg = s.applyVersionJobLocked(j, at)
+	}
 	if abortMsg != "" {
 		j.Status = StatusAborted
 		j.ErrorMessage = abortMsg
+		discardUpload(j)
 		return
 	}
 	j.Status = StatusCompleted

@@ -58,7 +58,7 @@ func redactQuery(raw string) string {
 		if n, err := url.QueryUnescape(name); err == nil {
 			name = n
 		}
-		if strings.EqualFold(name, "key") {
+		if strings.EqualFold(name, "key") || strings.EqualFold(name, "queryKey") {
 			parts[i] = name + "=" + Redacted
 		}
 	}

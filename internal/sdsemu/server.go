@@ -24,6 +24,8 @@ type Server struct {
 
 	sizeMu sync.Mutex
 	sizes  map[Dataset]*sizeEntry
+
+	files fileStore // uploaded data sources
 }
 
 type sizeEntry struct {
@@ -124,6 +126,9 @@ func matchRoute(path string) (eps []endpoint, args []string) {
 		}
 	}
 	rest := parts[2:]
+	if eps, args := matchLoadRoute(rest); eps != nil {
+		return eps, args
+	}
 	is := func(i int, name string) bool { return strings.EqualFold(rest[i], name) }
 	get := func(op string, h func(*Server, *request)) endpoint { return endpoint{http.MethodGet, op, h} }
 

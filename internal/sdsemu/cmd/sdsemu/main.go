@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer emu.Close() // uploaded data sources live in a temporary directory
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
