@@ -382,7 +382,7 @@ func TestEMFLine(t *testing.T) {
 	if doc.Account != "prod" || doc.DataSourcesPastRPO != 1 || doc.MaxStalenessHours != 50 || len(cw[0].Metrics) != 5 || cw[0].Metrics[0].Name != MetricPastRPO {
 		t.Errorf("values %s", line)
 	}
-	if strings.Contains(string(line), "\n") || strings.Contains(string(line), "\n") {
+	if strings.ContainsAny(string(line), "\r\n") {
 		t.Errorf("not one line: %s", line)
 	}
 	for name, f := range map[string]func() ([]byte, error){
