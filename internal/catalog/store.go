@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +25,7 @@ import (
 type API interface {
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
 // Retry policy of a conditional read-modify-write that lost a race: attempts
@@ -181,6 +183,57 @@ func (s *Store) UpdateRecord(ctx context.Context, id ID, mutate func(*Record) er
 			return Record{}, fmt.Errorf("catalog: write %s: %w", id, err)
 		}
 	}
+}
+
+// listParallel bounds the concurrent reads of List.
+const listParallel = 8
+
+// List reads every record, sorted by access id and name. It reads the
+// records themselves, not the index, which may lag behind them.
+func (s *Store) List(ctx context.Context) ([]Record, error) {
+	dir := s.prefix + "catalog/v1/sources/"
+	var ids []ID
+	p := s3.NewListObjectsV2Paginator(s.api, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &dir})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: list: %w", err)
+		}
+		for _, o := range page.Contents {
+			rest, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), dir), ".json")
+			accessID, name, ok2 := strings.Cut(rest, "/")
+			if !ok || !ok2 || checkID(ID{accessID, name}) != nil {
+				continue // not a record
+			}
+			ids = append(ids, ID{accessID, name})
+		}
+	}
+	recs := make([]Record, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, listParallel)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			recs[i], _, errs[i] = s.getRecord(ctx, id)
+		}()
+	}
+	wg.Wait()
+	out := recs[:0]
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, ErrNotFound): // deleted since listed
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, recs[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.ID().Key(), b.ID().Key()) })
+	return out, nil
 }
 
 // Index returns the index; an empty one when none was written yet.

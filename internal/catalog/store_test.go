@@ -382,3 +382,30 @@ func TestIndexNeverGoesBack(t *testing.T) {
 		t.Errorf("second entry %+v", e)
 	}
 }
+
+func TestList(t *testing.T) {
+	st, api, bucket := newStore(t)
+	ctx := context.Background()
+	for _, n := range []string{"Beta", "alpha", "Gamma"} {
+		if _, err := st.UpdateRecord(ctx, ID{"a1b2c3", n}, func(r *Record) error { r.Visibility = Public; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Other objects under the prefix are not records.
+	for _, k := range []string{"backups/catalog/v1/sources/readme.txt", "backups/catalog/v1/index.json"} {
+		if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: aws.String(k), Body: strings.NewReader("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recs, err := st.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, r.Name)
+	}
+	if strings.Join(got, ",") != "alpha,Beta,Gamma" {
+		t.Errorf("listed %v", got)
+	}
+}
