@@ -397,3 +397,25 @@ func TestEMFLine(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMake plans a night of 500 data sources, half of them changed,
+// with a day of jobs in the window.
+func BenchmarkMake(b *testing.B) {
+	var in Input
+	in.Now = now
+	for i := range 500 {
+		in.Sources = append(in.Sources, src(i, 2, time.Duration(i)*time.Minute))
+		r := archived(i, 1+i%2)
+		r.StartJob(fmt.Sprint(i), now.Add(-time.Duration(i)*time.Hour/20))
+		in.Records = append(in.Records, r)
+	}
+	for range 40 {
+		in.Jobs = append(in.Jobs, listed(5*time.Hour, sds.StatusCompleted))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Make(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
