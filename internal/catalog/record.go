@@ -89,6 +89,10 @@ type Record struct {
 	// grows by one per write.
 	Updated  time.Time `json:"updated"`
 	Revision int64     `json:"revision"`
+
+	// etag is the stored object's ETag when the record was read or
+	// written, for UpdateFrom.
+	etag string
 }
 
 // Job is one SDS download job started by sdsops.

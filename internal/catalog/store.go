@@ -118,6 +118,7 @@ func (s *Store) getRecord(ctx context.Context, id ID) (Record, string, error) {
 	if err != nil {
 		return Record{}, "", fmt.Errorf("catalog: %w", err)
 	}
+	r.etag = etag
 	return r, etag, nil
 }
 
@@ -141,12 +142,33 @@ func (s *Store) Update(ctx context.Context, id ID, mutate func(*Record) error) (
 // UpdateRecord is Update without the index, for callers that write many
 // records and then the index once (UpdateIndex).
 func (s *Store) UpdateRecord(ctx context.Context, id ID, mutate func(*Record) error) (Record, error) {
+	return s.update(ctx, id, nil, mutate)
+}
+
+// UpdateFrom is UpdateRecord starting from cur, a record as Get, List or an
+// update returned it: while cur is still the stored revision, the write
+// needs no read. A stale cur costs one failed conditional write.
+func (s *Store) UpdateFrom(ctx context.Context, cur Record, mutate func(*Record) error) (Record, error) {
+	if cur.etag == "" {
+		return s.update(ctx, cur.ID(), nil, mutate)
+	}
+	return s.update(ctx, cur.ID(), &cur, mutate)
+}
+
+func (s *Store) update(ctx context.Context, id ID, known *Record, mutate func(*Record) error) (Record, error) {
 	if err := checkID(id); err != nil {
 		return Record{}, err
 	}
 	key := s.RecordKey(id)
 	for attempt := 1; ; attempt++ {
-		cur, etag, err := s.getRecord(ctx, id)
+		var cur Record
+		var err error
+		if attempt == 1 && known != nil {
+			cur = *known
+			err = cur.validate(id)
+		} else {
+			cur, _, err = s.getRecord(ctx, id)
+		}
 		if errors.Is(err, ErrNotFound) {
 			cur = Record{Schema: SchemaVersion, AccessID: id.AccessID, Name: id.Name}
 		} else if err != nil {
@@ -169,7 +191,7 @@ func (s *Store) UpdateRecord(ctx context.Context, id ID, mutate func(*Record) er
 		if err != nil {
 			return Record{}, fmt.Errorf("catalog: encode %s: %w", id, err)
 		}
-		err = s.put(ctx, key, data, etag)
+		next.etag, err = s.put(ctx, key, data, cur.etag)
 		if err == nil {
 			return next, nil
 		}
@@ -178,6 +200,9 @@ func (s *Store) UpdateRecord(ctx context.Context, id ID, mutate func(*Record) er
 		}
 		if attempt >= s.maxAttempts {
 			return Record{}, fmt.Errorf("catalog: write %s: %w after %d attempts", id, ErrConflict, attempt)
+		}
+		if attempt == 1 && known != nil {
+			continue // the caller's copy was stale: read now, no need to wait
 		}
 		if err := sleep(ctx, backoff(attempt)); err != nil {
 			return Record{}, fmt.Errorf("catalog: write %s: %w", id, err)
@@ -283,7 +308,7 @@ func (s *Store) UpdateIndex(ctx context.Context, recs ...Record) error {
 		if err != nil {
 			return fmt.Errorf("%w: encode: %w", ErrIndexNotUpdated, err)
 		}
-		err = s.put(ctx, s.IndexKey(), data, etag)
+		_, err = s.put(ctx, s.IndexKey(), data, etag)
 		if err == nil {
 			return nil
 		}
@@ -320,8 +345,8 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, string, error) {
 }
 
 // put writes key only if it still has etag, or, with etag empty, only if it
-// does not exist.
-func (s *Store) put(ctx context.Context, key string, data []byte, etag string) error {
+// does not exist. It returns the new ETag ("" if S3 sent none).
+func (s *Store) put(ctx context.Context, key string, data []byte, etag string) (string, error) {
 	if s.beforePut != nil {
 		s.beforePut(key)
 	}
@@ -336,8 +361,11 @@ func (s *Store) put(ctx context.Context, key string, data []byte, etag string) e
 	} else {
 		in.IfMatch = &etag
 	}
-	_, err := s.api.PutObject(ctx, in)
-	return err
+	out, err := s.api.PutObject(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(out.ETag), nil
 }
 
 // isConflict: the object changed (412), a concurrent conditional write is in

@@ -409,3 +409,41 @@ func TestList(t *testing.T) {
 		t.Errorf("listed %v", got)
 	}
 }
+
+// UpdateFrom writes without reading while the caller's copy is current, and
+// falls back to a read when another writer got there first.
+func TestUpdateFrom(t *testing.T) {
+	st, _, _ := newStore(t)
+	ctx := context.Background()
+	first, err := st.UpdateRecord(ctx, ds, func(r *Record) error { r.Visibility = Private; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	puts := 0
+	st.beforePut = func(k string) {
+		if k == st.RecordKey(ds) {
+			puts++
+		}
+	}
+	second, err := st.UpdateFrom(ctx, first, func(r *Record) error { r.StartJob("a", time.Now()); return nil })
+	if err != nil || second.Revision != 2 || puts != 1 {
+		t.Fatalf("revision %d after %d writes: %v", second.Revision, puts, err)
+	}
+	// first is stale now: its write fails once, then lands on top of second.
+	puts = 0
+	third, err := st.UpdateFrom(ctx, first, func(r *Record) error { r.Visibility = Public; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if third.Revision != 3 || len(third.Jobs) != 1 || third.Visibility != Public || puts != 2 {
+		t.Errorf("revision %d, jobs %d, visibility %s, %d writes", third.Revision, len(third.Jobs), third.Visibility, puts)
+	}
+	recs, err := st.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	puts = 0
+	if _, err := st.UpdateFrom(ctx, recs[0], func(r *Record) error { r.Visibility = Private; return nil }); err != nil || puts != 1 {
+		t.Errorf("update from a listed record: %d writes, %v", puts, err)
+	}
+}

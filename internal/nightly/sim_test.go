@@ -258,7 +258,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 				s.t.Fatal(err)
 			}
 			at := s.clk.Now()
-			r, err := s.store.UpdateRecord(s.ctx, it.ID, func(r *catalog.Record) error { r.StartJob(job.ID, at); return nil })
+			r, err := s.store.UpdateFrom(s.ctx, written[it.ID.Key()], func(r *catalog.Record) error { r.StartJob(job.ID, at); return nil })
 			if err != nil {
 				s.t.Fatal(err)
 			}
@@ -298,7 +298,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 				s.t.Fatal(err)
 			}
 			at := s.clk.Now()
-			r, err := s.store.UpdateRecord(s.ctx, f.it.ID, func(r *catalog.Record) error {
+			r, err := s.store.UpdateFrom(s.ctx, written[f.it.ID.Key()], func(r *catalog.Record) error {
 				r.EndJob(job.ID)
 				r.Verified(catalog.Archive{Version: f.it.Version, At: at, ArchiveKey: key, SHA256: hex.EncodeToString(sum[:]), EntityCount: job.TotalEntityCount})
 				return nil
@@ -362,8 +362,18 @@ func TestMultiNight(t *testing.T) {
 		}
 		var mu sync.Mutex
 		written := map[string]catalog.Record{}
+		byKey := map[string]catalog.Record{}
+		for _, r := range records {
+			byKey[r.ID().Key()] = r
+		}
 		if err := parallel(plan.Items, func(it nightly.Item) error {
-			r, err := s.store.UpdateRecord(s.ctx, it.ID, plan.Observe(it))
+			var r catalog.Record
+			var err error
+			if cur, ok := byKey[it.ID.Key()]; ok {
+				r, err = s.store.UpdateFrom(s.ctx, cur, plan.Observe(it))
+			} else {
+				r, err = s.store.UpdateRecord(s.ctx, it.ID, plan.Observe(it))
+			}
 			mu.Lock()
 			written[r.ID().Key()] = r
 			mu.Unlock()
