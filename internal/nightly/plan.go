@@ -120,6 +120,7 @@ type Item struct {
 	Version string
 	State   State
 	Public  bool
+	KeyRef  string // the source's, to record with a 401
 	// Since is when the data source's unarchived state began (zero when up
 	// to date); Staleness is how long ago that is.
 	Since     time.Time
@@ -289,7 +290,7 @@ func later(a, b time.Time) time.Time {
 
 // assess classifies one discovered data source against its record.
 func assess(s Source, r *catalog.Record, f Filter, now time.Time) Item {
-	it := Item{ID: s.ID(), Version: s.Version, Public: s.IsPublic}
+	it := Item{ID: s.ID(), Version: s.Version, Public: s.IsPublic, KeyRef: s.KeyRef}
 	switch {
 	case r != nil && r.VerifiedVersion != "" && strings.EqualFold(r.VerifiedVersion, s.Version):
 		it.State = UpToDate

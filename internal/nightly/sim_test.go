@@ -77,7 +77,14 @@ const (
 	simAccessID = "5157ac3e55000000000000000000a001"
 	keyRef      = "secret:sds-default@v1"
 	jobDuration = 10 * time.Minute
-	pollEvery   = 5 * time.Minute
+	// One data source has a master key of its own, which the default secret
+	// does not hold; from keyFixNight an override secret does.
+	lockedName   = "Sim007"
+	lockedMaster = "sim-locked-master-key"
+	lockedQuery  = "sim-locked-query-key"
+	overrideRef  = "secret:sds-sim007@v1"
+	keyFixNight  = 4
+	pollEvery    = 5 * time.Minute
 )
 
 // Per night: data sources changed, data sources created, and jobs other
@@ -102,11 +109,15 @@ type simulation struct {
 	s3       *s3.Client
 	bucket   string
 	rnd      *rand.Rand
+	locked   *sds.Client // downloads of lockedName, from keyFixNight
+	night    int
 	names    []string // every data source, in creation order
 	versions int
 	// pending: data sources whose current state has no archive yet, with
 	// the night it began and the night by which it must be archived.
 	pending map[string]pendingEntry
+	// needKey: data sources refused with 401 whose key has not changed.
+	needKey map[string]bool
 }
 
 type pendingEntry struct{ since, due int }
@@ -117,15 +128,27 @@ func (s *simulation) newVersion(updated time.Time, entities int) sdsemu.Version 
 }
 
 func (s *simulation) newSource(name string, updated time.Time) sdsemu.DataSource {
-	return sdsemu.DataSource{
+	d := sdsemu.DataSource{
 		AccessID: simAccessID, Name: name, EntityTypeName: "Places",
 		MasterKey: masterKey, QueryKey: queryKey, IsPublic: len(name)%2 == 0,
 		Published: s.newVersion(updated, 3+s.rnd.IntN(20)),
 	}
+	if name == lockedName {
+		d.MasterKey, d.QueryKey = lockedMaster, lockedQuery
+	}
+	return d
+}
+
+// keyFor is the key source and client that serve a data source tonight.
+func (s *simulation) keyFor(name string) (string, *sds.Client) {
+	if name == lockedName && s.night >= keyFixNight {
+		return overrideRef, s.locked
+	}
+	return keyRef, s.master
 }
 
 func newSimulation(t *testing.T, sources int, start time.Time) *simulation {
-	s := &simulation{t: t, ctx: context.Background(), clk: &clock{t: start}, rnd: rand.New(rand.NewPCG(14, 200)), pending: map[string]pendingEntry{}}
+	s := &simulation{t: t, ctx: context.Background(), clk: &clock{t: start}, rnd: rand.New(rand.NewPCG(14, 200)), pending: map[string]pendingEntry{}, needKey: map[string]bool{}}
 	s.s3 = newS3(t)
 	s.bucket = fmt.Sprintf("sim-%d", time.Now().UnixNano())
 	if _, err := s.s3.CreateBucket(s.ctx, &s3.CreateBucketInput{Bucket: &s.bucket}); err != nil {
@@ -157,6 +180,9 @@ func newSimulation(t *testing.T, sources int, start time.Time) *simulation {
 		t.Fatal(err)
 	}
 	if s.master, err = sds.New(hs.URL, masterKey, once); err != nil {
+		t.Fatal(err)
+	}
+	if s.locked, err = sds.New(hs.URL, lockedMaster, once); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -197,7 +223,7 @@ func (s *simulation) discover() []nightly.Source {
 		if err != nil {
 			s.t.Fatal(err)
 		}
-		src.KeyRef = keyRef
+		src.KeyRef, _ = s.keyFor(src.Name)
 		out = append(out, src)
 	}
 	return out
@@ -237,10 +263,11 @@ type nightReport struct {
 // archive runs the scheduled items: real download jobs through the client,
 // at most plan.Concurrency at once, each no earlier than its slot; the
 // export goes to S3 and the catalog records the verified archive.
-func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Record) (archived []nightly.Item, throttled int) {
+func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Record) (archived, refused []nightly.Item, throttled int) {
 	type flight struct {
 		it  nightly.Item
 		job *sds.Job
+		c   *sds.Client
 	}
 	queue := plan.Scheduled
 	var inflight []flight
@@ -248,11 +275,27 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 		for len(inflight) < plan.Concurrency && len(queue) > 0 && !s.clk.Now().Before(queue[0].NotBefore) {
 			it := queue[0]
 			queue = queue[1:]
-			job, err := s.master.CreateDownloadJob(s.ctx, sds.DataSource{AccessID: it.ID.AccessID, Name: it.ID.Name}, it.Version)
+			_, c := s.keyFor(it.ID.Name)
+			job, err := c.CreateDownloadJob(s.ctx, sds.DataSource{AccessID: it.ID.AccessID, Name: it.ID.Name}, it.Version)
 			if errors.Is(err, sds.ErrThrottled) {
 				throttled++
 				queue = nil // the night ends cleanly; the rest waits
 				break
+			}
+			if errors.Is(err, sds.ErrUnauthorized) {
+				// Recorded once; not tried again until its key source changes.
+				at := s.clk.Now()
+				r, err := s.store.UpdateFrom(s.ctx, written[it.ID.Key()], func(r *catalog.Record) error {
+					r.NeedsKey, r.KeyRef = true, it.KeyRef
+					r.Failed("download: no configured master key opens the data source", at)
+					return nil
+				})
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				written[r.ID().Key()] = r
+				refused = append(refused, it)
+				continue
 			}
 			if err != nil {
 				s.t.Fatal(err)
@@ -263,7 +306,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 				s.t.Fatal(err)
 			}
 			written[r.ID().Key()] = r
-			inflight = append(inflight, flight{it, job})
+			inflight = append(inflight, flight{it, job, c})
 		}
 		if len(inflight) == 0 {
 			if len(queue) > 0 {
@@ -273,7 +316,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 		}
 		s.clk.Advance(pollEvery)
 		inflight = slices.DeleteFunc(inflight, func(f flight) bool {
-			job, err := s.master.DownloadJobStatus(s.ctx, f.job.StatusURL())
+			job, err := f.c.DownloadJobStatus(s.ctx, f.job.StatusURL())
 			if err != nil {
 				s.t.Fatal(err)
 			}
@@ -283,7 +326,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 			if job.Status != sds.StatusCompleted {
 				s.t.Fatalf("%s: %v", f.it.ID, job.Err())
 			}
-			exp, err := s.master.OpenExport(s.ctx, job)
+			exp, err := f.c.OpenExport(s.ctx, job)
 			if err != nil {
 				s.t.Fatal(err)
 			}
@@ -311,7 +354,7 @@ func (s *simulation) archive(plan nightly.Plan, written map[string]catalog.Recor
 			return true
 		})
 	}
-	return archived, throttled
+	return archived, refused, throttled
 }
 
 // others starts n set-public jobs, as people using the account would.
@@ -336,13 +379,14 @@ func TestMultiNight(t *testing.T) {
 	// plan: discovery over HTTP, catalog read from S3, plan; observe: a
 	// record write per data source; archive: the download jobs and their
 	// catalog writes.
-	t.Logf("%-5s %5s %8s %9s %8s %9s %8s %8s %8s", "night", "seen", "changed", "archived", "carried", "SDS jobs", "plan", "observe", "archive")
+	t.Logf("%-5s %5s %8s %9s %7s %8s %9s %8s %8s %8s", "night", "seen", "changed", "archived", "no key", "carried", "SDS jobs", "plan", "observe", "archive")
 	for night := range simChanges {
 		start := base.Add(time.Duration(night)*24*time.Hour + simJitter[night])
 		s.clk.Set(start.Add(-time.Hour))
 		s.change(simChanges[night], simNew[night], start)
 		s.others(simOthers[night])
 		s.clk.Set(start)
+		s.night = night
 		jobsBefore := len(s.emu.Jobs())
 
 		t0 := time.Now()
@@ -392,6 +436,12 @@ func TestMultiNight(t *testing.T) {
 		}
 		backlog := 0
 		for _, it := range plan.Items {
+			if want := s.needKey[it.ID.Name] && it.KeyRef == keyRef; (it.State == nightly.NeedsKey) != want {
+				t.Errorf("night %d: %s is %s, want needs-key: %v", night, it.ID.Name, it.State, want)
+			}
+			if it.State != nightly.NeedsKey {
+				delete(s.needKey, it.ID.Name) // its key source changed
+			}
 			if it.State != nightly.New && it.State != nightly.Changed {
 				if _, ok := s.pending[it.ID.Name]; ok {
 					t.Errorf("night %d: %s is %s but was never archived", night, it.ID.Name, it.State)
@@ -414,20 +464,24 @@ func TestMultiNight(t *testing.T) {
 		}
 
 		t3 := time.Now()
-		archived, throttled := s.archive(plan, written)
+		archived, refused, throttled := s.archive(plan, written)
+		for _, it := range refused {
+			s.needKey[it.ID.Name] = true
+			delete(s.pending, it.ID.Name)
+		}
 		t4 := time.Now()
 		if err := s.store.UpdateIndex(s.ctx, slices.Collect(maps.Values(written))...); err != nil {
 			t.Fatal(err)
 		}
 		used := len(s.emu.Jobs()) - jobsBefore
-		t.Logf("%-5d %5d %8d %9d %8d %9d %8s %8s %8s", night, len(plan.Items), changed, len(archived), len(plan.CarriedOver), used,
+		t.Logf("%-5d %5d %8d %9d %7d %8d %9d %8s %8s %8s", night, len(plan.Items), changed, len(archived), len(refused), len(plan.CarriedOver), used,
 			t2.Sub(t0).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond), t4.Sub(t3).Round(time.Millisecond))
 
 		if throttled > 0 {
 			t.Errorf("night %d: %d download jobs refused by the job limits", night, throttled)
 		}
-		if used != len(archived) || len(archived) != len(plan.Scheduled) {
-			t.Errorf("night %d: %d SDS jobs for %d archived of %d scheduled", night, used, len(archived), len(plan.Scheduled))
+		if used != len(archived) || len(archived)+len(refused) != len(plan.Scheduled) {
+			t.Errorf("night %d: %d SDS jobs for %d archived and %d refused of %d scheduled", night, used, len(archived), len(refused), len(plan.Scheduled))
 		}
 		for _, it := range archived {
 			p := s.pending[it.ID.Name]
@@ -443,6 +497,17 @@ func TestMultiNight(t *testing.T) {
 		}
 		s.checkLimits(t, night, lim)
 		s.checkCatalog(t, night, start, archived)
+	}
+	// The data source without a key was tried once, then not again until
+	// its key source changed.
+	var tries []string
+	for _, r := range s.emu.Requests() {
+		if r.Operation == sdsemu.OpCreateDownload && strings.HasSuffix(r.Path, "/"+lockedName) {
+			tries = append(tries, fmt.Sprint(r.Status))
+		}
+	}
+	if got := strings.Join(tries, ","); got != "401,201" {
+		t.Errorf("download jobs asked for %s: %s, want 401 then 201", lockedName, got)
 	}
 }
 
@@ -497,6 +562,10 @@ func (s *simulation) checkCatalog(t *testing.T, night int, start time.Time, arch
 		switch _, pending := s.pending[name]; {
 		case !ok:
 			t.Errorf("night %d: %s has no record", night, name)
+		case s.needKey[name]:
+			if !r.NeedsKey || r.KeyRef != keyRef || r.LastError == "" || r.VerifiedVersion != "" {
+				t.Errorf("night %d: %s needs a key, its record says %+v", night, name, r)
+			}
 		case !r.LastSeen.Equal(start):
 			t.Errorf("night %d: %s last seen %s", night, name, r.LastSeen)
 		case pending && (r.VerifiedVersion == d.Published.JobID || r.PendingSince.IsZero()):
