@@ -20,7 +20,10 @@ func (r *Record) Schema() *Schema { return r.schema }
 
 // Value returns the value of column i.
 func (r *Record) Value(i int) Value {
-	return Value{Type: r.schema.Columns[i].Type, Raw: r.vals[i], Present: r.set[i]}
+	if !r.set[i] {
+		return Value{Type: r.schema.Columns[i].Type}
+	}
+	return Value{Type: r.schema.Columns[i].Type, Raw: r.vals[i], Present: true}
 }
 
 // Value is one field of an entity. Raw is its text with entity references

@@ -300,7 +300,7 @@ func FuzzVerifier(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		sum, err := verifyChunks(doc, "", 13)
-		n, rerr := readAll(bytes.NewReader(doc))
+		n, rerr := readAll(bytes.NewReader(doc), "")
 		if (err == nil) != (rerr == nil) && !(err == nil && isFieldError(rerr)) {
 			t.Fatalf("Verifier says %v, Reader says %v", err, rerr)
 		}
@@ -335,8 +335,8 @@ func isFieldError(err error) bool {
 	return false
 }
 
-func readAll(r io.Reader) (int64, error) {
-	rd := NewReader(r, "")
+func readAll(r io.Reader, name string) (int64, error) {
+	rd := NewReader(r, name)
 	var n int64
 	for {
 		_, err := rd.Next()
