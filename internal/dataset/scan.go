@@ -85,6 +85,7 @@ const (
 	stLiteral                     // matching lit
 	stSkip                        // skipping to term
 	stRef                         // in an entity reference
+	stPITarget                    // after "<?", expecting the target's name
 )
 
 type schemaPhase uint8
@@ -229,7 +230,7 @@ func (c *scanner) scan(p []byte) (int, error) {
 				c.name = c.name[:0]
 				c.state = stEndName
 			case b == '?':
-				c.skipTo("?>")
+				c.state = stPITarget
 			case b == '!':
 				c.state = stBang
 			case nameByte[b] && b != '-' && b != '.' && (b < '0' || b > '9'):
@@ -390,6 +391,11 @@ func (c *scanner) scan(p []byte) (int, error) {
 			default:
 				c.termPos = 0
 			}
+		case stPITarget:
+			if !nameByte[b] || b == '-' || b == '.' || b >= '0' && b <= '9' {
+				return 0, c.fail(i, "'<?' is followed by %q", b)
+			}
+			c.skipTo("?>")
 		case stRef:
 			if b != ';' {
 				if c.refLen == len(c.ref) || !(nameByte[b] || b == '#') {

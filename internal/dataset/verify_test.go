@@ -184,6 +184,7 @@ func TestVerifierRejects(t *testing.T) {
 		"too deep":              {"<a><xs:schema>" + strings.Repeat("<b>", maxDepth) + "", "nested more than"},
 		"long name":             {"<" + strings.Repeat("n", maxNameBytes+1) + ">", "longer than"},
 		"schema too large":      {"<a><xs:schema>" + strings.Repeat("<!-- padding -->", maxSchemaBytes/16+1), "no complete xs:schema"},
+		"PI without target":     {replace("<Locality>", "<Locality><? x?>"), "'<?' is followed by"},
 		"bare ampersand":        {replace("Way &amp; Main", "Way & Main"), "bare '&'"},
 		"undefined entity":      {replace("&amp;", "&nbsp;"), "undefined entity reference &nbsp;"},
 		"bad character ref":     {replace("&amp;", "&#0;"), "undefined entity reference"},
