@@ -64,10 +64,45 @@ func appendLong(b []byte, v dataset.Value) []byte {
 // appendFloat formats like encoding/json: plain decimals, exponents only
 // for very large or small magnitudes.
 func appendFloat(b []byte, f float64) []byte {
+	if b, ok := appendMicros(b, f); ok {
+		return b
+	}
 	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
 		return strconv.AppendFloat(b, f, 'e', -1, 64)
 	}
 	return strconv.AppendFloat(b, f, 'f', -1, 64)
+}
+
+// appendMicros is a fast path of appendFloat for the common coordinate
+// of at most six decimals: when f is the double nearest to n/10^6 for an
+// integer n (division of exact operands is correctly rounded), the digits
+// of n with the point put back read back as f exactly.
+func appendMicros(b []byte, f float64) ([]byte, bool) {
+	n := math.Round(f * 1e6)
+	if n/1e6 != f || math.Abs(n) >= 1e15 || n == 0 {
+		return b, false
+	}
+	i := int64(n)
+	if i < 0 {
+		b = append(b, '-')
+		i = -i
+	}
+	b = strconv.AppendInt(b, i/1e6, 10)
+	frac := i % 1e6
+	if frac == 0 {
+		return b, true
+	}
+	var d [7]byte
+	d[0] = '.'
+	for k := 6; k > 0; k-- {
+		d[k] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := 7
+	for d[end-1] == '0' {
+		end--
+	}
+	return append(b, d[:end]...), true
 }
 
 // appendString appends s, valid UTF-8, as a JSON string.
