@@ -1,12 +1,10 @@
 package geojson
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -93,40 +91,8 @@ func Convert(ctx context.Context, export io.Reader, dataSetName string, features
 	st.Schema = sw.output()
 
 	fw := newDigestWriter(features)
-	bw := bufio.NewWriterSize(fw, 256<<10)
-	if _, err := bw.WriteString(`{"type":"FeatureCollection","features":[`); err != nil {
-		return st, fmt.Errorf("writing GeoJSON: %w", err)
-	}
-	var buf []byte
-	for {
-		rec, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return st, fmt.Errorf("reading export after %d entities: %w", st.Features, err)
-		}
-		if st.Features%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
-		}
-		buf = buf[:0]
-		if st.Features > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, '\n')
-		buf = m.appendFeature(buf, rec, &st)
-		if _, err := bw.Write(buf); err != nil {
-			return st, fmt.Errorf("writing GeoJSON: %w", err)
-		}
-		st.Features++
-	}
-	if _, err := bw.WriteString("\n]}\n"); err != nil {
-		return st, fmt.Errorf("writing GeoJSON: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return st, fmt.Errorf("writing GeoJSON: %w", err)
+	if err := convertFeatures(ctx, rd, m, fw, &st); err != nil {
+		return st, err
 	}
 	st.GeoJSON = fw.output()
 	st.XMLBytes = rd.Offset()
@@ -191,10 +157,10 @@ func (m *mapping) doc() SchemaDoc {
 }
 
 // appendFeature appends the entity as a GeoJSON Feature.
-func (m *mapping) appendFeature(b []byte, rec *dataset.Record, st *Stats) []byte {
+func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) []byte {
 	b = append(b, `{"type":"Feature"`...)
 	if m.key >= 0 {
-		if v := rec.Value(m.key); v.Present {
+		if v := rec[m.key]; v.Present {
 			b = append(b, `,"id":`...)
 			if v.Type == dataset.Long {
 				b = appendLong(b, v)
@@ -209,11 +175,11 @@ func (m *mapping) appendFeature(b []byte, rec *dataset.Record, st *Stats) []byte
 	n := 0
 	if invalidWKT {
 		b = append(b, m.names[m.geo]...)
-		b = appendString(b, rec.Value(m.geo).Raw)
+		b = appendString(b, rec[m.geo].Raw)
 		n++
 	}
 	for _, i := range m.props {
-		v := rec.Value(i)
+		v := rec[i]
 		if !v.Present {
 			continue
 		}
@@ -229,36 +195,36 @@ func (m *mapping) appendFeature(b []byte, rec *dataset.Record, st *Stats) []byte
 
 // appendGeometry appends the entity's geometry or null. invalidWKT
 // reports that the geography column's text is to be kept as a property.
-func (m *mapping) appendGeometry(b []byte, rec *dataset.Record, st *Stats) (_ []byte, invalidWKT bool) {
+func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []byte, invalidWKT bool) {
 	if m.geo >= 0 {
-		if v := rec.Value(m.geo); v.Present && len(strings.TrimSpace(string(v.Raw))) > 0 {
+		if v := rec[m.geo]; v.Present && len(strings.TrimSpace(string(v.Raw))) > 0 {
 			out, typ, empty, err := appendWKT(b, string(v.Raw))
 			if err != nil {
-				st.Invalid++
+				st.invalid++
 				return append(b, "null"...), true
 			}
-			st.Geometries[typ]++
+			st.geometries[typ]++
 			if empty {
-				st.Empty++
+				st.empty++
 			}
 			return out, false
 		}
 	}
 	if m.lat >= 0 {
-		lat, lon := rec.Value(m.lat), rec.Value(m.lon)
+		lat, lon := rec[m.lat], rec[m.lon]
 		if lat.Present && lon.Present {
 			y, yerr := lat.Double()
 			x, xerr := lon.Double()
 			if xerr != nil || yerr != nil || !validPosition(x, y) {
-				st.Invalid++
+				st.invalid++
 				return append(b, "null"...), false
 			}
-			st.Geometries["Point"]++
+			st.geometries["Point"]++
 			b = append(b, `{"type":"Point","coordinates":`...)
 			return append(appendPosition(b, x, y), '}'), false
 		}
 	}
-	st.Missing++
+	st.missing++
 	return append(b, "null"...), false
 }
 

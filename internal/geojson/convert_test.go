@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -243,7 +244,18 @@ func TestConvertRejects(t *testing.T) {
 			if err == nil {
 				t.Fatal("converted")
 			}
+			if bytes.HasSuffix(features.Bytes(), []byte("]}\n")) {
+				t.Error("a failed conversion wrote a complete FeatureCollection")
+			}
 		})
+	}
+	for _, limit := range []int{0, 100, 5000} {
+		var schema bytes.Buffer
+		big := (&testExport{Name: "Sites", Entities: 300, Points: 20}).String()
+		_, err := Convert(context.Background(), strings.NewReader(big), "Sites", &failingWriter{left: limit}, &schema)
+		if err == nil || !strings.Contains(err.Error(), "writing GeoJSON: disk full") {
+			t.Errorf("writer failing after %d bytes: %v", limit, err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -251,4 +263,16 @@ func TestConvertRejects(t *testing.T) {
 	if _, err := Convert(ctx, strings.NewReader(good), "Sites", &features, &schema); err != context.Canceled {
 		t.Errorf("cancelled conversion: %v", err)
 	}
+}
+
+type failingWriter struct{ left int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > w.left {
+		n := w.left
+		w.left = 0
+		return n, errors.New("disk full")
+	}
+	w.left -= len(p)
+	return len(p), nil
 }
