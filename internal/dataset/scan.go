@@ -160,6 +160,14 @@ func scanText(p []byte) int {
 	return len(p)
 }
 
+// nameEnd returns the end of the run of name bytes starting at i.
+func nameEnd(p []byte, i int) int {
+	for i < len(p) && nameByte[p[i]] {
+		i++
+	}
+	return i
+}
+
 // feed scans p up to its end or, when collecting records, up to the end
 // of the next entity; it returns the bytes consumed.
 func (c *scanner) feed(p []byte) (n int, err error) {
@@ -242,10 +250,12 @@ func (c *scanner) scan(p []byte) (int, error) {
 		case stStartName:
 			switch {
 			case nameByte[b]:
-				if len(c.name) >= maxNameBytes {
+				j := nameEnd(p, i)
+				if len(c.name)+j-i > maxNameBytes {
 					return 0, c.fail(i, "element name longer than %d bytes", maxNameBytes)
 				}
-				c.name = append(c.name, b)
+				c.name = append(c.name, p[i:j]...)
+				i = j - 1
 			case isSpace(b):
 				c.state = stAttrs
 			case b == '>':
@@ -326,10 +336,12 @@ func (c *scanner) scan(p []byte) (int, error) {
 		case stEndName:
 			switch {
 			case nameByte[b]:
-				if len(c.name) >= maxNameBytes {
+				j := nameEnd(p, i)
+				if len(c.name)+j-i > maxNameBytes {
 					return 0, c.fail(i, "element name longer than %d bytes", maxNameBytes)
 				}
-				c.name = append(c.name, b)
+				c.name = append(c.name, p[i:j]...)
+				i = j - 1
 			case len(c.name) == 0:
 				return 0, c.fail(i, "end tag without a name")
 			case isSpace(b):
