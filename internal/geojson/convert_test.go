@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -275,4 +277,49 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 	}
 	w.left -= len(p)
 	return len(p), nil
+}
+
+// TestLargestGeography: a polygon of the SDS maximum of 100,000 points,
+// written at full double precision, converts whole.
+func TestLargestGeography(t *testing.T) {
+	const points = 100_000
+	var w strings.Builder
+	w.WriteString("POLYGON((")
+	for k := range points {
+		if k > 0 {
+			w.WriteString(", ")
+		}
+		a := -2 * math.Pi * float64(k%(points-1)) / float64(points-1) // clockwise
+		fmt.Fprintf(&w, "%.14f %.14f", -122.12345678901234+math.Cos(a), 47.12345678901234+math.Sin(a))
+	}
+	w.WriteString("))")
+	doc := mappingSchema + "<E><ID>1</ID><G>" + w.String() + "</G></E>\n</Root>\n"
+	out, _, st, err := convertDoc(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Geometries["Polygon"] != 1 || st.Invalid != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	var fc struct {
+		Features []struct {
+			Geometry struct {
+				Coordinates [][][2]float64 `json:"coordinates"`
+			} `json:"geometry"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(out, &fc); err != nil {
+		t.Fatal(err)
+	}
+	ring := fc.Features[0].Geometry.Coordinates[0]
+	if len(ring) != points {
+		t.Fatalf("%d positions, want %d", len(ring), points)
+	}
+	r := make(orb.Ring, len(ring))
+	for k, p := range ring {
+		r[k] = orb.Point(p)
+	}
+	if r.Orientation() != orb.CCW {
+		t.Error("exterior ring not turned counter-clockwise")
+	}
 }
