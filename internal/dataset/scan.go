@@ -59,6 +59,7 @@ type scanner struct {
 
 	rec      Record
 	col      int    // column of the field being read, -1 outside one
+	guess    int    // the column the next field probably is
 	val      []byte // its value so far
 	recBytes int
 	ready    bool // rec holds a complete entity not yet handed out
@@ -599,12 +600,18 @@ func (c *scanner) open(empty bool) error {
 			c.entities++
 			if c.records {
 				clear(c.rec.set)
+				c.guess = 0
 				c.recBytes = 0
 				c.ready = empty
 			}
 		}
 	case depth == 2 && c.records && c.phase == schemaDone:
-		col, ok := c.schema.index[string(c.name)]
+		// Fields come in schema order: try the column after the last one
+		// before hashing the name.
+		col, ok := c.guess, c.guess < len(c.schema.Columns) && string(c.name) == c.schema.Columns[c.guess].Name
+		if !ok {
+			col, ok = c.schema.index[string(c.name)]
+		}
 		if !ok {
 			return fmt.Errorf("entity %d has a <%s> element, which is not a column of %s", c.entities, show(c.name), c.schema.EntityType)
 		}
@@ -662,6 +669,7 @@ func (c *scanner) store(col int) error {
 	// Swap rather than copy: the column keeps the buffer, the old one is reused.
 	c.rec.vals[col], c.val = c.val, c.rec.vals[col][:0]
 	c.rec.set[col] = true
+	c.guess = col + 1
 	return nil
 }
 
