@@ -205,7 +205,11 @@ func TestVerifierRejects(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			for _, chunk := range []int{1, 5, 4096} {
+			chunks := []int{1, 5, 4096}
+			if len(tc.doc) > 64<<10 {
+				chunks = chunks[1:] // byte by byte adds nothing but time
+			}
+			for _, chunk := range chunks {
 				_, err := verifyChunks([]byte(tc.doc), "DS", chunk)
 				if err == nil {
 					t.Fatalf("chunk %d: accepted", chunk)
@@ -220,8 +224,10 @@ func TestVerifierRejects(t *testing.T) {
 
 // TestVerifierEntityLimit: one entity beyond the SDS limit is refused.
 func TestVerifierEntityLimit(t *testing.T) {
+	header := strings.SplitAfter(testExport{Name: "DS"}.String(), "</xs:schema>")[0]
 	for _, n := range []int{MaxEntities, MaxEntities + 1} {
-		sum, err := Verify(readerOf(testExport{Name: "DS", Entities: n}), "DS")
+		doc := header + strings.Repeat("<"+testEntityType+"/>", n) + testFooter
+		sum, err := Verify(strings.NewReader(doc), "DS")
 		if n <= MaxEntities && (err != nil || sum.Entities != int64(n)) {
 			t.Errorf("%d entities: %d, %v", n, sum.Entities, err)
 		}
@@ -231,16 +237,10 @@ func TestVerifierEntityLimit(t *testing.T) {
 	}
 }
 
-func readerOf(d testExport) io.Reader {
-	pr, pw := io.Pipe()
-	go func() { _, err := d.WriteTo(pw); pw.CloseWithError(err) }()
-	return pr
-}
-
 // TestVerifierRejectsEveryPrefix: wherever an export is cut before its end
 // tag, the cut is detected; this catches a body shorter than announced.
 func TestVerifierRejectsEveryPrefix(t *testing.T) {
-	doc := []byte(strings.Replace(testExport{Name: "DS", Entities: 4, Padding: 2}.String(), ">Redmond<", ">Løven<", 1))
+	doc := []byte(strings.Replace(testExport{Name: "DS", Entities: 2}.String(), ">Redmond<", ">Løven<", 1))
 	end := bytes.LastIndex(doc, []byte("</MainRoot>")) + len("</MainRoot>")
 	for cut := 0; cut < end; cut++ {
 		if _, err := verifyChunks(doc[:cut], "DS", 1<<20); err == nil {
