@@ -152,9 +152,12 @@ func TestMapping(t *testing.T) {
 }
 
 func TestSchemaDocument(t *testing.T) {
-	_, schema, st, err := convertDoc(t, mappingSchema+"</Root>")
+	features, schema, st, err := convertDoc(t, mappingSchema+"</Root>")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fc := decode(t, features).(map[string]any); fc["type"] != "FeatureCollection" || len(fc["features"].([]any)) != 0 || st.Features != 0 {
+		t.Errorf("an export without entities gives %s", features)
 	}
 	var doc SchemaDoc
 	if err := json.Unmarshal(schema, &doc); err != nil {
