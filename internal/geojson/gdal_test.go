@@ -228,7 +228,7 @@ func TestGDALReadsConversions(t *testing.T) {
 			if fmt.Sprint(types) != fmt.Sprint(want.types) {
 				t.Errorf("ogrinfo geometry types %v, XML %v", types, want.types)
 			}
-			t.Logf("ogrinfo: %s features, geometry types %v", featureCount.FindStringSubmatch(info)[1], types)
+			t.Logf("ogrinfo: %s features, geometry types %v, %s", featureCount.FindStringSubmatch(info)[1], types, extent.FindString(info))
 			if name == "generated" {
 				for _, v := range []string{
 					"Population (String) = 9007199254740993",
