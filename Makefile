@@ -3,12 +3,13 @@ SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 5s
 # Fuzz targets run briefly by `make test`: package:target pairs.
-FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/archive:FuzzChecker ./internal/task:FuzzEvents
+FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/archive:FuzzChecker ./internal/task:FuzzEvents \
+  ./internal/dataset:FuzzVerifier ./internal/geojson:FuzzConvert
 FUNCTIONS := startdownload checkstatus copytos3 delete setpublic
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: help check-moto run test unit lint fuzz emulator build bench clean
+.PHONY: help check-moto check-gdal run test unit lint fuzz emulator build bench clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
@@ -21,7 +22,7 @@ help:
 
 test: lint unit fuzz
 
-unit: check-moto
+unit: check-moto check-gdal
 	$(GO) test -race -count=1 ./...
 
 # lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
@@ -61,6 +62,10 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
+# The GeoJSON tests have GDAL read what the conversion writes.
+check-gdal:
+	@command -v ogrinfo >/dev/null && command -v ogr2ogr >/dev/null || { echo 'GDAL is missing: apt-get install gdal-bin (Debian/Ubuntu), brew install gdal (macOS)'; exit 1; }
+
 # Tests and the local run start moto_server themselves; it must be installed.
 check-moto:
 	@python3 -c 'import moto.server' 2>/dev/null || { echo 'moto is missing: pip install "moto[server]"'; exit 1; }
@@ -88,7 +93,7 @@ build-SetPublicFunction:
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/setpublic
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
 
 clean:

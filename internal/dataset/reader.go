@@ -1,0 +1,129 @@
+package dataset
+
+import (
+	"fmt"
+	"io"
+)
+
+// Summary describes a verified export.
+type Summary struct {
+	Schema   *Schema
+	Entities int64
+	Bytes    int64
+}
+
+// Verifier checks an export written to it and counts its entities; it
+// keeps no more than the names of the open elements. Write fails as soon
+// as the bytes cannot be a DataSet; Close tells whether they ended as one.
+type Verifier struct {
+	sc scanner
+}
+
+// NewVerifier returns a Verifier for an export of the named data source
+// (compared without regard to case); "" accepts any name.
+func NewVerifier(dataSetName string) *Verifier {
+	return &Verifier{sc: scanner{expect: dataSetName, col: -1}}
+}
+
+// Write checks the next bytes of the export.
+func (v *Verifier) Write(p []byte) (int, error) {
+	n, err := v.sc.feed(p)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+// Close reports whether the export ended as a complete DataSet.
+func (v *Verifier) Close() error { return v.sc.end() }
+
+// Summary returns what has been verified so far: the schema (nil before
+// it), the entities counted and the bytes written.
+func (v *Verifier) Summary() Summary {
+	return Summary{Schema: v.sc.schema, Entities: v.sc.entities, Bytes: v.sc.off}
+}
+
+// Verify reads an export to its end and verifies it; see Verifier.
+func Verify(r io.Reader, dataSetName string) (Summary, error) {
+	v := NewVerifier(dataSetName)
+	if _, err := io.CopyBuffer(v, r, make([]byte, readBuf)); err != nil {
+		return v.Summary(), fmt.Errorf("export: %w", err)
+	}
+	return v.Summary(), v.Close()
+}
+
+const readBuf = 64 << 10
+
+// Reader yields the entities of an export as typed records, verifying the
+// export as a Verifier does. Memory holds one entity, whatever the size of
+// the export.
+type Reader struct {
+	src      io.Reader
+	sc       scanner
+	buf      []byte
+	pos, end int
+	eof      bool
+}
+
+// NewReader returns a Reader of the export r of the named data source;
+// "" accepts any name.
+func NewReader(r io.Reader, dataSetName string) *Reader {
+	return &Reader{src: r, sc: scanner{expect: dataSetName, records: true, col: -1}, buf: make([]byte, readBuf)}
+}
+
+// Schema reads up to the end of the export's schema and returns it.
+func (r *Reader) Schema() (*Schema, error) {
+	for r.sc.phase != schemaDone {
+		if err := r.step(); err != nil {
+			if err == io.EOF {
+				err = r.sc.end()
+			}
+			return nil, err
+		}
+	}
+	return r.sc.schema, nil
+}
+
+// Next returns the next entity. After the last one it returns io.EOF,
+// and only if the export ended as a complete DataSet; any other error
+// means the export is not one.
+func (r *Reader) Next() (*Record, error) {
+	for !r.sc.ready {
+		if err := r.step(); err != nil {
+			return nil, err
+		}
+	}
+	r.sc.ready = false
+	return &r.sc.rec, nil
+}
+
+// step scans buffered bytes, or reads more. It returns io.EOF once the
+// export has ended complete.
+func (r *Reader) step() error {
+	if r.pos < r.end {
+		n, err := r.sc.feed(r.buf[r.pos:r.end])
+		r.pos += n
+		return err
+	}
+	if r.eof {
+		if err := r.sc.end(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	n, err := r.src.Read(r.buf)
+	r.pos, r.end = 0, n
+	switch {
+	case err == io.EOF:
+		r.eof = true
+	case err != nil:
+		return fmt.Errorf("reading export after %d bytes: %w", r.sc.off, err)
+	}
+	return nil
+}
+
+// Entities returns the entities read so far.
+func (r *Reader) Entities() int64 { return r.sc.entities }
+
+// Offset returns the bytes of the export scanned so far.
+func (r *Reader) Offset() int64 { return r.sc.off }

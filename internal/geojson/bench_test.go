@@ -1,0 +1,145 @@
+package geojson
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sdsops/sdsops/internal/dataset"
+)
+
+// benchExport is the largest export SDS holds: 200,000 entities, about
+// 300 MB.
+var benchExport = testExport{Name: "Sites", Entities: 200_000, Points: 128}
+
+// BenchmarkConvert converts the 300 MB export from a file, reporting MB/s
+// of XML read and the peak heap, which must stay within 64 MiB.
+func BenchmarkConvert(b *testing.B) {
+	d := benchExport
+	path := writeBenchExport(b, &d)
+	runtime.GC()
+	var peak uint64
+	cpu := cpuTime()
+	for b.Loop() {
+		in, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := samplePeakHeap(&peak)
+		st, err := Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard)
+		stop()
+		in.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if st.Features != int64(d.Entities) {
+			b.Fatalf("%d features from %d entities", st.Features, d.Entities)
+		}
+	}
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	if peak > 64<<20 {
+		b.Errorf("peak heap %d MiB, more than 64 MiB", peak>>20)
+	}
+}
+
+// BenchmarkReadExport reads the same export as BenchmarkConvert with
+// the dataset package alone, every value parsed by its type: the speed
+// the conversion is measured against.
+func BenchmarkReadExport(b *testing.B) {
+	d := benchExport
+	path := writeBenchExport(b, &d)
+	cpu := cpuTime()
+	for b.Loop() {
+		in, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rd := dataset.NewReader(in, "Sites")
+		s, err := rd.Schema()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			rec, err := rd.Next()
+			if err == io.EOF {
+				if rd.Entities() != int64(d.Entities) {
+					b.Fatalf("%d entities read of %d", rd.Entities(), d.Entities)
+				}
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, c := range s.Columns {
+				if v := rec.Value(i); v.Present {
+					switch c.Type {
+					case dataset.Long:
+						_, err = v.Long()
+					case dataset.Double:
+						_, err = v.Double()
+					case dataset.Boolean:
+						_, err = v.Bool()
+					case dataset.DateTime:
+						_, err = v.Time()
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		in.Close()
+	}
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// writeBenchExport writes the export to a temporary file and sets the
+// benchmark's bytes per operation to its size.
+func writeBenchExport(b *testing.B, d *testExport) string {
+	path := filepath.Join(b.TempDir(), "export.xml")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size, err := d.WriteTo(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	return path
+}
+
+// samplePeakHeap records the largest heap (objects allocated, live or not
+// yet swept) seen every millisecond until stop is called.
+func samplePeakHeap(peak *uint64) (stop func()) {
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(sample)
+			*peak = max(*peak, sample[0].Value.Uint64())
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

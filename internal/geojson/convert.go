@@ -1,0 +1,249 @@
+package geojson
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+
+	"github.com/sdsops/sdsops/internal/dataset"
+)
+
+// Output describes one file written.
+type Output struct {
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// Stats is what a conversion tells the manifest.
+type Stats struct {
+	DataSetName string `json:"dataSetName"`
+	EntityType  string `json:"entityType"`
+	XMLBytes    int64  `json:"xmlBytes"` // of the export read
+	GeoJSON     Output `json:"geojson"`
+	Schema      Output `json:"schema"`
+	// Features always equals the export's entity count.
+	Features int64 `json:"features"`
+	// Geometries counts features by GeoJSON geometry type ("Point", ...).
+	Geometries map[string]int64 `json:"geometries"`
+	// Empty counts geometries without positions (WKT EMPTY), also counted
+	// by type.
+	Empty int64 `json:"emptyGeometries"`
+	// Invalid counts entities whose geography or Latitude/Longitude could
+	// not become a geometry; their geometry is null.
+	Invalid int64 `json:"invalidGeometries"`
+	// Missing counts entities with no geography and no Latitude/Longitude;
+	// their geometry is null.
+	Missing int64 `json:"missingGeometries"`
+}
+
+// SchemaDoc is the schema document written beside the GeoJSON.
+type SchemaDoc struct {
+	DataSource string      `json:"dataSource"`
+	EntityType string      `json:"entityType"`
+	Key        string      `json:"key,omitempty"`
+	Geometry   GeometryDoc `json:"geometry"`
+	Columns    []ColumnDoc `json:"columns"`
+}
+
+// GeometryDoc names the columns the geometry comes from.
+type GeometryDoc struct {
+	Column    string `json:"column,omitempty"`    // the first geography column
+	Latitude  string `json:"latitude,omitempty"`  // the fallback Point's columns
+	Longitude string `json:"longitude,omitempty"` //
+}
+
+// ColumnDoc is one column: its SDS type in the export (xs:) and in the
+// SDS query API (Edm.), and where it went in the GeoJSON: "id",
+// "geometry" or "property".
+type ColumnDoc struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"`
+	EDM     string `json:"edm"`
+	GeoJSON string `json:"geojson"`
+}
+
+// Convert reads an export of the named data source ("" for any) and
+// writes its features, as one FeatureCollection, to features and its
+// schema document to schema. It fails, with the outputs incomplete and to
+// be discarded, if the export is not a complete DataSet.
+func Convert(ctx context.Context, export io.Reader, dataSetName string, features, schema io.Writer) (Stats, error) {
+	rd := dataset.NewReader(export, dataSetName)
+	s, err := rd.Schema()
+	if err != nil {
+		return Stats{}, fmt.Errorf("reading export: %w", err)
+	}
+	m := newMapping(s)
+	st := Stats{DataSetName: s.DataSetName, EntityType: s.EntityType, Geometries: map[string]int64{}}
+
+	sw := newDigestWriter(schema)
+	doc, err := json.MarshalIndent(m.doc(), "", "  ")
+	if err != nil {
+		return st, err
+	}
+	if _, err := sw.Write(append(doc, '\n')); err != nil {
+		return st, fmt.Errorf("writing schema document: %w", err)
+	}
+	st.Schema = sw.output()
+
+	fw := newDigestWriter(features)
+	if err := convertFeatures(ctx, rd, m, fw, &st); err != nil {
+		return st, err
+	}
+	st.GeoJSON = fw.output()
+	st.XMLBytes = rd.Offset()
+	return st, nil
+}
+
+// mapping is where each column of a schema goes.
+type mapping struct {
+	schema   *dataset.Schema
+	key      int // -1 without one
+	geo      int // the first geography column, -1 without one
+	lat, lon int // -1 without them
+	props    []int
+	names    [][]byte // each column's name as a JSON object key, with ':'
+}
+
+func newMapping(s *dataset.Schema) *mapping {
+	m := &mapping{schema: s, key: s.Index(s.Key), geo: -1, lat: -1, lon: -1}
+	if s.Key == "" {
+		m.key = -1
+	}
+	for i, c := range s.Columns {
+		m.names = append(m.names, append(appendString(nil, []byte(c.Name)), ':'))
+		switch {
+		case c.Type == dataset.Geography && m.geo < 0:
+			m.geo = i
+		case c.Type == dataset.Double && strings.EqualFold(c.Name, "Latitude"):
+			m.lat = i
+		case c.Type == dataset.Double && strings.EqualFold(c.Name, "Longitude"):
+			m.lon = i
+		}
+		if i != m.key && i != m.geo {
+			m.props = append(m.props, i)
+		}
+	}
+	if m.lat < 0 || m.lon < 0 {
+		m.lat, m.lon = -1, -1
+	}
+	return m
+}
+
+func (m *mapping) doc() SchemaDoc {
+	d := SchemaDoc{DataSource: m.schema.DataSetName, EntityType: m.schema.EntityType, Key: m.schema.Key}
+	if m.geo >= 0 {
+		d.Geometry.Column = m.schema.Columns[m.geo].Name
+	}
+	if m.lat >= 0 {
+		d.Geometry.Latitude = m.schema.Columns[m.lat].Name
+		d.Geometry.Longitude = m.schema.Columns[m.lon].Name
+	}
+	for i, c := range m.schema.Columns {
+		to := "property"
+		switch i {
+		case m.key:
+			to = "id"
+		case m.geo:
+			to = "geometry"
+		}
+		d.Columns = append(d.Columns, ColumnDoc{Name: c.Name, Type: c.Type.String(), EDM: c.Type.EDM(), GeoJSON: to})
+	}
+	return d
+}
+
+// appendFeature appends the entity as a GeoJSON Feature.
+func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) []byte {
+	b = append(b, `{"type":"Feature"`...)
+	if m.key >= 0 {
+		if v := rec[m.key]; v.Present {
+			b = append(b, `,"id":`...)
+			if v.Type == dataset.Long {
+				b = appendLong(b, v)
+			} else {
+				b = appendString(b, v.Raw)
+			}
+		}
+	}
+	b = append(b, `,"geometry":`...)
+	b, invalidWKT := m.appendGeometry(b, rec, st)
+	b = append(b, `,"properties":{`...)
+	n := 0
+	if invalidWKT {
+		b = append(b, m.names[m.geo]...)
+		b = appendString(b, rec[m.geo].Raw)
+		n++
+	}
+	for _, i := range m.props {
+		v := rec[i]
+		if !v.Present {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = append(b, m.names[i]...)
+		b = appendValue(b, v)
+	}
+	return append(b, "}}"...)
+}
+
+// appendGeometry appends the entity's geometry or null. invalidWKT
+// reports that the geography column's text is to be kept as a property.
+func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []byte, invalidWKT bool) {
+	if m.geo >= 0 {
+		if v := rec[m.geo]; v.Present && len(strings.TrimSpace(string(v.Raw))) > 0 {
+			out, typ, empty, err := appendWKT(b, string(v.Raw))
+			if err != nil {
+				st.invalid++
+				return append(b, "null"...), true
+			}
+			st.geometries[typ]++
+			if empty {
+				st.empty++
+			}
+			return out, false
+		}
+	}
+	if m.lat >= 0 {
+		lat, lon := rec[m.lat], rec[m.lon]
+		if lat.Present && lon.Present {
+			y, yerr := lat.Double()
+			x, xerr := lon.Double()
+			if xerr != nil || yerr != nil || !validPosition(x, y) {
+				st.invalid++
+				return append(b, "null"...), false
+			}
+			st.geometries["Point"]++
+			b = append(b, `{"type":"Point","coordinates":`...)
+			return append(appendPosition(b, x, y), '}'), false
+		}
+	}
+	st.missing++
+	return append(b, "null"...), false
+}
+
+// digestWriter counts and hashes what it passes on.
+type digestWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func newDigestWriter(w io.Writer) *digestWriter { return &digestWriter{w: w, h: sha256.New()} }
+
+func (d *digestWriter) Write(p []byte) (int, error) {
+	n, err := d.w.Write(p)
+	d.h.Write(p[:n])
+	d.n += int64(n)
+	return n, err
+}
+
+func (d *digestWriter) output() Output {
+	return Output{Bytes: d.n, SHA256: hex.EncodeToString(d.h.Sum(nil))}
+}

@@ -1,0 +1,137 @@
+package geojson
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"html"
+	"strings"
+	"testing"
+)
+
+// FuzzConvert builds a one-entity export around a fuzzed WKT text, an
+// extra column of a fuzzed name, type and value, and a fuzzed key. The
+// conversion either refuses the schema or yields one feature of valid
+// JSON whose geometry is RFC 7946 or null, with the WKT kept when null
+// and counted as invalid.
+func FuzzConvert(f *testing.F) {
+	f.Add("POLYGON((0 0, 0 10, 10 10, 10 0, 0 0), (2 2, 4 2, 4 4, 2 4, 2 2))", "Extra", uint8(1), "7", "k1")
+	f.Add("MULTIPOINT(1 2, 3 4)", "When", uint8(4), "2016-03-01T08:00:00.0000000Z", "9007199254740993")
+	f.Add("GEOMETRYCOLLECTION(POINT(1 2),LINESTRING EMPTY)", "Flag", uint8(3), "1", "")
+	f.Add("POINT EMPTY", "D", uint8(2), "NaN", "x")
+	f.Add("POINT(1e400 2)", "S", uint8(0), "é\x01", "x")
+	f.Add("MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,5 6,6 6,5 5)))", "G2", uint8(5), "POINT(1 2)", "y")
+	types := []string{"xs:string", "xs:long", "xs:double", "xs:boolean", "xs:dateTime", "xs:anyType", "xs:int"}
+	f.Fuzz(func(t *testing.T, wkt, column string, typ uint8, value, key string) {
+		esc := func(s string) string { return html.EscapeString(s) }
+		doc := strings.Replace(mappingSchema, `<xs:element name="G2" type="xs:anyType" minOccurs="0" />`,
+			`<xs:element name="G2" type="xs:anyType" minOccurs="0" /><xs:element name="`+esc(column)+`" type="`+types[int(typ)%len(types)]+`" minOccurs="0" />`, 1)
+		doc = strings.Replace(doc, `type="xs:long" />`, `type="xs:string" />`, 1) // a string key takes any text
+		doc += "<E><ID>" + esc(key) + "</ID><G>" + esc(wkt) + "</G><" + esc(column) + ">" + esc(value) + "</" + esc(column) + "></E>\n</Root>\n"
+		var out, schema bytes.Buffer
+		st, err := Convert(context.Background(), strings.NewReader(doc), "Map", &out, &schema)
+		if err != nil {
+			return // a schema or text SDS would not hold: refused, not converted
+		}
+		var fc struct {
+			Type     string `json:"type"`
+			Features []struct {
+				ID         any             `json:"id"`
+				Geometry   json.RawMessage `json:"geometry"`
+				Properties map[string]any  `json:"properties"`
+			} `json:"features"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &fc); err != nil {
+			t.Fatalf("GeoJSON is not JSON: %v\n%s", err, out.Bytes())
+		}
+		if !json.Valid(schema.Bytes()) {
+			t.Fatalf("schema document is not JSON:\n%s", schema.Bytes())
+		}
+		if fc.Type != "FeatureCollection" || len(fc.Features) != 1 || st.Features != 1 {
+			t.Fatalf("%d features (stats %d)", len(fc.Features), st.Features)
+		}
+		feat := fc.Features[0]
+		if string(feat.Geometry) == "null" {
+			if strings.TrimSpace(wkt) != "" {
+				if st.Invalid != 1 || feat.Properties["G"] != wkt {
+					t.Fatalf("null geometry for %q: invalid %d, kept %q", wkt, st.Invalid, feat.Properties["G"])
+				}
+			}
+			return
+		}
+		checkGeometry(t, feat.Geometry)
+		if st.Invalid != 0 || len(st.Geometries) != 1 {
+			t.Fatalf("geometry written but stats %+v", st)
+		}
+	})
+}
+
+// checkGeometry asserts the RFC 7946 shape of a geometry object.
+func checkGeometry(t *testing.T, raw json.RawMessage) {
+	var g struct {
+		Type        string            `json:"type"`
+		Coordinates json.RawMessage   `json:"coordinates"`
+		Geometries  []json.RawMessage `json:"geometries"`
+	}
+	if err := json.Unmarshal(raw, &g); err != nil {
+		t.Fatal(err)
+	}
+	pos := func(p []float64) {
+		if len(p) != 2 || p[0] < -180 || p[0] > 180 || p[1] < -90 || p[1] > 90 {
+			t.Fatalf("position %v in %s", p, raw)
+		}
+	}
+	ring := func(r [][]float64) {
+		if len(r) < 4 || r[0][0] != r[len(r)-1][0] || r[0][1] != r[len(r)-1][1] {
+			t.Fatalf("ring %v in %s", r, raw)
+		}
+		for _, p := range r {
+			pos(p)
+		}
+	}
+	var err error
+	switch g.Type {
+	case "Point":
+		var p []float64
+		if err = json.Unmarshal(g.Coordinates, &p); err == nil && len(p) > 0 {
+			pos(p)
+		}
+	case "MultiPoint", "LineString":
+		var ps [][]float64
+		err = json.Unmarshal(g.Coordinates, &ps)
+		for _, p := range ps {
+			pos(p)
+		}
+	case "MultiLineString":
+		var ls [][][]float64
+		err = json.Unmarshal(g.Coordinates, &ls)
+		for _, l := range ls {
+			if len(l) < 2 {
+				t.Fatalf("line %v in %s", l, raw)
+			}
+		}
+	case "Polygon":
+		var rs [][][]float64
+		err = json.Unmarshal(g.Coordinates, &rs)
+		for _, r := range rs {
+			ring(r)
+		}
+	case "MultiPolygon":
+		var ps [][][][]float64
+		err = json.Unmarshal(g.Coordinates, &ps)
+		for _, rs := range ps {
+			for _, r := range rs {
+				ring(r)
+			}
+		}
+	case "GeometryCollection":
+		for _, m := range g.Geometries {
+			checkGeometry(t, m)
+		}
+	default:
+		t.Fatalf("geometry type %q", g.Type)
+	}
+	if err != nil {
+		t.Fatalf("coordinates of %s: %v", raw, err)
+	}
+}
