@@ -1,5 +1,7 @@
 // Package archive streams one SDS export (a download job's XML DataSet)
-// into S3 and records it with a manifest.
+// into S3 and records it with a manifest. It reads the export through an
+// Opener, so the bytes may come from SDS, from S3 or from a file; the
+// format is checked by package dataset.
 //
 // An archive is an object plus its manifest: the export goes straight from
 // the SDS response into an S3 upload, is hashed, counted and checked while
@@ -7,7 +9,7 @@
 // complete. An export that does not arrive complete (short, broken,
 // not well-formed) never completes its upload, so no object is left
 // behind. One that arrives complete is always kept; its manifest says
-// whether every verification check (verify.go) passed. An object without a
+// whether every verification check (dataset.Verifier.Problems) passed. An object without a
 // manifest is not an archive and is overwritten by the next attempt.
 package archive
 
@@ -15,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -22,8 +25,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
-	"github.com/sdsops/sdsops/internal/sds"
 )
 
 // Error classes for errors.Is. Every error Copy returns is in exactly one.
@@ -32,9 +33,9 @@ var (
 	// structure or entity count does not match, or the stored object does
 	// not match what was sent.
 	ErrIntegrity = errors.New("integrity check failed")
-	// ErrSource: the SDS export could not be opened or its stream broke.
-	// The sds error is wrapped, so errors.Is(err, sds.ErrUnavailable) and
-	// the like still work.
+	// ErrSource: the export could not be opened or its stream broke. The
+	// Opener's or the stream's error is wrapped, so errors.Is and errors.As
+	// still reach it.
 	ErrSource = errors.New("export source failed")
 	// ErrStorage: S3 failed.
 	ErrStorage = errors.New("storage failed")
@@ -211,10 +212,30 @@ const (
 	MetaVersionJobID = "sds-version-job-id"
 )
 
+// Export is an opened export: the XML DataSet and what its source says
+// about it.
+type Export struct {
+	Body io.ReadCloser
+	// Length is the announced length of Body in bytes; -1 when unknown.
+	// A stream of another length is not stored.
+	Length int64
+	// Delivery, when set, describes the bytes as they were received when
+	// they were packed (ZIP or gzip) and Body yields what was inside. It
+	// is called once Body has returned io.EOF, when it is complete.
+	Delivery func() *DeliveryRecord
+	// Corrupt, when set, tells whether a read error of Body means the
+	// packing is corrupt (ErrIntegrity) rather than that the source failed
+	// (ErrSource).
+	Corrupt func(error) bool
+}
+
+// Opener opens the export of a Request.
+type Opener func(context.Context) (Export, error)
+
 // Copy streams the export returned by open into S3 and writes the manifest
 // last. When a complete archive for req already exists, Copy returns it
 // with Reused set and does not call open.
-func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context) (*sds.Export, error)) (Result, error) {
+func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, error) {
 	if err := req.validate(); err != nil {
 		return Result{}, classed(ErrInvalidRequest, "archive", err)
 	}
@@ -238,12 +259,12 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	if err != nil {
 		return Result{}, classed(ErrSource, where+": open the export", err)
 	}
-	if exp == nil || exp.Body == nil {
+	if exp.Body == nil {
 		return Result{}, classed(ErrSource, where+": open the export", errors.New("no export stream"))
 	}
 	defer exp.Body.Close()
 
-	body := newExportReader(exp.Body, exp.ContentLength, req)
+	body := newExportReader(exp, req)
 	in := &s3.PutObjectInput{
 		Bucket:      &s.cfg.Bucket,
 		Key:         &key,
@@ -302,8 +323,8 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 		StartedAt:           started.UTC(),
 		FinishedAt:          s.cfg.Now().UTC(),
 	}
-	if d := exp.Delivery; d != nil {
-		m.Delivery = &DeliveryRecord{Encoding: d.Encoding, ContentType: d.ContentType, Bytes: d.Bytes, SHA256: d.SHA256, Entry: d.Entry}
+	if exp.Delivery != nil {
+		m.Delivery = exp.Delivery()
 	}
 	// Two copies of the same job may race to here; the manifest is
 	// written only if none exists, so exactly one archive is recorded.

@@ -383,9 +383,9 @@ func TestCopyReusesArchive(t *testing.T) {
 	// A retry on another day: the job's creation date still names the key.
 	store.cfg.Now = func() time.Time { return fixedNow.Add(48 * time.Hour) }
 	opened := false
-	second, err := store.Copy(context.Background(), req, func(context.Context) (*sds.Export, error) {
+	second, err := store.Copy(context.Background(), req, func(context.Context) (Export, error) {
 		opened = true
-		return nil, errors.New("must not be called")
+		return Export{}, errors.New("must not be called")
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -526,7 +526,7 @@ func TestCopyCancelled(t *testing.T) {
 	store := newStore(t, obs, bucket, Config{PartSize: partSize})
 	// Cancel once the uploader has read past its first part: by then the
 	// multipart upload has begun, whatever the scheduling.
-	open := func(ctx context.Context) (*sds.Export, error) {
+	open := func(ctx context.Context) (Export, error) {
 		exp, err := src.open()(ctx)
 		if err == nil {
 			exp.Body = &cancelAfter{ReadCloser: exp.Body, at: partSize + partSize/2, cancel: cancel}
@@ -577,9 +577,9 @@ func TestCopyInvalidRequest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := testRequest(1)
 			f(&req)
-			_, err := store.Copy(context.Background(), req, func(context.Context) (*sds.Export, error) {
+			_, err := store.Copy(context.Background(), req, func(context.Context) (Export, error) {
 				t.Error("open called")
-				return nil, errors.New("no")
+				return Export{}, errors.New("no")
 			})
 			if !errors.Is(err, ErrInvalidRequest) {
 				t.Errorf("err %v, want ErrInvalidRequest", err)

@@ -84,9 +84,9 @@ func TestCopyFromEmulator(t *testing.T) {
 			store := newStore(t, api, bucket, Config{PartSize: partSize})
 			req := Request{AccessID: access, DataSourceName: tc.ds, JobID: job.ID,
 				JobCreated: *job.CreatedDate, ExpectedEntities: job.TotalEntityCount, StartedAt: time.Now()}
-			res, err := store.Copy(ctx, req, func(ctx context.Context) (*sds.Export, error) {
+			res, err := store.Copy(ctx, req, sdsOpener(func(ctx context.Context) (*sds.Export, error) {
 				return client.OpenExport(ctx, job)
-			})
+			}))
 			if tc.class != nil {
 				if !errors.Is(err, tc.class) {
 					t.Fatalf("err %v, want %v", err, tc.class)

@@ -16,6 +16,10 @@ import (
 // DefaultBaseURL is the production SDS host.
 const DefaultBaseURL = "https://spatial.virtualearth.net"
 
+// DefaultTimeout bounds a request until its response headers arrive, and
+// each silence while its body streams, unless WithTimeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
 // Client calls the SDS Data Source Management API with one master key. It
 // is safe for concurrent use.
 type Client struct {
@@ -73,7 +77,7 @@ func New(baseURL, masterKey string, opts ...Option) (*Client, error) {
 		key:     masterKey,
 		hc:      &http.Client{},
 		retry:   DefaultRetry,
-		timeout: 30 * time.Second,
+		timeout: DefaultTimeout,
 		log:     slog.New(slog.DiscardHandler),
 		now:     time.Now,
 	}

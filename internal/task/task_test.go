@@ -83,7 +83,7 @@ type fixture struct {
 	srv      *httptest.Server
 	secretID string
 	bucket   string
-	runner   *task.Runner
+	runner   *task.Service
 	logs     *syncBuffer
 	seen     []string // every result and error text
 }
@@ -154,7 +154,7 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 	tc := task.Config{SDSBaseURL: srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: "sds-exports/",
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.runner = task.NewRunner(tc, masterkey.New(smClient, time.Minute), store, log,
+	f.runner = task.NewService(tc, masterkey.New(smClient, time.Minute), store, log,
 		append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
 			sds.WithLogger(log)}, opts...)...)
 	t.Cleanup(f.checkNoKeyLeaked)
