@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -136,11 +137,11 @@ func TestDownloadFlow(t *testing.T) {
 			if exp.ContentLength <= 0 || !strings.Contains(exp.ContentType, "xml") {
 				t.Errorf("export length %d type %q", exp.ContentLength, exp.ContentType)
 			}
-			sum, err := sds.SummarizeDataSet(exp.Body)
+			sum, err := dataset.Verify(exp.Body, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.Entities != st.TotalEntityCount || sum.EntityType != "FourthCoffeeShops" || sum.DataSetName != "FourthCoffeeSample" {
+			if sum.Entities != st.TotalEntityCount || sum.Schema.EntityType != "FourthCoffeeShops" || sum.Schema.DataSetName != "FourthCoffeeSample" {
 				t.Errorf("export summary %+v, want %d FourthCoffeeShops", sum, st.TotalEntityCount)
 			}
 		})
@@ -471,7 +472,7 @@ func TestBrokenExports(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read: %v", err)
 			}
-			if _, err := sds.SummarizeDataSet(strings.NewReader(string(body))); err == nil && tt.structErr {
+			if _, err := dataset.Verify(strings.NewReader(string(body)), ""); err == nil && tt.structErr {
 				t.Fatalf("a %d-byte cut export passed the DataSet check", len(body))
 			}
 		})
@@ -574,7 +575,7 @@ func TestDocumentedShortLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer exp.Body.Close()
-	sum, err := sds.SummarizeDataSet(exp.Body)
+	sum, err := dataset.Verify(exp.Body, "")
 	if err != nil || sum.Entities != 350 {
 		t.Fatalf("short output link: %+v, %v", sum, err)
 	}
