@@ -22,7 +22,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 )
@@ -55,7 +56,7 @@ const (
 	DefaultPartSize    = 8 << 20
 	DefaultConcurrency = 2
 	// MinPartSize is S3's smallest multipart part.
-	MinPartSize = manager.MinUploadPartSize
+	MinPartSize = 5 << 20
 )
 
 // ContentType is the stored export's content type.
@@ -82,9 +83,7 @@ type Config struct {
 
 // S3API is the part of the S3 client a Store uses.
 type S3API interface {
-	manager.UploadAPIClient
-	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	transfermanager.S3APIClient
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
@@ -93,7 +92,7 @@ type S3API interface {
 type Store struct {
 	api      S3API
 	cfg      Config
-	uploader *manager.Uploader
+	uploader *transfermanager.Client
 }
 
 // New returns a Store writing to cfg.Bucket through api.
@@ -126,11 +125,14 @@ func New(api S3API, cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	s := &Store{api: api, cfg: cfg}
-	s.uploader = manager.NewUploader(api, func(u *manager.Uploader) {
-		u.PartSize = cfg.PartSize
-		u.Concurrency = cfg.Concurrency
-		// The parts of a failed upload are removed; Copy makes sure of it.
-		u.LeavePartsOnError = false
+	s.uploader = transfermanager.New(api, func(o *transfermanager.Options) {
+		o.PartSizeBytes = cfg.PartSize
+		// An export smaller than one part goes up in one PutObject.
+		o.MultipartUploadThreshold = cfg.PartSize
+		o.Concurrency = cfg.Concurrency
+		// The parts of a failed upload are aborted, with a context of its
+		// own when the caller's was cancelled; abortLeftover makes sure.
+		o.FailTimeout = abortTimeout
 	})
 	return s, nil
 }
@@ -265,15 +267,16 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 	defer exp.Body.Close()
 
 	body := newExportReader(exp, req)
-	in := &s3.PutObjectInput{
+	in := &transfermanager.UploadObjectInput{
 		Bucket:      &s.cfg.Bucket,
 		Key:         &key,
 		Body:        body,
 		ContentType: ptr(ContentType),
 		Metadata:    s.metadata(req),
 	}
-	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
-	if _, err := s.uploader.Upload(ctx, in); err != nil {
+	mode, kmsKey := s.sse()
+	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
+	if _, err := s.uploader.UploadObject(ctx, in); err != nil {
 		abortErr := s.abortLeftover(ctx, key, err)
 		if rerr := body.failure(); rerr != nil {
 			// The stream's own error says what went wrong; the
@@ -367,26 +370,29 @@ func (s *Store) metadata(req Request) map[string]string {
 	return md
 }
 
-func (s *Store) encrypt(sse *types.ServerSideEncryption, kmsKey **string) {
+// sse is the server-side encryption of every object written: SSE-KMS
+// with KMSKeyID when set, else SSE-S3.
+func (s *Store) sse() (mode types.ServerSideEncryption, kmsKeyID *string) {
 	if s.cfg.KMSKeyID == "" {
-		*sse = types.ServerSideEncryptionAes256
-		return
+		return types.ServerSideEncryptionAes256, nil
 	}
-	*sse = types.ServerSideEncryptionAwsKms
-	*kmsKey = ptr(s.cfg.KMSKeyID)
+	return types.ServerSideEncryptionAwsKms, ptr(s.cfg.KMSKeyID)
 }
 
+// abortTimeout bounds the abort of a failed multipart upload, which runs
+// even when the caller's context is what failed.
+const abortTimeout = 30 * time.Second
+
 // abortLeftover makes sure a failed multipart upload leaves no parts. The
-// uploader aborts on failure but ignores the abort's own error, and it
-// aborts with the caller's context, which may be what failed; one more
-// abort with a context of our own settles it. An upload that is already
+// uploader aborts on failure, but a failed abort only adds to its error;
+// one more abort with a context of our own settles it. An upload that is already
 // gone answers NoSuchUpload, which is success here.
 func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) error {
-	var mf manager.MultiUploadFailure
+	var mf transfermanager.MultipartUploadError
 	if !errors.As(uploadErr, &mf) || mf.UploadID() == "" {
 		return nil
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
 	id := mf.UploadID()
 	_, err := s.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: &id})

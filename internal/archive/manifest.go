@@ -171,7 +171,7 @@ func (s *Store) putManifest(ctx context.Context, mkey string, m Manifest) error 
 		ContentType:   ptr("application/json"),
 		Metadata:      map[string]string{MetaAccessID: m.AccessID, MetaDataSource: m.DataSourceName, MetaJobID: m.JobID},
 	}
-	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
+	in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
 	in.IfNoneMatch = ptr("*")
 	_, err = s.api.PutObject(ctx, in)
 	return err
