@@ -171,3 +171,31 @@ func TestLenientTextAnyChunking(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLenientVerifier: a lenient Verifier accepts whatever a strict one
+// does, with the same count and no problems; what it refuses, a strict one
+// refuses too.
+func FuzzLenientVerifier(f *testing.F) {
+	good := testExport{Name: "DS", Entities: 2}.String()
+	for _, seed := range []string{
+		good,
+		strings.Replace(good, "<Locality>Redmond", "<Locality a='1'><![CDATA[x]]><!--c--><?p?>Redmond", 1),
+		strings.Replace(good, "<Locality>", "<Locality>&nbsp; A & B \xe9\x01", 1),
+		strings.Replace(good, "<"+testEntityType+">", "<Stray/><"+testEntityType+">", 1),
+		"\xEF\xBB\xBF" + good,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		strict, serr := verifyChunks(doc, "DS", 13)
+		v, lerr := lenientChunks(doc, "DS", 13)
+		switch {
+		case serr == nil && lerr != nil:
+			t.Fatalf("strict accepts, lenient refuses: %v", lerr)
+		case lerr != nil:
+			return
+		case serr == nil && (v.Summary().Entities != strict.Entities || v.Problems(strict.Entities) != nil):
+			t.Fatalf("strict counts %d; lenient %d with problems %q", strict.Entities, v.Summary().Entities, v.Problems(strict.Entities))
+		}
+	})
+}
