@@ -52,24 +52,6 @@ func reportStatus(s sds.Status) string {
 	return StatusPending
 }
 
-// decodeChainedState decodes a chained event and checks the identifiers
-// every chained function needs.
-func decodeChainedState(raw []byte) (*chained, error) {
-	st, err := decodeChained(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := validateDataSource(st.AccessID, st.DataSourceName); err != nil {
-		return nil, err
-	}
-	if err := validateSecretID(st.MasterKeySecretID); err != nil {
-		return nil, err
-	}
-	return st, nil
-}
-
-var timeZero time.Time
-
 // pendingSince is when the job a state describes was asked for.
 func (s *State) pendingSince() (time.Time, error) {
 	if s.Operation == OpDownload {

@@ -1,14 +1,21 @@
 package task
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -114,6 +121,39 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("SDS_BASE_URL %q: the master key is only sent over https (http is allowed for loopback addresses)", c.SDSBaseURL)
 	}
 	return c, nil
+}
+
+// NewServiceFromEnv builds a Service from the environment: the standard
+// AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
+// and the variables of ConfigFromEnv. The archive is configured when
+// ARCHIVE_BUCKET is set; CopyToS3 fails without it.
+func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
+	var arch Archiver
+	if cfg.ArchiveBucket != "" {
+		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
+		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		arch = a
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	return NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout)), nil
 }
 
 func isLoopback(host string) bool {

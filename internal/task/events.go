@@ -341,3 +341,21 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// decodeChainedState decodes a chained event and checks the identifiers
+// every chained function needs.
+func decodeChainedState(raw []byte) (*chained, error) {
+	st, err := decodeChained(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDataSource(st.AccessID, st.DataSourceName); err != nil {
+		return nil, err
+	}
+	if err := validateSecretID(st.MasterKeySecretID); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+var timeZero time.Time

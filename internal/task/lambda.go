@@ -3,22 +3,12 @@ package task
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
-	"github.com/sdsops/sdsops/internal/archive"
-	"github.com/sdsops/sdsops/internal/masterkey"
-	"github.com/sdsops/sdsops/internal/sds"
 )
 
 // Func is one function's logic: a raw JSON event in, a JSON-able result out.
@@ -131,37 +121,4 @@ func Start(function string, op Op) {
 	lambda.StartWithOptions(s.Handler(function, func(ctx context.Context, event []byte) (any, error) {
 		return op(s, ctx, event)
 	}))
-}
-
-// NewServiceFromEnv builds a Service from the environment: the standard
-// AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
-// and the variables of ConfigFromEnv. The archive is configured when
-// ARCHIVE_BUCKET is set; CopyToS3 fails without it.
-func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
-	var arch Archiver
-	if cfg.ArchiveBucket != "" {
-		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
-		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
-		if err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		arch = a
-	}
-	hc := &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}}
-	return NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout)), nil
 }
