@@ -183,17 +183,14 @@ type modelResult struct {
 // draft-04 validator (python's jsonschema).
 func validateModels(t *testing.T, definitions map[string]any, cases []modelCase) []modelResult {
 	t.Helper()
-	needTool(t, "python3", "the JSON schema validator is python's jsonschema: pip install cfn-lint")
+	needTool(t, python(), "the JSON schema validator is python's jsonschema, which cfn-lint brings: "+pinnedTools)
 	req, err := json.Marshal(map[string]any{"definitions": definitions, "cases": cases})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := run(exec.Command("python3", filepath.Join("testdata", "validate_models.py")), req)
+	out, stderr, err := run(exec.Command(python(), filepath.Join("testdata", "validate_models.py")), req)
 	if err != nil {
-		if !inCI() && strings.Contains(stderr, "ModuleNotFoundError") {
-			t.Skipf("python's jsonschema is missing (pip install cfn-lint): %s", stderr)
-		}
-		t.Fatalf("testdata/validate_models.py: %v\n%s", err, stderr)
+		t.Fatalf("testdata/validate_models.py (jsonschema: %s): %v\n%s", pinnedTools, err, stderr)
 	}
 	var res []modelResult
 	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {

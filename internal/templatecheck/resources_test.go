@@ -223,7 +223,7 @@ func TestNoHardcodedAccountOrRegion(t *testing.T) {
 // TestCfnLint runs cfn-lint on template.yaml; any finding (error, warning or
 // informational) fails.
 func TestCfnLint(t *testing.T) {
-	needTool(t, "cfn-lint", "pip install cfn-lint")
+	needTool(t, "cfn-lint", pinnedTools)
 	cmd := exec.Command("cfn-lint", "template.yaml")
 	cmd.Dir = repoRoot(t)
 	var out bytes.Buffer
