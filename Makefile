@@ -114,9 +114,11 @@ sam: tools
 run: tools
 	$(GO) run ./internal/localrun/cmd/localrun $(RUN_ARGS)
 
-# up: the local stack until Ctrl-C; it prints the environment for the aws CLI.
+# up: the local stack until Ctrl-C; it prints the environment for the aws CLI. Built rather
+# than `go run`, so that Ctrl-C reaches it directly.
 up: tools
-	$(GO) run ./internal/localrun/cmd/localup $(UP_ARGS)
+	$(GO) build -o bin/localup ./internal/localrun/cmd/localup
+	bin/localup $(UP_ARGS)
 
 emulator:
 	$(GO) run ./internal/sdsemu/cmd/sdsemu
