@@ -256,7 +256,7 @@ def main(argv):
         import moto.server
     except ImportError as err:
         print(
-            'moto_launcher: moto is not installed for %s (%s): pip install "moto[server]"'
+            'moto_launcher: moto is not installed for %s (%s): pip install -r requirements-dev.txt'
             % (sys.executable, err),
             file=sys.stderr,
             flush=True,

@@ -227,7 +227,7 @@ var (
 // Without node or npm it skips, or fails under CI.
 func needVelocity(t *testing.T) string {
 	t.Helper()
-	needTool(t, "node", "install Node.js 20 with npm: the mapping templates render with velocityjs")
+	needTool(t, "node", "install Node.js 20.19 or later with npm: the mapping templates render with velocityjs")
 	root := repoRoot(t)
 	velocityOnce.Do(func() {
 		lockFile := filepath.Join(root, ".ci", "package-lock.json")
@@ -264,7 +264,7 @@ func needVelocity(t *testing.T) string {
 			return
 		}
 		if _, err := exec.LookPath("npm"); err != nil {
-			velocityErr = fmt.Errorf("velocityjs %s is not installed in .ci/node_modules and npm is missing (install Node.js 20 with npm)", want)
+			velocityErr = fmt.Errorf("velocityjs %s is not installed in .ci/node_modules and npm is missing (install Node.js 20.19 or later with npm)", want)
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--prefix", ".ci", "--no-audit", "--no-fund", "--loglevel=error")
