@@ -131,7 +131,7 @@ build:
 # function <Name>Function is built from functions/<name> (lower case).
 build-%Function:
 	@d=functions/$$(tr '[:upper:]' '[:lower:]' <<< '$*'); test -d $$d || { echo "$@: no $$d for $*Function"; exit 1; }; \
-	  echo "$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./$$d"; \
+	  echo "build-$*Function: ./$$d -> $(ARTIFACTS_DIR)/bootstrap (linux/arm64)"; \
 	  $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./$$d
 
 bench: tools build
