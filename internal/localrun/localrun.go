@@ -1,7 +1,7 @@
 // Package localrun runs the whole product on one machine: the SDS emulator,
 // moto (S3, Secrets Manager and Step Functions executing the real ASL
 // definitions) and the real function binaries behind a local Lambda
-// endpoint. `make run` and the state machine tests use it.
+// endpoint. `make run`, `make up` and the state machine tests use it.
 package localrun
 
 import (
