@@ -4,7 +4,7 @@
 // format is checked by package dataset.
 //
 // An archive is an object plus its manifest: the export goes straight from
-// the SDS response into an S3 upload, is hashed, counted and checked while
+// its source into an S3 upload, is hashed, counted and checked while
 // it streams, and the manifest is written only after the object is
 // complete. An export that does not arrive complete (short, broken,
 // not well-formed) never completes its upload, so no object is left
