@@ -5,24 +5,66 @@ FUZZTIME ?= 5s
 # Fuzz targets run briefly by `make test`: package:target pairs.
 FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/archive:FuzzChecker ./internal/task:FuzzEvents \
   ./internal/dataset:FuzzVerifier ./internal/geojson:FuzzConvert
-FUNCTIONS := startdownload checkstatus copytos3 delete setpublic
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
+# The functions: one main package per directory under functions/.
+FUNCTIONS := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/*.go))))
+FUNCTIONS := $(sort $(FUNCTIONS))
 
-.PHONY: help check-moto check-gdal run test unit lint fuzz emulator build bench clean
+# Python tools (moto, cfn-lint, aws-sam-translator, SAM CLI, AWS CLI) at the versions pinned in
+# requirements-dev.txt. When the interpreter SDSOPS_PYTHON (default python3) has exactly those,
+# they are used; otherwise a project .venv is built from PyPI on first use (the `tools` target)
+# and used instead. Either way their directory goes first on PATH and SDSOPS_PYTHON names the
+# interpreter, for every target and for the tests (which run moto and the translator with it).
+REQUIREMENTS := requirements-dev.txt
+VENV := .venv
+VENV_BASE_PYTHON ?= python3
+SDSOPS_PYTHON ?= python3
+ifndef SDSOPS_TOOLS_BIN
+  PINNED := $(shell $(SDSOPS_PYTHON) .ci/pins.py $(REQUIREMENTS) 2>/dev/null)
+  ifeq ($(words $(PINNED)),2)
+    SDSOPS_TOOLS_BIN := $(word 1,$(PINNED))
+    SDSOPS_PYTHON := $(word 2,$(PINNED))
+  else
+    SDSOPS_TOOLS_BIN := $(CURDIR)/$(VENV)/bin
+    SDSOPS_PYTHON := $(SDSOPS_TOOLS_BIN)/python
+    TOOLS_STAMP := $(VENV)/.installed
+  endif
+  export PATH := $(SDSOPS_TOOLS_BIN):$(PATH)
+endif
+export SDSOPS_TOOLS_BIN SDSOPS_PYTHON
+# SAM CLI: no telemetry (and no waiting on a network that may not reach it).
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: help tools check-gdal run up test unit lint sam fuzz emulator build bench clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
-	@echo "make test      lint, unit and integration tests (race detector), brief fuzzing"
+	@echo "make up        the same local stack, kept up until Ctrl-C, for the aws CLI (prints the environment)"
+	@echo "make test      lint, unit and integration tests (race detector), sam validate and sam build, brief fuzzing"
 	@echo "make lint      gofmt, go vet, cfn-lint template.yaml, asl-validator statemachine/*.asl.json"
+	@echo "make sam       sam validate --lint and sam build; checks each function's arm64 bootstrap"
 	@echo "make fuzz      run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make emulator  run the SDS emulator on a free port with the embedded sample account"
-	@echo "make build     the five arm64 bootstrap binaries under bin/, with their sizes"
+	@echo "make build     the arm64 bootstrap binaries under bin/, with their sizes"
 	@echo "make bench     benchmarks: 300 MB copy to S3 (MB/s, peak heap), cold starts, decoders"
+	@echo "make tools     the pinned Python tools: $(SDSOPS_TOOLS_BIN)"
 
-test: lint unit fuzz
+# tools: nothing to do when SDSOPS_PYTHON already has the pins; else (re)build .venv when it
+# is missing or older than the requirements.
+tools: $(TOOLS_STAMP)
 
-unit: check-moto check-gdal
+$(VENV)/.installed: $(REQUIREMENTS)
+	@echo "installing the pinned Python tools into $(VENV) ($(REQUIREMENTS))"
+	@test -x $(VENV)/bin/python || $(VENV_BASE_PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	  echo "cannot create $(VENV) with $(VENV_BASE_PYTHON) -m venv: install Python 3 with venv and pip (Debian: apt-get install python3-venv python3-pip)"; exit 1; }
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet --requirement $(REQUIREMENTS)
+	@$(VENV)/bin/python .ci/pins.py $(REQUIREMENTS) >/dev/null
+	@touch $@
+
+test: lint unit sam fuzz
+
+unit: tools check-gdal
 	$(GO) test -race -count=1 ./...
 
 # lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
@@ -35,14 +77,13 @@ ASL_VALIDATOR := .ci/node_modules/.bin/asl-validator
 ASL_FILES ?= $(wildcard statemachine/*.asl.json)
 ASL_SAMPLE_ARN := arn:aws:lambda:us-east-1:123456789012:function:
 
-lint:
+lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	@command -v $(CFN_LINT) >/dev/null || { echo "cfn-lint not found: pip install cfn-lint"; exit 1; }
 	$(CFN_LINT) template.yaml
 	@if [ -z "$$(find $(ASL_VALIDATOR) -newer .ci/package-lock.json 2>/dev/null)" ]; then \
-	  command -v $(NPM) >/dev/null || { echo "npm not found: install Node.js 20 with npm (asl-validator runs on it)"; exit 1; }; \
+	  command -v $(NPM) >/dev/null || { echo "npm not found: install Node.js 20.19 or later with npm (asl-validator runs on it)"; exit 1; }; \
 	  echo "$(NPM) ci --prefix .ci"; $(NPM) ci --prefix .ci --no-audit --no-fund --loglevel=error; \
 	fi
 	@if [ -z "$(strip $(ASL_FILES))" ]; then echo "asl-validator: no statemachine/*.asl.json"; exit 0; fi; \
@@ -62,16 +103,27 @@ fuzz:
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
 
+# sam validate --lint and sam build (BuildMethod: makefile, in the source tree, no container:
+# samconfig.toml); then every function of the template must have come out as an arm64
+# bootstrap under SAM_MAX_MIB.
+SAM_MAX_MIB := 15
+sam: tools
+	sam validate --lint
+	sam build
+	$(SDSOPS_PYTHON) .ci/sam_artifacts.py template.yaml .aws-sam/build $(SAM_MAX_MIB)
+
 # The GeoJSON tests have GDAL read what the conversion writes.
 check-gdal:
 	@command -v ogrinfo >/dev/null && command -v ogr2ogr >/dev/null || { echo 'GDAL is missing: apt-get install gdal-bin (Debian/Ubuntu), brew install gdal (macOS)'; exit 1; }
 
-# Tests and the local run start moto_server themselves; it must be installed.
-check-moto:
-	@python3 -c 'import moto.server' 2>/dev/null || { echo 'moto is missing: pip install "moto[server]"'; exit 1; }
-
-run: check-moto
+run: tools
 	$(GO) run ./internal/localrun/cmd/localrun $(RUN_ARGS)
+
+# up: the local stack until Ctrl-C; it prints the environment for the aws CLI. Built rather
+# than `go run`, so that Ctrl-C reaches it directly.
+up: tools
+	$(GO) build -o bin/localup ./internal/localrun/cmd/localup
+	bin/localup $(UP_ARGS)
 
 emulator:
 	$(GO) run ./internal/sdsemu/cmd/sdsemu
@@ -80,21 +132,17 @@ build:
 	@set -e; for f in $(FUNCTIONS); do $(LAMBDA_BUILD) -o bin/$$f/bootstrap ./functions/$$f; done
 	@ls -l bin/*/bootstrap | awk '{printf "%-28s %6.1f MiB\n", $$9, $$5/1048576}'
 
-# sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
-build-StartDownloadFunction:
-	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/startdownload
-build-CheckStatusFunction:
-	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/checkstatus
-build-CopyToS3Function:
-	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/copytos3
-build-DeleteFunction:
-	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/delete
-build-SetPublicFunction:
-	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/setpublic
+# sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set: the
+# function <Name>Function is built from functions/<name> (lower case).
+build-%Function:
+	@d=functions/$$(tr '[:upper:]' '[:lower:]' <<< '$*'); test -d $$d || { echo "$@: no $$d for $*Function"; exit 1; }; \
+	  echo "build-$*Function: ./$$d -> $(ARTIFACTS_DIR)/bootstrap (linux/arm64)"; \
+	  $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./$$d
 
-bench: build
+bench: tools build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
 
+# clean leaves .venv and .ci/node_modules (the pinned tools) in place.
 clean:
 	rm -rf bin .aws-sam

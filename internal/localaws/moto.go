@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -185,6 +186,9 @@ func (m *Moto) exitError() error {
 			m.cmd.Path, InstallHint, ErrMotoUnavailable)
 	}
 	out := m.output.lastLines(3)
+	if exit != nil && exit.ExitCode() == launcherExitMotoVersion {
+		return fmt.Errorf("localaws: %s: %w", strings.TrimPrefix(strings.TrimSpace(out), "moto_launcher: "), ErrMotoUnavailable)
+	}
 	if bytes.Contains([]byte(out), []byte("Address already in use")) {
 		return fmt.Errorf("localaws: moto exited: %s: %w", out, errAddrInUse)
 	}

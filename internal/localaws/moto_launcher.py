@@ -24,7 +24,9 @@ request), each only where the installed moto still has the defect; stderr tells 
                     and a failed child gives States.TaskFailed with its DescribeExecution as
                     JSON in the cause.
 
-Exit status 3 with a one-line message means moto is not importable by this interpreter.
+Exit status 3 with a one-line message means moto is not importable by this interpreter;
+exit status 4, that its version is outside the range these patches were written and checked
+for (MOTO_VERSIONS; requirements-dev.txt pins one inside it).
 """
 
 import importlib.abc
@@ -35,6 +37,11 @@ import time
 import uuid
 
 EXIT_MOTO_MISSING = 3
+EXIT_MOTO_VERSION = 4
+
+# moto versions whose Step Functions internals the patches below know: from the first up to,
+# not including, the second.
+MOTO_VERSIONS = ((5, 2, 1), (5, 3, 0))
 
 
 def log(msg):
@@ -293,18 +300,45 @@ class _PatchFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+def version_problem(version):
+    """Returns why this moto version cannot be patched, or "" when it can."""
+    parts = []
+    for piece in version.split(".")[:3]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+    low, high = MOTO_VERSIONS
+    if len(parts) == 3 and low <= tuple(parts) < high:
+        return ""
+    return (
+        "moto %s is not supported: the Step Functions patches are for moto >= %s, < %s; "
+        'install the pinned one: pip install -r requirements-dev.txt'
+        % (version or "of unknown version", ".".join(map(str, low)), ".".join(map(str, high)))
+    )
+
+
 def main(argv):
     try:
         import moto
         import moto.server
     except ImportError as err:
         print(
-            'moto_launcher: moto is not installed for %s (%s): pip install "moto[server]"'
+            'moto_launcher: moto is not installed for %s (%s): pip install -r requirements-dev.txt'
             % (sys.executable, err),
             file=sys.stderr,
             flush=True,
         )
         return EXIT_MOTO_MISSING
+
+    problem = version_problem(getattr(moto, "__version__", ""))
+    if problem:
+        print("moto_launcher: " + problem, file=sys.stderr, flush=True)
+        return EXIT_MOTO_VERSION
 
     scale = wait_scale()
     table = patches(scale)

@@ -105,15 +105,33 @@ func TestMotoUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// An interpreter whose moto is older than the launcher's patches know.
+	oldMoto := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(oldMoto, "moto"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"__init__.py": "__version__ = \"5.1.18\"\n", "server.py": "def main(argv): raise SystemExit(0)\n"} {
+		if err := os.WriteFile(filepath.Join(oldMoto, "moto", name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withOldMoto := filepath.Join(t.TempDir(), "python-old-moto")
+	script = "#!/bin/sh\nPYTHONPATH='" + oldMoto + "' exec '" + realPython + "' -S \"$@\"\n"
+	if err := os.WriteFile(withOldMoto, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
 	cases := []struct {
 		name   string
 		python string
 		path   string // PATH, when set
 		want   string
+		hint   string
 	}{
-		{name: "bad python path", python: "/nonexistent/python3", want: "not found"},
-		{name: "no python in PATH", path: t.TempDir(), want: "not found"},
-		{name: "python without moto", python: noMoto, want: "moto is not installed"},
+		{name: "bad python path", python: "/nonexistent/python3", want: "not found", hint: InstallHint},
+		{name: "no python in PATH", path: t.TempDir(), want: "not found", hint: InstallHint},
+		{name: "python without moto", python: noMoto, want: "moto is not installed", hint: InstallHint},
+		{name: "moto too old", python: withOldMoto, want: "moto 5.1.18 is not supported", hint: "pip install -r requirements-dev.txt"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,7 +149,7 @@ func TestMotoUnavailable(t *testing.T) {
 				t.Errorf("error does not wrap ErrMotoUnavailable")
 			}
 			msg := err.Error()
-			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, `pip install "moto[server]"`) || strings.Contains(msg, "\n") {
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, tc.hint) || strings.Contains(msg, "\n") {
 				t.Errorf("want a one-line error with %q and the install hint", tc.want)
 			}
 		})

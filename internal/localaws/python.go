@@ -16,11 +16,15 @@ import (
 //go:embed moto_launcher.py
 var launcherSource string
 
-// launcherExitMotoMissing is the launcher's exit status when moto cannot be imported.
-const launcherExitMotoMissing = 3
+// The launcher's exit statuses when moto cannot be imported, and when its version is
+// outside the range the launcher's patches know.
+const (
+	launcherExitMotoMissing = 3
+	launcherExitMotoVersion = 4
+)
 
-// InstallHint tells how to get moto_server onto a machine.
-const InstallHint = `pip install "moto[server]"`
+// InstallHint tells how to get moto_server, at the pinned version, onto a machine.
+const InstallHint = `make run and make test install the pinned tools into .venv; or: pip install -r requirements-dev.txt`
 
 // ErrMotoUnavailable is wrapped by StartMoto's error when no Python interpreter or no moto
 // installation was found, so that callers can tell a missing tool from a failing one.
@@ -38,7 +42,7 @@ func findPython(explicit string) (string, error) {
 	}
 	path, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("localaws: python interpreter %q not found (needed for moto: install Python 3, then %s): %w",
+		return "", fmt.Errorf("localaws: python interpreter %q not found (needed for moto: install Python 3; %s): %w",
 			name, InstallHint, ErrMotoUnavailable)
 	}
 	return path, nil

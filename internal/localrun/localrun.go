@@ -1,23 +1,20 @@
 // Package localrun runs the whole product on one machine: the SDS emulator,
 // moto (S3, Secrets Manager and Step Functions executing the real ASL
 // definitions) and the real function binaries behind a local Lambda
-// endpoint. `make run` and the state machine tests use it.
+// endpoint. `make run`, `make up` and the state machine tests use it.
 package localrun
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -31,25 +28,85 @@ import (
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
-// Functions are the five Lambda functions, by directory under functions/.
-var Functions = []string{"startdownload", "checkstatus", "copytos3", "delete", "setpublic"}
+// The repository's layout: one main package per Lambda function under
+// functions/, one ASL definition per state machine under statemachine/.
+const (
+	functionsDir = "functions"
+	definitions  = "statemachine/*.asl.json"
+	aslSuffix    = ".asl.json"
+)
 
-// StateMachines maps each state machine to its definition file.
-var StateMachines = map[string]string{
-	"backup":           "backup.asl.json",
-	"delete":           "delete.asl.json",
-	"setpublic":        "setpublic.asl.json",
-	"scheduled-backup": "scheduled-backup.asl.json",
+// FunctionNames lists the Lambda functions: the directories under
+// repoRoot/functions that hold Go files, sorted.
+func FunctionNames(repoRoot string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(repoRoot, functionsDir))
+	if err != nil {
+		return nil, fmt.Errorf("listing the functions: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if gos, _ := filepath.Glob(filepath.Join(repoRoot, functionsDir, e.Name(), "*.go")); len(gos) > 0 {
+			names = append(names, e.Name())
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("no functions under %s", filepath.Join(repoRoot, functionsDir))
+	}
+	return names, nil
 }
 
-// placeholders maps the DefinitionSubstitutions name of each function's
-// ARN to the function.
-var placeholders = map[string]string{
-	"StartDownloadFunctionArn": "startdownload",
-	"CheckStatusFunctionArn":   "checkstatus",
-	"CopyToS3FunctionArn":      "copytos3",
-	"DeleteFunctionArn":        "delete",
-	"SetPublicFunctionArn":     "setpublic",
+// StateMachineFiles maps each state machine's name (its definition's file
+// name without .asl.json) to the definition under repoRoot/statemachine.
+func StateMachineFiles(repoRoot string) (map[string]string, error) {
+	paths, err := filepath.Glob(filepath.Join(repoRoot, definitions))
+	if err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("no state machine definitions (%s) under %s", definitions, repoRoot)
+	}
+	files := map[string]string{}
+	for _, p := range paths {
+		files[strings.TrimSuffix(filepath.Base(p), aslSuffix)] = p
+	}
+	return files, nil
+}
+
+// placeholderKey reduces a placeholder's resource name, a function's
+// directory or a state machine's name to one comparable form:
+// "CopyToS3", "copytos3"; "ScheduledBackup", "scheduled-backup".
+func placeholderKey(s string) string {
+	return strings.ToLower(strings.NewReplacer("-", "", "_", "").Replace(s))
+}
+
+// resolver fills in the DefinitionSubstitutions the template gives the
+// state machines, by naming convention: ${<Name>FunctionArn} is the ARN of
+// function functions/<name>, ${<Name>StateMachineArn} (or
+// ${<Name>StateMachine}, a !Ref) that of the state machine defined in
+// statemachine/<name>.asl.json, names compared without case or hyphens.
+func resolver(functions []string, functionARN func(string) string, machineARNs map[string]string) func(string) (string, bool) {
+	byKey := map[string]string{}
+	for _, fn := range functions {
+		byKey["function/"+placeholderKey(fn)] = functionARN(fn)
+	}
+	for name, arn := range machineARNs {
+		byKey["statemachine/"+placeholderKey(name)] = arn
+	}
+	return func(placeholder string) (string, bool) {
+		if base, ok := strings.CutSuffix(placeholder, "FunctionArn"); ok {
+			arn, ok := byKey["function/"+placeholderKey(base)]
+			return arn, ok
+		}
+		base, ok := strings.CutSuffix(strings.TrimSuffix(placeholder, "Arn"), "StateMachine")
+		if !ok {
+			return "", false
+		}
+		arn, ok := byKey["statemachine/"+placeholderKey(base)]
+		return arn, ok
+	}
 }
 
 // Options configure Start.
@@ -78,7 +135,8 @@ type Env struct {
 	Secrets       *secretsmanager.Client
 	Bucket        string
 	SecretID      string
-	StateMachines map[string]string // name → ARN
+	StateMachines map[string]string // name (of statemachine/<name>.asl.json) → ARN
+	Functions     []string          // the functions' names (directories under functions/)
 
 	emuServer *http.Server
 	binDir    string
@@ -108,6 +166,13 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}()
 
 	if e.binDir, err = os.MkdirTemp("", "sdsops-run-"); err != nil {
+		return nil, err
+	}
+	if e.Functions, err = FunctionNames(opts.RepoRoot); err != nil {
+		return nil, err
+	}
+	files, err := StateMachineFiles(opts.RepoRoot)
+	if err != nil {
 		return nil, err
 	}
 	if err := BuildFunctions(ctx, opts.RepoRoot, e.binDir); err != nil {
@@ -164,16 +229,40 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		fnEnv[k] = v
 	}
 	e.fnEnv = fnEnv
-	for _, fn := range Functions {
+	for _, fn := range e.Functions {
 		if err := e.SetFunctionTimeout(fn, 5*time.Minute); err != nil {
 			return nil, err
 		}
 	}
-	if err := e.createStateMachines(ctx, opts.RepoRoot); err != nil {
-		return nil, err
+	// Every ARN is known before any state machine exists, so that one
+	// definition can name another (a nested execution) in any order.
+	arns := map[string]string{}
+	for name := range files {
+		arns[name] = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", e.Stack.Moto.Region(), localaws.DefaultAccountID, machinePrefix+name)
+	}
+	resolve := resolver(e.Functions, e.Stack.Lambda.FunctionARN, arns)
+	for name, file := range files {
+		def, err := LoadDefinition(file, resolve)
+		if err != nil {
+			return nil, err
+		}
+		out, err := e.SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
+			Name: aws.String(machinePrefix + name), Definition: aws.String(def),
+			RoleArn: aws.String("arn:aws:iam::" + localaws.DefaultAccountID + ":role/sdsops-local"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("creating state machine %s: %w", name, err)
+		}
+		if got := aws.ToString(out.StateMachineArn); got != arns[name] {
+			return nil, fmt.Errorf("state machine %s was created as %s, expected %s", name, got, arns[name])
+		}
+		e.StateMachines[name] = arns[name]
 	}
 	return e, nil
 }
+
+// machinePrefix starts the name of every local state machine.
+const machinePrefix = "sdsops-"
 
 // BinaryPath is where function fn's bootstrap binary was built.
 func (e *Env) BinaryPath(fn string) string { return filepath.Join(e.binDir, fn, "bootstrap") }
@@ -187,10 +276,14 @@ func (e *Env) SetFunctionTimeout(fn string, d time.Duration) error {
 	})
 }
 
-// BuildFunctions compiles the five functions for this machine into
+// BuildFunctions compiles every function for this machine into
 // dir/<name>/bootstrap, with the tags used for Lambda.
 func BuildFunctions(ctx context.Context, repoRoot, dir string) error {
-	for _, fn := range Functions {
+	fns, err := FunctionNames(repoRoot)
+	if err != nil {
+		return err
+	}
+	for _, fn := range fns {
 		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-trimpath",
 			"-o", filepath.Join(dir, fn, "bootstrap"), "./functions/"+fn)
 		cmd.Dir = repoRoot
@@ -202,64 +295,11 @@ func BuildFunctions(ctx context.Context, repoRoot, dir string) error {
 	return nil
 }
 
-// createStateMachines creates every definition, each after the state
-// machines it starts (a ${<Name>StateMachineArn} placeholder, e.g.
-// BackupStateMachineArn for "backup": the template's logical id plus Arn).
-func (e *Env) createStateMachines(ctx context.Context, repoRoot string) error {
-	subs := map[string]string{}
-	for name, fn := range placeholders {
-		subs[name] = e.Stack.Lambda.FunctionARN(fn)
-	}
-	pending := slices.Sorted(maps.Keys(StateMachines))
-	for len(pending) > 0 {
-		var waiting []string
-		var unresolved error
-		for _, name := range pending {
-			def, err := LoadDefinition(filepath.Join(repoRoot, "statemachine", StateMachines[name]), subs)
-			if errors.Is(err, errUnresolved) {
-				waiting, unresolved = append(waiting, name), err
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			out, err := e.SFN.CreateStateMachine(ctx, &sfn.CreateStateMachineInput{
-				Name: aws.String("sdsops-" + name), Definition: aws.String(def),
-				RoleArn: aws.String("arn:aws:iam::" + localaws.DefaultAccountID + ":role/sdsops-local"),
-			})
-			if err != nil {
-				return fmt.Errorf("creating state machine %s: %w", name, err)
-			}
-			e.StateMachines[name] = aws.ToString(out.StateMachineArn)
-			subs[machinePlaceholder(name)] = aws.ToString(out.StateMachineArn)
-		}
-		if len(waiting) == len(pending) {
-			return unresolved
-		}
-		pending = waiting
-	}
-	return nil
-}
-
-// machinePlaceholder names a state machine's ARN as template.yaml's
-// DefinitionSubstitutions do: "scheduled-backup" → ScheduledBackupStateMachineArn.
-func machinePlaceholder(name string) string {
-	var b strings.Builder
-	for _, part := range strings.Split(name, "-") {
-		if part != "" {
-			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
-		}
-	}
-	return b.String() + "StateMachineArn"
-}
-
 var placeholder = regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`)
 
-var errUnresolved = errors.New("unresolved placeholders")
-
-// LoadDefinition reads an ASL file and fills in its placeholders from subs
-// (name → value) as CloudFormation's DefinitionSubstitutions would.
-func LoadDefinition(path string, subs map[string]string) (string, error) {
+// LoadDefinition reads an ASL file and fills in its ${Placeholders} as
+// CloudFormation's DefinitionSubstitutions would, with resolve's values.
+func LoadDefinition(path string, resolve func(placeholder string) (string, bool)) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
@@ -267,7 +307,7 @@ func LoadDefinition(path string, subs map[string]string) (string, error) {
 	var missing []string
 	def := placeholder.ReplaceAllStringFunc(string(b), func(m string) string {
 		name := placeholder.FindStringSubmatch(m)[1]
-		v, ok := subs[name]
+		v, ok := resolve(name)
 		if !ok {
 			missing = append(missing, name)
 			return m
@@ -275,7 +315,7 @@ func LoadDefinition(path string, subs map[string]string) (string, error) {
 		return v
 	})
 	if len(missing) > 0 {
-		return "", fmt.Errorf("%s: %w %s", path, errUnresolved, strings.Join(missing, ", "))
+		return "", fmt.Errorf("%s: unknown placeholders %s (expected <Name>FunctionArn for functions/<name>, <Name>StateMachineArn for statemachine/<name>.asl.json)", path, strings.Join(missing, ", "))
 	}
 	if !json.Valid([]byte(def)) {
 		return "", fmt.Errorf("%s is not valid JSON after substitution", path)

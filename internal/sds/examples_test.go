@@ -9,14 +9,15 @@ import (
 	"time"
 )
 
-// examplesDir holds every example body of Microsoft's SDS pages, unchanged.
-const examplesDir = "../../../shared/sds-examples"
+// examplesDir holds every example body of Microsoft's SDS pages, unchanged
+// (source and licence in its NOTICE).
+const examplesDir = "testdata/docs-examples"
 
 func readExample(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(examplesDir, name))
 	if err != nil {
-		t.Fatalf("example %s: %v (the shared examples must sit beside the project root)", name, err)
+		t.Fatalf("example %s: %v", name, err)
 	}
 	return b
 }

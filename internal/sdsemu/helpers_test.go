@@ -493,16 +493,16 @@ func readExample(t *testing.T, name string) []byte {
 	return data
 }
 
-// examplesDir is the shared folder of the documentation's example bodies: SDS_EXAMPLES_DIR, or
-// shared/sds-examples next to the repository.
+// examplesDir is the folder of the documentation's example bodies: SDS_EXAMPLES_DIR, or the
+// copy internal/sds keeps in the repository.
 func examplesDir(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("SDS_EXAMPLES_DIR")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "sds-examples")
+		dir = filepath.Join("..", "sds", "testdata", "docs-examples")
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("documentation examples not available (%v): shared/sds-examples must sit beside the project root, or set SDS_EXAMPLES_DIR", err)
+		t.Fatalf("documentation examples not available (%v): expected in internal/sds/testdata/docs-examples, or set SDS_EXAMPLES_DIR", err)
 	}
 	return dir
 }

@@ -35,6 +35,16 @@ func buildBootstraps(t testing.TB) string {
 	return binDir
 }
 
+// functionNames lists the functions under functions/.
+func functionNames(t testing.TB) []string {
+	t.Helper()
+	fns, err := localrun.FunctionNames("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fns
+}
+
 // startBinaries registers the five bootstraps behind a local Lambda
 // endpoint, configured as in the SAM template but pointing at the emulator
 // and moto.
@@ -58,7 +68,7 @@ func (f *fixture) startBinaries(extraEnv map[string]string) *localaws.LambdaEndp
 	for k, v := range extraEnv {
 		env[k] = v
 	}
-	for _, fn := range localrun.Functions {
+	for _, fn := range functionNames(f.t) {
 		if err := ep.RegisterBinary(fn, localaws.BinaryFunction{Path: filepath.Join(dir, fn, "bootstrap"), Env: env, Timeout: time.Minute}); err != nil {
 			f.t.Fatal(err)
 		}
@@ -153,7 +163,7 @@ func TestBootstrapBinaries(t *testing.T) {
 func BenchmarkColdStart(b *testing.B) {
 	dir := buildBootstraps(b)
 	env := map[string]string{"ARCHIVE_BUCKET": "bench", "AWS_REGION": "us-east-1", "MASTER_KEY_SECRET_ID": "bench"}
-	for _, fn := range localrun.Functions {
+	for _, fn := range functionNames(b) {
 		b.Run(fn, func(b *testing.B) {
 			var total time.Duration
 			for i := 0; i < b.N; i++ {

@@ -183,17 +183,14 @@ type modelResult struct {
 // draft-04 validator (python's jsonschema).
 func validateModels(t *testing.T, definitions map[string]any, cases []modelCase) []modelResult {
 	t.Helper()
-	needTool(t, "python3", "the JSON schema validator is python's jsonschema: pip install cfn-lint")
+	needTool(t, python(), "the JSON schema validator is python's jsonschema, which cfn-lint brings: "+pinnedTools)
 	req, err := json.Marshal(map[string]any{"definitions": definitions, "cases": cases})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, err := run(exec.Command("python3", filepath.Join("testdata", "validate_models.py")), req)
+	out, stderr, err := run(exec.Command(python(), filepath.Join("testdata", "validate_models.py")), req)
 	if err != nil {
-		if !inCI() && strings.Contains(stderr, "ModuleNotFoundError") {
-			t.Skipf("python's jsonschema is missing (pip install cfn-lint): %s", stderr)
-		}
-		t.Fatalf("testdata/validate_models.py: %v\n%s", err, stderr)
+		t.Fatalf("testdata/validate_models.py (jsonschema: %s): %v\n%s", pinnedTools, err, stderr)
 	}
 	var res []modelResult
 	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {
@@ -230,7 +227,7 @@ var (
 // Without node or npm it skips, or fails under CI.
 func needVelocity(t *testing.T) string {
 	t.Helper()
-	needTool(t, "node", "install Node.js 20 with npm: the mapping templates render with velocityjs")
+	needTool(t, "node", "install Node.js 20.19 or later with npm: the mapping templates render with velocityjs")
 	root := repoRoot(t)
 	velocityOnce.Do(func() {
 		lockFile := filepath.Join(root, ".ci", "package-lock.json")
@@ -267,7 +264,7 @@ func needVelocity(t *testing.T) string {
 			return
 		}
 		if _, err := exec.LookPath("npm"); err != nil {
-			velocityErr = fmt.Errorf("velocityjs %s is not installed in .ci/node_modules and npm is missing (install Node.js 20 with npm)", want)
+			velocityErr = fmt.Errorf("velocityjs %s is not installed in .ci/node_modules and npm is missing (install Node.js 20.19 or later with npm)", want)
 			return
 		}
 		cmd := exec.Command("npm", "ci", "--prefix", ".ci", "--no-audit", "--no-fund", "--loglevel=error")

@@ -4,8 +4,9 @@
 //
 // The module has no YAML library, and the template uses CloudFormation's
 // short tags (!Sub, !GetAtt, ...). The tests therefore let Python read it
-// with cfn-lint's decoder and expand it with the SAM translator (both come
-// with cfn-lint), and check the JSON in Go. Checks on IAM, the API and the
+// with cfn-lint's decoder and expand it with the SAM translator
+// (aws-sam-translator, pinned beside cfn-lint in requirements-dev.txt), and
+// check the JSON in Go. Checks on IAM, the API and the
 // state machines run on the translated template: that is what CloudFormation
 // deploys, including the roles and policies SAM generates.
 package templatecheck
@@ -32,8 +33,6 @@ import (
 const translateScript = `
 import copy, json, os, sys
 from cfnlint.decode import decode
-from cfnlint.helpers import load_resource
-from cfnlint.data import Serverless
 from samtranslator.translator.translator import Translator
 from samtranslator.parser import parser
 
@@ -69,7 +68,8 @@ for r in sam.get("Resources", {}).values():
     if r.get("Type") == "AWS::Serverless::StateMachine" and isinstance(p.get("DefinitionUri"), str):
         p["DefinitionUri"] = "s3://bucket/" + p["DefinitionUri"]
 os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-translator = Translator(managed_policy_map=load_resource(Serverless, "ManagedPolicies.json"), sam_parser=parser.Parser())
+# No policy map: the translator resolves AWS managed policy names from the copy it bundles.
+translator = Translator(managed_policy_map=None, sam_parser=parser.Parser())
 out = translator.translate(sam_template=sam, parameter_values={}, passthrough_metadata=True)
 json.dump({"source": src, "transformed": out}, sys.stdout, default=str)
 `
@@ -105,14 +105,24 @@ var (
 // failures rather than reasons to skip.
 func inCI() bool { return os.Getenv("CI") != "" }
 
-// needTool skips (or, under CI, fails) when a command is not installed.
+// pinnedTools says where the Python tools these tests run come from.
+const pinnedTools = "make test uses them at the versions pinned in requirements-dev.txt, installing them into .venv when missing; or: pip install -r requirements-dev.txt"
+
+// python is the interpreter with the pinned tools: $SDSOPS_PYTHON (the
+// Makefile sets it), else python3 from PATH.
+func python() string {
+	if p := os.Getenv("SDSOPS_PYTHON"); p != "" {
+		return p
+	}
+	return "python3"
+}
+
+// needTool fails when a command is not installed: a check that did not run
+// must not pass.
 func needTool(t *testing.T, name, hint string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		if inCI() {
-			t.Fatalf("%s is not installed (%s); CI must have it", name, hint)
-		}
-		t.Skipf("%s is not installed (%s)", name, hint)
+		t.Fatalf("%s is not installed (%s)", name, hint)
 	}
 }
 
@@ -134,16 +144,16 @@ func repoRoot(t *testing.T) string {
 // load returns the template as written and as translated by SAM.
 func load(t *testing.T) (source, transformed Template) {
 	t.Helper()
-	needTool(t, "python3", "cfn-lint's Python libraries read the template: pip install cfn-lint")
+	needTool(t, python(), "cfn-lint and aws-sam-translator read the template: "+pinnedTools)
 	root := repoRoot(t)
 	loadOnce.Do(func() {
 		tpl.root = root
-		cmd := exec.Command("python3", "-c", translateScript, filepath.Join(root, "template.yaml"))
+		cmd := exec.Command(python(), "-c", translateScript, filepath.Join(root, "template.yaml"))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
-			tpl.err = errors.New("translating template.yaml with cfn-lint's decoder and the SAM translator: " + err.Error() + "\n" + stderr.String())
+			tpl.err = errors.New("translating template.yaml with cfn-lint's decoder and the SAM translator (" + pinnedTools + "): " + err.Error() + "\n" + stderr.String())
 			return
 		}
 		var both struct {
@@ -157,9 +167,6 @@ func load(t *testing.T) (source, transformed Template) {
 		tpl.source, tpl.transformed = both.Source, both.Transformed
 	})
 	if tpl.err != nil {
-		if !inCI() && bytes.Contains([]byte(tpl.err.Error()), []byte("ModuleNotFoundError")) {
-			t.Skipf("cfn-lint's Python libraries are missing (pip install cfn-lint): %v", tpl.err)
-		}
 		t.Fatal(tpl.err)
 	}
 	return tpl.source, tpl.transformed

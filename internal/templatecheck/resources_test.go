@@ -116,12 +116,26 @@ func TestFunctionsBuildWithMakefile(t *testing.T) {
 		if bm := str(fn.Metadata["BuildMethod"]); bm != "makefile" {
 			t.Errorf("function %s: Metadata.BuildMethod %q, want makefile", id, bm)
 		}
+		// sam build calls build-<LogicalId>: an explicit target, or the pattern
+		// rule that builds <Name>Function from functions/<name>.
 		target := regexp.MustCompile(`(?m)^build-` + regexp.QuoteMeta(id) + `:`)
-		if !target.Match(makefile) {
+		if target.Match(makefile) {
+			continue
+		}
+		stem, ok := strings.CutSuffix(id, "Function")
+		if !ok || !patternRule.Match(makefile) {
 			t.Errorf("function %s: the Makefile has no build-%s target, which sam build calls", id, id)
+			continue
+		}
+		dir := filepath.Join(tpl.root, "functions", strings.ToLower(stem))
+		if gos, _ := filepath.Glob(filepath.Join(dir, "*.go")); len(gos) == 0 {
+			t.Errorf("function %s: the Makefile's build-%%Function rule builds it from %s, which holds no Go package", id, dir)
 		}
 	}
 }
+
+// patternRule is the Makefile's rule for every build-<Name>Function target.
+var patternRule = regexp.MustCompile(`(?m)^build-%Function:`)
 
 // placeholder is a DefinitionSubstitutions reference in an ASL file.
 var placeholder = regexp.MustCompile(`\$\{([^}]*)\}`)
@@ -275,7 +289,7 @@ var includeLocation = regexp.MustCompile(`(?m)^\s*Location:\s*["']?([\w./-]+\.(?
 // TestCfnLint runs cfn-lint on template.yaml; any finding (error, warning or
 // informational) fails.
 func TestCfnLint(t *testing.T) {
-	needTool(t, "cfn-lint", "pip install cfn-lint")
+	needTool(t, "cfn-lint", pinnedTools)
 	cmd := exec.Command("cfn-lint", "template.yaml")
 	cmd.Dir = repoRoot(t)
 	var out bytes.Buffer

@@ -23,7 +23,7 @@ How it follows API Gateway's request validator:
   tests leave such cases to the mapping templates, which refuse them.
 - "format" is not checked (the models use none).
 
-jsonschema comes with cfn-lint (pip install cfn-lint).
+jsonschema comes with cfn-lint and aws-sam-translator (requirements-dev.txt).
 """
 
 import json

@@ -1,0 +1,112 @@
+// Command localup runs the whole product on this machine until Ctrl-C: the
+// SDS emulator, moto (S3, Secrets Manager, and Step Functions with every
+// state machine of statemachine/*.asl.json) and the real function binaries.
+// It prints the environment that points the AWS CLI at it, so that a user
+// drives it with the same commands as the deployed stack. `make up` calls it
+// from the repository root.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sdsops/sdsops/internal/localaws"
+	"github.com/sdsops/sdsops/internal/localrun"
+	"github.com/sdsops/sdsops/internal/sdsemu"
+)
+
+// ReadyLine ends the printed environment: everything is up.
+const readyLine = "# ready: Ctrl-C stops everything"
+
+func main() {
+	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
+	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
+	verbose := flag.Bool("v", false, "show moto's and the functions' output")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose); err != nil {
+		if errors.Is(err, localaws.ErrMotoUnavailable) {
+			fmt.Fprintln(os.Stderr, "make up needs moto_server:", localaws.InstallHint)
+		}
+		fmt.Fprintln(os.Stderr, "up:", err)
+		os.Exit(1)
+	}
+}
+
+func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool) error {
+	var logw io.Writer
+	if verbose {
+		logw = os.Stderr
+	}
+	cfg := sdsemu.DefaultConfig()
+	cfg.DownloadJobDuration = jobTime
+	cfg.JobDuration = jobTime
+	fmt.Fprintln(os.Stderr, "building the functions and starting the SDS emulator, moto and the Lambda endpoint ...")
+	env, err := localrun.Start(ctx, localrun.Options{Emulator: cfg, WaitScale: scale, Log: logw})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // interrupted while starting
+		}
+		return err
+	}
+	defer func() {
+		env.Stop()
+		fmt.Fprintln(os.Stderr, "stopped the emulator, moto and the functions")
+	}()
+	printEnv(out, env, cfg)
+	<-ctx.Done()
+	return nil
+}
+
+// printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
+// dummy credentials, one variable per state machine, the bucket and the
+// emulator, then the sample data sources as comments.
+func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config) {
+	region := env.Stack.Moto.Region()
+	fmt.Fprintln(w, "# sdsops local stack: paste into another shell")
+	fmt.Fprintln(w, "unset AWS_PROFILE AWS_SESSION_TOKEN")
+	lines := [][2]string{
+		{"AWS_ENDPOINT_URL", env.Stack.Endpoint()},
+		{"AWS_REGION", region},
+		{"AWS_DEFAULT_REGION", region},
+		{"AWS_ACCESS_KEY_ID", "testing"},
+		{"AWS_SECRET_ACCESS_KEY", "testing"},
+		{"ARCHIVE_BUCKET", env.Bucket},
+		{"SDSEMU_URL", env.EmulatorURL},
+	}
+	names := make([]string, 0, len(env.StateMachines))
+	for name := range env.StateMachines {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		lines = append(lines, [2]string{MachineVar(name), env.StateMachines[name]})
+	}
+	for _, l := range lines {
+		fmt.Fprintf(w, "export %s=%s\n", l[0], l[1])
+	}
+	fmt.Fprintln(w, "# sample data sources (accessId dataSourceName, master key in the secret "+env.SecretID+"):")
+	for _, a := range cfg.Accounts {
+		for _, ds := range a.DataSources {
+			fmt.Fprintf(w, "#   %s %s\n", ds.AccessID, ds.Name)
+		}
+	}
+	fmt.Fprintln(w, readyLine)
+}
+
+// MachineVar is the variable holding a state machine's ARN: SM_BACKUP for
+// statemachine/backup.asl.json, SM_SCHEDULED_BACKUP for scheduled-backup.
+func MachineVar(name string) string {
+	return "SM_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}

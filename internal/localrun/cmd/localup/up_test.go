@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	accessID = "20181f26d9e94c81acdf9496133d4f23"
+	source   = "FourthCoffeeSample"
+)
+
+// TestMakeUpWithAWSCLI starts `make up` and drives it the way the README
+// shows, with the real aws CLI and only the environment it printed: a
+// backup, a set-public and a delete started with start-execution and
+// followed with describe-execution, and the archive listed with aws s3 ls.
+// Ctrl-C stops everything.
+func TestMakeUpWithAWSCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole local stack")
+	}
+	for _, tool := range []string{"make", "aws"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed: make test installs the aws CLI pinned in requirements-dev.txt into .venv (or: pip install -r requirements-dev.txt)", tool)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", "..", "..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	up := exec.Command("make", "-s", "up", "UP_ARGS=-wait-scale 0.02 -job-duration 300ms")
+	up.Dir = root
+	up.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the whole group
+	var stdout, stderr syncBuffer
+	up.Stdout, up.Stderr = &stdout, &stderr
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- up.Wait() }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		syscall.Kill(-up.Process.Pid, syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			syscall.Kill(-up.Process.Pid, syscall.SIGKILL)
+			<-exited
+			t.Errorf("make up did not stop within 30 s of Ctrl-C")
+		}
+	}
+	t.Cleanup(stop)
+
+	started := time.Now()
+	printed := waitReady(t, &stdout, &stderr, exited)
+	t.Logf("make up ready after %s", time.Since(started).Round(time.Millisecond))
+	env := map[string]string{}
+	for _, line := range strings.Split(printed, "\n") {
+		if kv, ok := strings.CutPrefix(line, "export "); ok {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+	}
+	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC"} {
+		if env[v] == "" {
+			t.Fatalf("make up printed no %s:\n%s", v, printed)
+		}
+	}
+	if !strings.Contains(printed, accessID+" "+source) {
+		t.Errorf("make up does not list the sample data source %s %s:\n%s", accessID, source, printed)
+	}
+	defs, _ := filepath.Glob(filepath.Join(root, "statemachine", "*.asl.json"))
+	for _, d := range defs {
+		if v := MachineVar(strings.TrimSuffix(filepath.Base(d), ".asl.json")); !strings.HasPrefix(env[v], "arn:aws:states:") {
+			t.Errorf("no state machine ARN in %s for %s", v, filepath.Base(d))
+		}
+	}
+
+	// The aws CLI sees the printed environment and nothing of this machine's AWS set-up.
+	cliEnv := []string{"AWS_CONFIG_FILE=" + filepath.Join(t.TempDir(), "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(t.TempDir(), "none")}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			cliEnv = append(cliEnv, kv)
+		}
+	}
+	for k, v := range env {
+		cliEnv = append(cliEnv, k+"="+v)
+	}
+	aws := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command("aws", args...)
+		cmd.Env = cliEnv
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+		}
+		return out
+	}
+	// run starts an execution and follows it until it stops; it returns the
+	// status, and the output of a success or the error of a failure.
+	run := func(machine, input string) (status string, output map[string]any, errorName string) {
+		t.Helper()
+		begun := time.Now()
+		var started struct{ ExecutionArn string }
+		if err := json.Unmarshal(aws("stepfunctions", "start-execution", "--state-machine-arn", env[machine], "--input", input), &started); err != nil || started.ExecutionArn == "" {
+			t.Fatalf("start-execution %s: %v", machine, err)
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			var d struct {
+				Status, Output, Error, Cause string
+			}
+			if err := json.Unmarshal(aws("stepfunctions", "describe-execution", "--execution-arn", started.ExecutionArn), &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != "RUNNING" {
+				var out map[string]any
+				if d.Status == "SUCCEEDED" {
+					if err := json.Unmarshal([]byte(d.Output), &out); err != nil {
+						t.Fatalf("%s output %q: %v", machine, d.Output, err)
+					}
+				}
+				t.Logf("%s %s: %s %s after %s", machine, input, d.Status, d.Error, time.Since(begun).Round(time.Millisecond))
+				return d.Status, out, d.Error
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still RUNNING after 90 s", machine)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	sample := `{"accessId":"` + accessID + `","dataSourceName":"` + source + `"`
+	status, backup, _ := run("SM_BACKUP", sample+`}`)
+	key, _ := backup["key"].(string)
+	if status != "SUCCEEDED" || key == "" || backup["entityCount"] != float64(350) {
+		t.Fatalf("backup: %s, output %v", status, backup)
+	}
+	if status, out, _ := run("SM_SETPUBLIC", sample+`,"public":false}`); status != "SUCCEEDED" {
+		t.Errorf("set public false: %s, output %v", status, out)
+	}
+	if status, out, _ := run("SM_DELETE", sample+`,"confirm":"`+source+`"}`); status != "SUCCEEDED" {
+		t.Errorf("delete: %s, output %v", status, out)
+	}
+	// The data source is gone: backing it up again fails.
+	if status, _, errName := run("SM_BACKUP", sample+`}`); status != "FAILED" || errName != "DataSourceNotFound" {
+		t.Errorf("backup after the delete: %s %s, want FAILED DataSourceNotFound", status, errName)
+	}
+
+	ls := string(aws("s3", "ls", "s3://"+env["ARCHIVE_BUCKET"], "--recursive"))
+	objects := 0
+	for _, line := range strings.Split(strings.TrimSpace(ls), "\n") {
+		if strings.HasSuffix(line, ".xml") {
+			objects++
+		}
+	}
+	// The backup's archive, and the one the delete made of the version it removed.
+	if !strings.Contains(ls, key) || !strings.Contains(ls, key+".manifest.json") || objects != 2 {
+		t.Errorf("aws s3 ls: want %s, its manifest and the delete's backup:\n%s", key, ls)
+	}
+
+	stop()
+	if !strings.Contains(stderr.String(), "stopped the emulator, moto and the functions") {
+		t.Errorf("after Ctrl-C, make up did not report stopping:\n%s", stderr.String())
+	}
+}
+
+// waitReady waits for the ready line of make up and returns what it printed.
+func waitReady(t *testing.T, stdout, stderr *syncBuffer, exited <-chan error) string {
+	t.Helper()
+	deadline := time.After(3 * time.Minute)
+	for {
+		if out := stdout.String(); strings.Contains(out, readyLine+"\n") {
+			return out
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("make up exited before it was ready (%v):\n%s\n%s", err, stdout.String(), stderr.String())
+		case <-deadline:
+			t.Fatalf("make up not ready after 3 minutes:\n%s\n%s", stdout.String(), stderr.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer that a process writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
