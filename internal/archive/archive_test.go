@@ -8,73 +8,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-// One moto_server for the package, started by the first test that needs
-// it (so that checker tests and fuzz workers run without it) and stopped
-// by TestMain. Every test gets its own bucket.
-var (
-	motoOnce  sync.Once
-	moto      *localaws.Moto
-	motoErr   error
-	bucketSeq atomic.Int64
-)
+// One moto_server for the package (testenv), started by the first test
+// that needs it, so that checker tests and fuzz workers run without it.
+// Every test gets its own bucket.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
-	os.Exit(code)
-}
-
-// newS3 returns a client for the package's moto, skipping the test when
-// moto is not installed.
+// newS3 returns a client for the package's moto.
 func newS3(tb testing.TB) *s3.Client {
 	tb.Helper()
-	motoOnce.Do(func() {
-		moto, motoErr = localaws.StartMoto(context.Background(), localaws.MotoOptions{})
-	})
-	if motoErr != nil {
-		if errors.Is(motoErr, localaws.ErrMotoUnavailable) {
-			tb.Skipf("moto is not available: %v", motoErr)
-		}
-		tb.Fatalf("start moto: %v", motoErr)
-	}
-	return s3.New(s3.Options{
-		Region:       localaws.DefaultRegion,
-		BaseEndpoint: aws.String(moto.Endpoint()),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
+	return testenv.S3(tb)
 }
 
 // newBucket creates a bucket of its own for tb.
 func newBucket(tb testing.TB, api *s3.Client) string {
 	tb.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "-"))
-	name = fmt.Sprintf("t%d-%s", bucketSeq.Add(1), name)
-	name = strings.TrimRight(name[:min(len(name), 63)], "-")
-	if _, err := api.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		tb.Fatalf("create bucket: %v", err)
-	}
-	return name
+	return testenv.Bucket(tb, api)
 }
 
 var jobCreated = time.Date(2025, 3, 31, 23, 30, 0, 0, time.FixedZone("PDT", -7*3600)) // 2025-04-01 in UTC

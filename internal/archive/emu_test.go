@@ -3,13 +3,13 @@ package archive
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // TestCopyFromEmulator archives real download jobs of the SDS emulator:
@@ -51,12 +51,7 @@ func TestCopyFromEmulator(t *testing.T) {
 			if tc.fault != nil {
 				cfg.Faults = []sdsemu.Fault{*tc.fault}
 			}
-			emu, err := sdsemu.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(emu)
-			defer srv.Close()
+			_, srv := testenv.Emulator(t, cfg)
 
 			access, key := accessID, masterKey
 			if tc.access != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // Identities from the emulator's embedded sample account.
@@ -42,12 +43,7 @@ func newEnv(t *testing.T, tweak func(*sdsemu.Config), opts ...sds.Option) *env {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	emu, err := sdsemu.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
+	emu, srv := testenv.Emulator(t, cfg)
 	c, err := sds.New(srv.URL, masterKey, append([]sds.Option{sds.WithRetry(fastRetry)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
