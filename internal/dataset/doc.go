@@ -22,7 +22,9 @@
 //     only entity elements may follow.
 //   - Reader (over an io.Reader) does the same checks and also yields each
 //     entity as a Record of typed values, telling omitted values from empty
-//     ones.
+//     ones. Its options FoldNames and RecordErrors read a load as SDS
+//     does: field names in any case, and a stray field a fault of its
+//     entity rather than of the document.
 //
 // The schema itself, a few kilobytes, is parsed with encoding/xml; the
 // entities, which are the bulk, go through the scanner alone because

@@ -67,9 +67,28 @@ type Reader struct {
 
 // NewReader returns a Reader of the export r of the named data source;
 // "" accepts any name.
-func NewReader(r io.Reader, dataSetName string) *Reader {
-	return &Reader{src: r, sc: scanner{expect: dataSetName, records: true, col: -1}, buf: make([]byte, readBuf)}
+func NewReader(r io.Reader, dataSetName string, opts ...ReaderOption) *Reader {
+	rd := &Reader{src: r, sc: scanner{expect: dataSetName, records: true, col: -1}, buf: make([]byte, readBuf)}
+	for _, o := range opts {
+		o(&rd.sc)
+	}
+	return rd
 }
+
+// ReaderOption relaxes a Reader for a document that is on its way into
+// SDS rather than out of it: a load, which SDS reads more leniently than
+// it writes an export.
+type ReaderOption func(*scanner)
+
+// FoldNames matches field elements, the key and duplicate columns
+// without regard to case, as a load does.
+func FoldNames() ReaderOption { return func(c *scanner) { c.fold = true } }
+
+// RecordErrors makes a field that is not a column of the schema, a field
+// given twice or a field holding elements a fault of its entity, reported
+// by Record.Err, instead of an error that ends the document. The field is
+// left out of the record.
+func RecordErrors() ReaderOption { return func(c *scanner) { c.recordErrs = true } }
 
 // Schema reads up to the end of the export's schema and returns it.
 func (r *Reader) Schema() (*Schema, error) {
@@ -121,6 +140,9 @@ func (r *Reader) step() error {
 	}
 	return nil
 }
+
+// Root returns the name of the export's root element, once it has been read.
+func (r *Reader) Root() string { return r.sc.root }
 
 // Entities returns the entities read so far.
 func (r *Reader) Entities() int64 { return r.sc.entities }

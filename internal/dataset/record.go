@@ -13,7 +13,12 @@ type Record struct {
 	schema *Schema
 	vals   [][]byte
 	set    []bool
+	err    error // the first fault of the entity, with RecordErrors
 }
+
+// Err returns, for a Reader with the RecordErrors option, the first fault
+// of the entity that left a field out of the record; nil otherwise.
+func (r *Record) Err() error { return r.err }
 
 // Schema returns the schema the record follows.
 func (r *Record) Schema() *Schema { return r.schema }

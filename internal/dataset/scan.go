@@ -32,6 +32,8 @@ type scanner struct {
 	// lenient, when set, records flaws that leave the export readable
 	// instead of failing on them (NewLenientVerifier).
 	lenient *findings
+	// fold and recordErrs are the Reader's options FoldNames and RecordErrors.
+	fold, recordErrs bool
 
 	state scanState
 	off   int64 // bytes consumed by earlier calls
@@ -55,6 +57,7 @@ type scanner struct {
 	tailLen int
 
 	rootSeen bool
+	root     string
 	phase    schemaPhase
 	capture  []byte // the document up to the end of the schema
 	schema   *Schema
@@ -608,6 +611,7 @@ func (c *scanner) open(empty bool) error {
 			return fmt.Errorf("export has a second root element <%s>", show(c.name))
 		}
 		c.rootSeen = true
+		c.root = string(c.name)
 	case depth == 1:
 		local := localName(c.name)
 		switch c.phase {
@@ -634,6 +638,7 @@ func (c *scanner) open(empty bool) error {
 			c.entities++
 			if c.records {
 				clear(c.rec.set)
+				c.rec.err = nil
 				c.guess = 0
 				c.recBytes = 0
 				c.ready = empty
@@ -646,19 +651,37 @@ func (c *scanner) open(empty bool) error {
 		if !ok {
 			col, ok = c.schema.index[string(c.name)]
 		}
-		if !ok {
-			return fmt.Errorf("entity %d has a <%s> element, which is not a column of %s", c.entities, show(c.name), c.schema.EntityType)
+		if !ok && c.fold {
+			col = c.schema.Index(string(c.name))
+			ok = col >= 0
 		}
-		if c.rec.set[col] {
-			return fmt.Errorf("entity %d has two <%s> elements", c.entities, show(c.name))
-		}
-		c.val = c.val[:0]
-		if empty {
+		var err error
+		switch {
+		case !ok:
+			err = fmt.Errorf("entity %d has a <%s> element, which is not a column of %s", c.entities, show(c.name), c.schema.EntityType)
+		case c.rec.set[col]:
+			err = fmt.Errorf("entity %d has two <%s> elements", c.entities, show(c.name))
+		case empty:
+			c.val = c.val[:0]
 			return c.store(col)
+		default:
+			c.val = c.val[:0]
+			c.col = col
 		}
-		c.col = col
+		if err != nil {
+			if !c.recordErrs {
+				return err
+			}
+			c.recordErr(err)
+		}
 	case depth == 3 && c.records && c.phase == schemaDone:
-		return fmt.Errorf("entity %d: field <%s> holds an element <%s>", c.entities, show(c.stack[c.ends[2]:]), show(c.name))
+		err := fmt.Errorf("entity %d: field <%s> holds an element <%s>", c.entities, show(c.stack[c.ends[2]:]), show(c.name))
+		if !c.recordErrs {
+			return err
+		}
+		// The field's value is left out; its text is no longer collected.
+		c.recordErr(err)
+		c.col = -1
 	}
 	if empty {
 		return nil
@@ -669,6 +692,13 @@ func (c *scanner) open(empty bool) error {
 	c.ends = append(c.ends, len(c.stack))
 	c.stack = append(c.stack, c.name...)
 	return nil
+}
+
+// recordErr notes the first fault of the current entity (RecordErrors).
+func (c *scanner) recordErr(err error) {
+	if c.rec.err == nil {
+		c.rec.err = err
+	}
 }
 
 // close handles a completed end tag.
@@ -715,7 +745,7 @@ func (c *scanner) finishSchema(last []byte) error {
 	doc = append(doc, c.stack...) // only the root is open
 	doc = append(doc, '>')
 	c.capture = nil
-	s, err := parseSchema(doc)
+	s, err := parseSchema(doc, c.fold)
 	if err != nil {
 		return err
 	}

@@ -65,10 +65,14 @@ type Schema struct {
 	Columns     []Column
 
 	index map[string]int
+	fold  bool // names are matched without regard to case (FoldNames)
 }
 
 // Index returns the position of the named column, or -1.
 func (s *Schema) Index(name string) int {
+	if s.fold {
+		name = strings.ToLower(name)
+	}
 	if i, ok := s.index[name]; ok {
 		return i
 	}
@@ -82,10 +86,10 @@ var (
 
 // parseSchema reads the export's start up to the end of its xs:schema,
 // closed with the root's end tag.
-func parseSchema(doc []byte) (*Schema, error) {
+func parseSchema(doc []byte, fold bool) (*Schema, error) {
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	d.Strict = true
-	s := &Schema{index: map[string]int{}}
+	s := &Schema{index: map[string]int{}, fold: fold}
 	var (
 		path       []string // local names of the open elements
 		choice     int      // depth of xs:choice, 0 outside
@@ -147,17 +151,18 @@ func (s *Schema) addColumn(name, typ string) error {
 	if !columnName.MatchString(name) || len(name) > MaxNameLen {
 		return fmt.Errorf("schema: column name %q is not an SDS column name", clip(name))
 	}
-	if _, dup := s.index[name]; dup {
+	if s.Index(name) >= 0 {
 		return fmt.Errorf("schema: column %q appears twice", name)
 	}
 	if len(s.Columns) == MaxColumns {
 		return fmt.Errorf("schema: more than %d columns", MaxColumns)
 	}
 	var t Type
+	local := typ
 	if i := strings.LastIndexByte(typ, ':'); i >= 0 {
-		typ = typ[i+1:]
+		local = typ[i+1:]
 	}
-	switch typ {
+	switch local {
 	case "string":
 		t = String
 	case "long":
@@ -171,9 +176,13 @@ func (s *Schema) addColumn(name, typ string) error {
 	case "anyType":
 		t = Geography
 	default:
-		return fmt.Errorf("schema: column %q has type %q, which SDS does not use", name, clip(typ))
+		return fmt.Errorf("schema: column %q has type %q (%s), which SDS does not use", name, clip(local), clip(typ))
 	}
-	s.index[name] = len(s.Columns)
+	key := name
+	if s.fold {
+		key = strings.ToLower(name)
+	}
+	s.index[key] = len(s.Columns)
 	s.Columns = append(s.Columns, Column{Name: name, Type: t})
 	return nil
 }

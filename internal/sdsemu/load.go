@@ -313,7 +313,7 @@ func (s *Server) readLoadBody(body io.Reader, name string) (*uploadResult, *apiE
 	if o.abort == "" {
 		_ = os.Remove(failed.Name())
 		res.failed = nil
-		res.data.entityType = o.schema.entityType
+		res.data.entityType = o.schema.EntityType
 		if fi, err := os.Stat(out.Name()); err == nil {
 			res.data.size = fi.Size()
 		}
