@@ -52,7 +52,7 @@ func (a *account) version(updated time.Time) sdsemu.Version {
 
 func (a *account) source(name string, updated time.Time) sdsemu.DataSource {
 	d := sdsemu.DataSource{AccessID: accessID, Name: name, EntityTypeName: "Places", MasterKey: localrun.DefaultMasterKey,
-		QueryKey: "q-" + strings.ToLower(name), Published: a.version(updated)}
+		QueryKey: "sdsemu-query-key-night", Published: a.version(updated)}
 	if name == lockedName {
 		d.MasterKey = lockedKey
 	}
