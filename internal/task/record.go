@@ -123,8 +123,8 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 		if res.Verified != nil && !*res.Verified {
 			return nil, invalid("record: the archive %s is not verified", res.Key)
 		}
-		if sds.ValidateJobID(res.VersionJobID) != nil || res.Key == "" {
-			return nil, invalid("record: a backup result needs versionJobId and key")
+		if res.Key == "" || (res.VersionJobID != "" && sds.ValidateJobID(res.VersionJobID) != nil) {
+			return nil, invalid("record: a backup result needs a key and, when given, a valid versionJobId")
 		}
 		out.Status = StatusArchived
 		mutate = func(r *catalog.Record) error {
@@ -136,8 +136,11 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 				r.StartJob(res.JobID, created)
 				r.EndJob(res.JobID)
 			}
-			if res.IsStaging {
-				return nil // a staged version is archived, not the current one
+			if res.IsStaging || res.VersionJobID == "" {
+				// A staged version is not the current one; and a backup of
+				// "the published version" that does not name it cannot say
+				// which version it verified (the nightly run names it).
+				return nil
 			}
 			r.Verified(catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: res.Key, SHA256: res.SHA256, EntityCount: res.EntityCount})
 			return nil

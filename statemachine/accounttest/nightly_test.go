@@ -158,6 +158,7 @@ type night struct {
 	status      map[string]string // data source → result status
 	jobs        []sdsemu.Job      // download jobs the run started
 	seen        int
+	upToDate    int
 	carriedOver int
 	transitions int // state entries in the run and its nested executions
 	largest     int // events of the largest history among them
@@ -179,6 +180,9 @@ func (a *account) run(name string) night {
 	}
 	if v, ok := x.Output["seen"].(float64); ok {
 		n.seen = int(v)
+	}
+	if v, ok := x.Output["upToDate"].(float64); ok {
+		n.upToDate = int(v)
 	}
 	if v, ok := x.Output["carriedOver"].(float64); ok {
 		n.carriedOver = int(v)
@@ -288,6 +292,7 @@ func TestNightsWithinBudget(t *testing.T) {
 	type plan struct {
 		changed, created []string
 		fixKey           bool
+		throttle         bool // the job limits answer 429 all night
 		archived         int
 		needsKey         []string
 	}
@@ -302,6 +307,11 @@ func TestNightsWithinBudget(t *testing.T) {
 		{archived: 1},
 		// Nothing changed: no SDS job at all.
 		{archived: 0},
+		// 4 changed, but SDS answers 429: the first backups stop the night,
+		// the rest are skipped; the run does not fail, no job is used.
+		{changed: []string{"Src003", "Src004", "Src005", "Src006"}, throttle: true, archived: 0},
+		// The 4 are carried over and archived the next night.
+		{archived: 4},
 	}
 	for i, p := range nights {
 		if i > 0 {
@@ -311,6 +321,12 @@ func TestNightsWithinBudget(t *testing.T) {
 		if p.fixKey {
 			if _, err := a.env.Secrets.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
 				SecretId: aws.String(overrides), SecretString: aws.String(`{"` + accessID + `/locked":"` + lockedSecret + `"}`)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a.env.Emulator.ClearFaults()
+		if p.throttle {
+			if err := a.env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultStatus, Status: 429, Times: -1}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -329,9 +345,14 @@ func TestNightsWithinBudget(t *testing.T) {
 			t.Errorf("night %d: %d jobs, budget %d", i+1, len(n.jobs), budget)
 		}
 		for name, st := range n.status {
-			if st != "Archived" && !slices.Contains(p.needsKey, name) {
+			switch {
+			case p.throttle && (st == "Throttled" || st == "Skipped"):
+			case st != "Archived" && !slices.Contains(p.needsKey, name):
 				t.Errorf("night %d: %s %s", i+1, name, st)
 			}
+		}
+		if p.throttle && (count(n.status, "Skipped") == 0 || count(n.status, "Throttled") > capacity) {
+			t.Errorf("night %d: after a 429 the remaining items must be skipped, at most %d throttled: %v", i+1, capacity, n.status)
 		}
 		for _, name := range p.needsKey {
 			if n.status[name] != "NeedsKey" {
@@ -347,7 +368,25 @@ func TestNightsWithinBudget(t *testing.T) {
 		}
 		a.checkCatalog(n)
 	}
-	// Every data source but the excluded one is up to date; the inventory says so.
+	// A visibility change and a delete reach the catalog.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for machine, input := range map[string]map[string]any{
+		"setpublic": {"accessId": accessID, "dataSourceName": "Src002", "public": false},
+		"delete":    {"accessId": accessID, "dataSourceName": "Src011", "confirm": "Src011"},
+	} {
+		x, err := a.env.Run(ctx, machine, fmt.Sprintf("%s-%d", machine, time.Now().UnixNano()), input)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["catalogError"] != nil {
+			t.Fatalf("%s: %s %s %s %v", machine, x.Status, x.Error, x.Cause, x.Output["catalogError"])
+		}
+	}
+	if rec, err := a.store.Get(ctx, catalog.ID{AccessID: accessID, Name: "Src002"}); err != nil || rec.Visibility != catalog.Private {
+		t.Errorf("after setpublic false: visibility %q (%v)", rec.Visibility, err)
+	}
+	// Every data source but the excluded and the deleted one is up to date; the inventory says so.
 	inv := a.inventory(`{}`)
 	list, _ := inv["dataSources"].([]any)
 	states := map[string]string{}
@@ -357,8 +396,11 @@ func TestNightsWithinBudget(t *testing.T) {
 	}
 	for _, name := range a.names {
 		want := "up-to-date"
-		if name == "IgnoredOne" {
+		switch name {
+		case "IgnoredOne":
 			want = "pending"
+		case "Src011":
+			want = "deleted"
 		}
 		if states[name] != want {
 			t.Errorf("inventory: %s is %q, want %q", name, states[name], want)
