@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartNightly("discover", func(n *task.Nightly) task.Func { return n.Discover })
+	task.Start("discover", (*task.Service).Discover)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartNightly("inventory", func(n *task.Nightly) task.Func { return n.Inventory })
+	task.Start("inventory", (*task.Service).Inventory)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartNightly("record", func(n *task.Nightly) task.Func { return n.Record })
+	task.Start("record", (*task.Service).Record)
 }

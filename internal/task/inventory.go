@@ -70,7 +70,10 @@ type inventoryEvent struct {
 }
 
 // Inventory answers a direct invocation or an API Gateway proxy request.
-func (n *Nightly) Inventory(ctx context.Context, raw []byte) (any, error) {
+func (s *Service) Inventory(ctx context.Context, raw []byte) (any, error) {
+	if err := s.needCatalog(); err != nil {
+		return nil, err
+	}
 	if err := checkRaw(raw); err != nil {
 		return nil, err
 	}
@@ -79,7 +82,7 @@ func (n *Nightly) Inventory(ctx context.Context, raw []byte) (any, error) {
 		return nil, invalid("inventory event: %v", err)
 	}
 	if ev.HTTPMethod == "" {
-		return n.inventory(ctx, ev.AccessID, ev.DataSourceName, ev.Limit)
+		return s.inventory(ctx, ev.AccessID, ev.DataSourceName, ev.Limit)
 	}
 	accessID, name := ev.PathParameters["accessId"], ev.PathParameters["name"]
 	if u, err := url.PathUnescape(name); err == nil {
@@ -92,7 +95,7 @@ func (n *Nightly) Inventory(ctx context.Context, raw []byte) (any, error) {
 			return proxy(http.StatusBadRequest, map[string]string{"error": InvalidInput, "message": "limit must be a whole number"}), nil
 		}
 	}
-	out, err := n.inventory(ctx, accessID, name, limit)
+	out, err := s.inventory(ctx, accessID, name, limit)
 	if err != nil {
 		e := classify(err)
 		status := http.StatusBadGateway
@@ -109,9 +112,9 @@ func proxy(status int, body any) events.APIGatewayProxyResponse {
 	return events.APIGatewayProxyResponse{StatusCode: status, Headers: map[string]string{"Content-Type": "application/json"}, Body: string(b)}
 }
 
-func (n *Nightly) inventory(ctx context.Context, accessID, name string, limit int) (any, error) {
+func (s *Service) inventory(ctx context.Context, accessID, name string, limit int) (any, error) {
 	if accessID == "" && name == "" {
-		return n.list(ctx)
+		return s.list(ctx)
 	}
 	if err := (sds.DataSource{AccessID: accessID, Name: name}).Validate(); err != nil {
 		return nil, invalid("%v", err)
@@ -122,15 +125,15 @@ func (n *Nightly) inventory(ctx context.Context, accessID, name string, limit in
 	case limit < 1 || limit > maxArchives:
 		return nil, invalid("limit %d outside 1..%d", limit, maxArchives)
 	}
-	return n.archives(ctx, catalog.ID{AccessID: accessID, Name: name}, limit)
+	return s.archives(ctx, catalog.ID{AccessID: accessID, Name: name}, limit)
 }
 
-func (n *Nightly) list(ctx context.Context) (Inventory, error) {
-	x, err := n.store.Index(ctx)
+func (s *Service) list(ctx context.Context) (Inventory, error) {
+	x, err := s.cat.store.Index(ctx)
 	if err != nil {
 		return Inventory{}, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
-	now := n.now().UTC()
+	now := s.now().UTC()
 	out := Inventory{Updated: x.Updated, DataSources: make([]InventoryEntry, 0, len(x.DataSources))}
 	for _, e := range x.DataSources {
 		ie := InventoryEntry{IndexEntry: e, State: "up-to-date"}
@@ -152,15 +155,15 @@ func (n *Nightly) list(ctx context.Context) (Inventory, error) {
 
 // archives reads the manifests under the data source's archive prefix.
 // Keys hold the job's date (yyyy/mm/dd), so the last keys are the newest.
-func (n *Nightly) archives(ctx context.Context, id catalog.ID, limit int) (ArchiveList, error) {
-	if rec, err := n.store.Get(ctx, id); err == nil {
+func (s *Service) archives(ctx context.Context, id catalog.ID, limit int) (ArchiveList, error) {
+	if rec, err := s.cat.store.Get(ctx, id); err == nil {
 		id = rec.ID() // the data source's own spelling, as archive keys use it
 	} else if !errors.Is(err, catalog.ErrNotFound) {
 		return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
-	prefix := n.cfg.ArchivePrefix + id.AccessID + "/" + id.Name + "/"
+	prefix := s.cfg.ArchivePrefix + id.AccessID + "/" + id.Name + "/"
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(n.objects, &s3.ListObjectsV2Input{Bucket: &n.cfg.Bucket, Prefix: &prefix})
+	p := s3.NewListObjectsV2Paginator(s.cat.objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -184,7 +187,7 @@ func (n *Nightly) archives(ctx context.Context, id catalog.ID, limit int) (Archi
 	}
 	var all []dated
 	for _, k := range keys {
-		obj, err := n.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &n.cfg.Bucket, Key: &k})
+		obj, err := s.cat.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &k})
 		if err != nil {
 			return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading %s: %v", k, err), Err: err}
 		}

@@ -20,48 +20,38 @@ import (
 
 // The nightly run: discover plans it, the state machine runs one nested
 // backup per scheduled data source, record writes each outcome to the
-// catalog. This file touches the rest of the package only through
-// Runner.withSDS, Runner.Handler, NewRunnerFromEnv and the error types.
+// catalog. Discover, Record and Inventory need the catalog, which
+// NewServiceFromEnv sets up with the archive bucket (WithCatalog).
 
-// NightlyConfig is the configuration of discover, record and inventory.
-type NightlyConfig struct {
-	// DefaultSecretID serves every data source no override names; it also
-	// lists the account (MASTER_KEY_SECRET_ID).
-	DefaultSecretID string
-	// OverridesSecretID names a secret holding a JSON object from
-	// "accessId/name" or "name" (case-insensitive) to the secret id of that
-	// data source's master key (KEY_OVERRIDES_SECRET_ID; optional).
-	OverridesSecretID string
-	Bucket            string // ARCHIVE_BUCKET: archives and catalog
-	ArchivePrefix     string // ARCHIVE_PREFIX
-	CatalogPrefix     string // CATALOG_PREFIX: "" puts the catalog at catalog/v1/
-	Limits            nightly.Limits
-	Filter            nightly.Filter
-}
-
-// SecretReader reads a secret's value (the overrides map).
+// SecretReader reads a secret's value (the key overrides map).
 type SecretReader interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-// Nightly runs discover, record and inventory.
-type Nightly struct {
-	r       *Runner
-	cfg     NightlyConfig
+// catalogDeps is what discover, record and inventory use beyond the SDS
+// client: the catalog, the archive bucket's objects, the overrides secret
+// and where the metrics line goes.
+type catalogDeps struct {
 	store   *catalog.Store
 	objects ObjectLister
 	secrets SecretReader
-	now     func() time.Time
 	metrics io.Writer // receives the EMF line
 }
 
-// NewNightly wires the nightly functions.
-func NewNightly(r *Runner, cfg NightlyConfig, store *catalog.Store, objects ObjectLister, secrets SecretReader, metrics io.Writer) *Nightly {
-	return &Nightly{r: r, cfg: cfg, store: store, objects: objects, secrets: secrets, now: time.Now, metrics: metrics}
+// WithCatalog gives s the catalog and clients discover, record and
+// inventory use; the metrics line of discover goes to metrics.
+func (s *Service) WithCatalog(store *catalog.Store, objects ObjectLister, secrets SecretReader, metrics io.Writer) *Service {
+	s.cat = &catalogDeps{store: store, objects: objects, secrets: secrets, metrics: metrics}
+	return s
 }
 
-// WithClock sets the clock (tests and simulations).
-func (n *Nightly) WithClock(now func() time.Time) *Nightly { n.now = now; return n }
+// needCatalog reports an operation that runs without a catalog.
+func (s *Service) needCatalog() error {
+	if s.cat == nil {
+		return &Error{Type: Internal, Message: "no catalog configured: set ARCHIVE_BUCKET"}
+	}
+	return nil
+}
 
 // ScheduledItem is one data source the night backs up: only what the
 // state machine needs, so that 500 of them stay far below Step Functions'
@@ -100,26 +90,29 @@ const infoParallel = 8
 // Discover lists the account's data sources and their published versions,
 // plans the night within the job limits, records what it saw in the
 // catalog and returns the data sources to back up.
-func (n *Nightly) Discover(ctx context.Context, raw []byte) (any, error) {
+func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
+	if err := s.needCatalog(); err != nil {
+		return nil, err
+	}
 	var ev discoverEvent
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
 		if err := decodeStrict(raw, &ev); err != nil {
 			return nil, err
 		}
 	}
-	filter := n.cfg.Filter
+	filter := s.cfg.Filter
 	filter.Include = append(append([]string(nil), filter.Include...), ev.Include...)
 	filter.Exclude = append(append([]string(nil), filter.Exclude...), ev.Exclude...)
 	if err := filter.Validate(); err != nil {
 		return nil, invalid("%v", err)
 	}
-	overrides, err := n.overrides(ctx)
+	overrides, err := s.overrides(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var sources []nightly.Source
 	var jobs []sds.Job
-	err = n.r.withSDS(ctx, n.cfg.DefaultSecretID, func(c *sds.Client) error {
+	err = s.withSDS(ctx, s.cfg.MasterKeySecretID, func(c *sds.Client) error {
 		list, err := c.DataSources(ctx)
 		if err != nil {
 			return err
@@ -134,22 +127,22 @@ func (n *Nightly) Discover(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	for i := range sources {
-		sources[i].KeyRef = keyRef(n.secretFor(overrides, sources[i].ID()))
+		sources[i].KeyRef = keyRef(s.secretFor(overrides, sources[i].ID()))
 	}
-	recs, err := n.store.List(ctx)
+	recs, err := s.cat.store.List(ctx)
 	if err != nil {
 		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
-	now := n.now().UTC()
-	plan, err := nightly.Make(nightly.Input{Now: now, Sources: sources, Records: recs, Jobs: jobs, Filter: filter, Limits: n.cfg.Limits})
+	now := s.now().UTC()
+	plan, err := nightly.Make(nightly.Input{Now: now, Sources: sources, Records: recs, Jobs: jobs, Filter: filter, Limits: s.cfg.Limits})
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	if err := n.observe(ctx, &plan, recs); err != nil {
+	if err := s.observe(ctx, &plan, recs); err != nil {
 		return nil, err
 	}
 	if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, plan.Metrics()); err == nil {
-		fmt.Fprintf(n.metrics, "%s\n", line)
+		fmt.Fprintf(s.cat.metrics, "%s\n", line)
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
 		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO}
@@ -162,13 +155,13 @@ func (n *Nightly) Discover(ctx context.Context, raw []byte) (any, error) {
 		}
 	}
 	for _, it := range plan.Scheduled {
-		si := ScheduledItem{AccessID: it.ID.AccessID, DataSourceName: it.ID.Name, MasterKeySecretID: n.secretFor(overrides, it.ID), JobID: it.Version}
+		si := ScheduledItem{AccessID: it.ID.AccessID, DataSourceName: it.ID.Name, MasterKeySecretID: s.secretFor(overrides, it.ID), JobID: it.Version}
 		if it.NotBefore.After(now) {
 			si.NotBefore = it.NotBefore.UTC().Format(time.RFC3339)
 		}
 		res.Items = append(res.Items, si)
 	}
-	n.r.log.InfoContext(ctx, "night planned", slog.Int("seen", res.Seen), slog.Int("scheduled", len(res.Items)),
+	s.log.InfoContext(ctx, "night planned", slog.Int("seen", res.Seen), slog.Int("scheduled", len(res.Items)),
 		slog.Int("carriedOver", res.CarriedOver), slog.Int("jobsInWindow", plan.JobsInWindow), slog.Int("inProcess", plan.InProcess))
 	return res, nil
 }
@@ -197,7 +190,7 @@ func publishedVersions(ctx context.Context, c *sds.Client, list []sds.DataSource
 }
 
 // observe writes what discovery saw into every record, then the index once.
-func (n *Nightly) observe(ctx context.Context, plan *nightly.Plan, recs []catalog.Record) error {
+func (s *Service) observe(ctx context.Context, plan *nightly.Plan, recs []catalog.Record) error {
 	byKey := make(map[string]catalog.Record, len(recs))
 	for _, r := range recs {
 		byKey[r.ID().Key()] = r
@@ -213,9 +206,9 @@ func (n *Nightly) observe(ctx context.Context, plan *nightly.Plan, recs []catalo
 			defer wg.Done()
 			defer func() { <-sem }()
 			if cur, ok := byKey[it.ID.Key()]; ok {
-				written[i], errs[i] = n.store.UpdateFrom(ctx, cur, observeAndRevive(plan, it))
+				written[i], errs[i] = s.cat.store.UpdateFrom(ctx, cur, observeAndRevive(plan, it))
 			} else {
-				written[i], errs[i] = n.store.UpdateRecord(ctx, it.ID, observeAndRevive(plan, it))
+				written[i], errs[i] = s.cat.store.UpdateRecord(ctx, it.ID, observeAndRevive(plan, it))
 			}
 		}()
 	}
@@ -223,30 +216,30 @@ func (n *Nightly) observe(ctx context.Context, plan *nightly.Plan, recs []catalo
 	if err := errors.Join(errs...); err != nil {
 		return &Error{Type: ArchiveUnavailable, Message: "catalog: " + err.Error(), Err: err}
 	}
-	if err := n.store.UpdateIndex(ctx, written...); err != nil {
+	if err := s.cat.store.UpdateIndex(ctx, written...); err != nil {
 		// The records are right; the next write carrying them fixes the index.
-		n.r.log.WarnContext(ctx, "catalog index not updated", slog.String("error", err.Error()))
+		s.log.WarnContext(ctx, "catalog index not updated", slog.String("error", err.Error()))
 	}
 	return nil
 }
 
 // overrides reads the per-data-source secret map; none configured is empty.
-func (n *Nightly) overrides(ctx context.Context) (map[string]string, error) {
-	if n.cfg.OverridesSecretID == "" {
+func (s *Service) overrides(ctx context.Context) (map[string]string, error) {
+	if s.cfg.KeyOverridesSecretID == "" {
 		return nil, nil
 	}
-	out, err := n.secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &n.cfg.OverridesSecretID})
+	out, err := s.cat.secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.KeyOverridesSecretID})
 	if err != nil {
-		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: %v", n.cfg.OverridesSecretID, err), Err: err}
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: %v", s.cfg.KeyOverridesSecretID, err), Err: err}
 	}
 	var m map[string]string
 	if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &m) != nil {
-		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: want a JSON object of \"accessId/name\" or \"name\" to secret id", n.cfg.OverridesSecretID)}
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: want a JSON object of \"accessId/name\" or \"name\" to secret id", s.cfg.KeyOverridesSecretID)}
 	}
 	lower := make(map[string]string, len(m))
 	for k, v := range m {
 		if strings.TrimSpace(v) == "" {
-			return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: empty secret id for %q", n.cfg.OverridesSecretID, k)}
+			return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: empty secret id for %q", s.cfg.KeyOverridesSecretID, k)}
 		}
 		lower[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
 	}
@@ -255,14 +248,14 @@ func (n *Nightly) overrides(ctx context.Context) (map[string]string, error) {
 
 // secretFor: an override for accessId/name, else for the name, else the
 // default secret.
-func (n *Nightly) secretFor(overrides map[string]string, id catalog.ID) string {
-	if s, ok := overrides[id.Key()]; ok {
-		return s
+func (s *Service) secretFor(overrides map[string]string, id catalog.ID) string {
+	if secret, ok := overrides[id.Key()]; ok {
+		return secret
 	}
-	if s, ok := overrides[strings.ToLower(id.Name)]; ok {
-		return s
+	if secret, ok := overrides[strings.ToLower(id.Name)]; ok {
+		return secret
 	}
-	return n.cfg.DefaultSecretID
+	return s.cfg.MasterKeySecretID
 }
 
 // keyRef names a key source in the catalog: the secret id, never the key.

@@ -87,10 +87,13 @@ type GateResult struct {
 }
 
 // throttleKey marks, with its time, the last 429 from the job limits.
-func (n *Nightly) throttleKey() string { return n.cfg.CatalogPrefix + "catalog/v1/throttled.json" }
+func (s *Service) throttleKey() string { return s.cfg.CatalogPrefix + "catalog/v1/throttled.json" }
 
 // Record writes an operation's outcome into the catalog.
-func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
+func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
+	if err := s.needCatalog(); err != nil {
+		return nil, err
+	}
 	if err := checkRaw(raw); err != nil {
 		return nil, err
 	}
@@ -103,7 +106,7 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 		return nil, invalid("%v", err)
 	}
 	out := RecordResult{AccessID: id.AccessID, DataSourceName: id.Name, Status: StatusRecorded}
-	now := n.now().UTC()
+	now := s.now().UTC()
 	var res backupOutcome
 	if len(ev.Result) > 0 && string(ev.Result) != "null" {
 		if err := json.Unmarshal(ev.Result, &res); err != nil {
@@ -113,9 +116,9 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 	var mutate func(*catalog.Record) error
 	switch {
 	case ev.Operation == RecordGate:
-		return n.gate(ctx, ev.RunStartedAt)
+		return s.gate(ctx, ev.RunStartedAt)
 	case ev.Failure != nil:
-		mutate, out = n.failure(ctx, ev, out, now)
+		mutate, out = s.failure(ctx, ev, out, now)
 		if mutate == nil {
 			return out, nil
 		}
@@ -167,7 +170,7 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 	default:
 		return nil, invalid("record: operation %q: want backup, delete, setpublic or gate", ev.Operation)
 	}
-	if _, err := n.store.Update(ctx, id, mutate); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
+	if _, err := s.cat.store.Update(ctx, id, mutate); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
 		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
 	return out, nil
@@ -175,23 +178,23 @@ func (n *Nightly) Record(ctx context.Context, raw []byte) (any, error) {
 
 // failure records a failed operation. A 429 stops the night and costs the
 // data source nothing: it is carried over.
-func (n *Nightly) failure(ctx context.Context, ev recordEvent, out RecordResult, now time.Time) (func(*catalog.Record) error, RecordResult) {
+func (s *Service) failure(ctx context.Context, ev recordEvent, out RecordResult, now time.Time) (func(*catalog.Record) error, RecordResult) {
 	errType, cause := ev.Failure.Error, ev.Failure.Cause
 	out.Error = errType
 	switch errType {
 	case Throttled:
 		out.Status = StatusThrottled
 		body, _ := json.Marshal(map[string]string{"at": now.Format(time.RFC3339Nano)})
-		key := n.throttleKey()
-		if _, err := n.objects.PutObject(ctx, &s3.PutObjectInput{Bucket: &n.cfg.Bucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")}); err != nil {
-			n.r.log.WarnContext(ctx, "throttle mark not written", "error", err.Error())
+		key := s.throttleKey()
+		if _, err := s.cat.objects.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")}); err != nil {
+			s.log.WarnContext(ctx, "throttle mark not written", "error", err.Error())
 		}
 		return nil, out
 	case Unauthorized:
 		out.Status = StatusNeedsKey
 		secret := ev.MasterKeySecretID
 		if secret == "" {
-			secret = n.cfg.DefaultSecretID
+			secret = s.cfg.MasterKeySecretID
 		}
 		return func(r *catalog.Record) error {
 			r.NeedsKey, r.KeyRef = true, keyRef(secret)
@@ -215,13 +218,13 @@ func (n *Nightly) failure(ctx context.Context, ev recordEvent, out RecordResult,
 
 // gate tells an item whether to start its backup: not once the job limits
 // answered 429 during this run.
-func (n *Nightly) gate(ctx context.Context, runStarted string) (any, error) {
+func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
 	started, err := time.Parse(time.RFC3339Nano, runStarted)
 	if err != nil {
 		return nil, invalid("record: gate needs runStartedAt (RFC 3339)")
 	}
-	key := n.throttleKey()
-	obj, err := n.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &n.cfg.Bucket, Key: &key})
+	key := s.throttleKey()
+	obj, err := s.cat.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key})
 	if err != nil {
 		var re *awshttp.ResponseError
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
