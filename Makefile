@@ -36,7 +36,7 @@ export SDSOPS_TOOLS_BIN SDSOPS_PYTHON
 # SAM CLI: no telemetry (and no waiting on a network that may not reach it).
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools check-gdal run up test unit lint sam fuzz emulator build bench clean
+.PHONY: help tools check-gdal run up test unit lint sam fuzz emulator build bench bench-nightly clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
@@ -48,6 +48,7 @@ help:
 	@echo "make emulator  run the SDS emulator on a free port with the embedded sample account"
 	@echo "make build     the arm64 bootstrap binaries under bin/, with their sizes"
 	@echo "make bench     benchmarks: 300 MB copy to S3 (MB/s, peak heap), cold starts, decoders"
+	@echo "make bench-nightly  the nightly run over a 200-data-source account, several nights, in moto"
 	@echo "make tools     the pinned Python tools: $(SDSOPS_TOOLS_BIN)"
 
 # tools: nothing to do when SDSOPS_PYTHON already has the pins; else (re)build .venv when it
@@ -142,6 +143,10 @@ build-%Function:
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
+
+# bench-nightly: minutes of nested executions in moto; prints a line per night.
+bench-nightly: tools
+	$(GO) test -run '^$$' -bench BenchmarkNightly200 -benchtime 1x -timeout 60m ./statemachine/accounttest/
 
 # clean leaves .venv and .ci/node_modules (the pinned tools) in place.
 clean:

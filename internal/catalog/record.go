@@ -85,6 +85,9 @@ type Record struct {
 
 	FirstSeen time.Time `json:"firstSeen,omitzero"`
 	LastSeen  time.Time `json:"lastSeen,omitzero"`
+	// DeletedAt is when sdsops deleted the data source; cleared when it is
+	// discovered again. Its archives stay.
+	DeletedAt time.Time `json:"deletedAt,omitzero"`
 	// Updated and Revision are set by the store on every write; Revision
 	// grows by one per write.
 	Updated  time.Time `json:"updated"`
@@ -222,6 +225,7 @@ type IndexEntry struct {
 	NeedsKey        bool      `json:"needsKey"`
 	HasError        bool      `json:"hasError"`
 	LastSeen        time.Time `json:"lastSeen,omitzero"`
+	DeletedAt       time.Time `json:"deletedAt,omitzero"`
 	Updated         time.Time `json:"updated"`
 	Revision        int64     `json:"revision"`
 }
@@ -238,7 +242,7 @@ func entryOf(r Record) IndexEntry {
 		AccessID: r.AccessID, Name: r.Name,
 		VerifiedVersion: r.VerifiedVersion, VerifiedAt: r.VerifiedAt, PendingSince: r.PendingSince,
 		Visibility: r.Visibility, NeedsKey: r.NeedsKey, HasError: r.LastError != "",
-		LastSeen: r.LastSeen, Updated: r.Updated, Revision: r.Revision,
+		LastSeen: r.LastSeen, DeletedAt: r.DeletedAt, Updated: r.Updated, Revision: r.Revision,
 	}
 }
 

@@ -17,13 +17,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
 // Defaults of Config that are the task package's own; the others are
-// sds.DefaultBaseURL, sds.DefaultTimeout, archive.DefaultPrefix and
-// masterkey.DefaultTTL.
+// sds.DefaultBaseURL, sds.DefaultTimeout, archive.DefaultPrefix,
+// masterkey.DefaultTTL and the nightly limits' (nightly.Limits.WithDefaults).
 const (
 	// DefaultFirstWait is the first wait between status checks, doubled
 	// after every check up to DefaultMaxWait. With these (15 s to 15 min)
@@ -54,6 +56,21 @@ type Config struct {
 	// reports deadlinePassed (JOB_DEADLINE_SECONDS; default
 	// DefaultJobDeadline).
 	JobDeadline time.Duration
+
+	// The nightly run (discover, record, inventory); the catalog lives in
+	// ArchiveBucket.
+
+	// KeyOverridesSecretID names a secret holding a JSON object from
+	// "accessId/name" or "name" (case-insensitive) to the secret id of that
+	// data source's master key (KEY_OVERRIDES_SECRET_ID; optional).
+	// MasterKeySecretID serves every other data source and lists the account.
+	KeyOverridesSecretID string
+	CatalogPrefix        string // CATALOG_PREFIX: "" puts the catalog at catalog/v1/
+	// Limits: JOB_BUDGET, JOB_CONCURRENCY, RPO_HOURS.
+	Limits nightly.Limits
+	// Filter: NIGHTLY_INCLUDE / NIGHTLY_EXCLUDE, comma-separated patterns
+	// (name or accessId/name).
+	Filter nightly.Filter
 }
 
 // ConfigFromEnv reads Config, applying defaults.
@@ -69,6 +86,10 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		FirstWait:         DefaultFirstWait,
 		MaxWait:           DefaultMaxWait,
 		JobDeadline:       DefaultJobDeadline,
+
+		KeyOverridesSecretID: strings.TrimSpace(getenv("KEY_OVERRIDES_SECRET_ID")),
+		CatalogPrefix:        strings.TrimSpace(getenv("CATALOG_PREFIX")),
+		Filter:               nightly.Filter{Include: splitList(getenv("NIGHTLY_INCLUDE")), Exclude: splitList(getenv("NIGHTLY_EXCLUDE"))},
 	}
 	if c.SDSBaseURL == "" {
 		c.SDSBaseURL = sds.DefaultBaseURL
@@ -112,6 +133,35 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.MaxWait < c.FirstWait {
 		return c, errors.New("POLL_MAX_WAIT_SECONDS is below POLL_FIRST_WAIT_SECONDS")
 	}
+	if c.CatalogPrefix != "" && !strings.HasSuffix(c.CatalogPrefix, "/") {
+		c.CatalogPrefix += "/"
+	}
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"JOB_BUDGET", &c.Limits.Budget}, {"JOB_CONCURRENCY", &c.Limits.Concurrency}} {
+		if s := getenv(v.name); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return c, fmt.Errorf("%s %q: want a whole number", v.name, s)
+			}
+			*v.dst = n
+		}
+	}
+	if s := getenv("RPO_HOURS"); s != "" {
+		h, err := strconv.Atoi(s)
+		if err != nil || h < 1 {
+			return c, fmt.Errorf("RPO_HOURS %q: want whole hours, at least 1", s)
+		}
+		c.Limits.RPO = time.Duration(h) * time.Hour
+	}
+	var err error
+	if c.Limits, err = c.Limits.WithDefaults(); err != nil {
+		return c, err
+	}
+	if err := c.Filter.Validate(); err != nil {
+		return c, err
+	}
 	if _, err := sds.New(c.SDSBaseURL, "config-check"); err != nil {
 		return c, fmt.Errorf("SDS_BASE_URL: %w", err)
 	}
@@ -125,8 +175,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // NewServiceFromEnv builds a Service from the environment: the standard
 // AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
-// and the variables of ConfigFromEnv. The archive is configured when
-// ARCHIVE_BUCKET is set; CopyToS3 fails without it.
+// and the variables of ConfigFromEnv. The archive and the catalog are
+// configured when ARCHIVE_BUCKET is set; CopyToS3, Discover, Record and
+// Inventory fail without it.
 func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {
@@ -136,11 +187,13 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
-	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
+	sm := secretsmanager.NewFromConfig(awsCfg)
+	keys := masterkey.New(sm, cfg.SecretTTL)
 	var arch Archiver
+	var client *s3.Client
 	if cfg.ArchiveBucket != "" {
 		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		client = s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
 		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
 		if err != nil {
 			return nil, fmt.Errorf("archive: %w", err)
@@ -153,7 +206,21 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-	return NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout)), nil
+	s := NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
+	if client != nil {
+		s.WithCatalog(catalog.New(client, cfg.ArchiveBucket, cfg.CatalogPrefix), client, sm, os.Stdout)
+	}
+	return s, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func isLoopback(host string) bool {

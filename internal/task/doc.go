@@ -1,20 +1,25 @@
 // Package task holds the logic of the Lambda functions: start a download,
-// check a job's status, copy an export to S3, delete a data source, and
-// make one public or private.
+// check a job's status, copy an export to S3, delete a data source, make
+// one public or private, and run the account-wide nightly backup: discover
+// the data sources and plan the night, record each outcome in the catalog,
+// and list the inventory.
 //
 // Layout: one file per operation, each a method of Service (service.go,
 // which holds what operations share: config, keys, archive, SDS client).
 // startdownload.go, copytos3.go, delete.go and setpublic.go hold an
 // operation and, where its job is polled, its status check; checkstatus.go
 // dispatches CheckStatus to those checks by the state's operation.
+// nightly.go (Discover), record.go (Record) and inventory.go (Inventory)
+// use the catalog the Service gets with the archive bucket (WithCatalog).
 // config.go reads the environment and names every default; lambda.go
 // adapts an operation to the Lambda runtime, so a function's main package
 // is one line: task.Start("name", (*task.Service).Operation). A new
 // operation adds its own file and main package the same way.
 //
 // Events and results are JSON objects with camelCase fields. Entry events
-// (startdownload, delete, setpublic) reject unknown fields, so a typo in a
-// schedule or API call is reported instead of silently ignored; the chained
+// (startdownload, delete, setpublic, discover) reject unknown fields, so a
+// typo in a schedule or API call is reported instead of silently ignored;
+// record and inventory read only what they need; the chained
 // events (checkstatus, copytos3) pass every field they do not own through
 // unchanged, so a state machine can carry its own context along.
 package task

@@ -29,7 +29,8 @@ type Archiver interface {
 type Service struct {
 	cfg     Config
 	keys    Keys
-	archive Archiver // nil for functions that do not copy
+	archive Archiver     // nil for functions that do not copy
+	cat     *catalogDeps // nil without ARCHIVE_BUCKET
 	sdsOpts []sds.Option
 	now     func() time.Time
 	log     *slog.Logger

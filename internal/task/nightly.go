@@ -1,0 +1,262 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// The nightly run: discover plans it, the state machine runs one nested
+// backup per scheduled data source, record writes each outcome to the
+// catalog. Discover, Record and Inventory need the catalog, which
+// NewServiceFromEnv sets up with the archive bucket (WithCatalog).
+
+// SecretReader reads a secret's value (the key overrides map).
+type SecretReader interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// catalogDeps is what discover, record and inventory use beyond the SDS
+// client: the catalog, the archive bucket's objects, the overrides secret
+// and where the metrics line goes.
+type catalogDeps struct {
+	store   *catalog.Store
+	objects ObjectLister
+	secrets SecretReader
+	metrics io.Writer // receives the EMF line
+}
+
+// WithCatalog gives s the catalog and clients discover, record and
+// inventory use; the metrics line of discover goes to metrics.
+func (s *Service) WithCatalog(store *catalog.Store, objects ObjectLister, secrets SecretReader, metrics io.Writer) *Service {
+	s.cat = &catalogDeps{store: store, objects: objects, secrets: secrets, metrics: metrics}
+	return s
+}
+
+// needCatalog reports an operation that runs without a catalog.
+func (s *Service) needCatalog() error {
+	if s.cat == nil {
+		return &Error{Type: Internal, Message: "no catalog configured: set ARCHIVE_BUCKET"}
+	}
+	return nil
+}
+
+// ScheduledItem is one data source the night backs up: only what the
+// state machine needs, so that 500 of them stay far below Step Functions'
+// 256 KB payload limit (about 200 bytes each).
+type ScheduledItem struct {
+	AccessID          string `json:"accessId"`
+	DataSourceName    string `json:"dataSourceName"`
+	MasterKeySecretID string `json:"masterKeySecretId"`
+	// JobID is the published version planned; the backup archives exactly it.
+	JobID string `json:"jobId"`
+	// NotBefore (RFC 3339) is set when the item must wait for budget.
+	NotBefore string `json:"notBefore,omitempty"`
+}
+
+// DiscoverResult is discover's output.
+type DiscoverResult struct {
+	Items        []ScheduledItem `json:"items"`
+	Concurrency  int             `json:"concurrency"`
+	RunStartedAt string          `json:"runStartedAt"`
+	Seen         int             `json:"seen"`
+	UpToDate     int             `json:"upToDate"`
+	CarriedOver  int             `json:"carriedOver"`
+	NeedsKey     int             `json:"needsKey"`
+	PastRPO      int             `json:"pastRpo"`
+}
+
+// discoverEvent may narrow the deploy-time filter for one run.
+type discoverEvent struct {
+	Include []string `json:"include,omitempty"`
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// infoParallel bounds concurrent data source information requests.
+const infoParallel = 8
+
+// Discover lists the account's data sources and their published versions,
+// plans the night within the job limits, records what it saw in the
+// catalog and returns the data sources to back up.
+func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
+	if err := s.needCatalog(); err != nil {
+		return nil, err
+	}
+	var ev discoverEvent
+	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
+		if err := decodeStrict(raw, &ev); err != nil {
+			return nil, err
+		}
+	}
+	filter := s.cfg.Filter
+	filter.Include = append(append([]string(nil), filter.Include...), ev.Include...)
+	filter.Exclude = append(append([]string(nil), filter.Exclude...), ev.Exclude...)
+	if err := filter.Validate(); err != nil {
+		return nil, invalid("%v", err)
+	}
+	overrides, err := s.overrides(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sources []nightly.Source
+	var jobs []sds.Job
+	err = s.withSDS(ctx, s.cfg.MasterKeySecretID, func(c *sds.Client) error {
+		list, err := c.DataSources(ctx)
+		if err != nil {
+			return err
+		}
+		if jobs, err = c.ListJobs(ctx); err != nil {
+			return err
+		}
+		sources, err = publishedVersions(ctx, c, list)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range sources {
+		sources[i].KeyRef = keyRef(s.secretFor(overrides, sources[i].ID()))
+	}
+	recs, err := s.cat.store.List(ctx)
+	if err != nil {
+		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+	}
+	now := s.now().UTC()
+	plan, err := nightly.Make(nightly.Input{Now: now, Sources: sources, Records: recs, Jobs: jobs, Filter: filter, Limits: s.cfg.Limits})
+	if err != nil {
+		return nil, invalid("%v", err)
+	}
+	if err := s.observe(ctx, &plan, recs); err != nil {
+		return nil, err
+	}
+	if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, plan.Metrics()); err == nil {
+		fmt.Fprintf(s.cat.metrics, "%s\n", line)
+	}
+	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
+		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO}
+	for _, it := range plan.Items {
+		switch it.State {
+		case nightly.UpToDate:
+			res.UpToDate++
+		case nightly.NeedsKey:
+			res.NeedsKey++
+		}
+	}
+	for _, it := range plan.Scheduled {
+		si := ScheduledItem{AccessID: it.ID.AccessID, DataSourceName: it.ID.Name, MasterKeySecretID: s.secretFor(overrides, it.ID), JobID: it.Version}
+		if it.NotBefore.After(now) {
+			si.NotBefore = it.NotBefore.UTC().Format(time.RFC3339)
+		}
+		res.Items = append(res.Items, si)
+	}
+	s.log.InfoContext(ctx, "night planned", slog.Int("seen", res.Seen), slog.Int("scheduled", len(res.Items)),
+		slog.Int("carriedOver", res.CarriedOver), slog.Int("jobsInWindow", plan.JobsInWindow), slog.Int("inProcess", plan.InProcess))
+	return res, nil
+}
+
+// publishedVersions asks for every listed data source's versions.
+func publishedVersions(ctx context.Context, c *sds.Client, list []sds.DataSourceInfo) ([]nightly.Source, error) {
+	out := make([]nightly.Source, len(list))
+	errs := make([]error, len(list))
+	sem := make(chan struct{}, infoParallel)
+	var wg sync.WaitGroup
+	for i, d := range list {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			infos, err := c.DataSourceInfo(ctx, sds.DataSource{AccessID: d.AccessID, Name: d.Name}, true)
+			if err == nil {
+				out[i], err = nightly.Published(infos)
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// observe writes what discovery saw into every record, then the index once.
+func (s *Service) observe(ctx context.Context, plan *nightly.Plan, recs []catalog.Record) error {
+	byKey := make(map[string]catalog.Record, len(recs))
+	for _, r := range recs {
+		byKey[r.ID().Key()] = r
+	}
+	written := make([]catalog.Record, len(plan.Items))
+	errs := make([]error, len(plan.Items))
+	sem := make(chan struct{}, infoParallel)
+	var wg sync.WaitGroup
+	for i, it := range plan.Items {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if cur, ok := byKey[it.ID.Key()]; ok {
+				written[i], errs[i] = s.cat.store.UpdateFrom(ctx, cur, observeAndRevive(plan, it))
+			} else {
+				written[i], errs[i] = s.cat.store.UpdateRecord(ctx, it.ID, observeAndRevive(plan, it))
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return &Error{Type: ArchiveUnavailable, Message: "catalog: " + err.Error(), Err: err}
+	}
+	if err := s.cat.store.UpdateIndex(ctx, written...); err != nil {
+		// The records are right; the next write carrying them fixes the index.
+		s.log.WarnContext(ctx, "catalog index not updated", slog.String("error", err.Error()))
+	}
+	return nil
+}
+
+// overrides reads the per-data-source secret map; none configured is empty.
+func (s *Service) overrides(ctx context.Context) (map[string]string, error) {
+	if s.cfg.KeyOverridesSecretID == "" {
+		return nil, nil
+	}
+	out, err := s.cat.secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.KeyOverridesSecretID})
+	if err != nil {
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: %v", s.cfg.KeyOverridesSecretID, err), Err: err}
+	}
+	var m map[string]string
+	if out.SecretString == nil || json.Unmarshal([]byte(*out.SecretString), &m) != nil {
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: want a JSON object of \"accessId/name\" or \"name\" to secret id", s.cfg.KeyOverridesSecretID)}
+	}
+	lower := make(map[string]string, len(m))
+	for k, v := range m {
+		if strings.TrimSpace(v) == "" {
+			return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: empty secret id for %q", s.cfg.KeyOverridesSecretID, k)}
+		}
+		lower[strings.ToLower(strings.TrimSpace(k))] = strings.TrimSpace(v)
+	}
+	return lower, nil
+}
+
+// secretFor: an override for accessId/name, else for the name, else the
+// default secret.
+func (s *Service) secretFor(overrides map[string]string, id catalog.ID) string {
+	if secret, ok := overrides[id.Key()]; ok {
+		return secret
+	}
+	if secret, ok := overrides[strings.ToLower(id.Name)]; ok {
+		return secret
+	}
+	return s.cfg.MasterKeySecretID
+}
+
+// keyRef names a key source in the catalog: the secret id, never the key.
+func keyRef(secretID string) string { return "secret:" + secretID }

@@ -1,0 +1,254 @@
+package task
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// ObjectLister is the part of the S3 client record and inventory use
+// beyond the catalog store.
+type ObjectLister interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// Operations record knows.
+const (
+	RecordBackup    = "backup"
+	RecordDelete    = "delete"
+	RecordSetPublic = "setpublic"
+	// RecordGate asks whether the run must stop starting backups: the job
+	// limits answered 429 since it began.
+	RecordGate = "gate"
+)
+
+// Outcomes of record, the status of a nightly item.
+const (
+	StatusArchived  = "Archived"
+	StatusFailed    = "Failed"
+	StatusThrottled = "Throttled" // 429: the night's remaining work is carried over
+	StatusNeedsKey  = "NeedsKey"  // 401: recorded once, retried when the key source changes
+	StatusSkipped   = "Skipped"   // after a 429: carried over
+	StatusRecorded  = "Recorded"
+)
+
+type recordEvent struct {
+	Operation         string          `json:"operation"`
+	AccessID          string          `json:"accessId"`
+	DataSourceName    string          `json:"dataSourceName"`
+	MasterKeySecretID string          `json:"masterKeySecretId"`
+	RunStartedAt      string          `json:"runStartedAt"`
+	Result            json.RawMessage `json:"result"`
+	Failure           *struct {
+		Error string `json:"Error"`
+		Cause string `json:"Cause"`
+	} `json:"failure"`
+}
+
+// backupOutcome is what record reads of a backup's output.
+type backupOutcome struct {
+	JobID        string `json:"jobId"`
+	VersionJobID string `json:"versionJobId"`
+	CreatedDate  string `json:"createdDate"`
+	Key          string `json:"key"`
+	SHA256       string `json:"sha256"`
+	EntityCount  int64  `json:"entityCount"`
+	Verified     *bool  `json:"verified"`
+	IsStaging    bool   `json:"isStaging"`
+	Public       *bool  `json:"public"`
+}
+
+// RecordResult is record's output: small, it is one item of the night.
+type RecordResult struct {
+	AccessID       string `json:"accessId"`
+	DataSourceName string `json:"dataSourceName"`
+	Status         string `json:"status"`
+	Error          string `json:"error,omitempty"`
+}
+
+// GateResult tells a nightly item whether to skip its backup.
+type GateResult struct {
+	Skip bool `json:"skip"`
+}
+
+// throttleKey marks, with its time, the last 429 from the job limits.
+func (s *Service) throttleKey() string { return s.cfg.CatalogPrefix + "catalog/v1/throttled.json" }
+
+// Record writes an operation's outcome into the catalog.
+func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
+	if err := s.needCatalog(); err != nil {
+		return nil, err
+	}
+	if err := checkRaw(raw); err != nil {
+		return nil, err
+	}
+	var ev recordEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, invalid("record event: %v", err)
+	}
+	id := catalog.ID{AccessID: ev.AccessID, Name: ev.DataSourceName}
+	if err := (sds.DataSource{AccessID: id.AccessID, Name: id.Name}).Validate(); err != nil {
+		return nil, invalid("%v", err)
+	}
+	out := RecordResult{AccessID: id.AccessID, DataSourceName: id.Name, Status: StatusRecorded}
+	now := s.now().UTC()
+	var res backupOutcome
+	if len(ev.Result) > 0 && string(ev.Result) != "null" {
+		if err := json.Unmarshal(ev.Result, &res); err != nil {
+			return nil, invalid("record: result: %v", err)
+		}
+	}
+	var mutate func(*catalog.Record) error
+	switch {
+	case ev.Operation == RecordGate:
+		return s.gate(ctx, ev.RunStartedAt)
+	case ev.Failure != nil:
+		mutate, out = s.failure(ctx, ev, out, now)
+		if mutate == nil {
+			return out, nil
+		}
+	case ev.Operation == RecordBackup:
+		if res.Verified != nil && !*res.Verified {
+			return nil, invalid("record: the archive %s is not verified", res.Key)
+		}
+		if res.Key == "" || (res.VersionJobID != "" && sds.ValidateJobID(res.VersionJobID) != nil) {
+			return nil, invalid("record: a backup result needs a key and, when given, a valid versionJobId")
+		}
+		out.Status = StatusArchived
+		mutate = func(r *catalog.Record) error {
+			if res.JobID != "" {
+				created, err := time.Parse(time.RFC3339, res.CreatedDate)
+				if err != nil {
+					created = now
+				}
+				r.StartJob(res.JobID, created)
+				r.EndJob(res.JobID)
+			}
+			if res.IsStaging || res.VersionJobID == "" {
+				// A staged version is not the current one; and a backup of
+				// "the published version" that does not name it cannot say
+				// which version it verified (the nightly run names it).
+				return nil
+			}
+			r.Verified(catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: res.Key, SHA256: res.SHA256, EntityCount: res.EntityCount})
+			return nil
+		}
+	case ev.Operation == RecordDelete:
+		if res.IsStaging {
+			return out, nil // the published version, and so the record, stay
+		}
+		mutate = func(r *catalog.Record) error {
+			r.DeletedAt, r.PendingSince = now, time.Time{}
+			return nil
+		}
+	case ev.Operation == RecordSetPublic:
+		if res.Public == nil {
+			return nil, invalid("record: a setpublic result needs public")
+		}
+		mutate = func(r *catalog.Record) error {
+			r.Visibility = catalog.Private
+			if *res.Public {
+				r.Visibility = catalog.Public
+			}
+			return nil
+		}
+	default:
+		return nil, invalid("record: operation %q: want backup, delete, setpublic or gate", ev.Operation)
+	}
+	if _, err := s.cat.store.Update(ctx, id, mutate); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
+		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+	}
+	return out, nil
+}
+
+// failure records a failed operation. A 429 stops the night and costs the
+// data source nothing: it is carried over.
+func (s *Service) failure(ctx context.Context, ev recordEvent, out RecordResult, now time.Time) (func(*catalog.Record) error, RecordResult) {
+	errType, cause := ev.Failure.Error, ev.Failure.Cause
+	out.Error = errType
+	switch errType {
+	case Throttled:
+		out.Status = StatusThrottled
+		body, _ := json.Marshal(map[string]string{"at": now.Format(time.RFC3339Nano)})
+		key := s.throttleKey()
+		if _, err := s.cat.objects.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")}); err != nil {
+			s.log.WarnContext(ctx, "throttle mark not written", "error", err.Error())
+		}
+		return nil, out
+	case Unauthorized:
+		out.Status = StatusNeedsKey
+		secret := ev.MasterKeySecretID
+		if secret == "" {
+			secret = s.cfg.MasterKeySecretID
+		}
+		return func(r *catalog.Record) error {
+			r.NeedsKey, r.KeyRef = true, keyRef(secret)
+			r.Failed("no configured master key opens this data source ("+keyRef(secret)+")", now)
+			return nil
+		}, out
+	}
+	out.Status = StatusFailed
+	msg := errType
+	if cause != "" {
+		msg += ": " + truncate(cause, 500)
+	}
+	return func(r *catalog.Record) error {
+		if ev.Operation == RecordBackup && r.PendingSince.IsZero() {
+			r.PendingSince = now
+		}
+		r.Failed(msg, now)
+		return nil
+	}, out
+}
+
+// gate tells an item whether to start its backup: not once the job limits
+// answered 429 during this run.
+func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
+	started, err := time.Parse(time.RFC3339Nano, runStarted)
+	if err != nil {
+		return nil, invalid("record: gate needs runStartedAt (RFC 3339)")
+	}
+	key := s.throttleKey()
+	obj, err := s.cat.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key})
+	if err != nil {
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+			return GateResult{}, nil
+		}
+		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading %s: %v", key, err), Err: err}
+	}
+	defer obj.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(obj.Body, 4096))
+	var mark struct {
+		At time.Time `json:"at"`
+	}
+	if json.Unmarshal(data, &mark) == nil && !mark.At.Before(started) {
+		return GateResult{Skip: true}, nil
+	}
+	return GateResult{}, nil
+}
+
+// observeAndRevive is plan.Observe that also clears a deletion mark: the
+// data source exists again.
+func observeAndRevive(plan *nightly.Plan, it nightly.Item) func(*catalog.Record) error {
+	obs := plan.Observe(it)
+	return func(r *catalog.Record) error {
+		r.DeletedAt = time.Time{}
+		return obs(r)
+	}
+}
