@@ -160,6 +160,12 @@ func BenchmarkRestore300MB(b *testing.B) {
 		masterkey.New(smClient, time.Minute), nil, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
 	rs := task.NewRestorer(r, s3Client)
 	event, _ := json.Marshal(map[string]any{"action": "load", "archiveKey": key, "targetName": "BenchRestore"})
+	// Setup once; a benchmark that runs a sub-benchmark is itself run once.
+	b.Run("load", func(b *testing.B) { benchRestore(b, rs, event, ds) })
+}
+
+func benchRestore(b *testing.B, rs *task.Restorer, event []byte, ds sdsemu.Dataset) {
+	ctx := context.Background()
 	b.SetBytes(ds.Size())
 	b.ResetTimer()
 	var peak uint64
