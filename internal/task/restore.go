@@ -391,7 +391,7 @@ func (rs *Restorer) load(ctx context.Context, ev RestoreEvent) (*JobState, error
 			if err != nil {
 				return err
 			}
-			if j := findJob(jobs, "", desc, target, since); j != nil {
+			if j := loadJobSince(jobs, desc, target, since); j != nil {
 				st.JobID, st.Status = j.ID, reportStatus(j.Status)
 				st.StatusURL = sds.StripLink(j.StatusURL())
 				if st.StatusURL == "" {
@@ -426,6 +426,24 @@ func (rs *Restorer) load(ctx context.Context, ev RestoreEvent) (*JobState, error
 		return nil, err
 	}
 	return st, nil
+}
+
+// loadJobSince returns the newest listed load job of the given type for
+// name created at or after since. No margin for clock skew: adopting an
+// earlier restore's job would report a load that did not happen.
+func loadJobSince(jobs []sds.Job, desc, name string, since time.Time) *sds.Job {
+	var best *sds.Job
+	for i := range jobs {
+		j := &jobs[i]
+		if !strings.EqualFold(j.Description, desc) || !strings.EqualFold(strings.TrimSpace(j.Name), name) ||
+			j.CreatedDate == nil || j.CreatedDate.Before(since.Truncate(time.Second)) {
+			continue
+		}
+		if best == nil || j.CreatedDate.After(*best.CreatedDate) {
+			best = j
+		}
+	}
+	return best
 }
 
 // hashedReader passes the archive through and, at its end, fails instead
@@ -558,12 +576,14 @@ func (rs *Restorer) LoadStatus(ctx context.Context, raw []byte) (any, error) {
 		st.TotalEntityCount, st.ProcessedEntityCount, st.FailedEntityCount = job.TotalEntityCount, job.ProcessedEntityCount, job.FailedEntityCount
 		switch st.Status {
 		case StatusCompleted:
-			if st.Operation != OpPublish || st.AccessID == "" {
-				ds, err := job.LoadedDataSource()
-				if err != nil {
-					return err
-				}
+			// A load must name the data source (its accessId may be new);
+			// for publish and rollback the link is taken when given.
+			ds, err := job.LoadedDataSource()
+			switch {
+			case err == nil:
 				st.AccessID = ds.AccessID
+			case st.Operation == OpLoad:
+				return err
 			}
 		case StatusAborted:
 			st.ErrorMessage = job.ErrorMessage
