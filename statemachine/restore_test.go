@@ -11,6 +11,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -67,6 +68,22 @@ func publishedJobID(t *testing.T, accessID, name string) string {
 	}
 	t.Fatalf("%s/%s has no published version", accessID, name)
 	return ""
+}
+
+// newTarget adds a data source of the sample account, with a published
+// and a prior version, for a test to restore over.
+func newTarget(t *testing.T, name string) string {
+	t.Helper()
+	err := env.Emulator.AddDataSource("Fourth Coffee", sdsemu.DataSource{
+		AccessID: accessID, Name: name, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
+		QueryKey:  "sdsemu-query-key-fourthcoffeeroasteries",
+		Published: sdsemu.Version{JobID: fmt.Sprintf("%x", sha256.Sum256([]byte(name+"published")))[:32], EntityCount: 40, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
+		Prior:     []sdsemu.Version{{JobID: fmt.Sprintf("%x", sha256.Sum256([]byte(name+"prior")))[:32], EntityCount: 38, Updated: time.Date(2024, 4, 1, 0, 0, 0, 0, time.UTC)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return name
 }
 
 func mustSucceed(t *testing.T, x *localrun.Execution) {
@@ -246,14 +263,15 @@ func TestRestoreStagedIntoNewNameThenPublish(t *testing.T) {
 func TestRestoreOverExistingBacksUpFirstThenRollback(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
 	src := archived(t, accessID, "FourthCoffeeRoasteries")
-	before := publishedJobID(t, accessID, scratchA)
+	over := newTarget(t, "RestoreOver")
+	before := publishedJobID(t, accessID, over)
 
-	x := run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": scratchA, "confirm": "Scratch"})
+	x := run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": over, "confirm": "Scratch"})
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" || countEntered(x, "Load") != 0 {
 		t.Fatalf("unconfirmed restore: %s %s %s", x.Status, x.Error, x.Cause)
 	}
 
-	x = run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": scratchA, "confirm": scratchA})
+	x = run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": over, "confirm": over})
 	mustSucceed(t, x)
 	kids := nested(t, x)
 	backup, _ := x.Output["backup"].(map[string]any)
@@ -263,18 +281,18 @@ func TestRestoreOverExistingBacksUpFirstThenRollback(t *testing.T) {
 	if x.Output["accessId"] != accessID {
 		t.Errorf("restoring into an existing data source changed its accessId to %v", x.Output["accessId"])
 	}
-	after := publishedJobID(t, accessID, scratchA)
+	after := publishedJobID(t, accessID, over)
 	if after == before {
 		t.Fatal("the published version did not change")
 	}
 
-	x = run(t, "rollback", map[string]any{"dataSourceName": scratchA, "jobId": before, "confirm": "wrong"})
+	x = run(t, "rollback", map[string]any{"dataSourceName": over, "jobId": before, "confirm": "wrong"})
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" || countEntered(x, "Rollback") != 0 {
 		t.Fatalf("unconfirmed rollback: %s %s", x.Status, x.Error)
 	}
-	x = run(t, "rollback", map[string]any{"dataSourceName": scratchA, "jobId": before, "confirm": scratchA})
+	x = run(t, "rollback", map[string]any{"dataSourceName": over, "jobId": before, "confirm": over})
 	mustSucceed(t, x)
-	if got := publishedJobID(t, accessID, scratchA); got != before || x.Output["accessId"] != accessID {
+	if got := publishedJobID(t, accessID, over); got != before || x.Output["accessId"] != accessID {
 		t.Errorf("published %s after the rollback, want %s; output %v", got, before, x.Output)
 	}
 }
@@ -356,9 +374,10 @@ func TestRestoreAbortedLoadKeepsFailedEntities(t *testing.T) {
 	l := bytes.Index(body[k:], []byte(close))
 	bad := append(append(bytes.Clone(body[:k+len(open)]), firstID...), body[k+l:]...)
 	key := writeArchive(t, "FourthCoffeeRoasteries", "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a03", bad, 24, true, nil)
-	before := publishedJobID(t, accessID, scratchB)
+	aborted := newTarget(t, "RestoreAborted")
+	before := publishedJobID(t, accessID, aborted)
 
-	x := run(t, "restore", map[string]any{"archiveKey": key, "targetName": scratchB, "confirm": scratchB, "backupFirst": false})
+	x := run(t, "restore", map[string]any{"archiveKey": key, "targetName": aborted, "confirm": aborted, "backupFirst": false})
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobAborted" {
 		t.Fatalf("%s %s %s", x.Status, x.Error, x.Cause)
 	}
@@ -374,7 +393,7 @@ func TestRestoreAbortedLoadKeepsFailedEntities(t *testing.T) {
 	if failed := getObject(t, kept); !bytes.Contains(failed, firstID) {
 		t.Errorf("the failed entities file does not hold the duplicate id %s:\n%.500s", firstID, failed)
 	}
-	if got := publishedJobID(t, accessID, scratchB); got != before {
+	if got := publishedJobID(t, accessID, aborted); got != before {
 		t.Errorf("published version %s after an aborted load, want %s", got, before)
 	}
 }
@@ -413,5 +432,23 @@ func TestRestoreLoadFaults(t *testing.T) {
 				t.Errorf("%d failed load attempts with %s, want 2; faults left %v", failures, want, env.Emulator.Faults())
 			}
 		})
+	}
+}
+
+// TestRestoreStopsWhenBackupFirstFails: the target's backup fails, so
+// nothing is loaded and the child's error is the restore's.
+func TestRestoreStopsWhenBackupFirstFails(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	src := archived(t, accessID, "FourthCoffeeRoasteries")
+	noBackup := newTarget(t, "RestoreNoBackup")
+	before := publishedJobID(t, accessID, noBackup)
+	loads := loadJobs()
+	env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Kind: sdsemu.FaultAbort, Message: "Export failed on the service side."})
+	x := run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": noBackup, "confirm": noBackup})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobAborted" || !strings.Contains(x.Cause, "Export failed") || countEntered(x, "Load") != 0 {
+		t.Fatalf("%s %s %s", x.Status, x.Error, x.Cause)
+	}
+	if loadJobs() != loads || publishedJobID(t, accessID, noBackup) != before {
+		t.Error("the target changed although its backup failed")
 	}
 }
