@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartRestorer("loadstatus", func(r *task.Restorer) task.Func { return r.LoadStatus })
+	task.Start("loadstatus", (*task.Service).LoadStatus)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartRestorer("publish", func(r *task.Restorer) task.Func { return r.Publish })
+	task.Start("publish", (*task.Service).Publish)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartRestorer("restore", func(r *task.Restorer) task.Func { return r.Restore })
+	task.Start("restore", (*task.Service).Restore)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartRestorer("rollback", func(r *task.Restorer) task.Func { return r.Rollback })
+	task.Start("rollback", (*task.Service).Rollback)
 }

@@ -9,31 +9,16 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"log/slog"
-	"os"
-	"path"
 	"regexp"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/sds"
-)
-
-// Operations of the jobs a restore or rollback follows (LoadStatus).
-const (
-	OpLoad     = "load"
-	OpPublish  = "publish"
-	OpRollback = "rollback"
 )
 
 // Actions of the restore function.
@@ -45,52 +30,6 @@ const (
 // maxManifestsScanned bounds the manifests read when an archive is chosen
 // by data source and version or date.
 const maxManifestsScanned = 1000
-
-// ArchiveObjects is the part of S3 that restoring needs: reading archives
-// and manifests, and keeping an aborted load's failed output beside them.
-type ArchiveObjects interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-	manager.UploadAPIClient
-}
-
-// Restorer runs the restore, publish, rollback and load status functions.
-type Restorer struct {
-	r  *Runner
-	s3 ArchiveObjects
-}
-
-// NewRestorer wires a Restorer; the archive bucket and prefix are the
-// Runner's (ARCHIVE_BUCKET, ARCHIVE_PREFIX).
-func NewRestorer(r *Runner, api ArchiveObjects) *Restorer {
-	return &Restorer{r: r, s3: api}
-}
-
-// StartRestorer runs one of the Restorer's functions under the Lambda
-// runtime.
-func StartRestorer(function string, pick func(*Restorer) Func) {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	slog.SetDefault(log.With(slog.String("function", function)))
-	ctx := context.Background()
-	r, err := NewRunnerFromEnv(ctx, log, false)
-	if err == nil && r.cfg.ArchiveBucket == "" {
-		err = errors.New("ARCHIVE_BUCKET is not set")
-	}
-	var awsCfg aws.Config
-	if err == nil {
-		awsCfg, err = config.LoadDefaultConfig(ctx)
-	}
-	if err != nil {
-		log.Error("configuration", slog.String("function", function), slog.String("error", err.Error()))
-		lambda.Start(func(context.Context, json.RawMessage) (any, error) {
-			return nil, LambdaError(&Error{Type: Internal, Message: "configuration: " + err.Error()})
-		})
-		return
-	}
-	pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-	rs := NewRestorer(r, s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle }))
-	lambda.StartHandler(r.Handler(function, pick(rs)))
-}
 
 // RestoreEvent is the restore function's event. The archive is named by
 // its key, or by accessId and dataSourceName with optionally versionJobId
@@ -139,34 +78,9 @@ type RestorePlan struct {
 	TargetAccessID string     `json:"targetAccessId,omitempty"`
 }
 
-// JobState is the chained state of a load, publish or rollback job: what
-// restore (load), publish and rollback return and loadstatus reads and
-// returns updated.
-type JobState struct {
-	Operation         string `json:"operation"` // load, publish or rollback
-	DataSourceName    string `json:"dataSourceName"`
-	AccessID          string `json:"accessId,omitempty"` // known once a load completes
-	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
-	JobID             string `json:"jobId"`
-	StatusURL         string `json:"statusUrl"`
-	Status            string `json:"status"`
-	RequestedAt       string `json:"requestedAt"`
-	// ArchiveKey: the archive a load streams; an aborted load's failed
-	// output is kept beside it, at FailedOutputKey.
-	ArchiveKey           string `json:"archiveKey,omitempty"`
-	TotalEntityCount     int64  `json:"totalEntityCount"`
-	ProcessedEntityCount int64  `json:"processedEntityCount"`
-	FailedEntityCount    int64  `json:"failedEntityCount"`
-	ErrorMessage         string `json:"errorMessage,omitempty"`
-	FailedOutputKey      string `json:"failedOutputKey,omitempty"`
-	PollCount            int    `json:"pollCount"`
-	NextWaitSeconds      int    `json:"nextWaitSeconds"`
-	DeadlinePassed       bool   `json:"deadlinePassed"`
-}
-
 // Restore prepares a restore (action prepare: choose the archive, check it,
 // look up the target; nothing is sent) or starts its load (action load).
-func (rs *Restorer) Restore(ctx context.Context, raw []byte) (any, error) {
+func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
 	var ev RestoreEvent
 	if err := decodeStrict(raw, &ev); err != nil {
 		return nil, err
@@ -174,20 +88,23 @@ func (rs *Restorer) Restore(ctx context.Context, raw []byte) (any, error) {
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
 	}
+	if s.objects == nil {
+		return nil, errNoArchive
+	}
 	if ev.Staging && ev.Public {
 		return nil, invalid("a staged restore cannot be made public; publish it, then set it public")
 	}
 	switch ev.Action {
 	case ActionPrepare:
-		return rs.prepare(ctx, ev)
+		return s.prepare(ctx, ev)
 	case ActionLoad:
-		return rs.load(ctx, ev)
+		return s.load(ctx, ev)
 	}
 	return nil, invalid("field \"action\" must be %q or %q, got %q", ActionPrepare, ActionLoad, truncate(ev.Action, 40))
 }
 
-func (rs *Restorer) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, error) {
-	ref, err := rs.resolve(ctx, ev)
+func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, error) {
+	ref, err := s.resolve(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +116,7 @@ func (rs *Restorer) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan,
 		return nil, invalid("field \"targetName\": %v", err)
 	}
 	plan := &RestorePlan{Archive: *ref, TargetName: target}
-	err = rs.r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
+	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		all, err := c.DataSources(ctx)
 		if err != nil {
 			return err
@@ -221,7 +138,7 @@ func (rs *Restorer) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan,
 // resolve finds the archive an event names and checks it may be restored:
 // its manifest is in place and describes it, and it is verified unless
 // force is set.
-func (rs *Restorer) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, error) {
+func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, error) {
 	var m *archive.Manifest
 	var mkey string
 	var err error
@@ -230,11 +147,11 @@ func (rs *Restorer) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, 
 		if ev.AccessID != "" || ev.DataSourceName != "" || ev.VersionJobID != "" || ev.Date != "" {
 			return nil, invalid("give archiveKey, or accessId and dataSourceName (with versionJobId or date), not both")
 		}
-		if !strings.HasPrefix(ev.ArchiveKey, rs.r.cfg.ArchivePrefix) || !strings.HasSuffix(ev.ArchiveKey, ".xml") || strings.Contains(ev.ArchiveKey, "..") {
-			return nil, invalid("field \"archiveKey\" %q is not an archive under %q (…/<jobId>.xml)", truncate(ev.ArchiveKey, 200), rs.r.cfg.ArchivePrefix)
+		if !strings.HasPrefix(ev.ArchiveKey, s.cfg.ArchivePrefix) || !strings.HasSuffix(ev.ArchiveKey, ".xml") || strings.Contains(ev.ArchiveKey, "..") {
+			return nil, invalid("field \"archiveKey\" %q is not an archive under %q (…/<jobId>.xml)", truncate(ev.ArchiveKey, 200), s.cfg.ArchivePrefix)
 		}
 		mkey = ev.ArchiveKey + ".manifest.json"
-		if m, err = rs.manifest(ctx, mkey); err != nil {
+		if m, err = s.manifest(ctx, mkey); err != nil {
 			return nil, err
 		}
 	default:
@@ -254,16 +171,16 @@ func (rs *Restorer) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, 
 				return nil, invalid("field \"date\" %q: want YYYY-MM-DD", truncate(ev.Date, 40))
 			}
 		}
-		if m, mkey, err = rs.find(ctx, ev); err != nil {
+		if m, mkey, err = s.find(ctx, ev); err != nil {
 			return nil, err
 		}
 	}
-	ref := &ArchiveRef{Bucket: rs.r.cfg.ArchiveBucket, Key: m.Key, ManifestKey: mkey, AccessID: m.AccessID,
+	ref := &ArchiveRef{Bucket: s.cfg.ArchiveBucket, Key: m.Key, ManifestKey: mkey, AccessID: m.AccessID,
 		DataSourceName: m.DataSourceName, JobID: m.JobID, Bytes: m.Bytes, EntityCount: m.EntityCount,
 		SHA256: m.SHA256, Verified: m.Verified, Problems: m.Problems}
 	sum, herr := hex.DecodeString(m.SHA256)
 	switch {
-	case m.Key != strings.TrimSuffix(mkey, ".manifest.json") || m.Bucket != rs.r.cfg.ArchiveBucket:
+	case m.Key != strings.TrimSuffix(mkey, ".manifest.json") || m.Bucket != s.cfg.ArchiveBucket:
 		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s names s3://%s/%s, not its own archive; nothing was loaded", mkey, m.Bucket, m.Key)}
 	case herr != nil || len(sum) != sha256.Size || m.Bytes <= 0:
 		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has no usable sha256 or size; nothing was loaded", mkey)}
@@ -276,12 +193,12 @@ func (rs *Restorer) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, 
 	return ref, nil
 }
 
-func (rs *Restorer) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
-	out, err := rs.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &rs.r.cfg.ArchiveBucket, Key: &mkey})
+func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
+	out, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
 	if err != nil {
 		var nsk *types.NoSuchKey
 		if errors.As(err, &nsk) || strings.Contains(err.Error(), "StatusCode: 404") {
-			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", rs.r.cfg.ArchiveBucket, mkey), Err: err}
+			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
 		}
 		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
 	}
@@ -304,17 +221,17 @@ var archiveDate = regexp.MustCompile(`/(\d{4})/(\d{2})/(\d{2})/[^/]+\.xml\.manif
 
 // find chooses among a data source's archives: the newest one matching the
 // version or date; verified ones first unless force is set.
-func (rs *Restorer) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
-	prefix := rs.r.cfg.ArchivePrefix + ev.AccessID + "/" + ev.DataSourceName + "/"
+func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
+	prefix := s.cfg.ArchivePrefix + ev.AccessID + "/" + ev.DataSourceName + "/"
 	if ev.Date != "" {
 		prefix += strings.ReplaceAll(ev.Date, "-", "/") + "/"
 	}
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(rs.s3, &s3.ListObjectsV2Input{Bucket: &rs.r.cfg.ArchiveBucket, Prefix: &prefix})
+	p := s3.NewListObjectsV2Paginator(s.objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
 	for p.HasMorePages() && len(keys) < maxManifestsScanned {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("listing s3://%s/%s: %v", rs.r.cfg.ArchiveBucket, prefix, err), Err: err}
+			return nil, "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("listing s3://%s/%s: %v", s.cfg.ArchiveBucket, prefix, err), Err: err}
 		}
 		for _, o := range page.Contents {
 			if k := aws.ToString(o.Key); archiveDate.MatchString(k) {
@@ -325,7 +242,7 @@ func (rs *Restorer) find(ctx context.Context, ev RestoreEvent) (*archive.Manifes
 	var best *archive.Manifest
 	var bestKey string
 	for _, k := range keys {
-		m, err := rs.manifest(ctx, k)
+		m, err := s.manifest(ctx, k)
 		if err != nil {
 			var te *Error
 			if errors.As(err, &te) && te.Type == ArchiveUnavailable {
@@ -350,7 +267,7 @@ func (rs *Restorer) find(ctx context.Context, ev RestoreEvent) (*archive.Manifes
 		} else if ev.Date != "" {
 			what = "date " + ev.Date
 		}
-		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s", ev.AccessID, ev.DataSourceName, what, rs.r.cfg.ArchiveBucket, prefix)}
+		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix)}
 	}
 	return best, bestKey, nil
 }
@@ -359,8 +276,8 @@ func (rs *Restorer) find(ctx context.Context, ev RestoreEvent) (*archive.Manifes
 // hashed on the way: if they do not match the manifest's sha256 the
 // stream fails at its end, before the upload completes, so SDS never
 // receives a whole body and creates no job.
-func (rs *Restorer) load(ctx context.Context, ev RestoreEvent) (*JobState, error) {
-	ref, err := rs.resolve(ctx, ev)
+func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) {
+	ref, err := s.resolve(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -376,10 +293,10 @@ func (rs *Restorer) load(ctx context.Context, ev RestoreEvent) (*JobState, error
 	if ev.Staging {
 		op, desc = sds.LoadCompleteStaging, "DataSourceCompleteStaging"
 	}
-	now := rs.r.now()
+	now := s.now()
 	st := &JobState{Operation: OpLoad, DataSourceName: target, MasterKeySecretID: ev.MasterKeySecretID,
-		Status: StatusPending, RequestedAt: formatTime(now), ArchiveKey: ref.Key, NextWaitSeconds: rs.r.nextWait(0)}
-	err = rs.r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
+		Status: StatusPending, RequestedAt: formatTime(now), ArchiveKey: ref.Key, NextWaitSeconds: s.nextWait(0)}
+	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		if ev.RetryCount > 0 {
 			// An earlier attempt may have sent the whole body and lost the
 			// answer: adopt its job rather than load a second time.
@@ -395,12 +312,12 @@ func (rs *Restorer) load(ctx context.Context, ev RestoreEvent) (*JobState, error
 				st.JobID, st.Status = j.ID, reportStatus(j.Status)
 				st.StatusURL = sds.StripLink(j.StatusURL())
 				if st.StatusURL == "" {
-					st.StatusURL = strings.TrimRight(rs.r.cfg.SDSBaseURL, "/") + "/Dataflows/LoadDataSource/" + j.ID
+					st.StatusURL = strings.TrimRight(s.cfg.SDSBaseURL, "/") + "/Dataflows/LoadDataSource/" + j.ID
 				}
 				return nil
 			}
 		}
-		obj, err := rs.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &ref.Bucket, Key: &ref.Key})
+		obj, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &ref.Bucket, Key: &ref.Key})
 		if err != nil {
 			return &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading s3://%s/%s: %v", ref.Bucket, ref.Key, err), Err: err}
 		}
@@ -466,175 +383,4 @@ func (h *hashedReader) Read(p []byte) (int, error) {
 		return 0, errors.New("archive does not match its manifest")
 	}
 	return n, err
-}
-
-// VersionEvent asks to publish a data source's staged version (publish) or
-// to roll it back to a prior version (rollback; jobId names the version).
-type VersionEvent struct {
-	AccessID          string `json:"accessId,omitempty"` // publish only
-	DataSourceName    string `json:"dataSourceName"`
-	JobID             string `json:"jobId,omitempty"` // rollback only
-	Confirm           string `json:"confirm,omitempty"`
-	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
-}
-
-// Publish starts publishing a data source's staged version.
-func (rs *Restorer) Publish(ctx context.Context, raw []byte) (any, error) {
-	var ev VersionEvent
-	if err := decodeStrict(raw, &ev); err != nil {
-		return nil, err
-	}
-	if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
-		return nil, err
-	}
-	if ev.JobID != "" {
-		return nil, invalid("publish takes no jobId: it publishes the staged version")
-	}
-	return rs.startVersionJob(ctx, ev, OpPublish, func(c *sds.Client) (*sds.Job, error) {
-		return c.PublishStaged(ctx, sds.DataSource{AccessID: ev.AccessID, Name: ev.DataSourceName})
-	})
-}
-
-// Rollback starts a rollback to one of a data source's prior versions.
-// confirm must repeat the name: the published version is replaced.
-func (rs *Restorer) Rollback(ctx context.Context, raw []byte) (any, error) {
-	var ev VersionEvent
-	if err := decodeStrict(raw, &ev); err != nil {
-		return nil, err
-	}
-	if err := sds.ValidateName(ev.DataSourceName); err != nil {
-		return nil, invalid("field \"dataSourceName\": %v", err)
-	}
-	if ev.Confirm != ev.DataSourceName {
-		return nil, invalid("field \"confirm\" must repeat dataSourceName exactly; nothing was rolled back")
-	}
-	if err := validateJobID(ev.JobID); err != nil {
-		return nil, err
-	}
-	return rs.startVersionJob(ctx, ev, OpRollback, func(c *sds.Client) (*sds.Job, error) {
-		return c.Rollback(ctx, ev.DataSourceName, ev.JobID)
-	})
-}
-
-func (rs *Restorer) startVersionJob(ctx context.Context, ev VersionEvent, op string, start func(*sds.Client) (*sds.Job, error)) (*JobState, error) {
-	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
-		return nil, err
-	}
-	var job *sds.Job
-	err := rs.r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) (err error) {
-		job, err = start(c)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &JobState{Operation: op, DataSourceName: ev.DataSourceName, AccessID: ev.AccessID,
-		MasterKeySecretID: ev.MasterKeySecretID, JobID: job.ID, StatusURL: sds.StripLink(job.StatusURL()),
-		Status: reportStatus(job.Status), RequestedAt: formatTime(rs.r.now()), NextWaitSeconds: rs.r.nextWait(0)}, nil
-}
-
-// LoadStatus reads the status of a load, publish or rollback job. A
-// completed load or rollback names the data source's accessId (a data
-// source created by the load has a new one); an aborted load's failed
-// output is copied into S3 beside its archive.
-func (rs *Restorer) LoadStatus(ctx context.Context, raw []byte) (any, error) {
-	var st JobState
-	if err := decodeStrict(raw, &st); err != nil {
-		return nil, err
-	}
-	if !slices.Contains([]string{OpLoad, OpPublish, OpRollback}, st.Operation) {
-		return nil, invalid("field \"operation\" must be %q, %q or %q, got %q", OpLoad, OpPublish, OpRollback, truncate(st.Operation, 40))
-	}
-	if err := sds.ValidateName(st.DataSourceName); err != nil {
-		return nil, invalid("field \"dataSourceName\": %v", err)
-	}
-	if err := validateJobID(st.JobID); err != nil {
-		return nil, err
-	}
-	if err := validateSecretID(st.MasterKeySecretID); err != nil {
-		return nil, err
-	}
-	if st.StatusURL == "" {
-		return nil, invalid("field \"statusUrl\" is missing")
-	}
-	requested, err := parseStateTime("requestedAt", st.RequestedAt)
-	if err != nil {
-		return nil, err
-	}
-	if st.ArchiveKey != "" && (!strings.HasPrefix(st.ArchiveKey, rs.r.cfg.ArchivePrefix) || strings.Contains(st.ArchiveKey, "..")) {
-		return nil, invalid("field \"archiveKey\" is not under %q", rs.r.cfg.ArchivePrefix)
-	}
-	err = rs.r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
-		job, err := c.JobStatus(ctx, st.StatusURL)
-		if err != nil {
-			return err
-		}
-		if !strings.EqualFold(job.ID, st.JobID) {
-			return &Error{Type: JobAborted, Message: fmt.Sprintf("the status link reports job %s, not %s job %s", job.ID, st.Operation, st.JobID)}
-		}
-		st.Status = reportStatus(job.Status)
-		st.TotalEntityCount, st.ProcessedEntityCount, st.FailedEntityCount = job.TotalEntityCount, job.ProcessedEntityCount, job.FailedEntityCount
-		switch st.Status {
-		case StatusCompleted:
-			// A load must name the data source (its accessId may be new);
-			// for publish and rollback the link is taken when given.
-			ds, err := job.LoadedDataSource()
-			switch {
-			case err == nil:
-				st.AccessID = ds.AccessID
-			case st.Operation == OpLoad:
-				return err
-			}
-		case StatusAborted:
-			st.ErrorMessage = job.ErrorMessage
-			if st.ErrorMessage == "" {
-				st.ErrorMessage = "the service gave no error message"
-			}
-			if st.Operation == OpLoad && st.ArchiveKey != "" && job.FailedURL() != "" {
-				key, err := rs.keepFailed(ctx, c, job, st.ArchiveKey)
-				if err != nil {
-					return err
-				}
-				st.FailedOutputKey = key
-				st.ErrorMessage += "; the failed entities are kept at s3://" + rs.r.cfg.ArchiveBucket + "/" + key
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	st.PollCount++
-	st.NextWaitSeconds, st.DeadlinePassed = 0, false
-	if st.Status == StatusPending {
-		st.NextWaitSeconds = rs.r.nextWait(st.PollCount)
-		st.DeadlinePassed = rs.r.now().Sub(requested) > rs.r.cfg.JobDeadline
-	}
-	return &st, nil
-}
-
-// keepFailed streams an aborted load's failed output into S3 beside the
-// archive: <archive without .xml>.load-<jobId>.failed.xml (or .txt).
-func (rs *Restorer) keepFailed(ctx context.Context, c *sds.Client, job *sds.Job, archiveKey string) (string, error) {
-	out, err := c.OpenFailedOutput(ctx, job)
-	if err != nil {
-		return "", err
-	}
-	defer out.Body.Close()
-	ext, ctype := ".txt", "text/plain; charset=utf-8"
-	if strings.Contains(out.ContentType, "xml") {
-		ext, ctype = ".xml", "application/xml"
-	}
-	key := path.Clean(strings.TrimSuffix(archiveKey, ".xml")) + ".load-" + strings.ToLower(job.ID) + ".failed" + ext
-	in := &s3.PutObjectInput{Bucket: &rs.r.cfg.ArchiveBucket, Key: &key, Body: out.Body, ContentType: &ctype}
-	if kms := rs.r.cfg.ArchiveKMSKeyID; kms != "" {
-		in.ServerSideEncryption, in.SSEKMSKeyId = types.ServerSideEncryptionAwsKms, &kms
-	} else {
-		in.ServerSideEncryption = types.ServerSideEncryptionAes256
-	}
-	up := manager.NewUploader(rs.s3, func(u *manager.Uploader) { u.Concurrency = 1 })
-	if _, err := up.Upload(ctx, in); err != nil {
-		return "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("keeping the failed output at s3://%s/%s: %v", rs.r.cfg.ArchiveBucket, key, c.Redact(err.Error())), Err: err}
-	}
-	return key, nil
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -19,52 +18,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
-	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 	"github.com/sdsops/sdsops/internal/task"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
-
-// invokeRestorer runs one of the restore functions as the Lambda runtime
-// would, recording what it returns for the key-leak check.
-func (f *fixture) invokeRestorer(function string, event any) (out map[string]any, errType, errMsg string) {
-	f.t.Helper()
-	rs := task.NewRestorer(f.runner, s3Client)
-	fn := map[string]task.Func{"restore": rs.Restore, "publish": rs.Publish, "rollback": rs.Rollback, "loadstatus": rs.LoadStatus}[function]
-	payload, _ := json.Marshal(event)
-	res, err := lambda.NewHandler(f.runner.Handler(function, fn)).Invoke(context.Background(), payload)
-	if err != nil {
-		var ie messages.InvokeResponse_Error
-		if !errors.As(err, &ie) {
-			f.t.Fatalf("%s returned a %T: %v", function, err, err)
-		}
-		f.seen = append(f.seen, ie.Type+": "+ie.Message)
-		return nil, ie.Type, ie.Message
-	}
-	f.seen = append(f.seen, string(res))
-	if err := json.Unmarshal(res, &out); err != nil {
-		f.t.Fatalf("%s result is not a JSON object: %s", function, res)
-	}
-	return out, "", ""
-}
-
-func (f *fixture) mustRestorer(function string, event any) map[string]any {
-	f.t.Helper()
-	out, typ, msg := f.invokeRestorer(function, event)
-	if typ != "" {
-		f.t.Fatalf("%s failed: %s: %s", function, typ, msg)
-	}
-	return out
-}
 
 // TestRestoreFunctions follows a restore through prepare, load and status
 // by hand: the plan names the archive and the existing target, the load is
@@ -76,13 +41,13 @@ func TestRestoreFunctions(t *testing.T) {
 	arch := f.mustInvoke("copytos3", st)
 	key := arch["key"].(string)
 
-	if _, typ, _ := f.invokeRestorer("restore", map[string]any{"action": "prepare", "archiveKey": key, "accessId": accessID}); typ != task.InvalidInput {
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "accessId": accessID}); typ != task.InvalidInput {
 		t.Errorf("archiveKey with accessId: %s, want InvalidInput", typ)
 	}
-	if _, typ, _ := f.invokeRestorer("restore", map[string]any{"action": "prepare", "archiveKey": "elsewhere/x.xml"}); typ != task.InvalidInput {
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": "elsewhere/x.xml"}); typ != task.InvalidInput {
 		t.Errorf("a key outside the archive prefix: %s, want InvalidInput", typ)
 	}
-	plan := f.mustRestorer("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee})
+	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee})
 	a := plan["archive"].(map[string]any)
 	if a["key"] != key || plan["targetName"] != coffee || plan["targetExists"] != true || plan["targetAccessId"] != accessID {
 		t.Fatalf("plan %v", plan)
@@ -91,28 +56,28 @@ func TestRestoreFunctions(t *testing.T) {
 		t.Fatal("prepare started a job")
 	}
 
-	job := f.mustRestorer("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
 	if job["status"] != "Pending" || job["operation"] != "load" || job["jobId"] == "" {
 		t.Fatalf("load %v", job)
 	}
-	job = f.mustRestorer("loadstatus", job)
+	job = f.mustInvoke("loadstatus", job)
 	if job["status"] != "Pending" || job["deadlinePassed"] != false || job["nextWaitSeconds"] != 30.0 {
 		t.Fatalf("first status %v", job)
 	}
 	job["requestedAt"] = time.Now().Add(-13*time.Hour - time.Minute).UTC().Format(time.RFC3339)
-	if job = f.mustRestorer("loadstatus", job); job["deadlinePassed"] != true {
+	if job = f.mustInvoke("loadstatus", job); job["deadlinePassed"] != true {
 		t.Fatalf("a load pending for 13 h: %v", job)
 	}
 	f.completeJobs()
-	job = f.mustRestorer("loadstatus", job)
+	job = f.mustInvoke("loadstatus", job)
 	if job["status"] != "Completed" || job["accessId"] == "" || job["accessId"] == nil {
 		t.Fatalf("completed %v", job)
 	}
 
-	if _, typ, _ := f.invokeRestorer("rollback", map[string]any{"dataSourceName": coffee, "jobId": "4ad48f44f879c6da79e22ecfd19ffad4", "confirm": "x"}); typ != task.InvalidInput {
+	if _, typ, _ := f.invoke("rollback", map[string]any{"dataSourceName": coffee, "jobId": "4ad48f44f879c6da79e22ecfd19ffad4", "confirm": "x"}); typ != task.InvalidInput {
 		t.Errorf("rollback without confirmation: %s", typ)
 	}
-	if _, typ, _ := f.invokeRestorer("publish", map[string]any{"accessId": accessID, "dataSourceName": coffee, "jobId": "x"}); typ != task.InvalidInput {
+	if _, typ, _ := f.invoke("publish", map[string]any{"accessId": accessID, "dataSourceName": coffee, "jobId": "x"}); typ != task.InvalidInput {
 		t.Errorf("publish with a job id: %s", typ)
 	}
 }
@@ -123,17 +88,10 @@ func TestRestoreFunctions(t *testing.T) {
 // Reports MB/s of archive and the peak Go heap of this process.
 func BenchmarkRestore300MB(b *testing.B) {
 	ctx := context.Background()
-	moto, err := startMotoForBench(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer moto()
+	s3Client, smClient := testenv.S3(b), testenv.Secrets(b)
 	url := startEmulator(b)
 
-	bucket, secret := "bench-restore", "sdsops/bench-restore"
-	if _, err := s3Client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		b.Fatal(err)
-	}
+	bucket, secret := testenv.Bucket(b, s3Client), "sdsops/"+testenv.Name(b, "bench")
 	if _, err := smClient.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret), SecretString: aws.String(masterKey)}); err != nil {
 		b.Fatal(err)
 	}
@@ -146,7 +104,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 	h := sha256.New()
 	pr, pw := io.Pipe()
 	go func() { _, err := ds.WriteTo(io.MultiWriter(pw, h)); pw.CloseWithError(err) }()
-	if _, err := manager.NewUploader(s3Client).Upload(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: pr}); err != nil {
+	if _, err := transfermanager.New(s3Client).UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: pr}); err != nil {
 		b.Fatal(err)
 	}
 	m := archive.Manifest{FormatVersion: archive.ManifestFormatVersion, AccessID: accessID, DataSourceName: ds.Name, JobID: "0123456789abcdef0123456789abcdef",
@@ -156,15 +114,14 @@ func BenchmarkRestore300MB(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	r := task.NewRunner(task.Config{SDSBaseURL: url, MasterKeySecretID: secret, ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", SDSTimeout: 5 * time.Minute},
-		masterkey.New(smClient, time.Minute), nil, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
-	rs := task.NewRestorer(r, s3Client)
+	svc := task.NewService(task.Config{SDSBaseURL: url, MasterKeySecretID: secret, ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", SDSTimeout: 5 * time.Minute},
+		masterkey.New(smClient, time.Minute), nil, s3Client, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
 	event, _ := json.Marshal(map[string]any{"action": "load", "archiveKey": key, "targetName": "BenchRestore"})
 	// Setup once; a benchmark that runs a sub-benchmark is itself run once.
-	b.Run("load", func(b *testing.B) { benchRestore(b, rs, event, ds) })
+	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })
 }
 
-func benchRestore(b *testing.B, rs *task.Restorer, event []byte, ds sdsemu.Dataset) {
+func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Dataset) {
 	ctx := context.Background()
 	b.SetBytes(ds.Size())
 	b.ResetTimer()
@@ -172,7 +129,7 @@ func benchRestore(b *testing.B, rs *task.Restorer, event []byte, ds sdsemu.Datas
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
 		stop := heapPeak(&peak)
-		out, err := rs.Restore(ctx, event)
+		out, err := svc.Restore(ctx, event)
 		stop()
 		if err != nil {
 			b.Fatal(err)
@@ -180,7 +137,7 @@ func benchRestore(b *testing.B, rs *task.Restorer, event []byte, ds sdsemu.Datas
 		b.StopTimer()
 		st, _ := json.Marshal(out)
 		for {
-			res, err := rs.LoadStatus(ctx, st)
+			res, err := svc.LoadStatus(ctx, st)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -202,25 +159,6 @@ func benchRestore(b *testing.B, rs *task.Restorer, event []byte, ds sdsemu.Datas
 	if peak > 64<<20 {
 		b.Errorf("peak heap %.1f MiB, the budget is 64 MiB", float64(peak)/(1<<20))
 	}
-}
-
-// startMotoForBench starts moto when TestMain did not (benchmark-only runs
-// skip it).
-func startMotoForBench(ctx context.Context) (stop func(), err error) {
-	if s3Client != nil {
-		return func() {}, nil
-	}
-	m, err := localaws.StartMoto(ctx, localaws.MotoOptions{})
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := localaws.NewAWSConfig(ctx, m.Endpoint())
-	if err != nil {
-		m.Stop()
-		return nil, err
-	}
-	s3Client, smClient = localaws.NewS3Client(cfg), secretsmanager.NewFromConfig(cfg)
-	return func() { m.Stop() }, nil
 }
 
 func heapPeak(peak *uint64) (stop func()) {
