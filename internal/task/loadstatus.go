@@ -12,13 +12,6 @@ import (
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
-// Operations of the jobs a restore or rollback follows (LoadStatus).
-const (
-	OpLoad     = "load"
-	OpPublish  = "publish"
-	OpRollback = "rollback"
-)
-
 // JobState is the chained state of a load, publish or rollback job: what
 // restore (load), publish and rollback return and loadstatus reads and
 // returns updated.
