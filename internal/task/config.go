@@ -176,8 +176,8 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 // NewServiceFromEnv builds a Service from the environment: the standard
 // AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
 // and the variables of ConfigFromEnv. The archive and the catalog are
-// configured when ARCHIVE_BUCKET is set; CopyToS3, Discover, Record and
-// Inventory fail without it.
+// configured when ARCHIVE_BUCKET is set; CopyToS3, Restore, LoadStatus,
+// Discover, Record and Inventory fail without it.
 func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {
@@ -191,6 +191,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 	keys := masterkey.New(sm, cfg.SecretTTL)
 	var arch Archiver
 	var client *s3.Client
+	var objects ArchiveObjects
 	if cfg.ArchiveBucket != "" {
 		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
 		client = s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
@@ -198,7 +199,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 		if err != nil {
 			return nil, fmt.Errorf("archive: %w", err)
 		}
-		arch = a
+		arch, objects = a, client
 	}
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -206,7 +207,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-	s := NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
+	s := NewService(cfg, keys, arch, objects, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
 	if client != nil {
 		s.WithCatalog(catalog.New(client, cfg.ArchiveBucket, cfg.CatalogPrefix), client, sm, os.Stdout)
 	}

@@ -40,7 +40,7 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	if s.archive == nil {
-		return nil, &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
+		return nil, errNoArchive
 	}
 	created, err := parseStateTime("createdDate", st.CreatedDate)
 	if err != nil {

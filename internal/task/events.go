@@ -20,6 +20,14 @@ const (
 	OpSetPublic = "setPublic"
 )
 
+// Operations of the jobs a restore or rollback starts and LoadStatus
+// follows.
+const (
+	OpLoad     = "load"
+	OpPublish  = "publish"
+	OpRollback = "rollback"
+)
+
 // Statuses reported to state machines.
 const (
 	StatusPending   = "Pending"

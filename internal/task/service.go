@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -23,21 +25,28 @@ type Archiver interface {
 	Copy(ctx context.Context, req archive.Request, open archive.Opener) (archive.Result, error)
 }
 
+// ArchiveObjects is the part of S3 that restoring reads and writes
+// directly: archives and manifests, and an aborted load's failed output
+// kept beside its archive.
+type ArchiveObjects = transfermanager.S3APIClient
+
 // Service holds what the operations share: configuration, the key cache,
 // the archive and the SDS client options. Each operation is a method of
 // it, in a file of its own; a Lambda function runs one of them.
 type Service struct {
 	cfg     Config
 	keys    Keys
-	archive Archiver     // nil for functions that do not copy
-	cat     *catalogDeps // nil without ARCHIVE_BUCKET
+	archive Archiver       // nil for functions that do not copy
+	objects ArchiveObjects // nil for functions that do not restore
+	cat     *catalogDeps   // nil without ARCHIVE_BUCKET
 	sdsOpts []sds.Option
 	now     func() time.Time
 	log     *slog.Logger
 }
 
-// NewService wires a Service. arch may be nil except for copytos3.
-func NewService(cfg Config, keys Keys, arch Archiver, log *slog.Logger, sdsOpts ...sds.Option) *Service {
+// NewService wires a Service. arch may be nil except for copytos3, and
+// objects except for restore and loadstatus.
+func NewService(cfg Config, keys Keys, arch Archiver, objects ArchiveObjects, log *slog.Logger, sdsOpts ...sds.Option) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -51,8 +60,12 @@ func NewService(cfg Config, keys Keys, arch Archiver, log *slog.Logger, sdsOpts 
 	if cfg.JobDeadline <= 0 {
 		cfg.JobDeadline = DefaultJobDeadline
 	}
-	return &Service{cfg: cfg, keys: keys, archive: arch, sdsOpts: sdsOpts, now: time.Now, log: log}
+	return &Service{cfg: cfg, keys: keys, archive: arch, objects: objects, sdsOpts: sdsOpts, now: time.Now, log: log}
 }
+
+// errNoArchive is the failure of an operation that needs the archive in a
+// function deployed without ARCHIVE_BUCKET.
+var errNoArchive = &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
 
 // withSDS runs fn with a client holding the master key of secretID (the
 // configured default when empty). When the service refuses the key, the

@@ -123,7 +123,7 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 	tc := task.Config{SDSBaseURL: srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: "sds-exports/",
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.runner = task.NewService(tc, masterkey.New(smClient, time.Minute), store, log,
+	f.runner = task.NewService(tc, masterkey.New(smClient, time.Minute), store, s3Client, log,
 		append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
 			sds.WithLogger(log)}, opts...)...)
 	t.Cleanup(f.checkNoKeyLeaked)
@@ -146,6 +146,14 @@ func (f *fixture) invoke(function string, event any) (out map[string]any, errTyp
 		fn = f.runner.Delete
 	case "setpublic":
 		fn = f.runner.SetPublic
+	case "restore":
+		fn = f.runner.Restore
+	case "publish":
+		fn = f.runner.Publish
+	case "rollback":
+		fn = f.runner.Rollback
+	case "loadstatus":
+		fn = f.runner.LoadStatus
 	default:
 		f.t.Fatalf("unknown function %s", function)
 	}

@@ -41,6 +41,16 @@ var startRoutes = []startRoute{
 		}},
 	{"PUT /datasources/{accessId}/{name}/visibility", "SetPublicStateMachine",
 		func(string) (string, map[string]any) { return `{"public":true}`, map[string]any{"public": true} }},
+	{"POST /datasources/{accessId}/{name}/restores", "RestoreStateMachine",
+		func(name string) (string, map[string]any) {
+			b, _ := json.Marshal(map[string]string{"confirm": name})
+			return string(b), map[string]any{"confirm": name}
+		}},
+	{"POST /datasources/{accessId}/{name}/rollbacks", "RollbackStateMachine",
+		func(name string) (string, map[string]any) {
+			b, _ := json.Marshal(map[string]string{"confirm": name, "jobId": "J1"})
+			return string(b), map[string]any{"confirm": name, "jobId": "J1"}
+		}},
 }
 
 const executionStatusRoute = "GET /executions/{id}"
@@ -206,6 +216,43 @@ var bodyCases = map[string][]bodyCase{
 		{why: "a string body", body: `"Stores_2024"`},
 		{why: "a null body", body: `null`},
 		{why: "a body that is not JSON", body: `confirm=Stores_2024`},
+	},
+	"POST /datasources/{accessId}/{name}/restores": {
+		{why: "confirm only", body: `{"confirm":"Stores_2024"}`, valid: true},
+		{why: "every field, into another name", body: `{"confirm":"Copy-1","targetName":"Copy-1","versionJobId":"J1","staging":true,"publish":true,"public":false,"force":false,"backupFirst":true,"masterKeySecretId":"sds/master"}`, valid: true},
+		{why: "a date", body: `{"confirm":"Stores_2024","date":"2024-06-01"}`, valid: true},
+		{why: "confirm naming the path's data source when the target is another", body: `{"confirm":"Stores_2024","targetName":"Copy"}`, valid: true, templateRefuses: true},
+		{why: "confirm in another case than the name", body: `{"confirm":"stores_2024"}`, valid: true, templateRefuses: true},
+		{why: "confirm empty", body: `{"confirm":""}`, valid: true, templateRefuses: true},
+		{why: "no body (confirm missing)", body: ""},
+		{why: "an empty object (confirm missing)", body: `{}`},
+		{why: "a target name with a slash", body: `{"confirm":"a/b","targetName":"a/b"}`},
+		{why: "a target name with a quote", body: `{"confirm":"a\"b","targetName":"a\"b"}`},
+		{why: "a 51-character target name", body: `{"confirm":"Stores_2024","targetName":"` + long("t", 51) + `"}`},
+		{why: "a date in another form", body: `{"confirm":"Stores_2024","date":"01/06/2024"}`},
+		{why: "JSON injection in the date", body: `{"confirm":"Stores_2024","date":"2024-06-01\",\"force\":true"}`},
+		{why: `force the string "true"`, body: `{"confirm":"Stores_2024","force":"true"}`},
+		{why: "staging 1", body: `{"confirm":"Stores_2024","staging":1}`},
+		{why: "backupFirst null", body: `{"confirm":"Stores_2024","backupFirst":null}`},
+		{why: "a version id with a space", body: `{"confirm":"Stores_2024","versionJobId":"a b"}`},
+		{why: "an archive key (not offered by the API)", body: `{"confirm":"Stores_2024","archiveKey":"sds-exports/x.xml"}`},
+		{why: "an array body", body: `[{"confirm":"Stores_2024"}]`},
+		{why: "a body that is not JSON", body: `confirm=Stores_2024`},
+	},
+	"POST /datasources/{accessId}/{name}/rollbacks": {
+		{why: "job id and confirm", body: `{"jobId":"4ad48f44f879c6da79e22ecfd19ffad4","confirm":"Stores_2024"}`, valid: true},
+		{why: "with a secret id", body: `{"jobId":"J1","confirm":"Stores_2024","masterKeySecretId":"sds/master"}`, valid: true},
+		{why: "confirm naming another data source", body: `{"jobId":"J1","confirm":"Other"}`, valid: true, templateRefuses: true},
+		{why: "confirm empty", body: `{"jobId":"J1","confirm":""}`, valid: true, templateRefuses: true},
+		{why: "no job id", body: `{"confirm":"Stores_2024"}`},
+		{why: "no confirm", body: `{"jobId":"J1"}`},
+		{why: "an empty job id", body: `{"jobId":"","confirm":"Stores_2024"}`},
+		{why: "a job id with a quote", body: `{"jobId":"a\"b","confirm":"Stores_2024"}`},
+		{why: "JSON injection in the job id", body: `{"jobId":"J1\",\"x\":\"y","confirm":"Stores_2024"}`},
+		{why: "a job id that is a number", body: `{"jobId":5,"confirm":"Stores_2024"}`},
+		{why: "an extra field", body: `{"jobId":"J1","confirm":"Stores_2024","force":true}`},
+		{why: "no body", body: ""},
+		{why: "a body that is not JSON", body: `jobId=J1`},
 	},
 	"PUT /datasources/{accessId}/{name}/visibility": {
 		{why: "public true", body: `{"public":true}`, valid: true},

@@ -74,7 +74,7 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 			env[k] = v
 		}
 	}
-	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC"} {
+	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC", "SM_RESTORE", "SM_ROLLBACK"} {
 		if env[v] == "" {
 			t.Fatalf("make up printed no %s:\n%s", v, printed)
 		}
@@ -172,6 +172,17 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	// The backup's archive, and the one the delete made of the version it removed.
 	if !strings.Contains(ls, key) || !strings.Contains(ls, key+".manifest.json") || objects != 2 {
 		t.Errorf("aws s3 ls: want %s, its manifest and the delete's backup:\n%s", key, ls)
+	}
+
+	// Restore the first archive: the data source is back, under the
+	// accessId the restore reports.
+	status, restored, _ := run("SM_RESTORE", `{"archiveKey":"`+key+`","confirm":"`+source+`"}`)
+	newID, _ := restored["accessId"].(string)
+	if status != "SUCCEEDED" || newID == "" {
+		t.Fatalf("restore: %s, output %v", status, restored)
+	}
+	if status, out, _ := run("SM_BACKUP", `{"accessId":"`+newID+`","dataSourceName":"`+source+`"}`); status != "SUCCEEDED" || out["entityCount"] != float64(350) {
+		t.Errorf("backup after the restore: %s, output %v", status, out)
 	}
 
 	stop()

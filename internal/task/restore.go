@@ -1,0 +1,386 @@
+package task
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Actions of the restore function.
+const (
+	ActionPrepare = "prepare"
+	ActionLoad    = "load"
+)
+
+// maxManifestsScanned bounds the manifests read when an archive is chosen
+// by data source and version or date.
+const maxManifestsScanned = 1000
+
+// RestoreEvent is the restore function's event. The archive is named by
+// its key, or by accessId and dataSourceName with optionally versionJobId
+// (the SDS version or the download job) or date (YYYY-MM-DD); without
+// either, the newest archive is taken.
+type RestoreEvent struct {
+	Action            string `json:"action"` // prepare or load
+	ArchiveKey        string `json:"archiveKey,omitempty"`
+	AccessID          string `json:"accessId,omitempty"`
+	DataSourceName    string `json:"dataSourceName,omitempty"`
+	VersionJobID      string `json:"versionJobId,omitempty"`
+	Date              string `json:"date,omitempty"`
+	TargetName        string `json:"targetName,omitempty"` // default: the archived name
+	Staging           bool   `json:"staging,omitempty"`
+	Public            bool   `json:"public,omitempty"`
+	Force             bool   `json:"force,omitempty"` // restore an unverified archive
+	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
+	// Load only: the state machine's retry number and when the state was
+	// entered, so that a retried load adopts the job an earlier attempt
+	// may have created instead of loading twice.
+	RetryCount int    `json:"retryCount,omitempty"`
+	EnteredAt  string `json:"enteredAt,omitempty"`
+}
+
+// ArchiveRef describes the archive chosen for a restore.
+type ArchiveRef struct {
+	Bucket         string   `json:"bucket"`
+	Key            string   `json:"key"`
+	ManifestKey    string   `json:"manifestKey"`
+	AccessID       string   `json:"accessId"`
+	DataSourceName string   `json:"dataSourceName"`
+	JobID          string   `json:"jobId"`
+	Bytes          int64    `json:"bytes"`
+	EntityCount    int64    `json:"entityCount"`
+	SHA256         string   `json:"sha256"`
+	Verified       bool     `json:"verified"`
+	Problems       []string `json:"verificationProblems,omitempty"`
+}
+
+// RestorePlan is what prepare returns: the archive, and whether the target
+// exists (then its published version is backed up before the load).
+type RestorePlan struct {
+	Archive        ArchiveRef `json:"archive"`
+	TargetName     string     `json:"targetName"`
+	TargetExists   bool       `json:"targetExists"`
+	TargetAccessID string     `json:"targetAccessId,omitempty"`
+}
+
+// Restore prepares a restore (action prepare: choose the archive, check it,
+// look up the target; nothing is sent) or starts its load (action load).
+func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
+	var ev RestoreEvent
+	if err := decodeStrict(raw, &ev); err != nil {
+		return nil, err
+	}
+	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
+		return nil, err
+	}
+	if s.objects == nil {
+		return nil, errNoArchive
+	}
+	if ev.Staging && ev.Public {
+		return nil, invalid("a staged restore cannot be made public; publish it, then set it public")
+	}
+	switch ev.Action {
+	case ActionPrepare:
+		return s.prepare(ctx, ev)
+	case ActionLoad:
+		return s.load(ctx, ev)
+	}
+	return nil, invalid("field \"action\" must be %q or %q, got %q", ActionPrepare, ActionLoad, truncate(ev.Action, 40))
+}
+
+func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, error) {
+	ref, err := s.resolve(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	target := ev.TargetName
+	if target == "" {
+		target = ref.DataSourceName
+	}
+	if err := sds.ValidateName(target); err != nil {
+		return nil, invalid("field \"targetName\": %v", err)
+	}
+	plan := &RestorePlan{Archive: *ref, TargetName: target}
+	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
+		all, err := c.DataSources(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range all {
+			if strings.EqualFold(d.Name, target) && d.AccessID != "" {
+				plan.TargetExists, plan.TargetAccessID = true, d.AccessID
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return plan, nil
+}
+
+// resolve finds the archive an event names and checks it may be restored:
+// its manifest is in place and describes it, and it is verified unless
+// force is set.
+func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, error) {
+	var m *archive.Manifest
+	var mkey string
+	var err error
+	switch {
+	case ev.ArchiveKey != "":
+		if ev.AccessID != "" || ev.DataSourceName != "" || ev.VersionJobID != "" || ev.Date != "" {
+			return nil, invalid("give archiveKey, or accessId and dataSourceName (with versionJobId or date), not both")
+		}
+		if !strings.HasPrefix(ev.ArchiveKey, s.cfg.ArchivePrefix) || !strings.HasSuffix(ev.ArchiveKey, ".xml") || strings.Contains(ev.ArchiveKey, "..") {
+			return nil, invalid("field \"archiveKey\" %q is not an archive under %q (…/<jobId>.xml)", truncate(ev.ArchiveKey, 200), s.cfg.ArchivePrefix)
+		}
+		mkey = ev.ArchiveKey + ".manifest.json"
+		if m, err = s.manifest(ctx, mkey); err != nil {
+			return nil, err
+		}
+	default:
+		if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
+			return nil, err
+		}
+		if ev.VersionJobID != "" && ev.Date != "" {
+			return nil, invalid("give versionJobId or date, not both")
+		}
+		if ev.VersionJobID != "" {
+			if err := validateJobID(ev.VersionJobID); err != nil {
+				return nil, err
+			}
+		}
+		if ev.Date != "" {
+			if _, err := time.Parse(time.DateOnly, ev.Date); err != nil {
+				return nil, invalid("field \"date\" %q: want YYYY-MM-DD", truncate(ev.Date, 40))
+			}
+		}
+		if m, mkey, err = s.find(ctx, ev); err != nil {
+			return nil, err
+		}
+	}
+	ref := &ArchiveRef{Bucket: s.cfg.ArchiveBucket, Key: m.Key, ManifestKey: mkey, AccessID: m.AccessID,
+		DataSourceName: m.DataSourceName, JobID: m.JobID, Bytes: m.Bytes, EntityCount: m.EntityCount,
+		SHA256: m.SHA256, Verified: m.Verified, Problems: m.Problems}
+	sum, herr := hex.DecodeString(m.SHA256)
+	switch {
+	case m.Key != strings.TrimSuffix(mkey, ".manifest.json") || m.Bucket != s.cfg.ArchiveBucket:
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s names s3://%s/%s, not its own archive; nothing was loaded", mkey, m.Bucket, m.Key)}
+	case herr != nil || len(sum) != sha256.Size || m.Bytes <= 0:
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has no usable sha256 or size; nothing was loaded", mkey)}
+	case sds.ValidateName(m.DataSourceName) != nil:
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s names no valid data source; nothing was loaded", mkey)}
+	case !m.Verified && !ev.Force:
+		return nil, &Error{Type: ArchiveUnverified, Message: fmt.Sprintf("archive s3://%s/%s is not verified (%s); nothing was loaded. Pass force: true to restore it anyway",
+			ref.Bucket, ref.Key, strings.Join(m.Problems, "; "))}
+	}
+	return ref, nil
+}
+
+func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
+	out, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
+	if err != nil {
+		var nsk *types.NoSuchKey
+		if errors.As(err, &nsk) || strings.Contains(err.Error(), "StatusCode: 404") {
+			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
+		}
+		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, 1<<20+1))
+	if err != nil {
+		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
+	}
+	var m archive.Manifest
+	if len(data) > 1<<20 || json.Unmarshal(data, &m) != nil {
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s is not a manifest; nothing was loaded", mkey)}
+	}
+	if m.FormatVersion != archive.ManifestFormatVersion {
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has format version %d, want %d", mkey, m.FormatVersion, archive.ManifestFormatVersion)}
+	}
+	return &m, nil
+}
+
+var archiveDate = regexp.MustCompile(`/(\d{4})/(\d{2})/(\d{2})/[^/]+\.xml\.manifest\.json$`)
+
+// find chooses among a data source's archives: the newest one matching the
+// version or date; verified ones first unless force is set.
+func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
+	prefix := s.cfg.ArchivePrefix + ev.AccessID + "/" + ev.DataSourceName + "/"
+	if ev.Date != "" {
+		prefix += strings.ReplaceAll(ev.Date, "-", "/") + "/"
+	}
+	var keys []string
+	p := s3.NewListObjectsV2Paginator(s.objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
+	for p.HasMorePages() && len(keys) < maxManifestsScanned {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("listing s3://%s/%s: %v", s.cfg.ArchiveBucket, prefix, err), Err: err}
+		}
+		for _, o := range page.Contents {
+			if k := aws.ToString(o.Key); archiveDate.MatchString(k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	var best *archive.Manifest
+	var bestKey string
+	for _, k := range keys {
+		m, err := s.manifest(ctx, k)
+		if err != nil {
+			var te *Error
+			if errors.As(err, &te) && te.Type == ArchiveUnavailable {
+				return nil, "", err
+			}
+			continue // a broken manifest is no candidate
+		}
+		if ev.VersionJobID != "" && !strings.EqualFold(m.VersionJobID, ev.VersionJobID) && !strings.EqualFold(m.JobID, ev.VersionJobID) {
+			continue
+		}
+		better := best == nil ||
+			(m.Verified && !best.Verified && !ev.Force) ||
+			(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
+		if better {
+			best, bestKey = m, k
+		}
+	}
+	if best == nil {
+		what := "any version"
+		if ev.VersionJobID != "" {
+			what = "version " + ev.VersionJobID
+		} else if ev.Date != "" {
+			what = "date " + ev.Date
+		}
+		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix)}
+	}
+	return best, bestKey, nil
+}
+
+// load streams the archive into a Load Data Source job. The bytes are
+// hashed on the way: if they do not match the manifest's sha256 the
+// stream fails at its end, before the upload completes, so SDS never
+// receives a whole body and creates no job.
+func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) {
+	ref, err := s.resolve(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	target := ev.TargetName
+	if target == "" {
+		target = ref.DataSourceName
+	}
+	if err := sds.ValidateName(target); err != nil {
+		return nil, invalid("field \"targetName\": %v", err)
+	}
+	op := sds.LoadComplete
+	desc := "DataSourceComplete"
+	if ev.Staging {
+		op, desc = sds.LoadCompleteStaging, "DataSourceCompleteStaging"
+	}
+	now := s.now()
+	st := &JobState{Operation: OpLoad, DataSourceName: target, MasterKeySecretID: ev.MasterKeySecretID,
+		Status: StatusPending, RequestedAt: formatTime(now), ArchiveKey: ref.Key, NextWaitSeconds: s.nextWait(0)}
+	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
+		if ev.RetryCount > 0 {
+			// An earlier attempt may have sent the whole body and lost the
+			// answer: adopt its job rather than load a second time.
+			since, err := parseStateTime("enteredAt", ev.EnteredAt)
+			if err != nil {
+				return err
+			}
+			jobs, err := c.ListJobs(ctx)
+			if err != nil {
+				return err
+			}
+			if j := loadJobSince(jobs, desc, target, since); j != nil {
+				st.JobID, st.Status = j.ID, reportStatus(j.Status)
+				st.StatusURL = sds.StripLink(j.StatusURL())
+				if st.StatusURL == "" {
+					st.StatusURL = strings.TrimRight(s.cfg.SDSBaseURL, "/") + "/Dataflows/LoadDataSource/" + j.ID
+				}
+				return nil
+			}
+		}
+		obj, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &ref.Bucket, Key: &ref.Key})
+		if err != nil {
+			return &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading s3://%s/%s: %v", ref.Bucket, ref.Key, err), Err: err}
+		}
+		defer obj.Body.Close()
+		if n := aws.ToInt64(obj.ContentLength); obj.ContentLength != nil && n != ref.Bytes {
+			return &Error{Type: IntegrityError, Message: fmt.Sprintf("archive s3://%s/%s has %d bytes, its manifest %d; nothing was loaded", ref.Bucket, ref.Key, n, ref.Bytes)}
+		}
+		body := &hashedReader{r: obj.Body, h: sha256.New(), want: ref.SHA256}
+		job, err := c.Load(ctx, sds.LoadRequest{Name: target, Operation: op, Public: ev.Public,
+			Body: body, Size: ref.Bytes, Entities: ref.EntityCount})
+		if body.mismatch.Load() {
+			return &Error{Type: IntegrityError, Message: fmt.Sprintf("archive s3://%s/%s does not match its manifest's sha256; the upload was abandoned before it completed, nothing was loaded", ref.Bucket, ref.Key)}
+		}
+		if err != nil {
+			return err
+		}
+		st.JobID, st.Status = job.ID, reportStatus(job.Status)
+		st.StatusURL = sds.StripLink(job.StatusURL())
+		st.TotalEntityCount = job.TotalEntityCount
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// loadJobSince returns the newest listed load job of the given type for
+// name created at or after since. No margin for clock skew: adopting an
+// earlier restore's job would report a load that did not happen.
+func loadJobSince(jobs []sds.Job, desc, name string, since time.Time) *sds.Job {
+	var best *sds.Job
+	for i := range jobs {
+		j := &jobs[i]
+		if !strings.EqualFold(j.Description, desc) || !strings.EqualFold(strings.TrimSpace(j.Name), name) ||
+			j.CreatedDate == nil || j.CreatedDate.Before(since.Truncate(time.Second)) {
+			continue
+		}
+		if best == nil || j.CreatedDate.After(*best.CreatedDate) {
+			best = j
+		}
+	}
+	return best
+}
+
+// hashedReader passes the archive through and, at its end, fails instead
+// of reporting io.EOF when the bytes read do not hash to want.
+type hashedReader struct {
+	r        io.Reader
+	h        hash.Hash
+	want     string
+	mismatch atomic.Bool // read by the caller after the upload ends
+}
+
+func (h *hashedReader) Read(p []byte) (int, error) {
+	if h.mismatch.Load() {
+		return 0, errors.New("archive does not match its manifest")
+	}
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	if err == io.EOF && hex.EncodeToString(h.h.Sum(nil)) != strings.ToLower(h.want) {
+		h.mismatch.Store(true)
+		return 0, errors.New("archive does not match its manifest")
+	}
+	return n, err
+}

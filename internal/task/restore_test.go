@@ -1,0 +1,212 @@
+package task_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/metrics"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/task"
+	"github.com/sdsops/sdsops/internal/testenv"
+)
+
+// TestRestoreFunctions follows a restore through prepare, load and status
+// by hand: the plan names the archive and the existing target, the load is
+// Pending until the job completes, the deadline is reported, and the
+// completed job names the data source.
+func TestRestoreFunctions(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	st := f.backupToCompleted()
+	arch := f.mustInvoke("copytos3", st)
+	key := arch["key"].(string)
+
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "accessId": accessID}); typ != task.InvalidInput {
+		t.Errorf("archiveKey with accessId: %s, want InvalidInput", typ)
+	}
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": "elsewhere/x.xml"}); typ != task.InvalidInput {
+		t.Errorf("a key outside the archive prefix: %s, want InvalidInput", typ)
+	}
+	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee})
+	a := plan["archive"].(map[string]any)
+	if a["key"] != key || plan["targetName"] != coffee || plan["targetExists"] != true || plan["targetAccessId"] != accessID {
+		t.Fatalf("plan %v", plan)
+	}
+	if f.emu.Jobs()[len(f.emu.Jobs())-1].Kind != sdsemu.JobDownload {
+		t.Fatal("prepare started a job")
+	}
+
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	if job["status"] != "Pending" || job["operation"] != "load" || job["jobId"] == "" {
+		t.Fatalf("load %v", job)
+	}
+	job = f.mustInvoke("loadstatus", job)
+	if job["status"] != "Pending" || job["deadlinePassed"] != false || job["nextWaitSeconds"] != 30.0 {
+		t.Fatalf("first status %v", job)
+	}
+	job["requestedAt"] = time.Now().Add(-13*time.Hour - time.Minute).UTC().Format(time.RFC3339)
+	if job = f.mustInvoke("loadstatus", job); job["deadlinePassed"] != true {
+		t.Fatalf("a load pending for 13 h: %v", job)
+	}
+	f.completeJobs()
+	job = f.mustInvoke("loadstatus", job)
+	if job["status"] != "Completed" || job["accessId"] == "" || job["accessId"] == nil {
+		t.Fatalf("completed %v", job)
+	}
+
+	if _, typ, _ := f.invoke("rollback", map[string]any{"dataSourceName": coffee, "jobId": "4ad48f44f879c6da79e22ecfd19ffad4", "confirm": "x"}); typ != task.InvalidInput {
+		t.Errorf("rollback without confirmation: %s", typ)
+	}
+	if _, typ, _ := f.invoke("publish", map[string]any{"accessId": accessID, "dataSourceName": coffee, "jobId": "x"}); typ != task.InvalidInput {
+		t.Errorf("publish with a job id: %s", typ)
+	}
+}
+
+// BenchmarkRestore300MB restores the 300 MB, 200,000-entity export from
+// S3 (moto) into the emulator, which runs in its own process, through the
+// restore function's load path: archive read, sha256 check, gzip upload.
+// Reports MB/s of archive and the peak Go heap of this process.
+func BenchmarkRestore300MB(b *testing.B) {
+	ctx := context.Background()
+	s3Client, smClient := testenv.S3(b), testenv.Secrets(b)
+	url := startEmulator(b)
+
+	bucket, secret := testenv.Bucket(b, s3Client), "sdsops/"+testenv.Name(b, "bench")
+	if _, err := smClient.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret), SecretString: aws.String(masterKey)}); err != nil {
+		b.Fatal(err)
+	}
+	ds := sdsemu.Dataset{AccessID: accessID, Name: "LargeSample", EntityTypeName: "Shop", VersionJobID: "f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5", EntityCount: sds.MaxLoadEntities}
+	ds.PaddingBytes = int((sds.MaxLoadBytes-ds.Size())/int64(ds.EntityCount)) - len("    <Notes></Notes>\n")
+	for ds.Size() > sds.MaxLoadBytes {
+		ds.PaddingBytes--
+	}
+	key := "sds-exports/" + accessID + "/LargeSample/2024/06/01/0123456789abcdef0123456789abcdef.xml"
+	h := sha256.New()
+	pr, pw := io.Pipe()
+	go func() { _, err := ds.WriteTo(io.MultiWriter(pw, h)); pw.CloseWithError(err) }()
+	if _, err := transfermanager.New(s3Client).UploadObject(ctx, &transfermanager.UploadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: pr}); err != nil {
+		b.Fatal(err)
+	}
+	m := archive.Manifest{FormatVersion: archive.ManifestFormatVersion, AccessID: accessID, DataSourceName: ds.Name, JobID: "0123456789abcdef0123456789abcdef",
+		EntityCount: int64(ds.EntityCount), Bytes: ds.Size(), SHA256: hex.EncodeToString(h.Sum(nil)), Verified: true, Bucket: bucket, Key: key}
+	mj, _ := json.Marshal(m)
+	if _, err := s3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key + ".manifest.json"), Body: strings.NewReader(string(mj))}); err != nil {
+		b.Fatal(err)
+	}
+
+	svc := task.NewService(task.Config{SDSBaseURL: url, MasterKeySecretID: secret, ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", SDSTimeout: 5 * time.Minute},
+		masterkey.New(smClient, time.Minute), nil, s3Client, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
+	event, _ := json.Marshal(map[string]any{"action": "load", "archiveKey": key, "targetName": "BenchRestore"})
+	// Setup once; a benchmark that runs a sub-benchmark is itself run once.
+	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })
+}
+
+func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Dataset) {
+	ctx := context.Background()
+	b.SetBytes(ds.Size())
+	b.ResetTimer()
+	var peak uint64
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		stop := heapPeak(&peak)
+		out, err := svc.Restore(ctx, event)
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		st, _ := json.Marshal(out)
+		for {
+			res, err := svc.LoadStatus(ctx, st)
+			if err != nil {
+				b.Fatal(err)
+			}
+			js := res.(*task.JobState)
+			if js.Status == task.StatusCompleted {
+				if js.TotalEntityCount != int64(ds.EntityCount) {
+					b.Fatalf("load completed with %d entities", js.TotalEntityCount)
+				}
+				break
+			}
+			if js.Status != task.StatusPending {
+				b.Fatalf("load %+v", js)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	if peak > 64<<20 {
+		b.Errorf("peak heap %.1f MiB, the budget is 64 MiB", float64(peak)/(1<<20))
+	}
+}
+
+func heapPeak(peak *uint64) (stop func()) {
+	var done atomic.Bool
+	finished := make(chan struct{})
+	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	go func() {
+		defer close(finished)
+		for !done.Load() {
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > *peak {
+				*peak = v
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return func() { done.Store(true); <-finished }
+}
+
+// startEmulator builds and starts cmd/sdsemu in its own process, jobs
+// completing at once, so that the heap measured is the restore's.
+func startEmulator(b *testing.B) string {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "sdsemu")
+	build := exec.Command("go", "build", "-o", bin, "github.com/sdsops/sdsops/internal/sdsemu/cmd/sdsemu")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-job-duration", "0", "-download-job-duration", "0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	u, ok := strings.CutPrefix(strings.TrimSpace(line), "SDSEMU_URL=")
+	if !ok {
+		b.Fatalf("emulator said %q", line)
+	}
+	return u
+}
