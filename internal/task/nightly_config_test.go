@@ -62,7 +62,7 @@ func TestConfigFromEnvNightly(t *testing.T) {
 }
 
 func TestSecretFor(t *testing.T) {
-	n := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil)
+	n := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil, nil)
 	overrides := map[string]string{"abc/shops": "by-id", "shops": "by-name", "stores": "stores-key"}
 	tests := []struct {
 		id   catalog.ID
@@ -86,7 +86,7 @@ func TestSecretFor(t *testing.T) {
 // Without ARCHIVE_BUCKET there is no catalog: the nightly operations say so
 // instead of failing on a nil store.
 func TestNightlyWithoutCatalog(t *testing.T) {
-	s := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil)
+	s := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil, nil)
 	for name, op := range map[string]Op{"discover": (*Service).Discover, "record": (*Service).Record, "inventory": (*Service).Inventory} {
 		_, err := op(s, context.Background(), []byte(`{}`))
 		var e *Error
