@@ -27,7 +27,9 @@ import (
 // rather than through cfn-lint's wrapper, because that wrapper blanks an
 // Api's DefinitionBody when Auth is set (so its authentication could not be
 // checked), and it keeps SAM's own validation on. Local paths are replaced
-// by S3 URIs the way `sam package` would.
+// by S3 URIs the way `sam package` would, and AWS::Include snippets (the API's
+// OpenAPI body) are inserted the way CloudFormation does before the SAM
+// transform.
 const translateScript = `
 import copy, json, os, sys
 from cfnlint.decode import decode
@@ -38,6 +40,26 @@ tpl, matches = decode(sys.argv[1])
 if matches:
     sys.exit("reading the template: " + "; ".join(str(m) for m in matches))
 src = json.loads(json.dumps(tpl))
+
+# CloudFormation runs the AWS::Include transforms (innermost macros first)
+# before AWS::Serverless, so SAM sees the included snippet inline; a local
+# Location is what sam deploy uploads, relative to the template.
+def include(node):
+    if isinstance(node, list):
+        return [include(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    t = node.get("Fn::Transform")
+    if len(node) == 1 and isinstance(t, dict) and t.get("Name") == "AWS::Include":
+        loc = (t.get("Parameters") or {}).get("Location")
+        if not isinstance(loc, str) or "://" in loc:
+            sys.exit("AWS::Include Location %r: want a path in the repository" % (loc,))
+        snippet, matches = decode(os.path.join(os.path.dirname(sys.argv[1]), loc))
+        if matches:
+            sys.exit("reading " + loc + ": " + "; ".join(str(m) for m in matches))
+        return include(json.loads(json.dumps(snippet)))
+    return {k: include(v) for k, v in node.items()}
+src = include(src)
 sam = copy.deepcopy(src)
 for r in sam.get("Resources", {}).values():
     p = r.get("Properties") or {}

@@ -249,24 +249,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// TestNoHardcodedAccountOrRegion reads template.yaml as text: account ids and
-// regions come from AWS::AccountId and AWS::Region only.
+// TestNoHardcodedAccountOrRegion reads template.yaml and the files it
+// includes (AWS::Include Location) as text: account ids and regions come from
+// AWS::AccountId and AWS::Region only.
 func TestNoHardcodedAccountOrRegion(t *testing.T) {
-	text, err := os.ReadFile(filepath.Join(repoRoot(t), "template.yaml"))
+	root := repoRoot(t)
+	text, err := os.ReadFile(filepath.Join(root, "template.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := map[string]string{"template.yaml": string(text)}
+	for _, m := range includeLocation.FindAllStringSubmatch(string(text), -1) {
+		b, err := os.ReadFile(filepath.Join(root, m[1]))
+		if err != nil {
+			t.Fatalf("template.yaml includes %s: %v", m[1], err)
+		}
+		files[m[1]] = string(b)
+	}
+	if len(files) < 2 {
+		t.Fatal("template.yaml includes no file; the API's OpenAPI body is expected in one (AWS::Include)")
+	}
 	account := regexp.MustCompile(`\b[0-9]{12}\b`)
 	region := regexp.MustCompile(`\b(us|eu|ap|sa|ca|me|af|il|mx|cn|us-gov)-(north|south|east|west|central|northeast|southeast|northwest|southwest)-[0-9]\b`)
-	for i, line := range strings.Split(string(text), "\n") {
-		if m := account.FindString(line); m != "" {
-			t.Errorf("template.yaml:%d: %q looks like an account id; use ${AWS::AccountId}", i+1, m)
-		}
-		if m := region.FindString(line); m != "" {
-			t.Errorf("template.yaml:%d: %q is a region; use ${AWS::Region}", i+1, m)
+	for name, text := range files {
+		for i, line := range strings.Split(text, "\n") {
+			if m := account.FindString(line); m != "" {
+				t.Errorf("%s:%d: %q looks like an account id; use ${AWS::AccountId}", name, i+1, m)
+			}
+			if m := region.FindString(line); m != "" {
+				t.Errorf("%s:%d: %q is a region; use ${AWS::Region}", name, i+1, m)
+			}
 		}
 	}
 }
+
+// includeLocation finds the local files template.yaml includes.
+var includeLocation = regexp.MustCompile(`(?m)^\s*Location:\s*["']?([\w./-]+\.(?:yaml|yml|json))["']?\s*$`)
 
 // TestCfnLint runs cfn-lint on template.yaml; any finding (error, warning or
 // informational) fails.
