@@ -238,7 +238,29 @@ func TestConvertExistingArchive(t *testing.T) {
 	if after := readManifest(t, mkey); fmt.Sprint(after.Conversion) != fmt.Sprint(before.Conversion) {
 		t.Errorf("a repeated convert changed the record: %v, then %v", before.Conversion, after.Conversion)
 	}
+	// As the API starts it: the key must be an archive of the data source
+	// in the path.
+	x = run(t, "convert", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "key": key})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" {
+		t.Errorf("another data source's archive: status %s error %s cause %s", x.Status, x.Error, x.Cause)
+	}
+	x = run(t, "convert", map[string]any{"accessId": accessID, "dataSourceName": "Stores-2019", "key": key})
+	if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["status"] != "Reused" {
+		t.Errorf("its own archive: status %s error %s cause %s %v", x.Status, x.Error, x.Cause, x.Output)
+	}
 	checkArchives(t)
+}
+
+// TestConvertDataSourceBackfill: without a key, the API's request converts
+// every archive of the data source.
+func TestConvertDataSourceBackfill(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	_, mkey := archiveOf(t, "FourthCoffeeRoasteries")
+	x := run(t, "convert", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["converted"].(float64) < 1 || x.Output["failed"] != 0.0 {
+		t.Fatalf("status %s: %s %s %v", x.Status, x.Error, x.Cause, x.Output)
+	}
+	checkConversion(t, mkey)
 }
 
 // TestConvertBackfill: every archive under a prefix is converted, those

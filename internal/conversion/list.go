@@ -48,3 +48,10 @@ func (c *Converter) ListManifests(ctx context.Context, prefix, startAfter string
 	}
 	return keys, next, false, nil
 }
+
+// OwnedBy reports whether key lies under the archive prefix followed by
+// dataSource ("<accessId>/<name>/"), the folder of one data source's
+// archives.
+func (c *Converter) OwnedBy(key, dataSource string) bool {
+	return strings.HasPrefix(key, c.store.Prefix()+dataSource)
+}

@@ -35,6 +35,11 @@ const (
 type ConvertEvent struct {
 	ManifestKey string `json:"manifestKey"`
 	Key         string `json:"key"`
+	// AccessID and DataSourceName name a data source: with a key, the
+	// archive must be one of its own; without, every archive of it is
+	// backfilled.
+	AccessID       string `json:"accessId"`
+	DataSourceName string `json:"dataSourceName"`
 	// Prefix selects a backfill page: the next manifests under Prefix
 	// (taken below the archive prefix when it does not start with it)
 	// after StartAfter. Results, the previous page's outcomes, are added
@@ -80,6 +85,9 @@ const (
 type Converter interface {
 	Convert(ctx context.Context, manifestKey string) (conversion.Result, error)
 	ListManifests(ctx context.Context, prefix, startAfter string, max int) (keys []string, next string, done bool, err error)
+	// OwnedBy reports whether key lies under the archive prefix
+	// followed by dataSource ("<accessId>/<name>/").
+	OwnedBy(key, dataSource string) bool
 }
 
 // StartConvert runs the convert function under the Lambda runtime.
@@ -126,21 +134,35 @@ func ConvertFunc(conv Converter) Func {
 		if err := decodeStrict(raw, &ev); err != nil {
 			return nil, err
 		}
-		if ev.Prefix != "" {
-			if ev.ManifestKey != "" || ev.Key != "" {
-				return nil, invalid("give either prefix or manifestKey/key, not both")
+		var ds string // the data source's own part of a key, "<accessId>/<name>/"
+		if ev.AccessID != "" || ev.DataSourceName != "" {
+			if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
+				return nil, err
 			}
-			return backfillPage(ctx, conv, ev)
-		}
-		if ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey {
-			return nil, invalid("key and manifestKey name different archives")
+			ds = ev.AccessID + "/" + ev.DataSourceName + "/"
 		}
 		k := ev.ManifestKey
 		if k == "" {
 			k = ev.Key
 		}
 		if k == "" {
-			return nil, invalid("give manifestKey, key or prefix")
+			switch {
+			case ev.Prefix != "" && ds != "":
+				return nil, invalid("give either prefix or accessId and dataSourceName, not both")
+			case ds != "":
+				ev.Prefix = ds
+			case ev.Prefix == "":
+				return nil, invalid("give manifestKey, key, prefix, or accessId and dataSourceName")
+			}
+			return backfillPage(ctx, conv, ev)
+		}
+		switch {
+		case ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil:
+			return nil, invalid("a backfill (prefix) and one archive (key, manifestKey) are separate requests")
+		case ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey:
+			return nil, invalid("key and manifestKey name different archives")
+		case ds != "" && !conv.OwnedBy(k, ds):
+			return nil, invalid("%q is not an archive of %s/%s", truncate(k, 300), ev.AccessID, ev.DataSourceName)
 		}
 		res, err := conv.Convert(ctx, conversion.ManifestKey(k))
 		if err != nil {
