@@ -31,11 +31,12 @@ func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
+	out := flag.String("out", localrun.DefaultSaveDir, "folder the archive bucket is saved in when stopping")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose); err != nil {
+	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out); err != nil {
 		if errors.Is(err, localaws.ErrMotoUnavailable) {
 			fmt.Fprintln(os.Stderr, "make up needs moto_server:", localaws.InstallHint)
 		}
@@ -44,7 +45,7 @@ func main() {
 	}
 }
 
-func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool) error {
+func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string) error {
 	var logw io.Writer
 	if verbose {
 		logw = os.Stderr
@@ -66,7 +67,28 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 	}()
 	printEnv(out, env, cfg)
 	<-ctx.Done()
+	if saveDir != "" {
+		save(env, saveDir)
+	}
 	return nil
+}
+
+// save leaves the archive bucket (archives, manifests, GeoJSON, schema
+// documents) in dir before moto goes, and prints the paths.
+func save(env *localrun.Env, dir string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	paths, err := env.Save(ctx, dir, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "saving the archive bucket:", err)
+	}
+	if len(paths) == 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "saved the archive bucket in %s (open the .geojson files in QGIS or any GIS):\n", dir)
+	for _, p := range paths {
+		fmt.Fprintf(os.Stderr, "  %s\n", p)
+	}
 }
 
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
