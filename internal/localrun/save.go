@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,4 +63,39 @@ func (e *Env) saveObject(ctx context.Context, key, path string) error {
 		return fmt.Errorf("save %s: %w", key, err)
 	}
 	return f.Close()
+}
+
+// Mirror keeps dir a copy of the archive bucket until ctx ends: every
+// interval it saves the objects that are new or changed since the last
+// look, and calls saved with each path written.
+func (e *Env) Mirror(ctx context.Context, dir string, interval time.Duration, saved func(path string)) {
+	seen := map[string]string{} // key → ETag saved
+	for {
+		p := s3.NewListObjectsV2Paginator(e.S3, &s3.ListObjectsV2Input{Bucket: aws.String(e.Bucket)})
+		for p.HasMorePages() && ctx.Err() == nil {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				break
+			}
+			for _, o := range page.Contents {
+				key, etag := aws.ToString(o.Key), aws.ToString(o.ETag)
+				if seen[key] == etag {
+					continue
+				}
+				path := filepath.Join(dir, filepath.FromSlash(key))
+				if rel, err := filepath.Rel(dir, path); err != nil || strings.HasPrefix(rel, "..") {
+					continue
+				}
+				if e.saveObject(ctx, key, path) == nil {
+					seen[key] = etag
+					saved(path)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+	}
 }

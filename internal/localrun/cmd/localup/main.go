@@ -31,7 +31,7 @@ func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
-	out := flag.String("out", localrun.DefaultSaveDir, "folder the archive bucket is saved in when stopping")
+	out := flag.String("out", localrun.DefaultSaveDir, "folder kept a copy of the archive bucket (archives, GeoJSON, schema documents) while up")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,30 +65,16 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 		env.Stop()
 		fmt.Fprintln(os.Stderr, "stopped the emulator, moto and the functions")
 	}()
+	if saveDir != "" {
+		// The folder follows the bucket while the stack is up: moto goes
+		// with Ctrl-C, the files stay.
+		go env.Mirror(ctx, saveDir, 2*time.Second, func(path string) {
+			fmt.Fprintln(os.Stderr, "saved", path)
+		})
+	}
 	printEnv(out, env, cfg)
 	<-ctx.Done()
-	if saveDir != "" {
-		save(env, saveDir)
-	}
 	return nil
-}
-
-// save leaves the archive bucket (archives, manifests, GeoJSON, schema
-// documents) in dir before moto goes, and prints the paths.
-func save(env *localrun.Env, dir string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	paths, err := env.Save(ctx, dir, "")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "saving the archive bucket:", err)
-	}
-	if len(paths) == 0 {
-		return
-	}
-	fmt.Fprintf(os.Stderr, "saved the archive bucket in %s (open the .geojson files in QGIS or any GIS):\n", dir)
-	for _, p := range paths {
-		fmt.Fprintf(os.Stderr, "  %s\n", p)
-	}
 }
 
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and

@@ -183,7 +183,8 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	if !strings.Contains(stderr.String(), "stopped the emulator, moto and the functions") {
 		t.Errorf("after Ctrl-C, make up did not report stopping:\n%s", stderr.String())
 	}
-	// Ctrl-C leaves the bucket in the folder, the GeoJSON beside the XML.
+	// The folder holds the bucket, the GeoJSON beside the XML, and stays
+	// after Ctrl-C.
 	base := filepath.Join(saved, filepath.FromSlash(strings.TrimSuffix(key, ".xml")))
 	for _, suffix := range []string{".xml", ".xml.manifest.json", ".geojson", ".schema.json"} {
 		if _, err := os.Stat(base + suffix); err != nil {
