@@ -424,3 +424,30 @@ func checkRecordedOutput(t *testing.T, key, manifestKey string) {
 		t.Errorf("%s: %d bytes sha256 %s; the manifest records %s with %d bytes %s", key, len(body), sha(body), f.Key, f.Bytes, f.SHA256)
 	}
 }
+
+// TestConvertUnverifiedArchive: an archive stored with verified: false is
+// converted on request all the same, and the record says where it came
+// from.
+func TestConvertUnverifiedArchive(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	x := run(t, "backup", map[string]any{"accessId": transitAccessID, "dataSourceName": "EmptyPlaces", "masterKeySecretId": transitSecret})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "ArchiveUnverified" {
+		t.Fatalf("status %s error %s cause %s", x.Status, x.Error, x.Cause)
+	}
+	if countEntered(x, "Convert") != 0 {
+		t.Error("the backup converted an unverified archive; it fails before")
+	}
+	m := regexp.MustCompile(`s3://[^/]+/(\S+\.xml) with its manifest`).FindStringSubmatch(x.Cause)
+	if m == nil {
+		t.Fatalf("no archive in the cause: %s", x.Cause)
+	}
+	x = run(t, "convert", map[string]any{"key": m[1]})
+	if x.Status != sfntypes.ExecutionStatusSucceeded {
+		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	r := readManifest(t, m[1]+".manifest.json").Conversion
+	if r == nil || !r.FromUnverifiedArchive {
+		t.Fatalf("record %+v: want one marked fromUnverifiedArchive", r)
+	}
+	checkConversion(t, m[1]+".manifest.json")
+}
