@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 FUZZTIME ?= 5s
 # Fuzz targets run briefly by `make test`: package:target pairs.
-FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/archive:FuzzChecker ./internal/task:FuzzEvents \
+FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/dataset:FuzzLenientVerifier ./internal/task:FuzzEvents \
   ./internal/dataset:FuzzVerifier ./internal/geojson:FuzzConvert
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -234,7 +233,9 @@ func TestCopyKilledMidUpload(t *testing.T) {
 	var killed atomic.Bool
 	env.Stack.Lambda.SetUpstreamFault(func(r *http.Request) (int, string) {
 		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "2" && killed.CompareAndSwap(false, true) {
-			exec.Command("pkill", "-KILL", "-f", env.BinaryPath("copytos3")).Run()
+			if n, err := env.Stack.Lambda.Kill("copytos3"); n == 0 || err != nil {
+				t.Errorf("killing copytos3 mid-upload: %d processes, %v", n, err)
+			}
 			return http.StatusInternalServerError, "InternalError"
 		}
 		return 0, ""

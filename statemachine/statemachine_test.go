@@ -6,6 +6,8 @@ package statemachine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"net/url"
 	"os"
@@ -24,6 +26,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 const (
@@ -72,9 +75,15 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	env.Stop()
-	os.Exit(code)
+	// The scan follows every test, so that it sees what all of them left;
+	// the deployment is stopped after it.
+	testenv.Main(m, func() error {
+		minimum := 0
+		if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "" {
+			minimum = 10 // the whole suite ran
+		}
+		return keysLeft(context.Background(), env, minimum)
+	}, func() error { env.Stop(); return nil })
 }
 
 var execCount atomic.Int64
@@ -465,58 +474,62 @@ func TestDeleteRefusesNonBooleanFlags(t *testing.T) {
 	}
 }
 
-// Executions' inputs, outputs and every history event are free of the
-// master keys, and so are the functions' log lines. Run last: it scans what
-// the other tests left behind.
-func TestZZNoKeyInExecutionsOrLogs(t *testing.T) {
-	ctx := context.Background()
-	keys := []string{localrun.DefaultMasterKey, "sdsemu-master-key-transit", url.QueryEscape(localrun.DefaultMasterKey)}
+// masterKeys are the keys, in the forms they could take, that no execution,
+// history event, function log line or invocation record may hold.
+var masterKeys = []string{localrun.DefaultMasterKey, "sdsemu-master-key-transit", url.QueryEscape(localrun.DefaultMasterKey)}
+
+// keysLeft scans the inputs, outputs, errors, causes and history of every
+// execution of e's state machines, and e's function log lines and invocation
+// records, for a master key. A scan of fewer than minimum executions or log
+// lines is an error too: it would prove nothing.
+func keysLeft(ctx context.Context, e *localrun.Env, minimum int) error {
+	var found []error
 	scan := func(where, text string) {
-		for _, k := range keys {
+		for _, k := range masterKeys {
 			if strings.Contains(text, k) {
-				t.Errorf("%s contains a master key", where)
+				found = append(found, fmt.Errorf("%s contains a master key", where))
 			}
 		}
 	}
 	executions := 0
-	for _, arn := range env.StateMachines {
-		p := sfn.NewListExecutionsPaginator(env.SFN, &sfn.ListExecutionsInput{StateMachineArn: aws.String(arn)})
+	for _, arn := range e.StateMachines {
+		p := sfn.NewListExecutionsPaginator(e.SFN, &sfn.ListExecutionsInput{StateMachineArn: aws.String(arn)})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			for _, e := range page.Executions {
+			for _, x := range page.Executions {
 				executions++
-				d, err := env.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: e.ExecutionArn})
+				d, err := e.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: x.ExecutionArn})
 				if err != nil {
-					t.Fatal(err)
+					return err
 				}
 				scan("execution input/output", aws.ToString(d.Input)+aws.ToString(d.Output)+aws.ToString(d.Error)+aws.ToString(d.Cause))
-				hist, err := env.History(ctx, aws.ToString(e.ExecutionArn))
+				hist, err := e.History(ctx, aws.ToString(x.ExecutionArn))
 				if err != nil {
-					t.Fatal(err)
+					return err
 				}
 				b, err := json.Marshal(hist)
 				if err != nil {
-					t.Fatal(err)
+					return err
 				}
 				scan("execution history", string(b))
 			}
 		}
 	}
-	lines := env.Stack.Lambda.Logs()
+	lines := e.Stack.Lambda.Logs()
 	for _, l := range lines {
 		scan("function log line", l.Text)
 	}
-	for _, inv := range env.Stack.Lambda.Invocations() {
+	for _, inv := range e.Stack.Lambda.Invocations() {
 		b, _ := json.Marshal(inv)
 		scan("Lambda invocation record", string(b))
 	}
-	t.Logf("scanned %d executions, %d log lines, %d invocations", executions, len(lines), len(env.Stack.Lambda.Invocations()))
-	if executions < 10 || len(lines) < 10 {
-		t.Errorf("too little to scan: %d executions, %d log lines", executions, len(lines))
+	if executions < minimum || len(lines) < minimum {
+		found = append(found, fmt.Errorf("too little to scan for master keys: %d executions, %d log lines", executions, len(lines)))
 	}
+	return errors.Join(found...)
 }
 
 // A job that never finishes fails the execution with JobTimedOut once the
@@ -533,6 +546,12 @@ func TestDeadline(t *testing.T) {
 	defer e.Stop()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// This deployment is not the shared one that TestMain scans.
+	defer func() {
+		if err := keysLeft(context.Background(), e, 1); err != nil {
+			t.Error(err)
+		}
+	}()
 	x, err := e.Run(ctx, "backup", "deadline", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample"})
 	if err != nil {
 		t.Fatal(err)

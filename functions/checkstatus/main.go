@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("checkstatus", func(r *task.Runner) task.Func { return r.CheckStatus }, false)
+	task.Start("checkstatus", (*task.Service).CheckStatus)
 }

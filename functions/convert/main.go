@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.StartConvert()
+	task.Start("convert", (*task.Service).Convert)
 }

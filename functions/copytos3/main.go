@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("copytos3", func(r *task.Runner) task.Func { return r.CopyToS3 }, true)
+	task.Start("copytos3", (*task.Service).CopyToS3)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("delete", func(r *task.Runner) task.Func { return r.Delete }, false)
+	task.Start("delete", (*task.Service).Delete)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("setpublic", func(r *task.Runner) task.Func { return r.SetPublic }, false)
+	task.Start("setpublic", (*task.Service).SetPublic)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("startdownload", func(r *task.Runner) task.Func { return r.StartDownload }, false)
+	task.Start("startdownload", (*task.Service).StartDownload)
 }

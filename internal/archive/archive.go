@@ -1,13 +1,15 @@
 // Package archive streams one SDS export (a download job's XML DataSet)
-// into S3 and records it with a manifest.
+// into S3 and records it with a manifest. It reads the export through an
+// Opener, so the bytes may come from SDS, from S3 or from a file; the
+// format is checked by package dataset.
 //
 // An archive is an object plus its manifest: the export goes straight from
-// the SDS response into an S3 upload, is hashed, counted and checked while
+// its source into an S3 upload, is hashed, counted and checked while
 // it streams, and the manifest is written only after the object is
 // complete. An export that does not arrive complete (short, broken,
 // not well-formed) never completes its upload, so no object is left
 // behind. One that arrives complete is always kept; its manifest says
-// whether every verification check (verify.go) passed. An object without a
+// whether every verification check (dataset.Verifier.Problems) passed. An object without a
 // manifest is not an archive and is overwritten by the next attempt.
 package archive
 
@@ -15,15 +17,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
-	"github.com/sdsops/sdsops/internal/sds"
 )
 
 // Error classes for errors.Is. Every error Copy returns is in exactly one.
@@ -32,9 +34,9 @@ var (
 	// structure or entity count does not match, or the stored object does
 	// not match what was sent.
 	ErrIntegrity = errors.New("integrity check failed")
-	// ErrSource: the SDS export could not be opened or its stream broke.
-	// The sds error is wrapped, so errors.Is(err, sds.ErrUnavailable) and
-	// the like still work.
+	// ErrSource: the export could not be opened or its stream broke. The
+	// Opener's or the stream's error is wrapped, so errors.Is and errors.As
+	// still reach it.
 	ErrSource = errors.New("export source failed")
 	// ErrStorage: S3 failed.
 	ErrStorage = errors.New("storage failed")
@@ -54,7 +56,7 @@ const (
 	DefaultPartSize    = 8 << 20
 	DefaultConcurrency = 2
 	// MinPartSize is S3's smallest multipart part.
-	MinPartSize = manager.MinUploadPartSize
+	MinPartSize = 5 << 20
 )
 
 // ContentType is the stored export's content type.
@@ -81,9 +83,7 @@ type Config struct {
 
 // S3API is the part of the S3 client a Store uses.
 type S3API interface {
-	manager.UploadAPIClient
-	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
-	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	transfermanager.S3APIClient
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	ListMultipartUploads(context.Context, *s3.ListMultipartUploadsInput, ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
@@ -92,7 +92,7 @@ type S3API interface {
 type Store struct {
 	api      S3API
 	cfg      Config
-	uploader *manager.Uploader
+	uploader *transfermanager.Client
 }
 
 // New returns a Store writing to cfg.Bucket through api.
@@ -125,11 +125,14 @@ func New(api S3API, cfg Config) (*Store, error) {
 		cfg.Now = time.Now
 	}
 	s := &Store{api: api, cfg: cfg}
-	s.uploader = manager.NewUploader(api, func(u *manager.Uploader) {
-		u.PartSize = cfg.PartSize
-		u.Concurrency = cfg.Concurrency
-		// The parts of a failed upload are removed; Copy makes sure of it.
-		u.LeavePartsOnError = false
+	s.uploader = transfermanager.New(api, func(o *transfermanager.Options) {
+		o.PartSizeBytes = cfg.PartSize
+		// An export smaller than one part goes up in one PutObject.
+		o.MultipartUploadThreshold = cfg.PartSize
+		o.Concurrency = cfg.Concurrency
+		// The parts of a failed upload are aborted, with a context of its
+		// own when the caller's was cancelled; abortLeftover makes sure.
+		o.FailTimeout = abortTimeout
 	})
 	return s, nil
 }
@@ -211,10 +214,30 @@ const (
 	MetaVersionJobID = "sds-version-job-id"
 )
 
+// Export is an opened export: the XML DataSet and what its source says
+// about it.
+type Export struct {
+	Body io.ReadCloser
+	// Length is the announced length of Body in bytes; -1 when unknown.
+	// A stream of another length is not stored.
+	Length int64
+	// Delivery, when set, describes the bytes as they were received when
+	// they were packed (ZIP or gzip) and Body yields what was inside. It
+	// is called once Body has returned io.EOF, when it is complete.
+	Delivery func() *DeliveryRecord
+	// Corrupt, when set, tells whether a read error of Body means the
+	// packing is corrupt (ErrIntegrity) rather than that the source failed
+	// (ErrSource).
+	Corrupt func(error) bool
+}
+
+// Opener opens the export of a Request.
+type Opener func(context.Context) (Export, error)
+
 // Copy streams the export returned by open into S3 and writes the manifest
 // last. When a complete archive for req already exists, Copy returns it
 // with Reused set and does not call open.
-func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context) (*sds.Export, error)) (Result, error) {
+func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, error) {
 	if err := req.validate(); err != nil {
 		return Result{}, classed(ErrInvalidRequest, "archive", err)
 	}
@@ -238,22 +261,13 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 	if err != nil {
 		return Result{}, classed(ErrSource, where+": open the export", err)
 	}
-	if exp == nil || exp.Body == nil {
+	if exp.Body == nil {
 		return Result{}, classed(ErrSource, where+": open the export", errors.New("no export stream"))
 	}
 	defer exp.Body.Close()
 
-	body := newExportReader(exp.Body, exp.ContentLength, req)
-	in := &s3.PutObjectInput{
-		Bucket:      &s.cfg.Bucket,
-		Key:         &key,
-		Body:        body,
-		ContentType: ptr(ContentType),
-		Metadata:    s.metadata(req),
-	}
-	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
-	if _, err := s.uploader.Upload(ctx, in); err != nil {
-		abortErr := s.abortLeftover(ctx, key, err)
+	body := newExportReader(exp, req)
+	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req)); err != nil {
 		if rerr := body.failure(); rerr != nil {
 			// The stream's own error says what went wrong; the
 			// uploader's wrapping of it adds nothing.
@@ -302,8 +316,8 @@ func (s *Store) Copy(ctx context.Context, req Request, open func(context.Context
 		StartedAt:           started.UTC(),
 		FinishedAt:          s.cfg.Now().UTC(),
 	}
-	if d := exp.Delivery; d != nil {
-		m.Delivery = &DeliveryRecord{Encoding: d.Encoding, ContentType: d.ContentType, Bytes: d.Bytes, SHA256: d.SHA256, Entry: d.Entry}
+	if exp.Delivery != nil {
+		m.Delivery = exp.Delivery()
 	}
 	// Two copies of the same job may race to here; the manifest is
 	// written only if none exists, so exactly one archive is recorded.
@@ -346,26 +360,48 @@ func (s *Store) metadata(req Request) map[string]string {
 	return md
 }
 
-func (s *Store) encrypt(sse *types.ServerSideEncryption, kmsKey **string) {
-	if s.cfg.KMSKeyID == "" {
-		*sse = types.ServerSideEncryptionAes256
-		return
+// upload streams body to key through the transfer manager with the
+// archive's encryption. When it fails, abortErr is the failure to abort the
+// multipart upload it leaves, if that failed too.
+func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string) (err, abortErr error) {
+	in := &transfermanager.UploadObjectInput{
+		Bucket:      &s.cfg.Bucket,
+		Key:         &key,
+		Body:        body,
+		ContentType: &contentType,
+		Metadata:    metadata,
 	}
-	*sse = types.ServerSideEncryptionAwsKms
-	*kmsKey = ptr(s.cfg.KMSKeyID)
+	mode, kmsKey := s.sse()
+	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
+	if _, err := s.uploader.UploadObject(ctx, in); err != nil {
+		return err, s.abortLeftover(ctx, key, err)
+	}
+	return nil, nil
 }
 
+// sse is the server-side encryption of every object written: SSE-KMS
+// with KMSKeyID when set, else SSE-S3.
+func (s *Store) sse() (mode types.ServerSideEncryption, kmsKeyID *string) {
+	if s.cfg.KMSKeyID == "" {
+		return types.ServerSideEncryptionAes256, nil
+	}
+	return types.ServerSideEncryptionAwsKms, ptr(s.cfg.KMSKeyID)
+}
+
+// abortTimeout bounds the abort of a failed multipart upload, which runs
+// even when the caller's context is what failed.
+const abortTimeout = 30 * time.Second
+
 // abortLeftover makes sure a failed multipart upload leaves no parts. The
-// uploader aborts on failure but ignores the abort's own error, and it
-// aborts with the caller's context, which may be what failed; one more
-// abort with a context of our own settles it. An upload that is already
+// uploader aborts on failure, but a failed abort only adds to its error;
+// one more abort with a context of our own settles it. An upload that is already
 // gone answers NoSuchUpload, which is success here.
 func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) error {
-	var mf manager.MultiUploadFailure
+	var mf transfermanager.MultipartUploadError
 	if !errors.As(uploadErr, &mf) || mf.UploadID() == "" {
 		return nil
 	}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
 	defer cancel()
 	id := mf.UploadID()
 	_, err := s.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: &id})

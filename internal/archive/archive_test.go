@@ -8,73 +8,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-// One moto_server for the package, started by the first test that needs
-// it (so that checker tests and fuzz workers run without it) and stopped
-// by TestMain. Every test gets its own bucket.
-var (
-	motoOnce  sync.Once
-	moto      *localaws.Moto
-	motoErr   error
-	bucketSeq atomic.Int64
-)
+// One moto_server for the package (testenv), started by the first test
+// that needs it, so that checker tests and fuzz workers run without it.
+// Every test gets its own bucket.
+func TestMain(m *testing.M) { testenv.Main(m) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
-	os.Exit(code)
-}
-
-// newS3 returns a client for the package's moto, skipping the test when
-// moto is not installed.
+// newS3 returns a client for the package's moto.
 func newS3(tb testing.TB) *s3.Client {
 	tb.Helper()
-	motoOnce.Do(func() {
-		moto, motoErr = localaws.StartMoto(context.Background(), localaws.MotoOptions{})
-	})
-	if motoErr != nil {
-		if errors.Is(motoErr, localaws.ErrMotoUnavailable) {
-			tb.Skipf("moto is not available: %v", motoErr)
-		}
-		tb.Fatalf("start moto: %v", motoErr)
-	}
-	return s3.New(s3.Options{
-		Region:       localaws.DefaultRegion,
-		BaseEndpoint: aws.String(moto.Endpoint()),
-		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
+	return testenv.S3(tb)
 }
 
 // newBucket creates a bucket of its own for tb.
 func newBucket(tb testing.TB, api *s3.Client) string {
 	tb.Helper()
-	name := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "-"))
-	name = fmt.Sprintf("t%d-%s", bucketSeq.Add(1), name)
-	name = strings.TrimRight(name[:min(len(name), 63)], "-")
-	if _, err := api.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		tb.Fatalf("create bucket: %v", err)
-	}
-	return name
+	return testenv.Bucket(tb, api)
 }
 
 var jobCreated = time.Date(2025, 3, 31, 23, 30, 0, 0, time.FixedZone("PDT", -7*3600)) // 2025-04-01 in UTC
@@ -383,9 +346,9 @@ func TestCopyReusesArchive(t *testing.T) {
 	// A retry on another day: the job's creation date still names the key.
 	store.cfg.Now = func() time.Time { return fixedNow.Add(48 * time.Hour) }
 	opened := false
-	second, err := store.Copy(context.Background(), req, func(context.Context) (*sds.Export, error) {
+	second, err := store.Copy(context.Background(), req, func(context.Context) (Export, error) {
 		opened = true
-		return nil, errors.New("must not be called")
+		return Export{}, errors.New("must not be called")
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -526,7 +489,7 @@ func TestCopyCancelled(t *testing.T) {
 	store := newStore(t, obs, bucket, Config{PartSize: partSize})
 	// Cancel once the uploader has read past its first part: by then the
 	// multipart upload has begun, whatever the scheduling.
-	open := func(ctx context.Context) (*sds.Export, error) {
+	open := func(ctx context.Context) (Export, error) {
 		exp, err := src.open()(ctx)
 		if err == nil {
 			exp.Body = &cancelAfter{ReadCloser: exp.Body, at: partSize + partSize/2, cancel: cancel}
@@ -577,9 +540,9 @@ func TestCopyInvalidRequest(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			req := testRequest(1)
 			f(&req)
-			_, err := store.Copy(context.Background(), req, func(context.Context) (*sds.Export, error) {
+			_, err := store.Copy(context.Background(), req, func(context.Context) (Export, error) {
 				t.Error("open called")
-				return nil, errors.New("no")
+				return Export{}, errors.New("no")
 			})
 			if !errors.Is(err, ErrInvalidRequest) {
 				t.Errorf("err %v, want ErrInvalidRequest", err)

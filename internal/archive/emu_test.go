@@ -3,13 +3,13 @@ package archive
 import (
 	"context"
 	"errors"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // TestCopyFromEmulator archives real download jobs of the SDS emulator:
@@ -51,12 +51,7 @@ func TestCopyFromEmulator(t *testing.T) {
 			if tc.fault != nil {
 				cfg.Faults = []sdsemu.Fault{*tc.fault}
 			}
-			emu, err := sdsemu.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(emu)
-			defer srv.Close()
+			_, srv := testenv.Emulator(t, cfg)
 
 			access, key := accessID, masterKey
 			if tc.access != "" {
@@ -84,9 +79,9 @@ func TestCopyFromEmulator(t *testing.T) {
 			store := newStore(t, api, bucket, Config{PartSize: partSize})
 			req := Request{AccessID: access, DataSourceName: tc.ds, JobID: job.ID,
 				JobCreated: *job.CreatedDate, ExpectedEntities: job.TotalEntityCount, StartedAt: time.Now()}
-			res, err := store.Copy(ctx, req, func(ctx context.Context) (*sds.Export, error) {
+			res, err := store.Copy(ctx, req, sdsOpener(func(ctx context.Context) (*sds.Export, error) {
 				return client.OpenExport(ctx, job)
-			})
+			}))
 			if tc.class != nil {
 				if !errors.Is(err, tc.class) {
 					t.Fatalf("err %v, want %v", err, tc.class)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -236,13 +237,32 @@ func (s *testSource) serve(w http.ResponseWriter, r *http.Request) {
 
 // open returns the function Copy calls, opening the export through a real
 // sds.Client.
-func (s *testSource) open(opts ...sds.Option) func(ctx context.Context) (*sds.Export, error) {
-	return func(ctx context.Context) (*sds.Export, error) {
+func (s *testSource) open(opts ...sds.Option) Opener {
+	return sdsOpener(func(ctx context.Context) (*sds.Export, error) {
 		c, err := sds.New(s.srv.URL, testKey, opts...)
 		if err != nil {
 			return nil, err
 		}
 		return c.OpenExportURL(ctx, s.srv.URL+outputPath)
+	})
+}
+
+// sdsOpener adapts an SDS export to an Opener, as the task package does.
+func sdsOpener(open func(context.Context) (*sds.Export, error)) Opener {
+	return func(ctx context.Context) (Export, error) {
+		exp, err := open(ctx)
+		if err != nil || exp == nil {
+			return Export{}, err
+		}
+		out := Export{Body: exp.Body, Length: exp.ContentLength,
+			Corrupt: func(err error) bool { return errors.Is(err, sds.ErrDecode) }}
+		if exp.Delivery != nil {
+			out.Delivery = func() *DeliveryRecord {
+				d := exp.Delivery
+				return &DeliveryRecord{Encoding: d.Encoding, ContentType: d.ContentType, Bytes: d.Bytes, SHA256: d.SHA256, Entry: d.Entry}
+			}
+		}
+		return out, nil
 	}
 }
 

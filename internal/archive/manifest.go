@@ -39,7 +39,7 @@ type Manifest struct {
 	ContentType         string `json:"contentType"` // of the stored object: always the XML
 	EntityType          string `json:"entityType"`
 	SchemaID            string `json:"schemaId"` // the xs:schema's id
-	// Verified is true only when every check passed (verify.go); the
+	// Verified is true only when every check passed (dataset.Verifier.Problems); the
 	// reasons of those that failed are in Problems.
 	Verified bool     `json:"verified"`
 	Problems []string `json:"verificationProblems,omitempty"`
@@ -171,7 +171,7 @@ func (s *Store) putManifest(ctx context.Context, mkey string, m Manifest) error 
 		ContentType:   ptr("application/json"),
 		Metadata:      map[string]string{MetaAccessID: m.AccessID, MetaDataSource: m.DataSourceName, MetaJobID: m.JobID},
 	}
-	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
+	in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
 	in.IfNoneMatch = ptr("*")
 	_, err = s.api.PutObject(ctx, in)
 	return err

@@ -8,28 +8,29 @@ import (
 	"hash"
 	"io"
 
-	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/dataset"
 )
 
 // exportReader is what the uploader reads: the export as it streams, hashed,
-// counted and checked on the way. It returns io.EOF only once every check
-// has passed; any failure is returned as a read error instead, which makes
-// the uploader abort, so a bad export never becomes an object.
+// counted and checked on the way. It returns io.EOF only once the export
+// has arrived complete; any failure is returned as a read error instead,
+// which makes the uploader abort, so a bad export never becomes an object.
 type exportReader struct {
 	src      io.Reader
-	want     int64 // Content-Length; -1 when unknown
+	want     int64 // the announced length; -1 when unknown
+	corrupt  func(error) bool
 	req      Request
 	n        int64
 	h        hash.Hash
-	check    dataSetChecker
-	utf8     utf8Check
-	err      error // sticky: the first failure, already classified
+	check    *dataset.Verifier // lenient: flaws become problems, not failures
+	err      error             // sticky: the first failure, already classified
 	eof      bool
 	problems []string // verification's findings, once complete
 }
 
-func newExportReader(src io.Reader, contentLength int64, req Request) *exportReader {
-	return &exportReader{src: src, want: contentLength, req: req, h: sha256.New()}
+func newExportReader(exp Export, req Request) *exportReader {
+	return &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New(),
+		check: dataset.NewLenientVerifier(req.DataSourceName)}
 }
 
 func (r *exportReader) Read(p []byte) (int, error) {
@@ -43,28 +44,23 @@ func (r *exportReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		r.n += int64(n)
 		if r.want >= 0 && r.n > r.want {
-			return 0, r.fail(ErrIntegrity, fmt.Errorf("export is longer than its Content-Length of %d bytes", r.want))
+			return 0, r.fail(ErrIntegrity, fmt.Errorf("export is longer than its announced length of %d bytes", r.want))
 		}
 		r.h.Write(p[:n])
-		r.utf8.Write(p[:n])
 		if _, cerr := r.check.Write(p[:n]); cerr != nil {
 			return 0, r.fail(ErrIntegrity, cerr)
 		}
 	}
 	switch {
 	case err == io.EOF:
-		if ferr := r.finish(r.req); ferr != nil {
+		if ferr := r.finish(); ferr != nil {
 			return 0, ferr
 		}
 		r.eof = true
 		return n, io.EOF
 	case err != nil:
-		var se *sds.Error
-		if errors.Is(err, sds.ErrDecode) {
+		if r.corrupt != nil && r.corrupt(err) {
 			return 0, r.fail(ErrIntegrity, err) // a corrupt gzip or ZIP packing
-		}
-		if errors.As(err, &se) {
-			return 0, r.fail(ErrSource, err) // it says where the stream broke
 		}
 		return 0, r.fail(ErrSource, fmt.Errorf("reading the export after %d bytes: %w", r.n, err))
 	}
@@ -73,16 +69,15 @@ func (r *exportReader) Read(p []byte) (int, error) {
 
 // finish decides, at the end of the stream, whether the export arrived
 // complete (its length as announced, well-formed to the end: else it is
-// not stored) and runs verification on one that did.
-func (r *exportReader) finish(req Request) error {
+// not stored) and collects verification's findings on one that did.
+func (r *exportReader) finish() error {
 	if r.want >= 0 && r.n != r.want {
 		return r.fail(ErrIntegrity, fmt.Errorf("export ended after %d of %d bytes", r.n, r.want))
 	}
 	if err := r.check.Close(); err != nil {
 		return r.fail(ErrIntegrity, err)
 	}
-	r.utf8.Close()
-	r.problems = verify(verifyInput{req: req, check: &r.check, utf8: &r.utf8})
+	r.problems = r.check.Problems(r.req.ExpectedEntities)
 	return nil
 }
 
@@ -108,6 +103,7 @@ func (r *exportReader) summary() (streamSummary, error) {
 	if !r.eof {
 		return streamSummary{}, errors.New("the upload finished before the export stream ended")
 	}
-	return streamSummary{bytes: r.n, entities: r.check.entities, sha256: hex.EncodeToString(r.h.Sum(nil)),
-		entityType: r.check.entityType, schemaID: r.check.schemaID, problems: r.problems}, nil
+	s := r.check.Summary()
+	return streamSummary{bytes: r.n, entities: s.Entities, sha256: hex.EncodeToString(r.h.Sum(nil)),
+		entityType: s.Schema.EntityType, schemaID: s.Schema.DataSetName, problems: r.problems}, nil
 }

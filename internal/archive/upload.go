@@ -20,10 +20,8 @@ type Upload struct {
 // the upload is aborted and nothing is left under key by this call; the
 // error wraps body's failure when that is the cause.
 func (s *Store) PutStream(ctx context.Context, key, contentType string, body io.Reader) (Upload, error) {
-	in := &s3.PutObjectInput{Bucket: &s.cfg.Bucket, Key: &key, Body: body, ContentType: &contentType}
-	s.encrypt(&in.ServerSideEncryption, &in.SSEKMSKeyId)
-	if _, err := s.uploader.Upload(ctx, in); err != nil {
-		return Upload{}, joinAbort(classed(ErrStorage, "upload s3://"+s.cfg.Bucket+"/"+key, err), s.abortLeftover(ctx, key, err))
+	if err, abortErr := s.upload(ctx, key, contentType, body, nil); err != nil {
+		return Upload{}, joinAbort(classed(ErrStorage, "upload s3://"+s.cfg.Bucket+"/"+key, err), abortErr)
 	}
 	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 	if err != nil {

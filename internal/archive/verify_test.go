@@ -271,32 +271,6 @@ func TestCopyLateWriterNotReused(t *testing.T) {
 	}
 }
 
-// TestTextChecksAnyChunking: the text checks find the same problems
-// whatever the chunks the export arrives in.
-func TestTextChecksAnyChunking(t *testing.T) {
-	good := testDataSet{Name: "MyDataSourceName", Entities: 3}.String()
-	doc := strings.Replace(good, "<Locality>", "<Locality>&nbsp;&amp;&#233;&#xE9;A & B &;caf\xc3\xa9 \xe9\xff ", 1)
-	doc = strings.Replace(doc, `<AdminDistrict>`, `<AdminDistrict x="&x;">`, 1)
-	for _, size := range []int{1, 2, 3, 5, 64, len(doc)} {
-		var c dataSetChecker
-		var u utf8Check
-		for off := 0; off < len(doc); off += size {
-			chunk := []byte(doc[off:min(len(doc), off+size)])
-			u.Write(chunk)
-			if _, err := c.Write(chunk); err != nil {
-				t.Fatalf("chunk %d: %v", size, err)
-			}
-		}
-		u.Close()
-		if err := c.Close(); err != nil {
-			t.Fatalf("chunk %d: %v", size, err)
-		}
-		if c.badRefs != 2 || c.firstRef != "&nbsp;" || c.bareAmps != 2 || u.bad != 2 {
-			t.Errorf("chunk %d: %d undefined (first %s), %d bare, %d invalid UTF-8", size, c.badRefs, c.firstRef, c.bareAmps, u.bad)
-		}
-	}
-}
-
 // TestCopyRedactsExportText: text from the export that reaches the
 // manifest or the error passes the caller's redaction.
 func TestCopyRedactsExportText(t *testing.T) {

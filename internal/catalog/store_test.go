@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,53 +15,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/sdsops/sdsops/internal/localaws"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-// One moto_server for the package, started by the first test that needs it
-// and stopped by TestMain. Every test gets its own bucket.
-var (
-	motoOnce  sync.Once
-	moto      *localaws.Moto
-	motoErr   error
-	bucketSeq atomic.Int64
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
-	os.Exit(code)
-}
-
-func newS3(tb testing.TB) *s3.Client {
-	tb.Helper()
-	motoOnce.Do(func() {
-		moto, motoErr = localaws.StartMoto(context.Background(), localaws.MotoOptions{})
-	})
-	if motoErr != nil {
-		if errors.Is(motoErr, localaws.ErrMotoUnavailable) {
-			tb.Skipf("moto is not available: %v", motoErr)
-		}
-		tb.Fatalf("start moto: %v", motoErr)
-	}
-	cfg, err := localaws.NewAWSConfig(context.Background(), moto.Endpoint())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return localaws.NewS3Client(cfg)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func newStore(tb testing.TB, opts ...Option) (*Store, *s3.Client, string) {
 	tb.Helper()
-	api := newS3(tb)
-	name := strings.ToLower(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(tb.Name(), "-"))
-	name = fmt.Sprintf("c%d-%s", bucketSeq.Add(1), name)
-	name = strings.TrimRight(name[:min(len(name), 63)], "-")
-	if _, err := api.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &name}); err != nil {
-		tb.Fatalf("create bucket: %v", err)
-	}
+	api := testenv.S3(tb)
+	name := testenv.Bucket(tb, api)
 	return New(api, name, "backups", opts...), api, name
 }
 

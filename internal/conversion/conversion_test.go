@@ -12,46 +12,23 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/conversion"
-	"github.com/sdsops/sdsops/internal/localaws"
-	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-var moto *localaws.Moto
-
-func TestMain(m *testing.M) {
-	var err error
-	moto, err = localaws.StartMoto(context.Background(), localaws.MotoOptions{})
-	if err != nil {
-		// Reported by each test: moto is part of the test set-up.
-		moto = nil
-	}
-	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // setup archives the documentation's sample export in a bucket of its
-// own and returns a Converter for it and the archive's manifest key.
-func setup(t *testing.T, bucket string) (*conversion.Converter, *s3.Client, string) {
+// own and returns a Converter for it, its client, the bucket and the
+// archive's manifest key.
+func setup(t *testing.T) (conv *conversion.Converter, api *s3.Client, bucket, mkey string) {
 	t.Helper()
-	if moto == nil {
-		t.Fatalf("moto_server did not start: %s", localaws.InstallHint)
-	}
-	api := s3.New(s3.Options{
-		Region: localaws.DefaultRegion, BaseEndpoint: aws.String(moto.Endpoint()), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider("testing", "testing", ""),
-	})
+	api = testenv.S3(t)
+	bucket = testenv.Bucket(t, api)
 	ctx := context.Background()
-	if _, err := api.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
-		t.Fatal(err)
-	}
 	store, err := archive.New(api, archive.Config{Bucket: bucket})
 	if err != nil {
 		t.Fatal(err)
@@ -61,13 +38,13 @@ func setup(t *testing.T, bucket string) (*conversion.Converter, *s3.Client, stri
 		t.Fatal(err)
 	}
 	res, err := store.Copy(ctx, archive.Request{AccessID: "a1", DataSourceName: "FourthCoffeeSample", JobID: "j1", JobCreated: time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC), ExpectedEntities: 2},
-		func(context.Context) (*sds.Export, error) {
-			return &sds.Export{Body: io.NopCloser(bytes.NewReader(doc)), ContentLength: int64(len(doc))}, nil
+		func(context.Context) (archive.Export, error) {
+			return archive.Export{Body: io.NopCloser(bytes.NewReader(doc)), Length: int64(len(doc))}, nil
 		})
 	if err != nil && !errors.Is(err, archive.ErrUnverified) {
 		t.Fatal(err)
 	}
-	return conversion.New(api, store), api, res.ManifestKey
+	return conversion.New(api, store), api, bucket, res.ManifestKey
 }
 
 func manifestRecord(t *testing.T, api *s3.Client, bucket, mkey string) *conversion.Record {
@@ -87,8 +64,7 @@ func manifestRecord(t *testing.T, api *s3.Client, bucket, mkey string) *conversi
 // Two conversions of one archive at once both succeed, and the manifest
 // records outputs that are in place.
 func TestConcurrentConversions(t *testing.T) {
-	const bucket = "concurrent"
-	conv, api, mkey := setup(t, bucket)
+	conv, api, bucket, mkey := setup(t)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
@@ -117,8 +93,7 @@ func TestConcurrentConversions(t *testing.T) {
 // A record whose output is gone or replaced is not trusted: the archive
 // is converted again.
 func TestMissingOutputConvertedAgain(t *testing.T) {
-	const bucket = "missing-output"
-	conv, api, mkey := setup(t, bucket)
+	conv, api, bucket, mkey := setup(t)
 	first, err := conv.Convert(context.Background(), mkey)
 	if err != nil || first.Reused {
 		t.Fatalf("reused %v, %v", first.Reused, err)
@@ -138,7 +113,7 @@ func TestMissingOutputConvertedAgain(t *testing.T) {
 // Keys that are not an archive's manifest under the prefix are refused
 // before anything is read.
 func TestNotAnArchive(t *testing.T) {
-	conv, _, mkey := setup(t, "not-an-archive")
+	conv, _, _, mkey := setup(t)
 	for _, k := range []string{"other/a.xml.manifest.json", "sds-exports/a1/x.json", mkey + "x"} {
 		if _, err := conv.Convert(context.Background(), k); !errors.Is(err, conversion.ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", k, err)

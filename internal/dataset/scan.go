@@ -29,6 +29,9 @@ const (
 type scanner struct {
 	expect  string // the data source name the schema must have; "" for any
 	records bool   // collect field values into rec
+	// lenient, when set, records flaws that leave the export readable
+	// instead of failing on them (NewLenientVerifier).
+	lenient *findings
 
 	state scanState
 	off   int64 // bytes consumed by earlier calls
@@ -176,7 +179,11 @@ func (c *scanner) feed(p []byte) (n int, err error) {
 		return 0, c.err
 	}
 	n, err = c.scan(p)
-	if err == nil {
+	switch {
+	case err != nil:
+	case c.lenient != nil:
+		c.lenient.utf8.write(p[:n])
+	default:
 		err = c.checkUTF8(p[:n])
 	}
 	c.off += int64(n)
@@ -213,6 +220,10 @@ func (c *scanner) scan(p []byte) (int, error) {
 				case '&':
 					c.refLen, c.refRet, c.state = 0, stText, stRef
 				default:
+					if c.lenient != nil {
+						c.lenient.controls++
+						continue
+					}
 					return 0, c.fail(i, "control character %#02x in text", p[i])
 				}
 				continue
@@ -316,6 +327,10 @@ func (c *scanner) scan(p []byte) (int, error) {
 			case b == '&':
 				c.refLen, c.refRet, c.state = 0, stQuoted, stRef
 			case control[b]:
+				if c.lenient != nil {
+					c.lenient.controls++
+					continue
+				}
 				return 0, c.fail(i, "control character %#02x in an attribute value of <%s>", b, show(c.name))
 			}
 		case stAfterValue:
@@ -381,7 +396,10 @@ func (c *scanner) scan(p []byte) (int, error) {
 			}
 		case stSkip:
 			if control[b] {
-				return 0, c.fail(i, "control character %#02x", b)
+				if c.lenient == nil {
+					return 0, c.fail(i, "control character %#02x", b)
+				}
+				c.lenient.controls++
 			}
 			cdata := c.term == "]]>"
 			if cdata && c.col >= 0 {
@@ -412,6 +430,13 @@ func (c *scanner) scan(p []byte) (int, error) {
 		case stRef:
 			if b != ';' {
 				if c.refLen == len(c.ref) || !(nameByte[b] || b == '#') {
+					if c.lenient != nil {
+						// The byte is read again where the '&' interrupted.
+						c.lenient.bareAmps++
+						c.state = c.refRet
+						i--
+						continue
+					}
 					return 0, c.fail(i, "'&' that starts no entity reference (a bare '&' must be written &amp;)")
 				}
 				c.ref[c.refLen] = b
@@ -419,6 +444,11 @@ func (c *scanner) scan(p []byte) (int, error) {
 				continue
 			}
 			r, ok := refRune(c.ref[:c.refLen])
+			if !ok && c.lenient != nil {
+				c.lenient.reference(c.ref[:c.refLen])
+				c.state = c.refRet
+				continue
+			}
 			if !ok {
 				return 0, c.fail(i, "undefined entity reference &%s;", show(c.ref[:c.refLen]))
 			}
@@ -590,11 +620,15 @@ func (c *scanner) open(empty bool) error {
 				c.phase = schemaClosed
 			}
 		case schemaDone:
+			if string(local) != c.schema.EntityType && c.lenient != nil {
+				c.lenient.other(c.name)
+				break
+			}
 			if string(local) != c.schema.EntityType {
 				return fmt.Errorf("export has a <%s> element where <%s> entities were expected (after %d entities)",
 					show(c.name), c.schema.EntityType, c.entities)
 			}
-			if c.entities == MaxEntities {
+			if c.entities == MaxEntities && c.lenient == nil {
 				return fmt.Errorf("export has more than %d entities, the SDS limit", MaxEntities)
 			}
 			c.entities++
@@ -685,7 +719,11 @@ func (c *scanner) finishSchema(last []byte) error {
 	if err != nil {
 		return err
 	}
-	if c.expect != "" && !strings.EqualFold(s.DataSetName, c.expect) {
+	switch {
+	case c.expect == "" || strings.EqualFold(s.DataSetName, c.expect):
+	case c.lenient != nil:
+		c.lenient.wrongName = show([]byte(s.DataSetName))
+	default:
 		return fmt.Errorf("export is of data source %q, not %q", clip(s.DataSetName), c.expect)
 	}
 	c.schema = s
@@ -700,6 +738,9 @@ func (c *scanner) finishSchema(last []byte) error {
 func (c *scanner) end() error {
 	if c.err != nil {
 		return c.err
+	}
+	if c.lenient != nil {
+		c.lenient.utf8.end()
 	}
 	switch {
 	case c.state == stRef:

@@ -7,8 +7,9 @@
 //
 //   - StartMoto starts moto_server through moto_launcher.py (embedded), which patches
 //     defects of moto 5.2.x, and switches Step Functions execution on.
-//   - LambdaEndpoint answers POST /2015-03-31/functions/{name}/invocations with registered
-//     functions and passes every other request to moto.
+//   - LambdaEndpoint answers POST /2015-03-31/functions/{name}/invocations (synchronous
+//     invocations only) with registered functions and passes every other request to moto.
+//     Kill ends a function's processes as a crash would, for fault tests.
 //   - StartStack starts both, wired together: moto gets MOTO_PORT = the endpoint's port, so
 //     Step Functions' Lambda tasks and aws-sdk integrations go to the endpoint.
 //   - NewAWSConfig and NewS3Client configure SDK clients for either URL.

@@ -156,6 +156,20 @@ func (p *binaryPool) put(inst *instance) {
 	inst.stop()
 }
 
+// kill ends every live process at once; see LambdaEndpoint.Kill.
+func (p *binaryPool) kill() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for inst := range p.all {
+		if inst.alive() {
+			inst.kill()
+			n++
+		}
+	}
+	return n
+}
+
 func (p *binaryPool) close() {
 	p.mu.Lock()
 	p.closed = true

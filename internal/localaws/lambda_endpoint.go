@@ -286,16 +286,16 @@ func (e *LambdaEndpoint) Invoke(ctx context.Context, name string, payload []byte
 	}
 }
 
-// invokeAsync starts an Event invocation and returns at once.
-func (e *LambdaEndpoint) invokeAsync(f function, name string, payload []byte) {
-	if !e.track() {
-		return
+// Kill ends every live process of binary function name at once (SIGKILL to its
+// process group), as a crash would: an invocation in flight fails with
+// Runtime.ExitError, and the next one starts a new process. It returns how many
+// processes it ended.
+func (e *LambdaEndpoint) Kill(name string) (int, error) {
+	p, ok := e.lookup(functionName(name)).(*binaryPool)
+	if !ok {
+		return 0, fmt.Errorf("localaws: kill %s: no binary function of that name", name)
 	}
-	inv := e.newInvocation(name, payload)
-	go func() {
-		defer e.bg.Done()
-		e.execute(f, inv)
-	}()
+	return p.kill(), nil
 }
 
 func (e *LambdaEndpoint) newInvocation(name string, payload []byte) *invocation {

@@ -97,17 +97,9 @@ func (e *LambdaEndpoint) serveInvoke(w http.ResponseWriter, r *http.Request, nam
 		writeAPIError(w, http.StatusBadRequest, "InvalidRequestContentException", "Could not parse request body into json")
 		return
 	}
-	switch r.Header.Get("X-Amz-Invocation-Type") {
-	case "", "RequestResponse":
-	case "Event":
-		e.invokeAsync(f, name, body)
-		w.WriteHeader(http.StatusAccepted)
-		return
-	case "DryRun":
-		w.WriteHeader(http.StatusNoContent)
-		return
-	default:
-		writeAPIError(w, http.StatusBadRequest, "InvalidParameterValueException", "unsupported X-Amz-Invocation-Type")
+	// Only synchronous invocations: Step Functions and the tests make no other kind.
+	if t := r.Header.Get("X-Amz-Invocation-Type"); t != "" && t != "RequestResponse" {
+		writeAPIError(w, http.StatusBadRequest, "InvalidParameterValueException", "unsupported X-Amz-Invocation-Type (only RequestResponse is served)")
 		return
 	}
 	res, err := e.Invoke(r.Context(), name, body)

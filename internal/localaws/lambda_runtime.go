@@ -1,7 +1,6 @@
 package localaws
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,17 +32,13 @@ type instance struct {
 	readyOnce sync.Once
 	stopOnce  sync.Once
 
-	mu        sync.Mutex
-	current   *invocation // delivered and not yet answered
-	initErr   *result
-	killed    bool
-	extension bool // an extension registered: give SIGTERM before SIGKILL
+	mu      sync.Mutex
+	current *invocation // delivered and not yet answered
+	initErr *result
+	killed  bool
 }
 
-const (
-	runtimePrefix   = "/2018-06-01/runtime/"
-	extensionPrefix = "/2020-01-01/extension/"
-)
+const runtimePrefix = "/2018-06-01/runtime/"
 
 func startInstance(p *binaryPool, id int) (*instance, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -62,8 +57,6 @@ func startInstance(p *binaryPool, id int) (*instance, error) {
 	mux.HandleFunc("POST "+runtimePrefix+"invocation/{id}/response", inst.handleResponse)
 	mux.HandleFunc("POST "+runtimePrefix+"invocation/{id}/error", inst.handleError)
 	mux.HandleFunc("POST "+runtimePrefix+"init/error", inst.handleInitError)
-	mux.HandleFunc("POST "+extensionPrefix+"register", inst.handleExtensionRegister)
-	mux.HandleFunc("GET "+extensionPrefix+"event/next", inst.handleExtensionNext)
 	inst.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	stdout := &lineWriter{emit: inst.logger("stdout")}
@@ -166,17 +159,11 @@ func (inst *instance) kill() {
 	_ = killGroup(inst.cmd)
 }
 
-// stop ends the process (SIGTERM first if an extension asked for it) and its server.
+// stop ends the process and its server.
 func (inst *instance) stop() {
 	inst.stopOnce.Do(func() {
 		close(inst.shutdown)
-		inst.mu.Lock()
-		var grace time.Duration
-		if inst.extension && !inst.killed {
-			grace = 500 * time.Millisecond
-		}
-		inst.mu.Unlock()
-		_ = stopProcess(inst.cmd, inst.exited, grace)
+		_ = stopProcess(inst.cmd, inst.exited, 0)
 		_ = inst.srv.Close()
 	})
 }
@@ -278,14 +265,10 @@ func (inst *instance) handleResponse(w http.ResponseWriter, r *http.Request) {
 	if inv == nil {
 		return
 	}
-	switch errType := r.Trailer.Get("Lambda-Runtime-Function-Error-Type"); {
-	case errType != "": // a streamed response failed part way
-		errBody, _ := base64.StdEncoding.DecodeString(r.Trailer.Get("Lambda-Runtime-Function-Error-Body"))
-		inv.result <- parseErrorBody(errBody, errType)
-	case len(body) > maxPayload:
+	if len(body) > maxPayload {
 		msg := fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", maxPayload)
 		inv.result <- result{errType: "Function.ResponseSizeTooLarge", errMsg: msg, errBody: errorBody("Function.ResponseSizeTooLarge", msg)}
-	default:
+	} else {
 		inv.result <- result{payload: body}
 	}
 	writeAccepted(w)
@@ -311,30 +294,6 @@ func (inst *instance) handleInitError(w http.ResponseWriter, r *http.Request) {
 	inst.mu.Unlock()
 	writeAccepted(w)
 	go inst.kill()
-}
-
-// The extensions API is served only as far as aws-lambda-go's SIGTERM support uses it.
-func (inst *instance) handleExtensionRegister(w http.ResponseWriter, r *http.Request) {
-	inst.mu.Lock()
-	inst.extension = true
-	inst.mu.Unlock()
-	w.Header().Set("Lambda-Extension-Identifier", newUUID())
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]string{
-		"functionName": inst.pool.name, "functionVersion": "$LATEST", "handler": filepath.Base(inst.pool.cfg.Path),
-	})
-}
-
-func (inst *instance) handleExtensionNext(w http.ResponseWriter, r *http.Request) {
-	select {
-	case <-r.Context().Done():
-	case <-inst.shutdown:
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{
-			"eventType": "SHUTDOWN", "shutdownReason": "spindown",
-			"deadlineMs": time.Now().Add(500 * time.Millisecond).UnixMilli(),
-		})
-	}
 }
 
 // parseErrorBody turns a posted error document into a result, keeping a well-formed body

@@ -270,34 +270,61 @@ func TestRuntimeConcurrency(t *testing.T) {
 	t.Logf("%d invocations of 300 ms on %d processes: %s", calls, len(pids), elapsed)
 }
 
-func TestEventInvocation(t *testing.T) {
+// Kill ends a function's processes as a crash would: the invocation in flight
+// fails with Runtime.ExitError and the next one runs on a new process.
+func TestKill(t *testing.T) {
 	ep := startEndpoint(t)
-	got := make(chan []byte, 1)
-	err := ep.RegisterHandler("async", func(_ context.Context, p []byte) ([]byte, error) {
-		got <- p
-		return nil, nil
-	}, 0)
-	if err != nil {
+	if err := ep.RegisterBinary("echo", BinaryFunction{Path: echoBin}); err != nil {
 		t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, ep.URL()+"/2015-03-31/functions/async/invocations", strings.NewReader(`{"n":1}`))
-	req.Header.Set("X-Amz-Invocation-Type", "Event")
+	pid := decodeEcho(t, invokeHTTP(t, ep, "echo", `{}`)).PID
+	inFlight := make(chan invokeResponse, 1)
+	go func() { inFlight <- invokeHTTP(t, ep, "echo", `{"action":"sleep","ms":5000}`) }()
+	// The warm process takes the invocation up as soon as it starts.
+	for deadline := time.Now().Add(5 * time.Second); starts(ep) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n, err := ep.Kill("echo"); n != 1 || err != nil {
+		t.Fatalf("Kill: %d processes, %v; want 1", n, err)
+	}
+	if e := decodeError(t, <-inFlight); e.ErrorType != "Runtime.ExitError" {
+		t.Errorf("invocation in flight: %+v, want Runtime.ExitError", e)
+	}
+	if next := decodeEcho(t, invokeHTTP(t, ep, "echo", `{}`)).PID; next == pid {
+		t.Errorf("after Kill the same pid %d answered", pid)
+	}
+	if _, err := ep.Kill("nosuch"); err == nil {
+		t.Error("Kill of an unknown function: no error")
+	}
+	if r := invokeType(t, ep, "echo", "Event"); r != http.StatusBadRequest {
+		t.Errorf("Event invocation: status %d, want 400 (only RequestResponse is served)", r)
+	}
+}
+
+// starts counts the invocations begun so far (their START lines).
+func starts(ep *LambdaEndpoint) int {
+	n := 0
+	for _, l := range ep.Logs() {
+		if strings.HasPrefix(l.Text, "START RequestId") {
+			n++
+		}
+	}
+	return n
+}
+
+// invokeType sends an invocation of the given X-Amz-Invocation-Type and
+// returns the status.
+func invokeType(t *testing.T, ep *LambdaEndpoint, function, invocationType string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ep.URL()+"/2015-03-31/functions/"+function+"/invocations", strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Invocation-Type", invocationType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("Event invocation: %s, want 202", resp.Status)
-	}
-	select {
-	case p := <-got:
-		if string(p) != `{"n":1}` {
-			t.Errorf("payload %s", p)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Event invocation did not run")
-	}
+	return resp.StatusCode
 }
 
 type customError struct{}

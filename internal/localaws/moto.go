@@ -216,29 +216,14 @@ func (m *Moto) post(ctx context.Context, path, body string) error {
 // Endpoint is moto's base URL, http://127.0.0.1:PORT.
 func (m *Moto) Endpoint() string { return m.endpoint }
 
-// Port is the port moto listens on.
-func (m *Moto) Port() int { return m.port }
-
 // Region is the region given in MotoOptions (default DefaultRegion).
 func (m *Moto) Region() string { return m.region }
-
-// PID is the process id of the moto process (the leader of its process group).
-func (m *Moto) PID() int { return m.cmd.Process.Pid }
 
 // Output returns the last 64 KiB of moto's stdout and stderr, for diagnostics.
 func (m *Moto) Output() string { return m.output.String() }
 
 // Done is closed when the moto process has exited.
 func (m *Moto) Done() <-chan struct{} { return m.done }
-
-// Reset drops all of moto's state (buckets, secrets, state machines); configuration such
-// as Step Functions execution stays on.
-func (m *Moto) Reset(ctx context.Context) error {
-	if err := m.post(ctx, "/moto-api/reset", ""); err != nil {
-		return fmt.Errorf("localaws: reset moto: %w", err)
-	}
-	return nil
-}
 
 // Stop ends moto and everything in its process group and waits until it has exited.
 // It is safe to call more than once and from several goroutines.

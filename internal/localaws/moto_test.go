@@ -25,8 +25,8 @@ func TestMotoStartStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("moto ready in %s at %s (pid %d)", time.Since(start).Round(time.Millisecond), m.Endpoint(), m.PID())
-	if want := "http://127.0.0.1:" + strconv.Itoa(m.Port()); m.Endpoint() != want {
+	t.Logf("moto ready in %s at %s (pid %d)", time.Since(start).Round(time.Millisecond), m.Endpoint(), m.cmd.Process.Pid)
+	if want := "http://127.0.0.1:" + strconv.Itoa(m.port); m.Endpoint() != want {
 		t.Errorf("Endpoint() = %q, want %q", m.Endpoint(), want)
 	}
 
@@ -40,11 +40,7 @@ func TestMotoStartStop(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("GET /moto-api/: %s", resp.Status)
 	}
-	if err := m.Reset(t.Context()); err != nil {
-		t.Error(err)
-	}
-
-	pid, port := m.PID(), m.Port()
+	pid, port := m.cmd.Process.Pid, m.port
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +62,7 @@ func TestMotoStopsWhenContextEnds(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("moto still running 10 s after its context ended")
 	}
-	assertGone(t, m.PID(), m.Port())
+	assertGone(t, m.cmd.Process.Pid, m.port)
 }
 
 // assertGone checks that no process of the group is left and the port is free again.

@@ -49,7 +49,7 @@ func TestStackStop(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("moto still running")
 	}
-	assertGone(t, st.Moto.PID(), st.Moto.Port())
+	assertGone(t, st.Moto.cmd.Process.Pid, st.Moto.port)
 	assertGone(t, pid, st.Lambda.Port())
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("function process %d still exists", pid)

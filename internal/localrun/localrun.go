@@ -264,15 +264,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 // machinePrefix starts the name of every local state machine.
 const machinePrefix = "sdsops-"
 
-// BinaryPath is where function fn's bootstrap binary was built.
-func (e *Env) BinaryPath(fn string) string { return filepath.Join(e.binDir, fn, "bootstrap") }
+// binaryPath is where function fn's bootstrap binary was built.
+func (e *Env) binaryPath(fn string) string { return filepath.Join(e.binDir, fn, "bootstrap") }
 
 // SetFunctionTimeout (re)registers function fn with an invocation timeout:
 // past it the process is killed and the invocation fails with
 // Sandbox.Timedout, as on Lambda.
 func (e *Env) SetFunctionTimeout(fn string, d time.Duration) error {
 	return e.Stack.Lambda.RegisterBinary(fn, localaws.BinaryFunction{
-		Path: e.BinaryPath(fn), Env: e.fnEnv, Timeout: d, MaxInstances: 6,
+		Path: e.binaryPath(fn), Env: e.fnEnv, Timeout: d, MaxInstances: 6,
 	})
 }
 

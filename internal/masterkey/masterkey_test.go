@@ -3,8 +3,6 @@ package masterkey
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,34 +10,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"github.com/sdsops/sdsops/internal/localaws"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-var sm *secretsmanager.Client
-
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	moto, err := localaws.StartMoto(ctx, localaws.MotoOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "moto:", err)
-		os.Exit(1)
-	}
-	cfg, err := localaws.NewAWSConfig(ctx, moto.Endpoint())
-	if err != nil {
-		moto.Stop()
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sm = secretsmanager.NewFromConfig(cfg)
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 func putSecret(t *testing.T, value string) string {
 	t.Helper()
 	name := "sdsops/test/" + strings.ReplaceAll(t.Name(), "/", "-")
-	_, err := sm.CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
+	_, err := testenv.Secrets(t).CreateSecret(context.Background(), &secretsmanager.CreateSecretInput{Name: aws.String(name), SecretString: aws.String(value)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +44,7 @@ func TestMasterKeyForms(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			id := putSecret(t, tt.value)
-			got, err := New(sm, 0).MasterKey(context.Background(), id)
+			got, err := New(testenv.Secrets(t), 0).MasterKey(context.Background(), id)
 			if tt.want == nil {
 				if err != nil || got != key {
 					t.Fatalf("MasterKey = %q, %v; want the key", got, err)
@@ -87,7 +66,7 @@ func TestMasterKeyForms(t *testing.T) {
 
 func TestMissingAndDeletedSecrets(t *testing.T) {
 	ctx := context.Background()
-	s := New(sm, 0)
+	s := New(testenv.Secrets(t), 0)
 	if _, err := s.MasterKey(ctx, "sdsops/test/does-not-exist"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("missing secret: %v, want ErrNotFound", err)
 	}
@@ -95,7 +74,7 @@ func TestMissingAndDeletedSecrets(t *testing.T) {
 		t.Errorf("no secret id: %v, want ErrNotFound", err)
 	}
 	id := putSecret(t, "k1")
-	if _, err := sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(id)}); err != nil {
+	if _, err := testenv.Secrets(t).DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(id)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.MasterKey(ctx, id); !errors.Is(err, ErrNotFound) {
@@ -107,7 +86,7 @@ func TestCacheAndRotation(t *testing.T) {
 	ctx := context.Background()
 	id := putSecret(t, "old-key")
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	s := New(sm, time.Minute)
+	s := New(testenv.Secrets(t), time.Minute)
 	s.now = func() time.Time { return now }
 	get := func() string {
 		t.Helper()
@@ -120,7 +99,7 @@ func TestCacheAndRotation(t *testing.T) {
 	if k := get(); k != "old-key" {
 		t.Fatalf("first read %q", k)
 	}
-	if _, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String("new-key")}); err != nil {
+	if _, err := testenv.Secrets(t).PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String("new-key")}); err != nil {
 		t.Fatal(err)
 	}
 	if k := get(); k != "old-key" {
@@ -130,7 +109,7 @@ func TestCacheAndRotation(t *testing.T) {
 	if k := get(); k != "new-key" {
 		t.Errorf("after Forget got %q, want the rotated key", k)
 	}
-	sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String("newer-key")})
+	testenv.Secrets(t).PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String("newer-key")})
 	now = now.Add(61 * time.Second)
 	if k := get(); k != "newer-key" {
 		t.Errorf("after the TTL got %q, want the newest key", k)

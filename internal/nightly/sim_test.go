@@ -10,7 +10,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,43 +20,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sdsops/sdsops/internal/catalog"
-	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-var (
-	motoOnce sync.Once
-	moto     *localaws.Moto
-	motoErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Stop()
-	}
-	os.Exit(code)
-}
-
-func newS3(tb testing.TB) *s3.Client {
-	tb.Helper()
-	motoOnce.Do(func() {
-		moto, motoErr = localaws.StartMoto(context.Background(), localaws.MotoOptions{})
-	})
-	if motoErr != nil {
-		if errors.Is(motoErr, localaws.ErrMotoUnavailable) {
-			tb.Skipf("moto is not available: %v", motoErr)
-		}
-		tb.Fatalf("start moto: %v", motoErr)
-	}
-	cfg, err := localaws.NewAWSConfig(context.Background(), moto.Endpoint())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return localaws.NewS3Client(cfg)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // clock is the simulated time shared by the emulator and the run.
 type clock struct {
@@ -149,7 +118,7 @@ func (s *simulation) keyFor(name string) (string, *sds.Client) {
 
 func newSimulation(t *testing.T, sources int, start time.Time) *simulation {
 	s := &simulation{t: t, ctx: context.Background(), clk: &clock{t: start}, rnd: rand.New(rand.NewPCG(14, 200)), pending: map[string]pendingEntry{}, needKey: map[string]bool{}}
-	s.s3 = newS3(t)
+	s.s3 = testenv.S3(t)
 	s.bucket = fmt.Sprintf("sim-%d", time.Now().UnixNano())
 	if _, err := s.s3.CreateBucket(s.ctx, &s3.CreateBucketInput{Bucket: &s.bucket}); err != nil {
 		t.Fatal(err)
@@ -161,19 +130,15 @@ func newSimulation(t *testing.T, sources int, start time.Time) *simulation {
 		s.names = append(s.names, name)
 		acct.DataSources = append(acct.DataSources, s.newSource(name, start.Add(-time.Duration(sources-i)*time.Hour)))
 	}
-	var err error
-	s.emu, err = sdsemu.New(sdsemu.Config{
+	var hs *httptest.Server
+	s.emu, hs = testenv.Emulator(t, sdsemu.Config{
 		Accounts:            []sdsemu.Account{acct},
 		MaxDataSources:      1000,
 		DownloadJobDuration: jobDuration,
 		JobDuration:         time.Minute,
 		Now:                 s.clk.Now,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s.emu)
-	t.Cleanup(hs.Close)
+	var err error
 	// One attempt: a 429 must surface, not be waited out.
 	once := sds.WithRetry(sds.RetryPolicy{MaxAttempts: 1})
 	if s.account, err = sds.New(hs.URL, accountKey, once); err != nil {

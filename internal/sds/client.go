@@ -16,6 +16,10 @@ import (
 // DefaultBaseURL is the production SDS host.
 const DefaultBaseURL = "https://spatial.virtualearth.net"
 
+// DefaultTimeout bounds a request until its response headers arrive, and
+// each silence while its body streams, unless WithTimeout says otherwise.
+const DefaultTimeout = 30 * time.Second
+
 // Client calls the SDS Data Source Management API with one master key. It
 // is safe for concurrent use.
 type Client struct {
@@ -45,7 +49,7 @@ func WithRetry(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
 func WithXML() Option { return func(c *Client) { c.xml = true } }
 
 // WithTimeout bounds each attempt until the response headers arrive, and
-// every wait for the next bytes of a body (default 30 s): a body may take
+// every wait for the next bytes of a body (default DefaultTimeout): a body may take
 // any time in all, but a stalled one fails with ErrUnavailable.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
 
@@ -73,7 +77,7 @@ func New(baseURL, masterKey string, opts ...Option) (*Client, error) {
 		key:     masterKey,
 		hc:      &http.Client{},
 		retry:   DefaultRetry,
-		timeout: 30 * time.Second,
+		timeout: DefaultTimeout,
 		log:     slog.New(slog.DiscardHandler),
 		now:     time.Now,
 	}
@@ -224,48 +228,38 @@ type request struct {
 	// gzip: accept a gzip body and leave it packed (a download, unpacked
 	// by its reader).
 	gzip bool
+	// newJob: the answer starts a job, which must come with a status URL.
+	newJob bool
+	// statusTemplate: the documented status URL's path segments under
+	// /REST/v1, {id} standing for the job id, for an answer that gives
+	// neither a self link nor a Location header.
+	statusTemplate []string
 }
 
 // errAlreadyDone reports a repeated request that found its work done.
 var errAlreadyDone = errors.New("already done by an earlier attempt")
 
-// do sends req with retries and returns a 2xx response whose body the
-// caller must close. Until the headers arrive each attempt is bounded by
-// the client's timeout; after that, each read of the body.
+// do sends req, repeating it as the retry policy allows, and returns a 2xx
+// response whose body the caller must close. Until the headers arrive each
+// attempt is bounded by the client's timeout; after that, each read of the
+// body. A failure while the caller reads the body is not repeated here:
+// callers that read a whole answer use readAll, which repeats it.
 func (c *Client) do(ctx context.Context, req request) (*http.Response, error) {
-	var lastErr error
+	var resp *http.Response
 	maybeDone := false // an earlier attempt may have reached the service
-	for attempt := 1; ; attempt++ {
-		resp, err := c.attempt(ctx, req)
+	err := c.withRetries(ctx, req.op, func(err error) bool { return retryable(err, req.safe) }, func() error {
+		r, err := c.attempt(ctx, req)
 		if err == nil {
-			return resp, nil
+			resp = r
+			return nil
 		}
 		if maybeDone && req.goneIsDone && errors.Is(err, ErrNotFound) {
-			return nil, errAlreadyDone
+			return errAlreadyDone
 		}
 		maybeDone = maybeDone || outcomeUnknown(err)
-		lastErr = err
-		if attempt >= c.retry.MaxAttempts || !retryable(err, req.safe) || ctx.Err() != nil {
-			return nil, lastErr
-		}
-		var e *Error
-		errors.As(err, &e)
-		if e.RetryAfter > c.retry.MaxRetryAfter {
-			return nil, lastErr
-		}
-		wait := c.retry.backoff(attempt, e.RetryAfter)
-		// Give up while the caller still has time to act on the error (a
-		// Lambda's deadline): its orchestrator retries with longer waits.
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Second {
-			return nil, lastErr
-		}
-		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry",
-			slog.String("op", req.op), slog.Int("attempt", attempt), slog.Int("status", e.StatusCode),
-			slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
-		if err := sleep(ctx, wait); err != nil {
-			return nil, lastErr
-		}
-	}
+		return err
+	})
+	return resp, err
 }
 
 func (c *Client) attempt(ctx context.Context, req request) (*http.Response, error) {
@@ -403,22 +397,6 @@ func (b *idleBody) Close() error {
 	err := b.rc.Close()
 	b.cancel()
 	return err
-}
-
-// outcomeUnknown reports a failure after which the service may still have
-// acted on the request: no answer after it was sent, or a gateway error.
-func outcomeUnknown(err error) bool {
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(e, ErrUnavailable) {
-		return false
-	}
-	switch e.StatusCode {
-	case 0:
-		return !isDialError(e.Err)
-	case 500, 502, 504:
-		return true
-	}
-	return false
 }
 
 // StripLink returns a link the service returned without anything that must

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // Identities from the emulator's embedded sample account.
@@ -41,12 +43,7 @@ func newEnv(t *testing.T, tweak func(*sdsemu.Config), opts ...sds.Option) *env {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	emu, err := sdsemu.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
+	emu, srv := testenv.Emulator(t, cfg)
 	c, err := sds.New(srv.URL, masterKey, append([]sds.Option{sds.WithRetry(fastRetry)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -136,11 +133,11 @@ func TestDownloadFlow(t *testing.T) {
 			if exp.ContentLength <= 0 || !strings.Contains(exp.ContentType, "xml") {
 				t.Errorf("export length %d type %q", exp.ContentLength, exp.ContentType)
 			}
-			sum, err := sds.SummarizeDataSet(exp.Body)
+			sum, err := dataset.Verify(exp.Body, "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sum.Entities != st.TotalEntityCount || sum.EntityType != "FourthCoffeeShops" || sum.DataSetName != "FourthCoffeeSample" {
+			if sum.Entities != st.TotalEntityCount || sum.Schema.EntityType != "FourthCoffeeShops" || sum.Schema.DataSetName != "FourthCoffeeSample" {
 				t.Errorf("export summary %+v, want %d FourthCoffeeShops", sum, st.TotalEntityCount)
 			}
 		})
@@ -471,7 +468,7 @@ func TestBrokenExports(t *testing.T) {
 			if err != nil {
 				t.Fatalf("read: %v", err)
 			}
-			if _, err := sds.SummarizeDataSet(strings.NewReader(string(body))); err == nil && tt.structErr {
+			if _, err := dataset.Verify(strings.NewReader(string(body)), ""); err == nil && tt.structErr {
 				t.Fatalf("a %d-byte cut export passed the DataSet check", len(body))
 			}
 		})
@@ -574,7 +571,7 @@ func TestDocumentedShortLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer exp.Body.Close()
-	sum, err := sds.SummarizeDataSet(exp.Body)
+	sum, err := dataset.Verify(exp.Body, "")
 	if err != nil || sum.Entities != 350 {
 		t.Fatalf("short output link: %+v, %v", sum, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/dataset"
 )
 
 // examplesDir holds every example body of Microsoft's SDS pages, unchanged
@@ -208,7 +210,9 @@ func TestDecodeDataSourcesExamples(t *testing.T) {
 	}
 }
 
-func TestSummarizeDataSetExamples(t *testing.T) {
+// The documentation's exports read as DataSets (package dataset owns the
+// format; this checks the examples the client is built from).
+func TestDataSetExamples(t *testing.T) {
 	tests := []struct {
 		file, name, entityType string
 		fields, entities       int
@@ -219,12 +223,12 @@ func TestSummarizeDataSetExamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			s, err := SummarizeDataSet(strings.NewReader(string(readExample(t, tt.file))))
+			s, err := dataset.Verify(strings.NewReader(string(readExample(t, tt.file))), "")
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.DataSetName != tt.name || s.EntityType != tt.entityType || len(s.Fields) != tt.fields || s.Entities != int64(tt.entities) {
-				t.Errorf("got %+v (%d fields), want %s/%s %d fields %d entities", s, len(s.Fields), tt.name, tt.entityType, tt.fields, tt.entities)
+			if s.Schema.DataSetName != tt.name || s.Schema.EntityType != tt.entityType || len(s.Schema.Columns) != tt.fields || s.Entities != int64(tt.entities) {
+				t.Errorf("got %+v (%d fields), want %s/%s %d fields %d entities", s.Schema, len(s.Schema.Columns), tt.name, tt.entityType, tt.fields, tt.entities)
 			}
 		})
 	}
@@ -245,7 +249,7 @@ func TestEveryExampleIsHandled(t *testing.T) {
 		b := readExample(t, base)
 		_, errEnv := DecodeResponse(b)
 		_, errDS := DecodeDataSources(b)
-		_, errSet := SummarizeDataSet(strings.NewReader(string(b)))
+		_, errSet := dataset.Verify(strings.NewReader(string(b)), "")
 		decoded := errEnv == nil || errDS == nil || errSet == nil
 		if brokenExamples[base] {
 			if decoded {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -113,23 +112,22 @@ func (c *Client) Load(ctx context.Context, lr LoadRequest) (*Job, error) {
 	u.RawQuery = q.Encode()
 
 	src := &uploadSource{r: br, want: lr.Size, redact: c.redact}
-	for attempt := 1; ; attempt++ {
-		job, err := c.upload(ctx, op, u, src)
-		if err == nil {
-			return job, nil
-		}
+	// Only a connection never made leaves the body unread and the service
+	// untouched.
+	mayRepeat := func(err error) bool {
 		var e *Error
-		if !errors.As(err, &e) || !isDialError(e.Err) || src.started() ||
-			attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
-			return nil, err
-		}
-		wait := c.retry.backoff(attempt, 0)
-		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry", slog.String("op", op),
-			slog.Int("attempt", attempt), slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
-		if sleep(ctx, wait) != nil {
-			return nil, err
-		}
+		return errors.As(err, &e) && isDialError(e.Err) && !src.started()
 	}
+	var job *Job
+	err := c.withRetries(ctx, op, mayRepeat, func() error {
+		j, err := c.upload(ctx, op, u, src)
+		job = j
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return job, nil
 }
 
 // checkEncoding refuses data that announces itself as other than UTF-8
@@ -387,32 +385,15 @@ func (c *Client) upload(ctx context.Context, op string, u *url.URL, src *uploadS
 	if err != nil {
 		return nil, withOp(err, op)
 	}
+	c.sanitize(r)
 	if len(r.Jobs) == 0 || r.Jobs[0].ID == "" {
 		return nil, &Error{Class: ErrDecode, Op: op, Message: "the response holds no job with an id", TraceID: r.TraceID}
 	}
 	job := r.Jobs[0]
-	if err := c.withStatusLink(op, &job, resp.Header); err != nil {
+	if err := c.withStatusLink(op, &job, u, resp.Header, true); err != nil {
 		return nil, err
 	}
 	return &job, nil
-}
-
-// withStatusLink makes sure job has a self link: the one in the body, else
-// the Location header (which Microsoft's own client polls). The link is
-// checked like every other link before it is kept.
-func (c *Client) withStatusLink(op string, job *Job, h http.Header) error {
-	if job.StatusURL() != "" {
-		return nil
-	}
-	loc := strings.TrimSpace(h.Get("Location"))
-	if loc == "" {
-		return &Error{Class: ErrDecode, Op: op, Message: "the job has neither a self link nor a Location header"}
-	}
-	if _, err := c.link(op, loc); err != nil {
-		return err
-	}
-	job.Links = append(job.Links, Link{Role: "self", URL: StripLink(loc)})
-	return nil
 }
 
 // JobStatus reads the status of a load, publish or rollback job from its
@@ -520,8 +501,8 @@ func (c *Client) PublishStaged(ctx context.Context, ds DataSource) (*Job, error)
 	}
 	// Not repeated after a lost answer: a second publish would find
 	// nothing staged, or publish a newer staged version.
-	return c.startJob(ctx, request{op: op, method: http.MethodGet, u: c.endpoint("data", ds.AccessID, ds.Name, "$commit"), format: true},
-		"data", "jobs", "{id}", "$getstatus")
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: c.endpoint("data", ds.AccessID, ds.Name, "$commit"), format: true,
+		newJob: true, statusTemplate: []string{"data", "jobs", "{id}", "$getstatus"}})
 }
 
 // Rollback starts a DataSourceRollback job that makes the prior version
@@ -535,43 +516,6 @@ func (c *Client) Rollback(ctx context.Context, name, versionJobID string) (*Job,
 	if err := ValidateJobID(versionJobID); err != nil {
 		return nil, withOp(err, op)
 	}
-	return c.startJob(ctx, request{op: op, method: http.MethodGet, u: c.endpoint("Dataflows", "DataSourceRollback", versionJobID, name), format: true},
-		"Dataflows", "DataSourceRollback", "{id}")
-}
-
-// startJob sends a request that creates a job and makes sure the job has a
-// status URL: its self link, the Location header, or else the documented
-// status URL template (segments, with {id} replaced by the job id).
-func (c *Client) startJob(ctx context.Context, req request, statusTemplate ...string) (*Job, error) {
-	resp, err := c.do(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
-	resp.Body.Close()
-	if err != nil {
-		return nil, &Error{Class: ErrUnavailable, Op: req.op, Message: "reading the response (the job may have been created: check the job list)", Err: &redactedError{msg: c.redact(err.Error()), err: err}}
-	}
-	r, err := DecodeResponse(raw)
-	if err != nil {
-		return nil, withOp(err, req.op)
-	}
-	if len(r.Jobs) == 0 || r.Jobs[0].ID == "" {
-		return nil, &Error{Class: ErrDecode, Op: req.op, Message: "the response holds no job with an id", TraceID: r.TraceID}
-	}
-	job := r.Jobs[0]
-	if job.StatusURL() == "" && resp.Header.Get("Location") == "" {
-		if err := ValidateJobID(job.ID); err != nil {
-			return nil, withOp(err, req.op)
-		}
-		segs := make([]string, len(statusTemplate))
-		for i, s := range statusTemplate {
-			segs[i] = strings.ReplaceAll(s, "{id}", job.ID)
-		}
-		job.Links = append(job.Links, Link{Role: "self", URL: c.endpoint(segs...).String()})
-	}
-	if err := c.withStatusLink(req.op, &job, resp.Header); err != nil {
-		return nil, err
-	}
-	return &job, nil
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: c.endpoint("Dataflows", "DataSourceRollback", versionJobID, name), format: true,
+		newJob: true, statusTemplate: []string{"Dataflows", "DataSourceRollback", "{id}"}})
 }

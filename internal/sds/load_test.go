@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -85,41 +85,26 @@ func shopsData(n int, tag string) []byte {
 // entity (the schema's entity ID in our data sets).
 func entities(t testing.TB, data []byte) map[string]map[string]string {
 	t.Helper()
-	sum, err := sds.SummarizeDataSet(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]map[string]string{}
-	d := xml.NewDecoder(bytes.NewReader(data))
+	r := dataset.NewReader(bytes.NewReader(data), "")
 	for {
-		tok, err := d.Token()
+		rec, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		se, ok := tok.(xml.StartElement)
-		if !ok || se.Name.Local != sum.EntityType {
-			continue
-		}
-		var e struct {
-			Fields []struct {
-				XMLName xml.Name
-				Value   string `xml:",chardata"`
-			} `xml:",any"`
-		}
-		if err := d.DecodeElement(&e, &se); err != nil {
-			t.Fatal(err)
-		}
 		cols := map[string]string{}
-		for _, f := range e.Fields {
-			cols[f.XMLName.Local] = f.Value
+		for i, c := range rec.Schema().Columns {
+			if v := rec.Value(i); v.Present {
+				cols[c.Name] = v.Text()
+			}
 		}
 		out[cols["EntityID"]] = cols
 	}
-	if int64(len(out)) != sum.Entities {
-		t.Fatalf("%d distinct entity IDs in %d entities", len(out), sum.Entities)
+	if int64(len(out)) != r.Entities() {
+		t.Fatalf("%d distinct entity IDs in %d entities", len(out), r.Entities())
 	}
 	return out
 }
@@ -189,7 +174,7 @@ func download(t *testing.T, e *env, ds sds.DataSource, jobID string) []byte {
 
 func load(t *testing.T, e *env, name string, op sds.LoadOperation, data []byte) *sds.Job {
 	t.Helper()
-	sum, err := sds.SummarizeDataSet(bytes.NewReader(data))
+	sum, err := dataset.Verify(bytes.NewReader(data), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,9 +217,9 @@ func TestLoadRoundTrip(t *testing.T) {
 			}
 			restored := download(t, e, ds, "")
 			sameEntities(t, entities(t, restored), entities(t, export))
-			sum, _ := sds.SummarizeDataSet(bytes.NewReader(restored))
-			if sum.DataSetName != "CoffeeRestored" || sum.EntityType != "FourthCoffeeShops" {
-				t.Errorf("restored export names %+v", sum)
+			sum, err := dataset.Verify(bytes.NewReader(restored), "")
+			if err != nil || sum.Schema.DataSetName != "CoffeeRestored" || sum.Schema.EntityType != "FourthCoffeeShops" {
+				t.Errorf("restored export names %+v, %v", sum.Schema, err)
 			}
 			infos, err := e.client.DataSourceInfo(context.Background(), ds, false)
 			if err != nil || len(infos) != 1 || infos[0].Name != "CoffeeRestored" || infos[0].IsPublic {

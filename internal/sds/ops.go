@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // CreateDownloadJob starts a DataSourceDownload job for the published
@@ -26,14 +25,7 @@ func (c *Client) CreateDownloadJob(ctx context.Context, ds DataSource, jobID str
 		}
 		u.RawQuery = "jobId=" + jobID
 	}
-	job, err := c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, format: true})
-	if err != nil {
-		return nil, err
-	}
-	if job.StatusURL() == "" {
-		return nil, &Error{Class: ErrDecode, Op: op, Message: "the job has no status link (neither a self link nor a Location header)"}
-	}
-	return job, nil
+	return c.jobCall(ctx, request{op: op, method: http.MethodGet, u: u, format: true, newJob: true})
 }
 
 // DownloadJobStatus reads a download job's status from its status URL (the
@@ -302,10 +294,18 @@ func (c *Client) jobCall(ctx context.Context, req request) (*Job, error) {
 	// Microsoft's client polls the Location header and reads a failed job's
 	// reason from the envelope's errorDetails: real answers may carry them
 	// only there.
-	if job.StatusURL() == "" {
-		if loc := c.location(req.u, h); loc != "" {
-			job.Links = append(job.Links, Link{Role: "self", URL: loc})
+	if job.StatusURL() == "" && h.Get("Location") == "" && len(req.statusTemplate) > 0 {
+		if err := ValidateJobID(job.ID); err != nil {
+			return nil, withOp(err, req.op)
 		}
+		segs := make([]string, len(req.statusTemplate))
+		for i, s := range req.statusTemplate {
+			segs[i] = strings.ReplaceAll(s, "{id}", job.ID)
+		}
+		job.Links = append(job.Links, Link{Role: "self", URL: c.endpoint(segs...).String()})
+	}
+	if err := c.withStatusLink(req.op, &job, req.u, h, req.newJob); err != nil {
+		return nil, err
 	}
 	if job.Status == StatusAborted && strings.TrimSpace(job.ErrorMessage) == "" && len(r.Jobs) == 1 {
 		job.ErrorMessage = strings.Join(nonEmpty(r.ErrorDetails), "; ")
@@ -313,22 +313,41 @@ func (c *Client) jobCall(ctx context.Context, req request) (*Job, error) {
 	return &job, nil
 }
 
-// location resolves the answer's Location header against the request URL;
-// "" when there is none or it carries the key in its path.
-func (c *Client) location(reqURL *url.URL, h http.Header) string {
+// withStatusLink gives job a self link when its body has none: the
+// answer's Location header (which Microsoft's own client polls), resolved
+// against the request URL and checked like every link the key is sent to.
+// A Location that carries the key is never kept. With need set (the answer
+// to a request that started the job), a job left without a status link is
+// an error that says why.
+func (c *Client) withStatusLink(op string, job *Job, reqURL *url.URL, h http.Header, need bool) error {
+	if job.StatusURL() != "" {
+		return nil
+	}
 	loc := strings.TrimSpace(h.Get("Location"))
 	if loc == "" {
-		return ""
+		return needed(need, &Error{Class: ErrDecode, Op: op, Message: "the job has neither a self link nor a Location header"})
 	}
 	u, err := reqURL.Parse(loc)
 	if err != nil {
-		return ""
+		return needed(need, &Error{Class: ErrDecode, Op: op, Message: "the job has no self link and its Location header does not parse"})
 	}
 	s := StripLink(u.String())
 	if c.redact(s) != s {
-		return ""
+		return needed(need, &Error{Class: ErrDecode, Op: op, Message: "the job has no self link and its Location header carries the master key"})
 	}
-	return s
+	if _, err := c.link(op, s); err != nil {
+		return needed(need, err)
+	}
+	job.Links = append(job.Links, Link{Role: "self", URL: s})
+	return nil
+}
+
+// needed returns err when the caller needs what failed, nil otherwise.
+func needed(need bool, err error) error {
+	if need {
+		return err
+	}
+	return nil
 }
 
 func nonEmpty(ss []string) []string {
@@ -363,36 +382,36 @@ func (c *Client) infoCall(ctx context.Context, req request) ([]DataSourceInfo, e
 	return infos, nil
 }
 
-// readAll reads a bounded response body. A body cut short is retried like
-// any other failure of a safe call.
+// readAll sends req and reads its answer's whole body, within a size
+// limit. An attempt covers both: a body cut short or stalled is repeated
+// like any other failure of a safe request, within the same MaxAttempts.
 func (c *Client) readAll(ctx context.Context, req request) ([]byte, http.Header, error) {
-	for attempt := 1; ; attempt++ {
-		resp, err := c.do(ctx, req)
+	var body []byte
+	var header http.Header
+	err := c.withRetries(ctx, req.op, func(err error) bool { return retryable(err, req.safe) }, func() error {
+		resp, err := c.attempt(ctx, req)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-		resp.Body.Close()
-		if err == nil && len(body) > maxResponseBytes {
-			return nil, nil, &Error{Class: ErrDecode, Op: req.op, Message: fmt.Sprintf("response larger than %d bytes", maxResponseBytes)}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+		if err != nil {
+			msg := "reading the response"
+			if !req.safe {
+				msg += " (the job may have been created: check the job list)"
+			}
+			return &Error{Class: ErrUnavailable, Op: req.op, Message: msg, Err: &redactedError{msg: c.redact(err.Error()), err: err}}
 		}
-		if err == nil {
-			return body, resp.Header, nil
+		if len(b) > maxResponseBytes {
+			return &Error{Class: ErrDecode, Op: req.op, Message: fmt.Sprintf("response larger than %d bytes", maxResponseBytes)}
 		}
-		rerr := &Error{Class: ErrUnavailable, Op: req.op, Message: "reading the response", Err: &redactedError{msg: c.redact(err.Error()), err: err}}
-		if !req.safe || attempt >= c.retry.MaxAttempts || ctx.Err() != nil {
-			return nil, nil, rerr
-		}
-		// Another attempt may stall as long as this one did: give up while
-		// the caller still has time to report the error (a Lambda's deadline).
-		wait := c.retry.backoff(attempt, 0)
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+c.timeout+time.Second {
-			return nil, nil, rerr
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return nil, nil, rerr
-		}
+		body, header = b, resp.Header
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return body, header, nil
 }
 
 // withOp fills in the operation of an *Error that has none.

@@ -1,8 +1,8 @@
 package sds_test
 
 import (
+	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -207,23 +208,16 @@ func TestShapesExport(t *testing.T) {
 	if !strings.HasPrefix(string(body), "\ufeff<?xml") {
 		t.Errorf("no byte order mark: %q", body[:20])
 	}
-	// Well-formed, with the typed and geography columns and every WKT type.
-	d := xml.NewDecoder(strings.NewReader(strings.TrimPrefix(string(body), "\ufeff")))
-	var root string
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("not well-formed: %v", err)
-		}
-		if se, ok := tok.(xml.StartElement); ok && root == "" {
-			root = se.Name.Local
-		}
+	// A DataSet, with the typed and geography columns and every WKT type.
+	sum, err := dataset.Verify(bytes.NewReader(body), "Stores-2019")
+	if err != nil {
+		t.Fatalf("not a DataSet: %v", err)
 	}
-	if root != "Stores-2019Data" {
-		t.Errorf("root <%s>", root)
+	if sum.Entities != job.TotalEntityCount {
+		t.Errorf("%d entities, job %d", sum.Entities, job.TotalEntityCount)
+	}
+	if root := strings.TrimSpace(string(body[bytes.LastIndex(body, []byte("</")):])); root != "</Stores-2019Data>" {
+		t.Errorf("root ends with %s", root)
 	}
 	s := string(body)
 	for _, want := range []string{`type="xs:anyType"`, `msdata:DateTimeMode="Utc" type="xs:dateTime"`, `type="xs:double"`, `type="xs:long"`, `type="xs:boolean"`,

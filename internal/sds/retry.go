@@ -3,6 +3,7 @@ package sds
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -11,9 +12,8 @@ import (
 	"time"
 )
 
-// RetryPolicy bounds the client's retries. Retries use capped exponential
-// backoff with full jitter, and wait at least as long as a Retry-After
-// header asks.
+// RetryPolicy bounds the client's retries; the package doc describes the
+// policy as a whole.
 type RetryPolicy struct {
 	MaxAttempts int           // attempts in all, including the first; 1 disables retries
 	BaseDelay   time.Duration // first backoff cap; doubles per attempt
@@ -26,6 +26,46 @@ type RetryPolicy struct {
 
 // DefaultRetry suits a Lambda with a minute or two to spare.
 var DefaultRetry = RetryPolicy{MaxAttempts: 4, BaseDelay: 250 * time.Millisecond, MaxDelay: 8 * time.Second, MaxRetryAfter: 30 * time.Second}
+
+// deadlineMargin is the time a retry leaves before the context's deadline,
+// on top of the wait and another attempt as long as the failed one, so
+// that the caller can still report the error.
+const deadlineMargin = time.Second
+
+// withRetries calls try until it succeeds or fails for good: a failure that may
+// reports it may not repeat, MaxAttempts reached, a Retry-After beyond
+// MaxRetryAfter, a wait that does not fit before the deadline, or a done
+// context. It returns try's last error. It is the client's only retry
+// loop: whatever an attempt covers (the request, and for most calls the
+// reading of the answer's body) is repeated as a whole.
+func (c *Client) withRetries(ctx context.Context, op string, may func(error) bool, try func() error) error {
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err := try()
+		if err == nil {
+			return nil
+		}
+		var e *Error
+		if attempt >= c.retry.MaxAttempts || ctx.Err() != nil || !errors.As(err, &e) || !may(err) {
+			return err
+		}
+		if e.RetryAfter > c.retry.MaxRetryAfter {
+			return err
+		}
+		wait := c.retry.backoff(attempt, e.RetryAfter)
+		// Another attempt may take as long as this one did (a stall lasts
+		// the whole idle timeout).
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+time.Since(start)+deadlineMargin {
+			return err
+		}
+		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry",
+			slog.String("op", op), slog.Int("attempt", attempt), slog.Int("status", e.StatusCode),
+			slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
+		if sleep(ctx, wait) != nil {
+			return err
+		}
+	}
+}
 
 // backoff returns the wait before attempt number attempt+1 (attempt counts
 // from 1): full jitter over [0, min(MaxDelay, BaseDelay*2^(attempt-1))],
@@ -48,9 +88,10 @@ func (p RetryPolicy) backoff(attempt int, retryAfter time.Duration) time.Duratio
 	return d
 }
 
-// retryable decides whether a failed attempt may be repeated. Requests that
-// create something (a job, a deletion) are repeated only when the service
-// certainly did not act: a throttling answer, or a connection never made.
+// retryable decides whether a failed attempt of an ordinary request may be
+// repeated. Requests that create something (a job) are repeated only when
+// the service certainly did not act: a throttling answer, or a connection
+// never made.
 func retryable(err error, safe bool) bool {
 	var e *Error
 	if !errors.As(err, &e) {
@@ -61,6 +102,22 @@ func retryable(err error, safe bool) bool {
 		return true
 	case errors.Is(e, ErrUnavailable):
 		return safe || isDialError(e.Err)
+	}
+	return false
+}
+
+// outcomeUnknown reports a failure after which the service may still have
+// acted on the request: no answer after it was sent, or a gateway error.
+func outcomeUnknown(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) || !errors.Is(e, ErrUnavailable) {
+		return false
+	}
+	switch e.StatusCode {
+	case 0:
+		return !isDialError(e.Err)
+	case 500, 502, 504:
+		return true
 	}
 	return false
 }

@@ -3,15 +3,17 @@ package sdsemu
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/xml"
 	"errors"
 	"io"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sdsops/sdsops/internal/dataset"
 )
 
 func TestDatasetSizeMatchesOutput(t *testing.T) {
@@ -30,49 +32,74 @@ func TestDatasetSizeMatchesOutput(t *testing.T) {
 		if size := d.Size(); size != n {
 			t.Errorf("%s/%d/%d: Size %d, written %d", d.Name, d.EntityCount, d.PaddingBytes, size, n)
 		}
-		root := parseXML(t, buf.Bytes())
-		if len(root.all(d.EntityTypeName)) != d.EntityCount {
-			t.Errorf("%s: %d entities, want %d", d.Name, len(root.all(d.EntityTypeName)), d.EntityCount)
+		sum, err := dataset.Verify(&buf, d.Name)
+		if err != nil || sum.Entities != int64(d.EntityCount) || sum.Schema.EntityType != d.EntityTypeName {
+			t.Errorf("%s: %d entities of %v, %v; want %d", d.Name, sum.Entities, sum.Schema, err, d.EntityCount)
 		}
 	}
 }
 
+// readEntities reads an export with package dataset: its schema and, per
+// entity, the present columns' values.
+func readEntities(t *testing.T, doc []byte, name string) (*dataset.Schema, []map[string]dataset.Value) {
+	t.Helper()
+	r := dataset.NewReader(bytes.NewReader(doc), name)
+	var out []map[string]dataset.Value
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]dataset.Value{}
+		for i, c := range rec.Schema().Columns {
+			if v := rec.Value(i); v.Present {
+				v.Raw = bytes.Clone(v.Raw) // the record is reused
+				m[c.Name] = v
+			}
+		}
+		out = append(out, m)
+	}
+	s, err := r.Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, out
+}
+
 func TestDatasetMatchesDocExample(t *testing.T) {
-	example := parseXML(t, readExample(t, "get-downloaded-data-2.xml"))
+	wantSchema, wantEntities := readEntities(t, readExample(t, "get-downloaded-data-2.xml"), "MyDataSourceName")
 	d := Dataset{AccessID: "a1", Name: "MyDataSourceName", EntityTypeName: "MyDataSourceEntityType", VersionJobID: "v", EntityCount: 3}
 	var buf bytes.Buffer
 	if _, err := d.WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
-	got := parseXML(t, buf.Bytes())
-	assertShape(t, "schema", got.child("xs:schema").shape(), example.child("xs:schema").shape())
-	assertShape(t, "entity", got.all(d.EntityTypeName)[0].shape(), example.all(d.EntityTypeName)[0].shape())
-	if got.child("xs:schema").attr("id") != d.Name || !strings.HasPrefix(buf.String(), `<?xml version="1.0" encoding="UTF-8" ?>`+"\n<MainRoot>\n") {
+	schema, entities := readEntities(t, buf.Bytes(), d.Name)
+	if !reflect.DeepEqual(schema.Columns, wantSchema.Columns) || schema.EntityType != wantSchema.EntityType || schema.Key != wantSchema.Key {
+		t.Errorf("schema %+v, want the example's %+v", schema, wantSchema)
+	}
+	if len(entities) != d.EntityCount || len(entities[0]) != len(wantEntities[0]) {
+		t.Fatalf("%d entities, the first with %d values; want %d, with %d as in the example", len(entities), len(entities[0]), d.EntityCount, len(wantEntities[0]))
+	}
+	if schema.DataSetName != d.Name || !strings.HasPrefix(buf.String(), `<?xml version="1.0" encoding="UTF-8" ?>`+"\n<MainRoot>\n") {
 		t.Errorf("document head: %.200s", buf.String())
 	}
 
-	// A namespace-aware, strict decoder reads it into typed values.
-	type entity struct {
-		EntityID               string
-		Latitude, Longitude    float64
-		AddressLine, Locality  string
-		AdminDistrict          string
-		CountryRegion          string
-		PostalCode, Confidence string
-		Phone                  string
-		Open, Close            int64
-		IsWheelchairAccessible bool
-	}
-	var doc struct {
-		Entities []entity `xml:"MyDataSourceEntityType"`
-	}
-	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range doc.Entities {
-		if e.EntityID != strconv.Itoa(i+1) || e.Latitude < 20 || e.Latitude > 62 || e.Longitude > -70 || e.Longitude < -158 ||
-			e.Locality == "" || len(e.PostalCode) != 5 || len(e.Phone) != 12 || e.Open >= e.Close || e.CountryRegion != "United States" {
-			t.Errorf("entity %d: %+v", i, e)
+	// Every value reads as its column's type.
+	for i, e := range entities {
+		lat, err1 := e["Latitude"].Double()
+		lon, err2 := e["Longitude"].Double()
+		open, err3 := e["Open"].Long()
+		closing, err4 := e["Close"].Long()
+		_, err5 := e["IsWheelchairAccessible"].Bool()
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
+			t.Errorf("entity %d: %v", i, err)
+		}
+		if e["EntityID"].Text() != strconv.Itoa(i+1) || lat < 20 || lat > 62 || lon > -70 || lon < -158 ||
+			e["Locality"].Text() == "" || len(e["PostalCode"].Raw) != 5 || len(e["Phone"].Raw) != 12 || open >= closing || e["CountryRegion"].Text() != "United States" {
+			t.Errorf("entity %d: %v", i, e)
 		}
 	}
 }
@@ -83,12 +110,12 @@ func TestDatasetPadding(t *testing.T) {
 	if _, err := d.WriteTo(&buf); err != nil {
 		t.Fatal(err)
 	}
-	root := parseXML(t, buf.Bytes())
 	if !strings.Contains(buf.String(), `<xs:element name="Notes" type="xs:string" minOccurs="0"/>`) {
 		t.Error("Notes field missing from the schema")
 	}
-	for _, e := range root.all("E") {
-		if n := len(e.child("Notes").text); n != 100 {
+	_, entities := readEntities(t, buf.Bytes(), d.Name)
+	for _, e := range entities {
+		if n := len(e["Notes"].Raw); n != 100 {
 			t.Errorf("Notes is %d bytes, want 100", n)
 		}
 	}
@@ -226,32 +253,12 @@ func TestGenerated200kIsWellFormed(t *testing.T) {
 		pw.CloseWithError(err)
 	}()
 	cr := &countingReader{r: pr}
-	dec := xml.NewDecoder(cr)
-	var entities int
-	var stack []xml.Name
-	for {
-		tok, err := dec.RawToken()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			stack = append(stack, tok.Name)
-			if len(stack) == 2 && tok.Name.Local == "BigEntity" {
-				entities++
-			}
-		case xml.EndElement:
-			if len(stack) == 0 || stack[len(stack)-1] != tok.Name {
-				t.Fatalf("mismatched end element %s", xmlName(tok.Name))
-			}
-			stack = stack[:len(stack)-1]
-		}
+	sum, err := dataset.Verify(cr, d.Name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(stack) != 0 || entities != MaxEntities || cr.n != d.Size() {
-		t.Errorf("open elements %v, %d entities, %d bytes (Size %d)", stack, entities, cr.n, d.Size())
+	if sum.Entities != MaxEntities || sum.Schema.EntityType != "BigEntity" || cr.n != d.Size() {
+		t.Errorf("%d entities of %s, %d bytes (Size %d)", sum.Entities, sum.Schema.EntityType, cr.n, d.Size())
 	}
 }
 

@@ -355,7 +355,8 @@ func (n *jnode) shape() []string {
 	return out
 }
 
-// xnode is an XML element with prefixes as written.
+// xnode is an element of a response envelope, with prefixes as written.
+// Exports (DataSets) are read with package dataset instead.
 type xnode struct {
 	name     string
 	attrs    []xml.Attr

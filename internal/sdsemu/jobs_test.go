@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/dataset"
 )
 
 // status polls a download job through its self link.
@@ -64,9 +66,9 @@ func TestDownloadLifecycle(t *testing.T) {
 	if cl := r.header.Get("Content-Length"); cl != strconv.Itoa(len(r.body)) {
 		t.Errorf("Content-Length %s, body %d bytes", cl, len(r.body))
 	}
-	root := parseXML(t, r.body)
-	if root.name != "MainRoot" || root.child("xs:schema").attr("id") != fcName || len(root.all("FourthCoffeeShops")) != fcEntites {
-		t.Errorf("data set: root %s, %d entities", root.name, len(root.all("FourthCoffeeShops")))
+	sum, err := dataset.Verify(bytes.NewReader(r.body), fcName)
+	if err != nil || sum.Schema.EntityType != "FourthCoffeeShops" || sum.Entities != fcEntites || !bytes.HasSuffix(bytes.TrimSpace(r.body), []byte("</MainRoot>")) {
+		t.Errorf("data set: %d entities, %v", sum.Entities, err)
 	}
 
 	upper := strings.Replace(e.localPath(out), "/output/succeeded", "/OUTPUT/Succeeded", 1)

@@ -24,31 +24,33 @@ func TestBackupEndToEnd(t *testing.T) {
 			t.Errorf("startdownload result lacks %q: %v", k, st)
 		}
 	}
-	if st["operation"] != "download" || st["status"] != "Pending" || strings.Contains(st["statusUrl"].(string), "key=") {
+	if r := decode[jobResult](t, st); r.Operation != "download" || r.Status != "Pending" || strings.Contains(r.StatusURL, "key=") {
 		t.Fatalf("startdownload result %v", st)
 	}
 	st["traceContext"] = map[string]any{"from": "scheduler"} // a field the functions do not own
 
 	st = f.mustInvoke("checkstatus", st)
-	if st["status"] != "Pending" || st["pollCount"].(float64) != 1 || st["nextWaitSeconds"].(float64) != 30 {
+	if r := decode[jobResult](t, st); r.Status != "Pending" || r.PollCount != 1 || r.NextWaitSeconds == nil || *r.NextWaitSeconds != 30 {
 		t.Fatalf("pending check: %v", st)
 	}
 	f.completeJobs()
 	st = f.mustInvoke("checkstatus", st)
-	if st["status"] != "Completed" || st["totalEntityCount"].(float64) != 350 || st["downloadUrl"] == nil || st["nextWaitSeconds"] != nil {
+	done := decode[jobResult](t, st)
+	if done.Status != "Completed" || done.TotalEntityCount != 350 || done.DownloadURL == nil || done.NextWaitSeconds != nil {
 		t.Fatalf("completed check: %v", st)
 	}
 
 	out := f.mustInvoke("copytos3", st)
-	if out["bucket"] != f.bucket || out["entityCount"].(float64) != 350 || out["reused"] != false {
+	cp := decode[copyResult](t, out)
+	if cp.Bucket != f.bucket || cp.EntityCount != 350 || cp.Reused == nil || *cp.Reused {
 		t.Fatalf("copytos3 result %v", out)
 	}
-	if tc, _ := out["traceContext"].(map[string]any); tc["from"] != "scheduler" {
+	if cp.TraceContext.From != "scheduler" {
 		t.Errorf("unowned field not passed through: %v", out["traceContext"])
 	}
-	key := out["key"].(string)
+	key := cp.Key
 	wantPrefix := "sds-exports/" + accessID + "/" + coffee + "/"
-	if !strings.HasPrefix(key, wantPrefix) || !strings.HasSuffix(key, "/"+st["jobId"].(string)+".xml") {
+	if !strings.HasPrefix(key, wantPrefix) || !strings.HasSuffix(key, "/"+done.JobID+".xml") {
 		t.Errorf("object key %q, want %s<yyyy>/<mm>/<dd>/<jobId>.xml", key, wantPrefix)
 	}
 	body, err := getObject(t, f.bucket, key)
@@ -56,19 +58,15 @@ func TestBackupEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(body)
-	if hex.EncodeToString(sum[:]) != out["sha256"] || float64(len(body)) != out["bytes"] {
+	if hex.EncodeToString(sum[:]) != cp.SHA256 || int64(len(body)) != cp.Bytes {
 		t.Errorf("archived object (%d bytes) does not match the reported size/sha256 %v/%v", len(body), out["bytes"], out["sha256"])
 	}
-	manifest, err := getObject(t, f.bucket, out["manifestKey"].(string))
+	manifest, err := getObject(t, f.bucket, cp.ManifestKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(manifest, &m); err != nil {
-		t.Fatal(err)
-	}
-	if m["sha256"] != out["sha256"] || m["jobId"] != st["jobId"] || m["entityCount"].(float64) != 350 {
-		t.Errorf("manifest %v", m)
+	if m := decode[manifestDoc](t, manifest); m.SHA256 != cp.SHA256 || m.JobID != done.JobID || m.EntityCount != 350 {
+		t.Errorf("manifest %s", manifest)
 	}
 
 	// A retried copy (Step Functions retry, duplicate schedule) reuses the
@@ -145,13 +143,14 @@ func TestCopyUnverifiedKeepsArchive(t *testing.T) {
 func TestAbortedJob(t *testing.T) {
 	f := newFixture(t, masterKey, nil)
 	st := f.mustInvoke("startdownload", startEvent())
-	f.emu.AbortJob(st["jobId"].(string), "Data source could not be exported.")
+	jobID := decode[jobResult](t, st).JobID
+	f.emu.AbortJob(jobID, "Data source could not be exported.")
 	st = f.mustInvoke("checkstatus", st)
 	if st["status"] != "Aborted" || st["errorMessage"] != "Data source could not be exported." || st["downloadUrl"] != nil {
 		t.Fatalf("aborted check: %v", st)
 	}
 	st["status"] = "Completed"
-	st["downloadUrl"] = f.srv.URL + "/REST/v1/dataflows/DataSourceDownload/" + accessID + "/" + coffee + "/" + st["jobId"].(string) + "/output/succeeded"
+	st["downloadUrl"] = f.srv.URL + "/REST/v1/dataflows/DataSourceDownload/" + accessID + "/" + coffee + "/" + jobID + "/output/succeeded"
 	if _, typ, _ := f.invoke("copytos3", st); typ == "" {
 		t.Error("copying an aborted job's output succeeded")
 	}
@@ -253,7 +252,7 @@ func TestStatusLinkReportsAnotherJob(t *testing.T) {
 	// The docs' short status link names only the data source: it reports the newest job.
 	first["statusUrl"] = f.srv.URL + "/REST/v1/dataflows/DataSourceDownload/" + coffee
 	_, typ, msg := f.invoke("checkstatus", first)
-	if typ != "JobAborted" || !strings.Contains(msg, second["jobId"].(string)) {
+	if typ != "JobAborted" || !strings.Contains(msg, decode[jobResult](t, second).JobID) {
 		t.Fatalf("%s: %s, want JobAborted naming the other job", typ, msg)
 	}
 }
@@ -261,15 +260,19 @@ func TestStatusLinkReportsAnotherJob(t *testing.T) {
 func TestPollBackoff(t *testing.T) {
 	f := newFixture(t, masterKey, nil)
 	st := f.mustInvoke("startdownload", startEvent())
-	if st["nextWaitSeconds"].(float64) != 15 {
+	if w := decode[jobResult](t, st).NextWaitSeconds; w == nil || *w != 15 {
 		t.Errorf("first wait %v, want 15", st["nextWaitSeconds"])
 	}
-	var waits []float64
+	var waits []int
 	for range 8 {
 		st = f.mustInvoke("checkstatus", st)
-		waits = append(waits, st["nextWaitSeconds"].(float64))
+		w := decode[jobResult](t, st).NextWaitSeconds
+		if w == nil {
+			t.Fatalf("no nextWaitSeconds in %v", st)
+		}
+		waits = append(waits, *w)
 	}
-	want := []float64{30, 60, 120, 240, 480, 900, 900, 900}
+	want := []int{30, 60, 120, 240, 480, 900, 900, 900}
 	for i := range want {
 		if waits[i] != want[i] {
 			t.Fatalf("waits %v, want %v", waits, want)
@@ -337,4 +340,54 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Errorf("defaults: %+v", cfg)
 		}
 	}
+}
+
+// The functions' results, and the manifest, as the state machines and users
+// read them: decoded into types, so that a missing or mistyped field fails
+// the test rather than panicking it. Pointers tell absent from zero.
+type jobResult struct {
+	Operation        string  `json:"operation"`
+	JobID            string  `json:"jobId"`
+	StatusURL        string  `json:"statusUrl"`
+	Status           string  `json:"status"`
+	PollCount        int     `json:"pollCount"`
+	NextWaitSeconds  *int    `json:"nextWaitSeconds"`
+	TotalEntityCount int64   `json:"totalEntityCount"`
+	DownloadURL      *string `json:"downloadUrl"`
+}
+
+type copyResult struct {
+	Bucket       string `json:"bucket"`
+	Key          string `json:"key"`
+	ManifestKey  string `json:"manifestKey"`
+	EntityCount  int64  `json:"entityCount"`
+	Bytes        int64  `json:"bytes"`
+	SHA256       string `json:"sha256"`
+	Reused       *bool  `json:"reused"`
+	TraceContext struct {
+		From string `json:"from"`
+	} `json:"traceContext"`
+}
+
+type manifestDoc struct {
+	SHA256      string `json:"sha256"`
+	JobID       string `json:"jobId"`
+	EntityCount int64  `json:"entityCount"`
+}
+
+// decode reads v (a function's result, or JSON bytes) as a T.
+func decode[T any](t *testing.T, v any) T {
+	t.Helper()
+	b, ok := v.([]byte)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out T
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("decoding %s as %T: %v", b, out, err)
+	}
+	return out
 }

@@ -3,16 +3,7 @@ package task
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
-	"os"
-	"strings"
 
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
-	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/conversion"
 )
 
@@ -90,98 +81,67 @@ type Converter interface {
 	OwnedBy(key, dataSource string) bool
 }
 
-// StartConvert runs the convert function under the Lambda runtime.
-func StartConvert() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	slog.SetDefault(log.With(slog.String("function", "convert")))
-	r := NewRunner(Config{}, nil, nil, log)
-	conv, err := converterFromEnv(context.Background())
-	if err != nil {
-		log.Error("configuration", slog.String("function", "convert"), slog.String("error", err.Error()))
-		lambda.StartHandler(r.Handler("convert", func(context.Context, []byte) (any, error) {
-			return nil, &Error{Type: Internal, Message: "configuration: " + err.Error()}
-		}))
-		return
+// Convert turns one archive into GeoJSON and a schema beside it, or
+// lists one page of a backfill.
+func (s *Service) Convert(ctx context.Context, raw []byte) (any, error) {
+	if s.converter == nil {
+		return nil, &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
 	}
-	lambda.StartHandler(r.Handler("convert", ConvertFunc(conv)))
+	return convert(ctx, s.converter, raw)
 }
 
-func converterFromEnv(ctx context.Context) (*conversion.Converter, error) {
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
+func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
+	var ev ConvertEvent
+	if err := decodeStrict(raw, &ev); err != nil {
 		return nil, err
 	}
-	if cfg.ArchiveBucket == "" {
-		return nil, errors.New("ARCHIVE_BUCKET is not set")
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
-	store, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
-	if err != nil {
-		return nil, fmt.Errorf("archive: %w", err)
-	}
-	return conversion.New(client, store), nil
-}
-
-// ConvertFunc is the convert function's logic over conv.
-func ConvertFunc(conv Converter) Func {
-	return func(ctx context.Context, raw []byte) (any, error) {
-		var ev ConvertEvent
-		if err := decodeStrict(raw, &ev); err != nil {
+	var ds string // the data source's own part of a key, "<accessId>/<name>/"
+	if ev.AccessID != "" || ev.DataSourceName != "" {
+		if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
 			return nil, err
 		}
-		var ds string // the data source's own part of a key, "<accessId>/<name>/"
-		if ev.AccessID != "" || ev.DataSourceName != "" {
-			if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
-				return nil, err
-			}
-			ds = ev.AccessID + "/" + ev.DataSourceName + "/"
-		}
-		k := ev.ManifestKey
-		if k == "" {
-			k = ev.Key
-		}
-		if k == "" {
-			switch {
-			case ev.Prefix != "" && ds != "":
-				return nil, invalid("give either prefix or accessId and dataSourceName, not both")
-			case ds != "":
-				ev.Prefix = ds
-			case ev.Prefix == "":
-				return nil, invalid("give manifestKey, key, prefix, or accessId and dataSourceName")
-			}
-			return backfillPage(ctx, conv, ev)
-		}
-		switch {
-		case ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil:
-			return nil, invalid("a backfill (prefix) and one archive (key, manifestKey) are separate requests")
-		case ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey:
-			return nil, invalid("key and manifestKey name different archives")
-		case ds != "" && !conv.OwnedBy(k, ds):
-			return nil, invalid("%q is not an archive of %s/%s", truncate(k, 300), ev.AccessID, ev.DataSourceName)
-		}
-		res, err := conv.Convert(ctx, conversion.ManifestKey(k))
-		if err != nil {
-			return nil, convertError(err)
-		}
-		status := "Converted"
-		if res.Reused {
-			status = "Reused"
-		}
-		return map[string]any{
-			"status":      status,
-			"bucket":      res.Bucket,
-			"key":         res.Key,
-			"manifestKey": res.ManifestKey,
-			"geojsonKey":  res.Record.GeoJSON.Key,
-			"schemaKey":   res.Record.Schema.Key,
-			"conversion":  res.Record,
-		}, nil
+		ds = ev.AccessID + "/" + ev.DataSourceName + "/"
 	}
+	k := ev.ManifestKey
+	if k == "" {
+		k = ev.Key
+	}
+	if k == "" {
+		switch {
+		case ev.Prefix != "" && ds != "":
+			return nil, invalid("give either prefix or accessId and dataSourceName, not both")
+		case ds != "":
+			ev.Prefix = ds
+		case ev.Prefix == "":
+			return nil, invalid("give manifestKey, key, prefix, or accessId and dataSourceName")
+		}
+		return backfillPage(ctx, conv, ev)
+	}
+	switch {
+	case ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil:
+		return nil, invalid("a backfill (prefix) and one archive (key, manifestKey) are separate requests")
+	case ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey:
+		return nil, invalid("key and manifestKey name different archives")
+	case ds != "" && !conv.OwnedBy(k, ds):
+		return nil, invalid("%q is not an archive of %s/%s", truncate(k, 300), ev.AccessID, ev.DataSourceName)
+	}
+	res, err := conv.Convert(ctx, conversion.ManifestKey(k))
+	if err != nil {
+		return nil, convertError(err)
+	}
+	status := "Converted"
+	if res.Reused {
+		status = "Reused"
+	}
+	return map[string]any{
+		"status":      status,
+		"bucket":      res.Bucket,
+		"key":         res.Key,
+		"manifestKey": res.ManifestKey,
+		"geojsonKey":  res.Record.GeoJSON.Key,
+		"schemaKey":   res.Record.Schema.Key,
+		"conversion":  res.Record,
+	}, nil
 }
 
 func backfillPage(ctx context.Context, conv Converter, ev ConvertEvent) (BackfillPage, error) {

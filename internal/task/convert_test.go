@@ -65,7 +65,7 @@ func TestConvertEvents(t *testing.T) {
 	} {
 		t.Run(tc.why, func(t *testing.T) {
 			p := &pagedArchives{}
-			out, err := ConvertFunc(p)(context.Background(), []byte(tc.event))
+			out, err := convert(context.Background(), p, []byte(tc.event))
 			if tc.wantType == "" {
 				if err != nil || len(p.converted) != 1 || p.converted[0] != tc.converted {
 					t.Fatalf("err %v, converted %v; want %s", err, p.converted, tc.converted)
@@ -92,7 +92,7 @@ func TestConvertErrorTypes(t *testing.T) {
 		conversion.ErrStorage:   ArchiveUnavailable,
 	} {
 		p := &pagedArchives{err: fmt.Errorf("convert s3://b/k: %w: detail", class)}
-		_, err := ConvertFunc(p)(context.Background(), []byte(`{"key":"sds-exports/a/b/2024/01/01/j.xml"}`))
+		_, err := convert(context.Background(), p, []byte(`{"key":"sds-exports/a/b/2024/01/01/j.xml"}`))
 		if e := classify(err); e.Type != want || !strings.Contains(e.Message, "detail") {
 			t.Errorf("%v: type %s message %q, want %s", class, e.Type, e.Message, want)
 		}
@@ -111,7 +111,7 @@ func TestConvertBackfillPages(t *testing.T) {
 	var page BackfillPage
 	for range 10 {
 		raw, _ := json.Marshal(ev)
-		out, err := ConvertFunc(p)(context.Background(), raw)
+		out, err := convert(context.Background(), p, raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -252,28 +252,30 @@ func decodeChained(raw []byte) (*chained, error) {
 }
 
 // output merges the owned fields over the fields that came in.
-func (c *chained) output(extra map[string]any) (map[string]any, error) {
-	out := make(map[string]any, len(c.raw)+len(extra)+8)
+func (c *chained) output(extra any) (map[string]any, error) {
+	out := make(map[string]any, len(c.raw)+8)
 	for k, v := range c.raw {
 		out[k] = v
-	}
-	owned, err := json.Marshal(c.State)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(owned, &m); err != nil {
-		return nil, err
 	}
 	// Fields that became empty are removed rather than left stale.
 	for _, k := range []string{"downloadUrl", "errorMessage", "nextWaitSeconds", "deadlinePassed"} {
 		delete(out, k)
 	}
-	for k, v := range m {
-		out[k] = v
-	}
-	for k, v := range extra {
-		out[k] = v
+	for _, fields := range []any{c.State, extra} {
+		if fields == nil {
+			continue
+		}
+		b, err := json.Marshal(fields)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] = v
+		}
 	}
 	return out, nil
 }
@@ -339,3 +341,21 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// decodeChainedState decodes a chained event and checks the identifiers
+// every chained function needs.
+func decodeChainedState(raw []byte) (*chained, error) {
+	st, err := decodeChained(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateDataSource(st.AccessID, st.DataSourceName); err != nil {
+		return nil, err
+	}
+	if err := validateSecretID(st.MasterKeySecretID); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+var timeZero time.Time

@@ -3,38 +3,31 @@ package task
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
-	"github.com/sdsops/sdsops/internal/archive"
-	"github.com/sdsops/sdsops/internal/masterkey"
-	"github.com/sdsops/sdsops/internal/sds"
 )
 
 // Func is one function's logic: a raw JSON event in, a JSON-able result out.
 type Func func(ctx context.Context, event []byte) (any, error)
 
+// Op is an operation as a method expression of Service, such as
+// (*Service).CopyToS3: what a function's main package passes to Start.
+type Op func(s *Service, ctx context.Context, event []byte) (any, error)
+
 // Handler adapts fn to the Lambda runtime: one JSON log line per
 // invocation, and errors reported with our error types. It takes the raw
 // payload itself, so that even an event that is not JSON gets an
 // InvalidInput error rather than the runtime's own decoding error.
-func (r *Runner) Handler(function string, fn Func) lambda.Handler {
-	return handler{r: r, function: function, fn: fn}
+func (s *Service) Handler(function string, fn Func) lambda.Handler {
+	return handler{s: s, function: function, fn: fn}
 }
 
 type handler struct {
-	r        *Runner
+	s        *Service
 	function string
 	fn       Func
 }
@@ -63,13 +56,13 @@ func (h handler) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 	}
 	if err != nil {
 		e := classify(err)
-		h.r.log.LogAttrs(ctx, slog.LevelError, "failed", append(attrs, slog.String("errorType", e.Type), slog.String("error", e.Message))...)
+		h.s.log.LogAttrs(ctx, slog.LevelError, "failed", append(attrs, slog.String("errorType", e.Type), slog.String("error", e.Message))...)
 		return nil, LambdaError(e)
 	}
 	if st := resultStatus(out); st != "" {
 		attrs = append(attrs, slog.String("status", st))
 	}
-	h.r.log.LogAttrs(ctx, slog.LevelInfo, "done", attrs...)
+	h.s.log.LogAttrs(ctx, slog.LevelInfo, "done", attrs...)
 	return res, nil
 }
 
@@ -110,55 +103,22 @@ func resultStatus(out any) string {
 	return ""
 }
 
-// Start runs one function under the Lambda runtime. SDK clients and the
-// key cache are created once per cold start.
-func Start(function string, pick func(*Runner) Func, withArchive bool) {
+// Start runs the operation op as the Lambda function named function. SDK
+// clients and the key cache are created once per cold start.
+func Start(function string, op Op) {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	// The runtime library reports failures through the standard logger;
 	// routing it through slog keeps every line JSON.
 	slog.SetDefault(log.With(slog.String("function", function)))
-	r, err := NewRunnerFromEnv(context.Background(), log, withArchive)
+	s, err := NewServiceFromEnv(context.Background(), log)
 	if err != nil {
 		log.Error("configuration", slog.String("function", function), slog.String("error", err.Error()))
-		lambda.Start(func(context.Context, json.RawMessage) (any, error) {
+		lambda.StartWithOptions(func(context.Context, json.RawMessage) (any, error) {
 			return nil, LambdaError(&Error{Type: Internal, Message: "configuration: " + err.Error()})
 		})
 		return
 	}
-	lambda.StartHandler(r.Handler(function, pick(r)))
-}
-
-// NewRunnerFromEnv builds a Runner from the environment: the standard AWS
-// SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE and
-// the variables of ConfigFromEnv.
-func NewRunnerFromEnv(ctx context.Context, log *slog.Logger, withArchive bool) (*Runner, error) {
-	cfg, err := ConfigFromEnv(os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
-	var arch Archiver
-	if withArchive {
-		if cfg.ArchiveBucket == "" {
-			return nil, errors.New("ARCHIVE_BUCKET is not set")
-		}
-		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
-		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
-		if err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		arch = a
-	}
-	hc := &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-	}}
-	return NewRunner(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout)), nil
+	lambda.StartWithOptions(s.Handler(function, func(ctx context.Context, event []byte) (any, error) {
+		return op(s, ctx, event)
+	}))
 }

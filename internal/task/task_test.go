@@ -6,13 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +23,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
-	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 	"github.com/sdsops/sdsops/internal/task"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // The emulator's sample account.
@@ -39,40 +37,15 @@ const (
 	coffee    = "FourthCoffeeSample"
 )
 
+// The shared moto_server's clients (testenv starts it on first use), set by
+// newFixture.
 var (
 	smClient     *secretsmanager.Client
 	s3Client     *s3.Client
 	motoEndpoint string
 )
 
-func TestMain(m *testing.M) {
-	ctx := context.Background()
-	// Fuzzing and benchmark-only runs (-run '^$') need no AWS.
-	flag.Parse()
-	if f := flag.Lookup("test.run"); f != nil && f.Value.String() == "^$" {
-		os.Exit(m.Run())
-	}
-	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
-		os.Exit(m.Run())
-	}
-	moto, err := localaws.StartMoto(ctx, localaws.MotoOptions{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "moto:", err)
-		os.Exit(1)
-	}
-	cfg, err := localaws.NewAWSConfig(ctx, moto.Endpoint())
-	if err != nil {
-		moto.Stop()
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	motoEndpoint = moto.Endpoint()
-	smClient = secretsmanager.NewFromConfig(cfg)
-	s3Client = localaws.NewS3Client(cfg)
-	code := m.Run()
-	moto.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.Main(m) }
 
 // fixture is one test's world: an emulator, a secret, a bucket and a
 // runner wired to them, with every output, error and log line kept so that
@@ -83,7 +56,7 @@ type fixture struct {
 	srv      *httptest.Server
 	secretID string
 	bucket   string
-	runner   *task.Runner
+	runner   *task.Service
 	logs     *syncBuffer
 	seen     []string // every result and error text
 }
@@ -129,12 +102,8 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	emu, err := sdsemu.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(emu)
-	t.Cleanup(srv.Close)
+	emu, srv := testenv.Emulator(t, cfg)
+	smClient, s3Client, motoEndpoint = testenv.Secrets(t), testenv.S3(t), testenv.Endpoint(t)
 
 	f := &fixture{t: t, emu: emu, srv: srv, logs: &syncBuffer{}}
 	f.secretID = "sdsops/" + unique(t, "key")
@@ -154,7 +123,7 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 	tc := task.Config{SDSBaseURL: srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: "sds-exports/",
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.runner = task.NewRunner(tc, masterkey.New(smClient, time.Minute), store, log,
+	f.runner = task.NewService(tc, masterkey.New(smClient, time.Minute), store, log,
 		append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
 			sds.WithLogger(log)}, opts...)...)
 	t.Cleanup(f.checkNoKeyLeaked)

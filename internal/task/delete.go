@@ -10,7 +10,7 @@ import (
 // Delete deletes a data source, or only its staged version. The event's
 // confirm field must repeat the data source name: a guard against deleting
 // a mistyped target.
-func (r *Runner) Delete(ctx context.Context, raw []byte) (any, error) {
+func (s *Service) Delete(ctx context.Context, raw []byte) (any, error) {
 	var ev DeleteEvent
 	if err := decodeStrict(raw, &ev); err != nil {
 		return nil, err
@@ -28,7 +28,7 @@ func (r *Runner) Delete(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	ds := sds.DataSource{AccessID: ev.AccessID, Name: ev.DataSourceName}
-	err := r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
+	err := s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		return c.DeleteDataSource(ctx, ds, ev.IsStaging)
 	})
 	if errors.Is(err, sds.ErrNotFound) && ev.RetryCount > 0 {
@@ -45,57 +45,20 @@ func (r *Runner) Delete(ctx context.Context, raw []byte) (any, error) {
 		MasterKeySecretID: ev.MasterKeySecretID,
 		Status:            StatusAccepted,
 		IsStaging:         ev.IsStaging,
-		RequestedAt:       formatTime(r.now()),
-		NextWaitSeconds:   r.nextWait(0),
-	}, nil
-}
-
-// SetPublic makes a data source public or private.
-func (r *Runner) SetPublic(ctx context.Context, raw []byte) (any, error) {
-	var ev SetPublicEvent
-	if err := decodeStrict(raw, &ev); err != nil {
-		return nil, err
-	}
-	if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
-		return nil, err
-	}
-	if ev.Public == nil {
-		return nil, invalid("field \"public\" is required: true or false")
-	}
-	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
-		return nil, err
-	}
-	ds := sds.DataSource{AccessID: ev.AccessID, Name: ev.DataSourceName}
-	var job *sds.Job
-	err := r.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) (err error) {
-		job, err = c.SetPublic(ctx, ds, *ev.Public)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return State{
-		AccessID:          ev.AccessID,
-		DataSourceName:    ev.DataSourceName,
-		Operation:         OpSetPublic,
-		MasterKeySecretID: ev.MasterKeySecretID,
-		Status:            reportStatus(job.Status),
-		JobID:             job.ID,
-		Public:            ev.Public,
-		RequestedAt:       formatTime(r.now()),
-		NextWaitSeconds:   r.nextWait(0),
+		RequestedAt:       formatTime(s.now()),
+		NextWaitSeconds:   s.nextWait(0),
 	}, nil
 }
 
 // checkDelete: a deleted data source answers 404 (its staged version no
 // longer shows among its versions); an aborted DataSourceDelete job in the
 // job list ends the wait with Aborted.
-func (r *Runner) checkDelete(ctx context.Context, st *State) error {
+func (s *Service) checkDelete(ctx context.Context, st *State) error {
 	requested, err := parseStateTime("requestedAt", st.RequestedAt)
 	if err != nil {
 		return err
 	}
-	return r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
+	return s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
 		infos, err := c.DataSourceInfo(ctx, st.dataSource(), st.IsStaging)
 		if errors.Is(err, sds.ErrNotFound) {
 			st.Status = StatusCompleted
@@ -128,33 +91,4 @@ func hasStaging(infos []sds.DataSourceInfo) bool {
 		}
 	}
 	return false
-}
-
-// checkSetPublic follows the DataSourceAccess job by the id set public
-// returned.
-func (r *Runner) checkSetPublic(ctx context.Context, st *State) error {
-	if err := validateJobID(st.JobID); err != nil {
-		return err
-	}
-	return r.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
-		jobs, err := c.ListJobs(ctx)
-		if err != nil {
-			return err
-		}
-		st.Status = StatusPending
-		if j := findJob(jobs, st.JobID, "", "", timeZero); j != nil {
-			st.Status = reportStatus(j.Status)
-			if st.Status == StatusAborted {
-				st.ErrorMessage = jobMessage(j)
-			}
-		}
-		return nil
-	})
-}
-
-func jobMessage(j *sds.Job) string {
-	if j.ErrorMessage != "" {
-		return j.ErrorMessage
-	}
-	return "job " + j.ID + " (" + j.Description + ") was aborted by the service"
 }

@@ -1,0 +1,171 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Defaults of Config that are the task package's own; the others are
+// sds.DefaultBaseURL, sds.DefaultTimeout, archive.DefaultPrefix and
+// masterkey.DefaultTTL.
+const (
+	// DefaultFirstWait is the first wait between status checks, doubled
+	// after every check up to DefaultMaxWait. With these (15 s to 15 min)
+	// a 12-hour job is polled about 55 times, a one-minute job is noticed
+	// within a minute of finishing.
+	DefaultFirstWait = 15 * time.Second
+	DefaultMaxWait   = 15 * time.Minute
+	// DefaultJobDeadline is an hour past the documented worst case of 12 h.
+	DefaultJobDeadline = 13 * time.Hour
+)
+
+// Config is the functions' configuration, read from the environment.
+type Config struct {
+	SDSBaseURL        string        // SDS_BASE_URL: the only host that ever receives a key
+	MasterKeySecretID string        // MASTER_KEY_SECRET_ID: default secret (name or ARN)
+	ArchiveBucket     string        // ARCHIVE_BUCKET
+	ArchivePrefix     string        // ARCHIVE_PREFIX
+	ArchiveKMSKeyID   string        // ARCHIVE_KMS_KEY_ID: SSE-KMS when set, SSE-S3 otherwise
+	SecretTTL         time.Duration // SECRET_CACHE_TTL (Go duration)
+	// SDSTimeout bounds each SDS request until its headers arrive, and
+	// each silence while its body streams (SDS_TIMEOUT, Go duration;
+	// default sds.DefaultTimeout). A download's body may take longer in all.
+	SDSTimeout time.Duration
+	// Poll backoff: the first wait, doubled after every check up to MaxWait.
+	FirstWait time.Duration // POLL_FIRST_WAIT_SECONDS
+	MaxWait   time.Duration // POLL_MAX_WAIT_SECONDS
+	// JobDeadline is how long a job may stay pending before checkstatus
+	// reports deadlinePassed (JOB_DEADLINE_SECONDS; default
+	// DefaultJobDeadline).
+	JobDeadline time.Duration
+}
+
+// ConfigFromEnv reads Config, applying defaults.
+func ConfigFromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		SDSBaseURL:        strings.TrimSpace(getenv("SDS_BASE_URL")),
+		MasterKeySecretID: strings.TrimSpace(getenv("MASTER_KEY_SECRET_ID")),
+		ArchiveBucket:     strings.TrimSpace(getenv("ARCHIVE_BUCKET")),
+		ArchivePrefix:     getenv("ARCHIVE_PREFIX"),
+		ArchiveKMSKeyID:   strings.TrimSpace(getenv("ARCHIVE_KMS_KEY_ID")),
+		SecretTTL:         masterkey.DefaultTTL,
+		SDSTimeout:        sds.DefaultTimeout,
+		FirstWait:         DefaultFirstWait,
+		MaxWait:           DefaultMaxWait,
+		JobDeadline:       DefaultJobDeadline,
+	}
+	if c.SDSBaseURL == "" {
+		c.SDSBaseURL = sds.DefaultBaseURL
+	}
+	if c.ArchivePrefix == "" {
+		c.ArchivePrefix = archive.DefaultPrefix
+	}
+	if v := getenv("SECRET_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("SECRET_CACHE_TTL %q: want a duration such as 5m", v)
+		}
+		c.SecretTTL = d
+	}
+	if v := getenv("SDS_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("SDS_TIMEOUT %q: want a duration such as 30s", v)
+		}
+		c.SDSTimeout = d
+	}
+	for _, s := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"POLL_FIRST_WAIT_SECONDS", &c.FirstWait}, {"POLL_MAX_WAIT_SECONDS", &c.MaxWait}} {
+		if v := getenv(s.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 3600 {
+				return c, fmt.Errorf("%s %q: want whole seconds from 1 to 3600", s.name, v)
+			}
+			*s.dst = time.Duration(n) * time.Second
+		}
+	}
+	if v := getenv("JOB_DEADLINE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("JOB_DEADLINE_SECONDS %q: want a positive whole number of seconds", v)
+		}
+		c.JobDeadline = time.Duration(n) * time.Second
+	}
+	if c.MaxWait < c.FirstWait {
+		return c, errors.New("POLL_MAX_WAIT_SECONDS is below POLL_FIRST_WAIT_SECONDS")
+	}
+	if _, err := sds.New(c.SDSBaseURL, "config-check"); err != nil {
+		return c, fmt.Errorf("SDS_BASE_URL: %w", err)
+	}
+	// The key travels in the query string: plain http is for a local
+	// emulator only, never across a network or through a proxy.
+	if u, _ := url.Parse(c.SDSBaseURL); u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return c, fmt.Errorf("SDS_BASE_URL %q: the master key is only sent over https (http is allowed for loopback addresses)", c.SDSBaseURL)
+	}
+	return c, nil
+}
+
+// NewServiceFromEnv builds a Service from the environment: the standard
+// AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
+// and the variables of ConfigFromEnv. The archive is configured when
+// ARCHIVE_BUCKET is set; CopyToS3 and Convert fail without it.
+func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
+	cfg, err := ConfigFromEnv(os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	keys := masterkey.New(secretsmanager.NewFromConfig(awsCfg), cfg.SecretTTL)
+	var (
+		arch Archiver
+		conv Converter
+	)
+	if cfg.ArchiveBucket != "" {
+		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
+		client := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
+		if err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		arch, conv = a, conversion.New(client, a)
+	}
+	hc := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}}
+	s := NewService(cfg, keys, arch, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
+	s.converter = conv
+	return s, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

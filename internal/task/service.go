@@ -1,0 +1,128 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/sds"
+)
+
+// Keys supplies master keys by secret id.
+type Keys interface {
+	MasterKey(ctx context.Context, secretID string) (string, error)
+	Forget(secretID string)
+}
+
+// Archiver copies an export into the archive.
+type Archiver interface {
+	Copy(ctx context.Context, req archive.Request, open archive.Opener) (archive.Result, error)
+}
+
+// Service holds what the operations share: configuration, the key cache,
+// the archive and the SDS client options. Each operation is a method of
+// it, in a file of its own; a Lambda function runs one of them.
+type Service struct {
+	cfg     Config
+	keys    Keys
+	archive Archiver // nil for functions that do not copy
+	// converter is nil without an archive bucket.
+	converter Converter
+	sdsOpts   []sds.Option
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+// NewService wires a Service. arch may be nil except for copytos3.
+func NewService(cfg Config, keys Keys, arch Archiver, log *slog.Logger, sdsOpts ...sds.Option) *Service {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Zero durations mean the defaults, so a partly filled Config is safe.
+	if cfg.FirstWait <= 0 {
+		cfg.FirstWait = DefaultFirstWait
+	}
+	if cfg.MaxWait < cfg.FirstWait {
+		cfg.MaxWait = max(DefaultMaxWait, cfg.FirstWait)
+	}
+	if cfg.JobDeadline <= 0 {
+		cfg.JobDeadline = DefaultJobDeadline
+	}
+	return &Service{cfg: cfg, keys: keys, archive: arch, sdsOpts: sdsOpts, now: time.Now, log: log}
+}
+
+// withSDS runs fn with a client holding the master key of secretID (the
+// configured default when empty). When the service refuses the key, the
+// cached key is dropped and fn runs once more with a freshly read one: a
+// rotated secret is picked up without waiting for the cache to expire.
+func (s *Service) withSDS(ctx context.Context, secretID string, fn func(*sds.Client) error) error {
+	if secretID == "" {
+		secretID = s.cfg.MasterKeySecretID
+	}
+	if secretID == "" {
+		return &Error{Type: SecretNotFound, Message: "no master key secret: set MASTER_KEY_SECRET_ID or pass masterKeySecretId"}
+	}
+	key, err := s.keys.MasterKey(ctx, secretID)
+	if err != nil {
+		return err
+	}
+	c, err := s.client(secretID, key)
+	if err != nil {
+		return err
+	}
+	err = redacted(c, fn(c))
+	if !errors.Is(err, sds.ErrUnauthorized) {
+		return err
+	}
+	s.keys.Forget(secretID)
+	fresh, ferr := s.keys.MasterKey(ctx, secretID)
+	if ferr != nil {
+		return ferr
+	}
+	if fresh == key {
+		return err
+	}
+	s.log.InfoContext(ctx, "master key refused; retrying once with the secret's current value", slog.String("secretId", secretID))
+	if c, err = s.client(secretID, fresh); err != nil {
+		return err
+	}
+	return redacted(c, fn(c))
+}
+
+// client returns an SDS client for key. A key that cannot be sent as it is
+// (too long, spaces, control characters) is a malformed secret.
+func (s *Service) client(secretID, key string) (*sds.Client, error) {
+	if err := sds.ValidateKey(key); err != nil {
+		var se *sds.Error
+		msg := err.Error()
+		if errors.As(err, &se) {
+			msg = se.Message
+		}
+		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("secret %q holds no usable master key: %s", secretID, msg), Err: err}
+	}
+	return sds.New(s.cfg.SDSBaseURL, key, s.sdsOpts...)
+}
+
+// redacted gives err a message without c's key: the service may echo the
+// key in any text it sends, and errors become causes, results and logs.
+func redacted(c *sds.Client, err error) error {
+	if err == nil {
+		return nil
+	}
+	e := classify(err)
+	if clean := c.Redact(e.Message); clean != e.Message {
+		return &Error{Type: e.Type, Message: clean, Err: err}
+	}
+	return err
+}
+
+// nextWait is the wait before the check after the polls-th one: FirstWait
+// doubled per check, capped at MaxWait.
+func (s *Service) nextWait(polls int) int {
+	w := s.cfg.FirstWait.Seconds() * math.Pow(2, float64(polls))
+	return int(math.Min(w, s.cfg.MaxWait.Seconds()))
+}
