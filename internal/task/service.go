@@ -24,7 +24,7 @@ type Archiver interface {
 }
 
 // Service holds what the operations share: configuration, the key cache,
-// the archive and the SDS client options. Each operation is a method of
+// the archive, its converter and the SDS client options. Each operation is a method of
 // it, in a file of its own; a Lambda function runs one of them.
 type Service struct {
 	cfg     Config
