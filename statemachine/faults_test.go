@@ -49,6 +49,10 @@ func checkArchives(t *testing.T) {
 			}
 			continue
 		}
+		if base, ok := conversionOutput(key); ok {
+			checkRecordedOutput(t, key, base+".xml.manifest.json")
+			continue
+		}
 		if !objects[key+".manifest.json"] {
 			t.Errorf("archive %s has no manifest: a half-written archive", key)
 			continue

@@ -267,17 +267,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 	defer exp.Body.Close()
 
 	body := newExportReader(exp, req)
-	in := &transfermanager.UploadObjectInput{
-		Bucket:      &s.cfg.Bucket,
-		Key:         &key,
-		Body:        body,
-		ContentType: ptr(ContentType),
-		Metadata:    s.metadata(req),
-	}
-	mode, kmsKey := s.sse()
-	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
-	if _, err := s.uploader.UploadObject(ctx, in); err != nil {
-		abortErr := s.abortLeftover(ctx, key, err)
+	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req)); err != nil {
 		if rerr := body.failure(); rerr != nil {
 			// The stream's own error says what went wrong; the
 			// uploader's wrapping of it adds nothing.
@@ -368,6 +358,25 @@ func (s *Store) metadata(req Request) map[string]string {
 		md[MetaVersionJobID] = req.VersionJobID
 	}
 	return md
+}
+
+// upload streams body to key through the transfer manager with the
+// archive's encryption. When it fails, abortErr is the failure to abort the
+// multipart upload it leaves, if that failed too.
+func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string) (err, abortErr error) {
+	in := &transfermanager.UploadObjectInput{
+		Bucket:      &s.cfg.Bucket,
+		Key:         &key,
+		Body:        body,
+		ContentType: &contentType,
+		Metadata:    metadata,
+	}
+	mode, kmsKey := s.sse()
+	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
+	if _, err := s.uploader.UploadObject(ctx, in); err != nil {
+		return err, s.abortLeftover(ctx, key, err)
+	}
+	return nil, nil
 }
 
 // sse is the server-side encryption of every object written: SSE-KMS

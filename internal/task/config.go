@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -175,9 +176,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 
 // NewServiceFromEnv builds a Service from the environment: the standard
 // AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
-// and the variables of ConfigFromEnv. The archive and the catalog are
-// configured when ARCHIVE_BUCKET is set; CopyToS3, Restore, LoadStatus,
-// Discover, Record and Inventory fail without it.
+// and the variables of ConfigFromEnv. The archive, its converter and the
+// catalog are configured when ARCHIVE_BUCKET is set; CopyToS3, Convert,
+// Restore, LoadStatus, Discover, Record and Inventory fail without it.
 func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {
@@ -192,6 +193,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 	var arch Archiver
 	var client *s3.Client
 	var objects ArchiveObjects
+	var conv Converter
 	if cfg.ArchiveBucket != "" {
 		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
 		client = s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
@@ -199,7 +201,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 		if err != nil {
 			return nil, fmt.Errorf("archive: %w", err)
 		}
-		arch, objects = a, client
+		arch, objects, conv = a, client, conversion.New(client, a)
 	}
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
@@ -208,6 +210,7 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
 	s := NewService(cfg, keys, arch, objects, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
+	s.converter = conv
 	if client != nil {
 		s.WithCatalog(catalog.New(client, cfg.ArchiveBucket, cfg.CatalogPrefix), client, sm, os.Stdout)
 	}

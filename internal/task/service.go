@@ -31,17 +31,19 @@ type Archiver interface {
 type ArchiveObjects = transfermanager.S3APIClient
 
 // Service holds what the operations share: configuration, the key cache,
-// the archive and the SDS client options. Each operation is a method of
+// the archive, its converter and the SDS client options. Each operation is a method of
 // it, in a file of its own; a Lambda function runs one of them.
 type Service struct {
 	cfg     Config
 	keys    Keys
 	archive Archiver       // nil for functions that do not copy
 	objects ArchiveObjects // nil for functions that do not restore
-	cat     *catalogDeps   // nil without ARCHIVE_BUCKET
-	sdsOpts []sds.Option
-	now     func() time.Time
-	log     *slog.Logger
+	// converter is nil without an archive bucket.
+	converter Converter
+	cat       *catalogDeps // nil without ARCHIVE_BUCKET
+	sdsOpts   []sds.Option
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 // NewService wires a Service. arch may be nil except for copytos3, and

@@ -41,6 +41,8 @@ var startRoutes = []startRoute{
 		}},
 	{"PUT /datasources/{accessId}/{name}/visibility", "SetPublicStateMachine",
 		func(string) (string, map[string]any) { return `{"public":true}`, map[string]any{"public": true} }},
+	{"POST /datasources/{accessId}/{name}/conversions", "ConvertStateMachine",
+		func(string) (string, map[string]any) { return "", nil }},
 	{"POST /datasources/{accessId}/{name}/restores", "RestoreStateMachine",
 		func(name string) (string, map[string]any) {
 			b, _ := json.Marshal(map[string]string{"confirm": name})
@@ -143,6 +145,26 @@ type bodyCase struct {
 var long = strings.Repeat
 
 var bodyCases = map[string][]bodyCase{
+	"POST /datasources/{accessId}/{name}/conversions": {
+		{why: "no body: every archive of the data source", body: "", valid: true},
+		{why: "an empty object", body: `{}`, valid: true},
+		{why: "an archive key", body: `{"key":"sds-exports/Abc123/Stores_2024/2024/05/01/5e1b0c7fd3a94e0f8b6a2c4d9e8f7a61.xml"}`, valid: true},
+		{why: "a manifest key of a name with every special character", body: "{\"key\":\"sds-exports/Abc123/a~`!$^_={}-/2024/05/01/j1.xml.manifest.json\"}", valid: true},
+		{why: "an empty key", body: `{"key":""}`},
+		{why: "a key with a space", body: `{"key":"a b.xml"}`},
+		{why: "a key with a quote", body: `{"key":"a\"b.xml"}`},
+		{why: "a key with a backslash", body: `{"key":"a\\b.xml"}`},
+		{why: "a key that is not ASCII", body: `{"key":"é.xml"}`},
+		{why: "JSON injection in the key", body: `{"key":"a.xml\",\"prefix\":\"sds-exports/"}`},
+		{why: "a 1025-character key (oversize)", body: `{"key":"` + long("k", 1025) + `"}`},
+		{why: "a key that is a number", body: `{"key":5}`},
+		{why: "a key that is null", body: `{"key":null}`},
+		{why: "a prefix (not offered by the API)", body: `{"prefix":"sds-exports/"}`},
+		{why: "an extra field", body: `{"key":"a.xml","force":true}`},
+		{why: "an array body", body: `[]`},
+		{why: "a string body", body: `"a.xml"`},
+		{why: "a body that is not JSON", body: `key=a.xml`},
+	},
 	"POST /datasources/{accessId}/{name}/backups": {
 		{why: "no body: back up the published version", body: "", valid: true},
 		{why: "an empty object", body: `{}`, valid: true},

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,11 +32,12 @@ func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machine's waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated download job runs")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
+	out := flag.String("out", localrun.DefaultSaveDir, "folder to save the archive, its GeoJSON and schema document in")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *accessID, *name, *scale, *jobTime, *verbose); err != nil {
+	if err := run(ctx, *accessID, *name, *scale, *jobTime, *verbose, *out); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(os.Stderr, "interrupted")
 			os.Exit(130)
@@ -48,7 +50,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, accessID, name string, scale float64, jobTime time.Duration, verbose bool) error {
+func run(ctx context.Context, accessID, name string, scale float64, jobTime time.Duration, verbose bool, out string) error {
 	start := time.Now()
 	say := func(format string, args ...any) {
 		fmt.Printf("%6.1fs  %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -96,6 +98,22 @@ func run(ctx context.Context, accessID, name string, scale float64, jobTime time
 	fmt.Printf("size      %d bytes\n", aws.ToInt64(head.ContentLength))
 	fmt.Printf("sha256    %v\n", x.Output["sha256"])
 	fmt.Printf("entities  %v\n", x.Output["entityCount"])
+	if conv, ok := x.Output["conversion"].(map[string]any); ok {
+		if rec, ok := conv["conversion"].(map[string]any); ok {
+			fmt.Printf("features  %v %v (invalid %v, missing %v)\n", rec["featureCount"], rec["geometryCounts"], rec["invalidGeometries"], rec["missingGeometries"])
+		}
+	}
+	// The archive, its manifest, GeoJSON and schema document share the
+	// key up to the job id.
+	paths, err := env.Save(ctx, out, strings.TrimSuffix(key, ".xml")+".")
+	if err != nil {
+		return fmt.Errorf("saving the archive locally: %w", err)
+	}
+	fmt.Println()
+	fmt.Printf("saved in %s (open the .geojson in QGIS or any GIS):\n", out)
+	for _, p := range paths {
+		fmt.Printf("  %s\n", p)
+	}
 	return nil
 }
 
@@ -118,6 +136,8 @@ func progress(say func(string, ...any), ev sfntypes.HistoryEvent) {
 			} else {
 				say("check %d: job %s; next check in %d s (scaled)", st.PollCount, st.Status, st.NextWaitSeconds)
 			}
+		case "Convert":
+			say("archived; converting the archive to GeoJSON")
 		case "CopyToS3":
 			var st struct {
 				TotalEntityCount int `json:"totalEntityCount"`

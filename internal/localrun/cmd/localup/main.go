@@ -31,11 +31,12 @@ func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
+	out := flag.String("out", localrun.DefaultSaveDir, "folder kept a copy of the archive bucket (archives, GeoJSON, schema documents) while up")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose); err != nil {
+	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out); err != nil {
 		if errors.Is(err, localaws.ErrMotoUnavailable) {
 			fmt.Fprintln(os.Stderr, "make up needs moto_server:", localaws.InstallHint)
 		}
@@ -44,7 +45,7 @@ func main() {
 	}
 }
 
-func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool) error {
+func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string) error {
 	var logw io.Writer
 	if verbose {
 		logw = os.Stderr
@@ -64,6 +65,13 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 		env.Stop()
 		fmt.Fprintln(os.Stderr, "stopped the emulator, moto and the functions")
 	}()
+	if saveDir != "" {
+		// The folder follows the bucket while the stack is up: moto goes
+		// with Ctrl-C, the files stay.
+		go env.Mirror(ctx, saveDir, 2*time.Second, func(path string) {
+			fmt.Fprintln(os.Stderr, "saved", path)
+		})
+	}
 	printEnv(out, env, cfg)
 	<-ctx.Done()
 	return nil

@@ -37,7 +37,8 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	up := exec.Command("make", "-s", "up", "UP_ARGS=-wait-scale 0.02 -job-duration 300ms")
+	saved := t.TempDir()
+	up := exec.Command("make", "-s", "up", "UP_ARGS=-wait-scale 0.02 -job-duration 300ms -out "+saved)
 	up.Dir = root
 	up.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the whole group
 	var stdout, stderr syncBuffer
@@ -151,6 +152,10 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	if status != "SUCCEEDED" || key == "" || backup["entityCount"] != float64(350) {
 		t.Fatalf("backup: %s, output %v", status, backup)
 	}
+	// The backup converted the archive; converting it on request finds that.
+	if status, out, _ := run("SM_CONVERT", `{"key":"`+key+`"}`); status != "SUCCEEDED" || out["status"] != "Reused" {
+		t.Errorf("convert: %s, output %v", status, out)
+	}
 	if status, out, _ := run("SM_SETPUBLIC", sample+`,"public":false}`); status != "SUCCEEDED" {
 		t.Errorf("set public false: %s, output %v", status, out)
 	}
@@ -188,6 +193,16 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	stop()
 	if !strings.Contains(stderr.String(), "stopped the emulator, moto and the functions") {
 		t.Errorf("after Ctrl-C, make up did not report stopping:\n%s", stderr.String())
+	}
+	// The folder holds the bucket, the GeoJSON beside the XML, and stays
+	// after Ctrl-C.
+	base := filepath.Join(saved, filepath.FromSlash(strings.TrimSuffix(key, ".xml")))
+	for _, suffix := range []string{".xml", ".xml.manifest.json", ".geojson", ".schema.json"} {
+		if _, err := os.Stat(base + suffix); err != nil {
+			t.Errorf("not saved after Ctrl-C: %v", err)
+		} else if !strings.Contains(stderr.String(), base+suffix) {
+			t.Errorf("make up did not print the path %s", base+suffix)
+		}
 	}
 }
 

@@ -1,0 +1,432 @@
+// Package conversion turns an archived SDS export (the XML in S3, never
+// SDS itself) into GeoJSON and a schema document stored beside it, and
+// records both in the archive's manifest.
+//
+// The archive's bytes are checked against the manifest's sha256 and size
+// while they stream; outputs are uploaded in multipart parts as they are
+// produced, so memory does not grow with the export. Nothing counts as
+// converted until the manifest records it (a conditional write on the
+// manifest's ETag, so a concurrent change to the manifest is never lost):
+// a conversion that fails aborts its uploads, and outputs already written
+// are deleted when the manifest cannot be updated.
+//
+// An archive whose manifest says verified: false is converted all the
+// same (the data is what the service sent, and a way out is wanted most
+// when something is wrong); the record then says fromUnverifiedArchive.
+package conversion
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/geojson"
+)
+
+// Error classes for errors.Is; every error Convert returns is in one.
+var (
+	// ErrNotFound: no manifest under the key given.
+	ErrNotFound = errors.New("archive not found")
+	// ErrInvalid: the key or the manifest is not that of an archive in
+	// this bucket.
+	ErrInvalid = errors.New("not an archive")
+	// ErrIntegrity: the archived bytes do not match the manifest's sha256
+	// or size. Nothing was written.
+	ErrIntegrity = errors.New("archive does not match its manifest")
+	// ErrExport: the archive matches its manifest but is not a DataSet
+	// that converts. Nothing was written.
+	ErrExport = errors.New("export does not convert")
+	// ErrStorage: S3 failed; nothing is left half-written.
+	ErrStorage = errors.New("storage failed")
+)
+
+// RecordFormatVersion is the version of the manifest's conversion record.
+const RecordFormatVersion = 1
+
+// Content types of the outputs.
+const (
+	GeoJSONContentType = "application/geo+json"
+	SchemaContentType  = "application/json"
+)
+
+// ManifestSuffix ends every manifest key; the archive's key is the
+// manifest's without it.
+const ManifestSuffix = ".manifest.json"
+
+const maxManifestBytes = 1 << 20
+
+// File is one output as recorded.
+type File struct {
+	Key         string `json:"key"`
+	Bytes       int64  `json:"bytes"`
+	SHA256      string `json:"sha256"` // hex
+	ContentType string `json:"contentType"`
+	// ETag is S3's, as stored: a later check compares size and ETag
+	// instead of reading the file again.
+	ETag string `json:"etag"`
+}
+
+// Record is the manifest's "conversion" field.
+type Record struct {
+	FormatVersion int    `json:"formatVersion"`
+	GeoJSON       File   `json:"geojson"`
+	Schema        File   `json:"schema"`
+	EntityType    string `json:"entityType"`
+	// Features always equals the archive's entity count.
+	Features   int64            `json:"featureCount"`
+	Geometries map[string]int64 `json:"geometryCounts"`
+	Empty      int64            `json:"emptyGeometries"`
+	Invalid    int64            `json:"invalidGeometries"`
+	Missing    int64            `json:"missingGeometries"`
+	// SourceSHA256 is the archive's sha256 the outputs were made from.
+	SourceSHA256 string `json:"sourceSha256"`
+	// FromUnverifiedArchive: the manifest said verified: false.
+	FromUnverifiedArchive bool      `json:"fromUnverifiedArchive,omitempty"`
+	ConvertedAt           time.Time `json:"convertedAt"`
+}
+
+// Result is a conversion done or found.
+type Result struct {
+	Bucket      string
+	Key         string // the archive's
+	ManifestKey string
+	Record      Record
+	// Reused: the manifest already recorded a conversion whose outputs
+	// are in place; nothing was read or written.
+	Reused bool
+}
+
+// S3API is what a Converter needs of S3 besides the Store's uploads.
+type S3API interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// Converter converts archives of one Store.
+type Converter struct {
+	api   S3API
+	store *archive.Store
+	now   func() time.Time
+}
+
+// New returns a Converter reading and writing through api in store's
+// bucket, uploading with store.
+func New(api S3API, store *archive.Store) *Converter {
+	return &Converter{api: api, store: store, now: time.Now}
+}
+
+// manifest is what a conversion reads of an archive's manifest.
+type manifest struct {
+	FormatVersion  int     `json:"formatVersion"`
+	AccessID       string  `json:"accessId"`
+	DataSourceName string  `json:"dataSourceName"`
+	Bucket         string  `json:"bucket"`
+	Key            string  `json:"key"`
+	Bytes          int64   `json:"bytes"`
+	SHA256         string  `json:"sha256"`
+	EntityCount    int64   `json:"entityCount"`
+	Verified       bool    `json:"verified"`
+	Conversion     *Record `json:"conversion"`
+}
+
+// ManifestKey returns the manifest key for key, which names either an
+// archive (…/<job>.xml) or its manifest.
+func ManifestKey(key string) string {
+	if strings.HasSuffix(key, ManifestSuffix) {
+		return key
+	}
+	return key + ManifestSuffix
+}
+
+// Convert converts the archive whose manifest is at manifestKey, or
+// returns the conversion its manifest already records when the outputs
+// are still in place.
+func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, error) {
+	bucket := c.store.Bucket()
+	key := strings.TrimSuffix(manifestKey, ManifestSuffix)
+	if !strings.HasSuffix(manifestKey, ManifestSuffix) || !strings.HasSuffix(key, ".xml") || !strings.HasPrefix(key, c.store.Prefix()) {
+		return Result{}, classed(ErrInvalid, fmt.Sprintf("%q is not the manifest of an archive under %s", manifestKey, c.store.Prefix()), nil)
+	}
+	where := "convert s3://" + bucket + "/" + key
+	raw, etag, m, err := c.readManifest(ctx, manifestKey)
+	if err != nil {
+		return Result{}, err
+	}
+	if m.Bucket != bucket || m.Key != key || len(m.SHA256) != 64 || m.Bytes < 0 {
+		return Result{}, classed(ErrInvalid, where, fmt.Errorf("the manifest %s describes s3://%s/%s, not this archive", manifestKey, m.Bucket, m.Key))
+	}
+	res := Result{Bucket: bucket, Key: key, ManifestKey: manifestKey}
+	if m.Conversion != nil {
+		ok, err := c.inPlace(ctx, m)
+		if err != nil {
+			return Result{}, classed(ErrStorage, where+": check the recorded outputs", err)
+		}
+		if ok {
+			res.Record, res.Reused = *m.Conversion, true
+			return res, nil
+		}
+	}
+
+	base := strings.TrimSuffix(key, ".xml")
+	rec, err := c.convert(ctx, key, base, m)
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", where, err)
+	}
+	res.Record = rec
+
+	raw["conversion"], err = json.Marshal(rec)
+	if err != nil {
+		c.remove(ctx, rec)
+		return Result{}, classed(ErrStorage, where, err)
+	}
+	if err := c.putManifest(ctx, manifestKey, etag, raw); err != nil {
+		// The manifest changed since it was read: when it now records a
+		// conversion whose outputs are in place (a concurrent convert of
+		// the same archive), those are the outputs; else ours go.
+		if archive.IsPreconditionFailed(err) {
+			if _, _, now, rerr := c.readManifest(ctx, manifestKey); rerr == nil && now.Conversion != nil && now.SHA256 == m.SHA256 {
+				if ok, _ := c.inPlace(ctx, now); ok {
+					res.Record, res.Reused = *now.Conversion, true
+					return res, nil
+				}
+			}
+		}
+		c.remove(ctx, rec)
+		return Result{}, classed(ErrStorage, where+": record the conversion in "+manifestKey, err)
+	}
+	return res, nil
+}
+
+// convert streams the archive through geojson.Convert into the two
+// outputs. The GeoJSON upload completes only after the last archive byte
+// has been checked against the manifest; on any failure it is aborted and
+// the schema document is not written.
+func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (Record, error) {
+	bucket := c.store.Bucket()
+	obj, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if archive.IsNotFound(err) {
+		return Record{}, classed(ErrIntegrity, "read the archive", errors.New("the archived object is missing"))
+	}
+	if err != nil {
+		return Record{}, classed(ErrStorage, "read the archive", err)
+	}
+	defer obj.Body.Close()
+	src := &checked{r: obj.Body, h: sha256.New()}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	var schema bytes.Buffer
+	type outcome struct {
+		st  geojson.Stats
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		bw := bufio.NewWriterSize(pw, 64<<10)
+		st, err := geojson.Convert(ctx, src, "", bw, &schema)
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err != nil {
+			// Read on: a conversion that fails on bytes that are not
+			// the archived ones is reported as the mismatch it is.
+			if ierr := src.finish(m); ierr != nil {
+				err = ierr
+			} else {
+				err = classed(ErrExport, "convert", err)
+			}
+		} else if err = src.finish(m); err == nil && st.Features != m.EntityCount {
+			err = classed(ErrExport, "convert", fmt.Errorf("%d features from %d entities", st.Features, m.EntityCount))
+		}
+		pw.CloseWithError(err) // nil completes the upload
+		done <- outcome{st, err}
+	}()
+	up, uerr := c.store.PutStream(ctx, base+".geojson", GeoJSONContentType, pr)
+	pr.CloseWithError(errors.New("upload stopped"))
+	if uerr != nil {
+		cancel()
+	}
+	out := <-done
+	switch {
+	case out.err != nil && (uerr == nil || errors.Is(out.err, ErrIntegrity)):
+		if uerr == nil {
+			c.delete(ctx, up.Key)
+		}
+		return Record{}, out.err
+	case uerr != nil:
+		return Record{}, classed(ErrStorage, "upload the GeoJSON", uerr)
+	}
+	st := out.st
+	gj := File{Key: up.Key, Bytes: up.Bytes, SHA256: st.GeoJSON.SHA256, ContentType: GeoJSONContentType, ETag: up.ETag}
+	if up.Bytes != st.GeoJSON.Bytes {
+		c.delete(ctx, up.Key)
+		return Record{}, classed(ErrStorage, "upload the GeoJSON", fmt.Errorf("stored %d bytes, %d were sent", up.Bytes, st.GeoJSON.Bytes))
+	}
+	sup, err := c.store.PutStream(ctx, base+".schema.json", SchemaContentType, &schema)
+	if err != nil {
+		c.delete(ctx, up.Key)
+		return Record{}, classed(ErrStorage, "upload the schema document", err)
+	}
+	rec := Record{
+		FormatVersion: RecordFormatVersion,
+		GeoJSON:       gj,
+		Schema:        File{Key: sup.Key, Bytes: sup.Bytes, SHA256: st.Schema.SHA256, ContentType: SchemaContentType, ETag: sup.ETag},
+		EntityType:    st.EntityType,
+		Features:      st.Features,
+		Geometries:    st.Geometries,
+		Empty:         st.Empty,
+		Invalid:       st.Invalid,
+		Missing:       st.Missing,
+		SourceSHA256:  m.SHA256,
+		ConvertedAt:   c.now().UTC(),
+	}
+	rec.FromUnverifiedArchive = !m.Verified
+	if sup.Bytes != st.Schema.Bytes {
+		c.remove(ctx, rec)
+		return Record{}, classed(ErrStorage, "upload the schema document", fmt.Errorf("stored %d bytes, %d were sent", sup.Bytes, st.Schema.Bytes))
+	}
+	return rec, nil
+}
+
+// inPlace reports whether m's conversion record is current and its
+// outputs are stored as recorded (size and ETag).
+func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
+	r := m.Conversion
+	if r.FormatVersion != RecordFormatVersion || r.SourceSHA256 != m.SHA256 {
+		return false, nil
+	}
+	bucket := c.store.Bucket()
+	for _, f := range []File{r.GeoJSON, r.Schema} {
+		head, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &f.Key})
+		if archive.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if head.ContentLength == nil || *head.ContentLength != f.Bytes || head.ETag == nil || *head.ETag != f.ETag {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func (c *Converter) readManifest(ctx context.Context, mkey string) (map[string]json.RawMessage, *string, manifest, error) {
+	bucket := c.store.Bucket()
+	var m manifest
+	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &mkey})
+	if archive.IsNotFound(err) {
+		return nil, nil, m, classed(ErrNotFound, "s3://"+bucket+"/"+mkey, errors.New("no manifest: not an archive, or an incomplete one"))
+	}
+	if err != nil {
+		return nil, nil, m, classed(ErrStorage, "read "+mkey, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, maxManifestBytes+1))
+	if err != nil {
+		return nil, nil, m, classed(ErrStorage, "read "+mkey, err)
+	}
+	if len(data) > maxManifestBytes {
+		return nil, nil, m, classed(ErrInvalid, mkey, errors.New("the manifest is larger than 1 MiB"))
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, nil, m, classed(ErrInvalid, mkey, err)
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, nil, m, classed(ErrInvalid, mkey, err)
+	}
+	if out.ETag == nil {
+		return nil, nil, m, classed(ErrStorage, "read "+mkey, errors.New("S3 gave no ETag"))
+	}
+	return raw, out.ETag, m, nil
+}
+
+func (c *Converter) putManifest(ctx context.Context, mkey string, etag *string, raw map[string]json.RawMessage) error {
+	data, err := json.MarshalIndent(raw, "", "  ")
+	if err != nil {
+		return err
+	}
+	data = append(data, '\n')
+	bucket := c.store.Bucket()
+	up, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &mkey, IfMatch: etag})
+	if err != nil {
+		return err
+	}
+	in := &s3.PutObjectInput{
+		Bucket: &bucket, Key: &mkey, Body: bytes.NewReader(data), ContentLength: ptr(int64(len(data))),
+		ContentType: ptr("application/json"), IfMatch: etag, Metadata: up.Metadata,
+		ServerSideEncryption: up.ServerSideEncryption, SSEKMSKeyId: up.SSEKMSKeyId,
+	}
+	_, err = c.api.PutObject(ctx, in)
+	return err
+}
+
+// remove deletes rec's outputs, best effort: they are not recorded, and
+// the next conversion overwrites them.
+func (c *Converter) remove(ctx context.Context, rec Record) {
+	c.delete(ctx, rec.GeoJSON.Key)
+	c.delete(ctx, rec.Schema.Key)
+}
+
+func (c *Converter) delete(ctx context.Context, key string) {
+	if key == "" {
+		return
+	}
+	bucket := c.store.Bucket()
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	c.api.DeleteObject(dctx, &s3.DeleteObjectInput{Bucket: &bucket, Key: &key})
+}
+
+// checked hashes and counts what is read through it.
+type checked struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (c *checked) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	return n, err
+}
+
+// finish reads what the conversion left unread and compares the whole
+// with the manifest.
+func (c *checked) finish(m manifest) error {
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		return classed(ErrStorage, "read the archive", err)
+	}
+	sum := hex.EncodeToString(c.h.Sum(nil))
+	if c.n != m.Bytes || sum != m.SHA256 {
+		return classed(ErrIntegrity, "check the archive", fmt.Errorf("it has %d bytes with sha256 %s, its manifest says %d bytes with sha256 %s: changed or damaged since it was archived", c.n, sum, m.Bytes, m.SHA256))
+	}
+	return nil
+}
+
+func classed(class error, doing string, cause error) error {
+	if cause == nil {
+		return fmt.Errorf("%s: %w", doing, class)
+	}
+	return fmt.Errorf("%s: %w: %w", doing, class, cause)
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,125 @@
+package conversion_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// setup archives the documentation's sample export in a bucket of its
+// own and returns a Converter for it, its client, the bucket and the
+// archive's manifest key.
+func setup(t *testing.T) (conv *conversion.Converter, api *s3.Client, bucket, mkey string) {
+	t.Helper()
+	api = testenv.S3(t)
+	bucket = testenv.Bucket(t, api)
+	ctx := context.Background()
+	store, err := archive.New(api, archive.Config{Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../geojson/testdata/load-data-source-data-schema-and-sample-input-3.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := store.Copy(ctx, archive.Request{AccessID: "a1", DataSourceName: "FourthCoffeeSample", JobID: "j1", JobCreated: time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC), ExpectedEntities: 2},
+		func(context.Context) (archive.Export, error) {
+			return archive.Export{Body: io.NopCloser(bytes.NewReader(doc)), Length: int64(len(doc))}, nil
+		})
+	if err != nil && !errors.Is(err, archive.ErrUnverified) {
+		t.Fatal(err)
+	}
+	return conversion.New(api, store), api, bucket, res.ManifestKey
+}
+
+func manifestRecord(t *testing.T, api *s3.Client, bucket, mkey string) *conversion.Record {
+	t.Helper()
+	out, err := api.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &mkey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	var m struct{ Conversion *conversion.Record }
+	if err := json.NewDecoder(out.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Conversion
+}
+
+// Two conversions of one archive at once both succeed, and the manifest
+// records outputs that are in place.
+func TestConcurrentConversions(t *testing.T) {
+	conv, api, bucket, mkey := setup(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = conv.Convert(context.Background(), mkey)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	rec := manifestRecord(t, api, bucket, mkey)
+	if rec == nil || rec.Features != 2 {
+		t.Fatalf("record %+v", rec)
+	}
+	res, err := conv.Convert(context.Background(), mkey)
+	if err != nil || !res.Reused {
+		t.Fatalf("a later convert: reused %v, %v; the recorded outputs must be in place", res.Reused, err)
+	}
+}
+
+// A record whose output is gone or replaced is not trusted: the archive
+// is converted again.
+func TestMissingOutputConvertedAgain(t *testing.T) {
+	conv, api, bucket, mkey := setup(t)
+	first, err := conv.Convert(context.Background(), mkey)
+	if err != nil || first.Reused {
+		t.Fatalf("reused %v, %v", first.Reused, err)
+	}
+	if _, err := api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: &first.Record.GeoJSON.Key, Body: bytes.NewReader([]byte("{}"))}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := conv.Convert(context.Background(), mkey)
+	if err != nil || again.Reused {
+		t.Fatalf("after the GeoJSON was replaced: reused %v, %v", again.Reused, err)
+	}
+	if again.Record.GeoJSON.SHA256 != first.Record.GeoJSON.SHA256 || again.Record.GeoJSON.ETag == "" {
+		t.Errorf("converted again to %+v, first %+v", again.Record.GeoJSON, first.Record.GeoJSON)
+	}
+}
+
+// Keys that are not an archive's manifest under the prefix are refused
+// before anything is read.
+func TestNotAnArchive(t *testing.T) {
+	conv, _, _, mkey := setup(t)
+	for _, k := range []string{"other/a.xml.manifest.json", "sds-exports/a1/x.json", mkey + "x"} {
+		if _, err := conv.Convert(context.Background(), k); !errors.Is(err, conversion.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", k, err)
+		}
+	}
+	if _, err := conv.Convert(context.Background(), "sds-exports/a1/FourthCoffeeSample/2025/04/01/none.xml.manifest.json"); !errors.Is(err, conversion.ErrNotFound) {
+		t.Errorf("a missing manifest: %v, want ErrNotFound", err)
+	}
+}

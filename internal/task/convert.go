@@ -1,0 +1,198 @@
+package task
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sdsops/sdsops/internal/conversion"
+)
+
+// Error types of the convert function.
+const (
+	// ArchiveNotFound: no manifest under the key given.
+	ArchiveNotFound = "ArchiveNotFound"
+	// ArchiveTampered: the archived bytes do not match the sha256 or size
+	// in their manifest; nothing was written. Not retried.
+	ArchiveTampered = "ArchiveTampered"
+	// ConversionFailed: the archive is intact but does not convert; the
+	// backup state machine also reports any failure of its conversion
+	// step under this type, with the step's own type in the cause.
+	ConversionFailed = "ConversionFailed"
+)
+
+// ConvertEvent is the convert function's event: one archive, named by its
+// key or its manifest's, or one page of a backfill of every archive under
+// a prefix.
+type ConvertEvent struct {
+	ManifestKey string `json:"manifestKey"`
+	Key         string `json:"key"`
+	// AccessID and DataSourceName name a data source: with a key, the
+	// archive must be one of its own; without, every archive of it is
+	// backfilled.
+	AccessID       string `json:"accessId"`
+	DataSourceName string `json:"dataSourceName"`
+	// Prefix selects a backfill page: the next manifests under Prefix
+	// (taken below the archive prefix when it does not start with it)
+	// after StartAfter. Results, the previous page's outcomes, are added
+	// to Totals.
+	Prefix     string            `json:"prefix"`
+	StartAfter string            `json:"startAfter"`
+	Done       bool              `json:"done"`
+	Totals     *BackfillTotals   `json:"totals"`
+	Results    []BackfillOutcome `json:"results"`
+}
+
+// BackfillTotals counts the outcomes of a backfill so far.
+type BackfillTotals struct {
+	Converted int `json:"converted"`
+	Skipped   int `json:"skipped"` // converted before, outputs in place
+	Failed    int `json:"failed"`
+	// Failures lists the first maxListedFailures failures.
+	Failures []BackfillOutcome `json:"failures"`
+}
+
+// BackfillOutcome is one archive's outcome in a backfill.
+type BackfillOutcome struct {
+	ManifestKey string `json:"manifestKey"`
+	Status      string `json:"status"` // Converted, Reused or Failed
+	Error       string `json:"error,omitempty"`
+	Cause       string `json:"cause,omitempty"`
+}
+
+// BackfillPage is a backfill page's result.
+type BackfillPage struct {
+	ManifestKeys []string       `json:"manifestKeys"`
+	StartAfter   string         `json:"startAfter"`
+	Done         bool           `json:"done"`
+	Totals       BackfillTotals `json:"totals"`
+}
+
+const (
+	backfillPageSize  = 100
+	maxListedFailures = 20
+)
+
+// Converter is what the convert function needs of internal/conversion.
+type Converter interface {
+	Convert(ctx context.Context, manifestKey string) (conversion.Result, error)
+	ListManifests(ctx context.Context, prefix, startAfter string, max int) (keys []string, next string, done bool, err error)
+	// OwnedBy reports whether key lies under the archive prefix
+	// followed by dataSource ("<accessId>/<name>/").
+	OwnedBy(key, dataSource string) bool
+}
+
+// Convert turns one archive into GeoJSON and a schema beside it, or
+// lists one page of a backfill.
+func (s *Service) Convert(ctx context.Context, raw []byte) (any, error) {
+	if s.converter == nil {
+		return nil, &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
+	}
+	return convert(ctx, s.converter, raw)
+}
+
+func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
+	var ev ConvertEvent
+	if err := decodeStrict(raw, &ev); err != nil {
+		return nil, err
+	}
+	var ds string // the data source's own part of a key, "<accessId>/<name>/"
+	if ev.AccessID != "" || ev.DataSourceName != "" {
+		if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
+			return nil, err
+		}
+		ds = ev.AccessID + "/" + ev.DataSourceName + "/"
+	}
+	k := ev.ManifestKey
+	if k == "" {
+		k = ev.Key
+	}
+	if k == "" {
+		switch {
+		case ev.Prefix != "" && ds != "":
+			return nil, invalid("give either prefix or accessId and dataSourceName, not both")
+		case ds != "":
+			ev.Prefix = ds
+		case ev.Prefix == "":
+			return nil, invalid("give manifestKey, key, prefix, or accessId and dataSourceName")
+		}
+		return backfillPage(ctx, conv, ev)
+	}
+	switch {
+	case ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil:
+		return nil, invalid("a backfill (prefix) and one archive (key, manifestKey) are separate requests")
+	case ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey:
+		return nil, invalid("key and manifestKey name different archives")
+	case ds != "" && !conv.OwnedBy(k, ds):
+		return nil, invalid("%q is not an archive of %s/%s", truncate(k, 300), ev.AccessID, ev.DataSourceName)
+	}
+	res, err := conv.Convert(ctx, conversion.ManifestKey(k))
+	if err != nil {
+		return nil, convertError(err)
+	}
+	status := "Converted"
+	if res.Reused {
+		status = "Reused"
+	}
+	return map[string]any{
+		"status":      status,
+		"bucket":      res.Bucket,
+		"key":         res.Key,
+		"manifestKey": res.ManifestKey,
+		"geojsonKey":  res.Record.GeoJSON.Key,
+		"schemaKey":   res.Record.Schema.Key,
+		"conversion":  res.Record,
+	}, nil
+}
+
+func backfillPage(ctx context.Context, conv Converter, ev ConvertEvent) (BackfillPage, error) {
+	p := BackfillPage{Totals: BackfillTotals{Failures: []BackfillOutcome{}}, ManifestKeys: []string{}, StartAfter: ev.StartAfter, Done: ev.Done}
+	if ev.Totals != nil {
+		p.Totals = *ev.Totals
+		if p.Totals.Failures == nil {
+			p.Totals.Failures = []BackfillOutcome{}
+		}
+	}
+	for _, o := range ev.Results {
+		switch o.Status {
+		case "Converted":
+			p.Totals.Converted++
+		case "Reused":
+			p.Totals.Skipped++
+		default:
+			p.Totals.Failed++
+			if len(p.Totals.Failures) < maxListedFailures {
+				o.Cause = truncate(o.Cause, 500)
+				p.Totals.Failures = append(p.Totals.Failures, o)
+			}
+		}
+	}
+	if ev.Done {
+		return p, nil
+	}
+	keys, next, done, err := conv.ListManifests(ctx, ev.Prefix, ev.StartAfter, backfillPageSize)
+	if err != nil {
+		return p, convertError(err)
+	}
+	p.ManifestKeys, p.StartAfter, p.Done = append(p.ManifestKeys, keys...), next, done
+	return p, nil
+}
+
+// convertError gives a conversion error its Lambda error type.
+func convertError(err error) error {
+	typ := Internal
+	switch {
+	case errors.Is(err, conversion.ErrIntegrity):
+		typ = ArchiveTampered
+	case errors.Is(err, conversion.ErrNotFound):
+		typ = ArchiveNotFound
+	case errors.Is(err, conversion.ErrInvalid):
+		typ = InvalidInput
+	case errors.Is(err, conversion.ErrExport):
+		typ = ConversionFailed
+	case errors.Is(err, conversion.ErrStorage):
+		typ = ArchiveUnavailable
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
+	}
+	return &Error{Type: typ, Message: err.Error(), Err: err}
+}

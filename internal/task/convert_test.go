@@ -1,0 +1,148 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/sdsops/sdsops/internal/conversion"
+)
+
+// pagedArchives stands in for the archive bucket's manifests: the
+// event handling is tested here, the S3 side end to end in statemachine.
+type pagedArchives struct {
+	keys      []string
+	converted []string
+	err       error
+}
+
+func (p *pagedArchives) Convert(_ context.Context, mkey string) (conversion.Result, error) {
+	if p.err != nil {
+		return conversion.Result{}, p.err
+	}
+	p.converted = append(p.converted, mkey)
+	return conversion.Result{ManifestKey: mkey, Key: strings.TrimSuffix(mkey, conversion.ManifestSuffix)}, nil
+}
+
+func (p *pagedArchives) ListManifests(_ context.Context, prefix, startAfter string, max int) ([]string, string, bool, error) {
+	var out []string
+	next := startAfter
+	for _, k := range p.keys {
+		if strings.HasPrefix(k, "sds-exports/"+prefix) && k > startAfter && len(out) < max {
+			out = append(out, k)
+			next = k
+		}
+	}
+	return out, next, len(out) < max, nil
+}
+
+func (p *pagedArchives) OwnedBy(key, ds string) bool {
+	return strings.HasPrefix(key, "sds-exports/"+ds)
+}
+
+func TestConvertEvents(t *testing.T) {
+	const key = "sds-exports/a1/Stores/2024/05/01/j1.xml"
+	for _, tc := range []struct {
+		why, event string
+		wantType   string // "" for success
+		converted  string
+	}{
+		{"a key", `{"key":"` + key + `"}`, "", key + ".manifest.json"},
+		{"a manifest key", `{"manifestKey":"` + key + `.manifest.json"}`, "", key + ".manifest.json"},
+		{"both, agreeing", `{"key":"` + key + `","manifestKey":"` + key + `.manifest.json"}`, "", key + ".manifest.json"},
+		{"both, naming different archives", `{"key":"` + key + `","manifestKey":"x.xml.manifest.json"}`, InvalidInput, ""},
+		{"the data source's own archive", `{"accessId":"a1","dataSourceName":"Stores","key":"` + key + `"}`, "", key + ".manifest.json"},
+		{"another data source's archive", `{"accessId":"a1","dataSourceName":"Store","key":"` + key + `"}`, InvalidInput, ""},
+		{"a malformed data source name", `{"accessId":"a1","dataSourceName":"../x","key":"` + key + `"}`, InvalidInput, ""},
+		{"nothing to convert", `{}`, InvalidInput, ""},
+		{"a key and a prefix", `{"key":"` + key + `","prefix":"a1/"}`, InvalidInput, ""},
+		{"a prefix and a data source", `{"prefix":"a1/","accessId":"a1","dataSourceName":"Stores"}`, InvalidInput, ""},
+		{"an unknown field", `{"key":"` + key + `","force":true}`, InvalidInput, ""},
+		{"not JSON", `key=x`, InvalidInput, ""},
+	} {
+		t.Run(tc.why, func(t *testing.T) {
+			p := &pagedArchives{}
+			out, err := convert(context.Background(), p, []byte(tc.event))
+			if tc.wantType == "" {
+				if err != nil || len(p.converted) != 1 || p.converted[0] != tc.converted {
+					t.Fatalf("err %v, converted %v; want %s", err, p.converted, tc.converted)
+				}
+				if out.(map[string]any)["status"] != "Converted" {
+					t.Errorf("output %v", out)
+				}
+				return
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Type != tc.wantType || len(p.converted) != 0 {
+				t.Fatalf("err %v, converted %v; want %s and nothing converted", err, p.converted, tc.wantType)
+			}
+		})
+	}
+}
+
+func TestConvertErrorTypes(t *testing.T) {
+	for class, want := range map[error]string{
+		conversion.ErrIntegrity: ArchiveTampered,
+		conversion.ErrNotFound:  ArchiveNotFound,
+		conversion.ErrInvalid:   InvalidInput,
+		conversion.ErrExport:    ConversionFailed,
+		conversion.ErrStorage:   ArchiveUnavailable,
+	} {
+		p := &pagedArchives{err: fmt.Errorf("convert s3://b/k: %w: detail", class)}
+		_, err := convert(context.Background(), p, []byte(`{"key":"sds-exports/a/b/2024/01/01/j.xml"}`))
+		if e := classify(err); e.Type != want || !strings.Contains(e.Message, "detail") {
+			t.Errorf("%v: type %s message %q, want %s", class, e.Type, e.Message, want)
+		}
+	}
+}
+
+// TestConvertBackfillPages: pages of at most 100 manifests, in key
+// order, each page's outcomes counted into the totals of the next.
+func TestConvertBackfillPages(t *testing.T) {
+	p := &pagedArchives{}
+	for i := range 250 {
+		p.keys = append(p.keys, fmt.Sprintf("sds-exports/a1/Stores/2024/05/01/j%03d.xml.manifest.json", i))
+	}
+	ev := map[string]any{"accessId": "a1", "dataSourceName": "Stores"}
+	var seen []string
+	var page BackfillPage
+	for range 10 {
+		raw, _ := json.Marshal(ev)
+		out, err := convert(context.Background(), p, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page = out.(BackfillPage)
+		if len(page.ManifestKeys) > backfillPageSize {
+			t.Fatalf("a page of %d", len(page.ManifestKeys))
+		}
+		seen = append(seen, page.ManifestKeys...)
+		// The state machine's Map: every third archive fails, every
+		// fifth was converted before.
+		var results []BackfillOutcome
+		for i, k := range page.ManifestKeys {
+			o := BackfillOutcome{ManifestKey: k, Status: "Converted"}
+			switch {
+			case i%3 == 0:
+				o = BackfillOutcome{ManifestKey: k, Status: "Failed", Error: "ArchiveTampered", Cause: strings.Repeat("x", 2000)}
+			case i%5 == 0:
+				o.Status = "Reused"
+			}
+			results = append(results, o)
+		}
+		ev = map[string]any{"accessId": "a1", "dataSourceName": "Stores", "startAfter": page.StartAfter, "done": page.Done, "totals": page.Totals, "results": results}
+		if len(page.ManifestKeys) == 0 {
+			break
+		}
+	}
+	if len(seen) != 250 || seen[0] != p.keys[0] || seen[249] != p.keys[249] {
+		t.Fatalf("listed %d manifests", len(seen))
+	}
+	tot := page.Totals
+	if tot.Converted+tot.Skipped+tot.Failed != 250 || tot.Failed != 34+34+17 || len(tot.Failures) != maxListedFailures || len(tot.Failures[0].Cause) > 500+len("…") {
+		t.Errorf("totals %d converted, %d skipped, %d failed, %d failures listed", tot.Converted, tot.Skipped, tot.Failed, len(tot.Failures))
+	}
+}
