@@ -71,6 +71,10 @@ type backupOutcome struct {
 	Verified     *bool  `json:"verified"`
 	IsStaging    bool   `json:"isStaging"`
 	Public       *bool  `json:"public"`
+	// Conversion is the backup's Convert step output: the GeoJSON beside the archive.
+	Conversion *struct {
+		GeoJSONKey string `json:"geojsonKey"`
+	} `json:"conversion"`
 }
 
 // RecordResult is record's output: small, it is one item of the night.
@@ -145,7 +149,11 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 				// which version it verified (the nightly run names it).
 				return nil
 			}
-			r.Verified(catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: res.Key, SHA256: res.SHA256, EntityCount: res.EntityCount})
+			a := catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: res.Key, SHA256: res.SHA256, EntityCount: res.EntityCount}
+			if res.Conversion != nil {
+				a.GeoJSONKey = res.Conversion.GeoJSONKey
+			}
+			r.Verified(a)
 			return nil
 		}
 	case ev.Operation == RecordDelete:

@@ -263,6 +263,9 @@ func (a *account) checkCatalog(n night) {
 		if !strings.EqualFold(rec.VerifiedVersion, ds.Published.JobID) || rec.ArchiveKey == "" || len(rec.SHA256) != 64 {
 			a.t.Errorf("%s: catalog says version %q archive %q, published is %s", name, rec.VerifiedVersion, rec.ArchiveKey, ds.Published.JobID)
 		}
+		if want := strings.TrimSuffix(rec.ArchiveKey, ".xml") + ".geojson"; rec.GeoJSONKey != want {
+			a.t.Errorf("%s: catalog names GeoJSON %q, want %q beside the archive", name, rec.GeoJSONKey, want)
+		}
 	}
 }
 
