@@ -19,6 +19,7 @@ import (
 	"github.com/paulmach/orb/encoding/wkt"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -188,6 +189,15 @@ func TestRestoreRoundTrip(t *testing.T) {
 	info, ok := findDataSource(t, name)
 	if !ok || info.AccessID != newID {
 		t.Fatalf("data source information: %v %+v, want accessId %s", ok, info, newID)
+	}
+	// The catalog follows: the old accessId is marked deleted, the restored
+	// data source is there again with a version still to archive.
+	cat := catalog.New(env.S3, env.Bucket, "")
+	if rec, err := cat.Get(context.Background(), catalog.ID{AccessID: accessID, Name: name}); err != nil || rec.DeletedAt.IsZero() {
+		t.Errorf("catalog record of the deleted data source: %+v, %v; want it marked deleted", rec, err)
+	}
+	if rec, err := cat.Get(context.Background(), catalog.ID{AccessID: newID, Name: name}); err != nil || !rec.DeletedAt.IsZero() || rec.PendingSince.IsZero() {
+		t.Errorf("catalog record of the restored data source: %+v, %v; want it present, not deleted, pending an archive", rec, err)
 	}
 
 	second := run(t, "backup", map[string]any{"accessId": newID, "dataSourceName": name})

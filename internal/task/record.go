@@ -32,6 +32,10 @@ const (
 	RecordBackup    = "backup"
 	RecordDelete    = "delete"
 	RecordSetPublic = "setpublic"
+	// RecordRestore: an archive was loaded and published; the data source
+	// (perhaps under a new accessId) exists again with a version not yet
+	// archived.
+	RecordRestore = "restore"
 	// RecordGate asks whether the run must stop starting backups: the job
 	// limits answered 429 since it began.
 	RecordGate = "gate"
@@ -175,8 +179,16 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 			}
 			return nil
 		}
+	case ev.Operation == RecordRestore:
+		mutate = func(r *catalog.Record) error {
+			r.DeletedAt, r.LastError, r.LastErrorAt = time.Time{}, "", time.Time{}
+			if r.PendingSince.IsZero() {
+				r.PendingSince = now
+			}
+			return nil
+		}
 	default:
-		return nil, invalid("record: operation %q: want backup, delete, setpublic or gate", ev.Operation)
+		return nil, invalid("record: operation %q: want backup, delete, setpublic, restore or gate", ev.Operation)
 	}
 	if _, err := s.cat.store.Update(ctx, id, mutate); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
 		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
