@@ -4,7 +4,6 @@ import (
 	"io"
 	"strings"
 	"testing"
-
 	"testing/iotest"
 	"time"
 

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
 	"time"
 
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
