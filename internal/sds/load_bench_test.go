@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/sds"
-	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
 // BenchmarkLoad300MB streams a generated 200,000-entity export of just under 300 MB through
@@ -26,12 +26,7 @@ import (
 // is the client's (plus the generator that stands in for the archive reader). Reports MB/s of
 // uncompressed data and the peak Go heap.
 func BenchmarkLoad300MB(b *testing.B) {
-	ds := sdsemu.Dataset{AccessID: "0123456789abcdef0123456789abcdef", Name: "BenchSource", EntityTypeName: "Shop", VersionJobID: "v1", EntityCount: sds.MaxLoadEntities}
-	base := ds.Size()
-	ds.PaddingBytes = int((sds.MaxLoadBytes-base)/int64(ds.EntityCount)) - len("    <Notes></Notes>\n")
-	for ds.Size() > sds.MaxLoadBytes {
-		ds.PaddingBytes--
-	}
+	ds := datasettest.Fit("BenchSource", sds.MaxLoadEntities, sds.MaxLoadBytes)
 	size := ds.Size()
 
 	b.Run("emulator", func(b *testing.B) { benchLoad(b, ds, size, startEmulatorProcess(b), true) })
@@ -40,7 +35,7 @@ func BenchmarkLoad300MB(b *testing.B) {
 
 // benchLoad streams ds into the service at url; with wait it also follows the job to its end
 // (outside the timed part).
-func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait bool) {
+func benchLoad(b *testing.B, ds datasettest.Export, size int64, url string, wait bool) {
 	c, err := sds.New(url, masterKey, sds.WithTimeout(5*time.Minute))
 	if err != nil {
 		b.Fatal(err)
@@ -54,7 +49,7 @@ func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait boo
 		stop := sampleHeap(&peak)
 		pr, pw := io.Pipe()
 		go func() { _, err := ds.WriteTo(pw); pw.CloseWithError(err) }()
-		job, err := c.Load(ctx, sds.LoadRequest{Name: "BenchLoad", Operation: sds.LoadComplete, Body: pr, Size: size, Entities: int64(ds.EntityCount)})
+		job, err := c.Load(ctx, sds.LoadRequest{Name: "BenchLoad", Operation: sds.LoadComplete, Body: pr, Size: size, Entities: int64(ds.Entities)})
 		stop()
 		pr.Close()
 		if err != nil {
@@ -70,7 +65,7 @@ func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait boo
 				b.Fatal(err)
 			}
 			if st.Status.Done() {
-				if st.Status != sds.StatusCompleted || st.TotalEntityCount != int64(ds.EntityCount) {
+				if st.Status != sds.StatusCompleted || st.TotalEntityCount != int64(ds.Entities) {
 					b.Fatalf("load job %+v", st)
 				}
 				break

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -95,11 +96,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 	if _, err := smClient.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret), SecretString: aws.String(masterKey)}); err != nil {
 		b.Fatal(err)
 	}
-	ds := sdsemu.Dataset{AccessID: accessID, Name: "LargeSample", EntityTypeName: "Shop", VersionJobID: "f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5", EntityCount: sds.MaxLoadEntities}
-	ds.PaddingBytes = int((sds.MaxLoadBytes-ds.Size())/int64(ds.EntityCount)) - len("    <Notes></Notes>\n")
-	for ds.Size() > sds.MaxLoadBytes {
-		ds.PaddingBytes--
-	}
+	ds := datasettest.Fit("LargeSample", sds.MaxLoadEntities, sds.MaxLoadBytes)
 	key := "sds-exports/" + accessID + "/LargeSample/2024/06/01/0123456789abcdef0123456789abcdef.xml"
 	h := sha256.New()
 	pr, pw := io.Pipe()
@@ -108,7 +105,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := archive.Manifest{FormatVersion: archive.ManifestFormatVersion, AccessID: accessID, DataSourceName: ds.Name, JobID: "0123456789abcdef0123456789abcdef",
-		EntityCount: int64(ds.EntityCount), Bytes: ds.Size(), SHA256: hex.EncodeToString(h.Sum(nil)), Verified: true, Bucket: bucket, Key: key}
+		EntityCount: int64(ds.Entities), Bytes: ds.Size(), SHA256: hex.EncodeToString(h.Sum(nil)), Verified: true, Bucket: bucket, Key: key}
 	mj, _ := json.Marshal(m)
 	if _, err := s3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key + ".manifest.json"), Body: strings.NewReader(string(mj))}); err != nil {
 		b.Fatal(err)
@@ -121,7 +118,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })
 }
 
-func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Dataset) {
+func benchRestore(b *testing.B, svc *task.Service, event []byte, ds datasettest.Export) {
 	ctx := context.Background()
 	b.SetBytes(ds.Size())
 	b.ResetTimer()
@@ -143,7 +140,7 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Datas
 			}
 			js := res.(*task.JobState)
 			if js.Status == task.StatusCompleted {
-				if js.TotalEntityCount != int64(ds.EntityCount) {
+				if js.TotalEntityCount != int64(ds.Entities) {
 					b.Fatalf("load completed with %d entities", js.TotalEntityCount)
 				}
 				break
