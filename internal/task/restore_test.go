@@ -1,20 +1,14 @@
 package task_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,7 +84,7 @@ func TestRestoreFunctions(t *testing.T) {
 func BenchmarkRestore300MB(b *testing.B) {
 	ctx := context.Background()
 	s3Client, smClient := testenv.S3(b), testenv.Secrets(b)
-	url := startEmulator(b)
+	url := testenv.EmulatorProcess(b)
 
 	bucket, secret := testenv.Bucket(b, s3Client), "sdsops/"+testenv.Name(b, "bench")
 	if _, err := smClient.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret), SecretString: aws.String(masterKey)}); err != nil {
@@ -125,7 +119,7 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds datasettest.
 	var peak uint64
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		stop := heapPeak(&peak)
+		stop := testenv.PeakHeap(&peak)
 		out, err := svc.Restore(ctx, event)
 		stop()
 		if err != nil {
@@ -156,54 +150,4 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds datasettest.
 	if peak > 64<<20 {
 		b.Errorf("peak heap %.1f MiB, the budget is 64 MiB", float64(peak)/(1<<20))
 	}
-}
-
-func heapPeak(peak *uint64) (stop func()) {
-	var done atomic.Bool
-	finished := make(chan struct{})
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	go func() {
-		defer close(finished)
-		for !done.Load() {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > *peak {
-				*peak = v
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return func() { done.Store(true); <-finished }
-}
-
-// startEmulator builds and starts cmd/sdsemu in its own process, jobs
-// completing at once, so that the heap measured is the restore's.
-func startEmulator(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "sdsemu")
-	build := exec.Command("go", "build", "-o", bin, "github.com/sdsops/sdsops/internal/sdsemu/cmd/sdsemu")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-job-duration", "0", "-download-job-duration", "0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "SDSEMU_URL=")
-	if !ok {
-		b.Fatalf("emulator said %q", line)
-	}
-	return u
 }
