@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 )
 
 // lenientChunks feeds doc to a fresh lenient Verifier in chunks of the
@@ -24,8 +26,8 @@ func lenientChunks(doc []byte, name string, chunk int) (*Verifier, error) {
 // TestLenientProblems: flaws that leave an export readable are reported,
 // in order, instead of failing it; a sound export has no problems.
 func TestLenientProblems(t *testing.T) {
-	good := testExport{Name: "MyDataSourceName", Entities: 5}.String()
-	entity := "<" + testEntityType + ">"
+	good := datasettest.Export{Name: "MyDataSourceName", Entities: 5}.String()
+	entity := "<" + datasettest.EntityType + ">"
 	cases := []struct {
 		name     string
 		doc      string
@@ -69,7 +71,7 @@ func TestLenientProblems(t *testing.T) {
 // TestLenientRejects: an export that is not complete fails a lenient
 // Verifier as it fails a strict one.
 func TestLenientRejects(t *testing.T) {
-	good := testExport{Name: "DS", Entities: 3}.String()
+	good := datasettest.Export{Name: "DS", Entities: 3}.String()
 	replace := func(old, new string) string { return strings.Replace(good, old, new, 1) }
 	cases := map[string]struct{ doc, wantMsg string }{
 		"empty":                 {"", "no root element"},
@@ -79,10 +81,10 @@ func TestLenientRejects(t *testing.T) {
 		"text before root":      {"x" + good, "not XML"},
 		"text after root":       {good + "x", "text after its root element"},
 		"second root":           {good + "<MainRoot/>", "second root element"},
-		"entity before schema":  {replace("  <xs:schema", "<"+testEntityType+"/>\n  <xs:schema"), "before its xs:schema"},
+		"entity before schema":  {replace("  <xs:schema", "<"+datasettest.EntityType+"/>\n  <xs:schema"), "before its xs:schema"},
 		"no schema":             {"<MainRoot><xs:schema/></MainRoot>", "schema"},
 		"mismatched end tag":    {replace("</Locality>", "</Locale>"), "closes <Locality>"},
-		"unclosed":              {strings.TrimSuffix(good, testFooter), "ends inside element <MainRoot>"},
+		"unclosed":              {strings.TrimSuffix(good, datasettest.Footer), "ends inside element <MainRoot>"},
 		"cut in tag":            {good[:len(good)-5], "ends inside a tag"},
 		"cut in entity":         {good[:len(good)/2+7], "ends inside"},
 		"end without start":     {good + "</MainRoot>", "without a start tag"},
@@ -121,7 +123,7 @@ func TestLenientRejects(t *testing.T) {
 // tag, the cut is detected. This is what catches a body longer than its
 // Content-Length, which the HTTP client silently stops reading at.
 func TestLenientRejectsEveryPrefix(t *testing.T) {
-	doc := []byte(testExport{Name: "DS", Entities: 4, Padding: 2}.String())
+	doc := []byte(datasettest.Export{Name: "DS", Entities: 4, Padding: 2}.String())
 	end := bytes.LastIndex(doc, []byte("</MainRoot>")) + len("</MainRoot>")
 	for cut := 0; cut < end; cut++ {
 		if _, err := lenientChunks(doc[:cut], "DS", 1<<20); err == nil {
@@ -136,7 +138,7 @@ func TestLenientRejectsEveryPrefix(t *testing.T) {
 // TestLenientRandomChunks: the verdict does not depend on how the stream
 // is split into writes.
 func TestLenientRandomChunks(t *testing.T) {
-	doc := []byte(testExport{Name: "DS", Entities: 200, Padding: 10}.String())
+	doc := []byte(datasettest.Export{Name: "DS", Entities: 200, Padding: 10}.String())
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 50 {
 		v := NewLenientVerifier("DS")
@@ -157,7 +159,7 @@ func TestLenientRandomChunks(t *testing.T) {
 // TestLenientTextAnyChunking: the text checks find the same problems
 // whatever the chunks the export arrives in.
 func TestLenientTextAnyChunking(t *testing.T) {
-	good := testExport{Name: "MyDataSourceName", Entities: 3}.String()
+	good := datasettest.Export{Name: "MyDataSourceName", Entities: 3}.String()
 	doc := strings.Replace(good, "<Locality>", "<Locality>&nbsp;&amp;&#233;&#xE9;A & B &;caf\xc3\xa9 \xe9\xff ", 1)
 	doc = strings.Replace(doc, `<AdminDistrict>`, `<AdminDistrict x="&x;">`, 1)
 	for _, size := range []int{1, 2, 3, 5, 64, len(doc)} {
@@ -176,12 +178,12 @@ func TestLenientTextAnyChunking(t *testing.T) {
 // does, with the same count and no problems; what it refuses, a strict one
 // refuses too.
 func FuzzLenientVerifier(f *testing.F) {
-	good := testExport{Name: "DS", Entities: 2}.String()
+	good := datasettest.Export{Name: "DS", Entities: 2}.String()
 	for _, seed := range []string{
 		good,
 		strings.Replace(good, "<Locality>Redmond", "<Locality a='1'><![CDATA[x]]><!--c--><?p?>Redmond", 1),
 		strings.Replace(good, "<Locality>", "<Locality>&nbsp; A & B \xe9\x01", 1),
-		strings.Replace(good, "<"+testEntityType+">", "<Stray/><"+testEntityType+">", 1),
+		strings.Replace(good, "<"+datasettest.EntityType+">", "<Stray/><"+datasettest.EntityType+">", 1),
 		"\xEF\xBB\xBF" + good,
 	} {
 		f.Add([]byte(seed))

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 )
 
 func TestReaderSchema(t *testing.T) {
@@ -82,7 +84,7 @@ func TestReaderRecords(t *testing.T) {
 }
 
 func TestReaderValues(t *testing.T) {
-	good := testExport{Name: "DS", Entities: 1}.String()
+	good := datasettest.Export{Name: "DS", Entities: 1}.String()
 	cases := map[string]struct {
 		old, new string
 		column   string
@@ -119,7 +121,7 @@ func TestReaderValues(t *testing.T) {
 }
 
 func TestReaderRejects(t *testing.T) {
-	good := testExport{Name: "DS", Entities: 2}.String()
+	good := datasettest.Export{Name: "DS", Entities: 2}.String()
 	cases := map[string]struct{ old, new, wantMsg string }{
 		"unknown field":  {"<Locality>", "<Town>x</Town><Locality>", "<Town> element, which is not a column"},
 		"repeated field": {"<Locality>", "<Locality>x</Locality><Locality>", "two <Locality> elements"},

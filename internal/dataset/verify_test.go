@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 )
 
 // verifyChunks feeds doc to a fresh Verifier in chunks of the given size.
@@ -99,7 +101,7 @@ func readFile(t testing.TB, name string) string {
 }
 
 func TestVerifierAccepts(t *testing.T) {
-	small := testExport{Name: "MyDataSourceName", Entities: 25, Padding: 3}.String()
+	small := datasettest.Export{Name: "MyDataSourceName", Entities: 25, Padding: 3}.String()
 	cases := map[string]struct {
 		doc, name string
 		entities  int64
@@ -109,12 +111,12 @@ func TestVerifierAccepts(t *testing.T) {
 		"generated":             {small, "MyDataSourceName", 25},
 		"name in another case":  {small, "mydatasourcename", 25},
 		"any name":              {small, "", 25},
-		"no entities":           {testExport{Name: "Empty"}.String(), "Empty", 0},
+		"no entities":           {datasettest.Export{Name: "Empty"}.String(), "Empty", 0},
 		"byte order mark":       {"\xEF\xBB\xBF" + small, "MyDataSourceName", 25},
 		"comments and PIs":      {"<!-- before -->\n" + strings.Replace(small, "<MainRoot>", "<MainRoot><!-- a - b -->\n<?pi x?>", 1) + "<!--after-->\n", "MyDataSourceName", 25},
 		"cdata and attributes":  {strings.Replace(small, "<Locality>Redmond</Locality>", "<Locality a='1&amp;' b = \"x>y\"><![CDATA[<Red]]mond>]]]></Locality>", 1), "MyDataSourceName", 25},
 		"self-closing fields":   {strings.Replace(small, "<Phone>303-555-0188</Phone>", "<Phone/><Open ></Open >", 1), "MyDataSourceName", 25},
-		"prefixed entities":     {strings.ReplaceAll(small, testEntityType+">", "p:"+testEntityType+">"), "MyDataSourceName", 25},
+		"prefixed entities":     {strings.ReplaceAll(small, datasettest.EntityType+">", "p:"+datasettest.EntityType+">"), "MyDataSourceName", 25},
 		"character references":  {strings.Replace(small, ">Redmond<", ">R&#233;&#xE9;&lt;&gt;&quot;&apos;<", 1), "MyDataSourceName", 25},
 		"non-ASCII text":        {strings.ReplaceAll(small, ">Redmond<", ">Løven 東京 🗺<"), "MyDataSourceName", 25},
 		"arbitrary root name":   {strings.ReplaceAll(small, "MainRoot>", "MyDataSourceNameData>"), "MyDataSourceName", 25},
@@ -139,7 +141,7 @@ func TestVerifierAccepts(t *testing.T) {
 }
 
 func TestVerifierRejects(t *testing.T) {
-	good := testExport{Name: "DS", Entities: 3}.String()
+	good := datasettest.Export{Name: "DS", Entities: 3}.String()
 	replace := func(old, new string) string {
 		if !strings.Contains(good, old) {
 			t.Fatalf("test export has no %q", old)
@@ -162,11 +164,11 @@ func TestVerifierRejects(t *testing.T) {
 		"text before root":      {"x" + good, "not XML"},
 		"text after root":       {good + "x", "text after its root element"},
 		"second root":           {good + "<MainRoot/>", "second root element"},
-		"entity before schema":  {replace("  <xs:schema", "<"+testEntityType+"/>\n  <xs:schema"), "before its xs:schema"},
+		"entity before schema":  {replace("  <xs:schema", "<"+datasettest.EntityType+"/>\n  <xs:schema"), "before its xs:schema"},
 		"no schema":             {"<MainRoot><xs:schema/></MainRoot>", "schema"},
-		"wrong entity element":  {replace("  <"+testEntityType+">", "  <Other>"), `<Other> element where <MyDataSourceEntityType>`},
+		"wrong entity element":  {replace("  <"+datasettest.EntityType+">", "  <Other>"), `<Other> element where <MyDataSourceEntityType>`},
 		"mismatched end tag":    {replace("</Locality>", "</Locale>"), "closes <Locality>"},
-		"unclosed":              {strings.TrimSuffix(good, testFooter), "ends inside element <MainRoot>"},
+		"unclosed":              {strings.TrimSuffix(good, datasettest.Footer), "ends inside element <MainRoot>"},
 		"cut in tag":            {good[:len(good)-5], "ends inside a tag"},
 		"cut in reference":      {good[:strings.Index(good, "&amp;")+3], "ends inside an entity reference"},
 		"end without start":     {good + "</MainRoot>", "without a start tag"},
@@ -199,7 +201,7 @@ func TestVerifierRejects(t *testing.T) {
 		"unknown column type":   {replace(`name="Open" type="xs:long"`, `name="Open" type="xs:int"`), `type "int"`},
 		"bad column name":       {replace(`name="Open"`, `name="Op-en"`), "not an SDS column name"},
 		"bad key":               {replace(`<xs:field xpath="EntityID"/>`, `<xs:field xpath="Nope"/>`), `key "Nope"`},
-		"bad entity type name":  {strings.ReplaceAll(good, testEntityType, "Bad.Name"), "not an SDS entity type name"},
+		"bad entity type name":  {strings.ReplaceAll(good, datasettest.EntityType, "Bad.Name"), "not an SDS entity type name"},
 		"two entity types": {replace(`        </xs:choice>`, `<xs:element name="Second"><xs:complexType><xs:sequence>
 			<xs:element name="A" type="xs:string"/></xs:sequence></xs:complexType></xs:element></xs:choice>`), "2 entity types"},
 	}
@@ -224,9 +226,9 @@ func TestVerifierRejects(t *testing.T) {
 
 // TestVerifierEntityLimit: one entity beyond the SDS limit is refused.
 func TestVerifierEntityLimit(t *testing.T) {
-	header := strings.SplitAfter(testExport{Name: "DS"}.String(), "</xs:schema>")[0]
+	header := strings.SplitAfter(datasettest.Export{Name: "DS"}.String(), "</xs:schema>")[0]
 	for _, n := range []int{MaxEntities, MaxEntities + 1} {
-		doc := header + strings.Repeat("<"+testEntityType+"/>", n) + testFooter
+		doc := header + strings.Repeat("<"+datasettest.EntityType+"/>", n) + datasettest.Footer
 		sum, err := Verify(strings.NewReader(doc), "DS")
 		if n <= MaxEntities && (err != nil || sum.Entities != int64(n)) {
 			t.Errorf("%d entities: %d, %v", n, sum.Entities, err)
@@ -240,7 +242,7 @@ func TestVerifierEntityLimit(t *testing.T) {
 // TestVerifierRejectsEveryPrefix: wherever an export is cut before its end
 // tag, the cut is detected; this catches a body shorter than announced.
 func TestVerifierRejectsEveryPrefix(t *testing.T) {
-	doc := []byte(strings.Replace(testExport{Name: "DS", Entities: 2}.String(), ">Redmond<", ">Løven<", 1))
+	doc := []byte(strings.Replace(datasettest.Export{Name: "DS", Entities: 2}.String(), ">Redmond<", ">Løven<", 1))
 	end := bytes.LastIndex(doc, []byte("</MainRoot>")) + len("</MainRoot>")
 	for cut := 0; cut < end; cut++ {
 		if _, err := verifyChunks(doc[:cut], "DS", 1<<20); err == nil {
@@ -255,7 +257,7 @@ func TestVerifierRejectsEveryPrefix(t *testing.T) {
 // TestVerifierRandomChunks: the verdict does not depend on how the stream
 // is split, even inside multi-byte characters and references.
 func TestVerifierRandomChunks(t *testing.T) {
-	doc := []byte(strings.ReplaceAll(testExport{Name: "DS", Entities: 200, Padding: 10}.String(), ">Redmond<", ">Løven 東京 🗺 &#x1F5FA;<"))
+	doc := []byte(strings.ReplaceAll(datasettest.Export{Name: "DS", Entities: 200, Padding: 10}.String(), ">Redmond<", ">Løven 東京 🗺 &#x1F5FA;<"))
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 50 {
 		v := NewVerifier("DS")
@@ -288,7 +290,7 @@ var scannerGaps = []string{
 // which shares the scanner, agrees with the Verifier unless it objects to
 // an entity's fields, which only it reads.
 func FuzzVerifier(f *testing.F) {
-	good := testExport{Name: "DS", Entities: 2}.String()
+	good := datasettest.Export{Name: "DS", Entities: 2}.String()
 	f.Add([]byte(good))
 	f.Add([]byte(readFile(f, "get-downloaded-data-2.xml")))
 	f.Add([]byte(readFile(f, "load-data-source-data-schema-and-sample-input-3.xml")))
@@ -357,10 +359,10 @@ func readAll(r io.Reader, name string) (int64, error) {
 // the exports of the archive package's BenchmarkDataSetChecker.
 var benchmarkExports = []struct {
 	name string
-	data testExport
+	data datasettest.Export
 }{
-	{"padded", testExport{Name: "DS", Entities: 40_000, Padding: 400}},
-	{"plain", testExport{Name: "DS", Entities: 60_000}},
+	{"padded", datasettest.Export{Name: "DS", Entities: 40_000, Padding: 400}},
+	{"plain", datasettest.Export{Name: "DS", Entities: 60_000}},
 }
 
 // BenchmarkVerifier measures verification and counting, fed as an

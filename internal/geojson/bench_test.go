@@ -7,12 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // benchExport is the largest export SDS holds: 200,000 entities, about
@@ -32,7 +30,7 @@ func BenchmarkConvert(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		stop := samplePeakHeap(&peak)
+		stop := testenv.PeakHeap(&peak)
 		st, err := Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard)
 		stop()
 		in.Close()
@@ -118,28 +116,4 @@ func writeBenchExport(b *testing.B, d *testExport) string {
 	}
 	b.SetBytes(size)
 	return path
-}
-
-// samplePeakHeap records the largest heap (objects allocated, live or not
-// yet swept) seen every millisecond until stop is called.
-func samplePeakHeap(peak *uint64) (stop func()) {
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for {
-			metrics.Read(sample)
-			*peak = max(*peak, sample[0].Value.Uint64())
-			select {
-			case <-done:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return func() { close(done); wg.Wait() }
 }

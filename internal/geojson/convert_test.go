@@ -14,41 +14,24 @@ import (
 	"testing"
 
 	"github.com/paulmach/orb"
+
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 )
 
 // mappingSchema has a column of every type, two geography columns and a
 // long key.
-const mappingSchema = `<?xml version="1.0" encoding="UTF-8"?>
-<Root>
-  <xs:schema id="Map" xmlns="" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:msdata="urn:schemas-microsoft-com:xml-msdata">
-    <xs:element name="Map" msdata:IsDataSet="true">
-      <xs:complexType>
-        <xs:choice minOccurs="0" maxOccurs="unbounded">
-          <xs:element name="E">
-            <xs:complexType>
-              <xs:sequence>
-                <xs:element name="ID" type="xs:long" />
-                <xs:element name="S" type="xs:string" minOccurs="0" />
-                <xs:element name="L" type="xs:long" minOccurs="0" />
-                <xs:element name="D" type="xs:double" minOccurs="0" />
-                <xs:element name="B" type="xs:boolean" minOccurs="0" />
-                <xs:element name="T" msdata:DateTimeMode="Utc" type="xs:dateTime" minOccurs="0" />
-                <xs:element name="Latitude" type="xs:double" minOccurs="0" />
-                <xs:element name="Longitude" type="xs:double" minOccurs="0" />
-                <xs:element name="G" type="xs:anyType" minOccurs="0" />
-                <xs:element name="G2" type="xs:anyType" minOccurs="0" />
-              </xs:sequence>
-            </xs:complexType>
-          </xs:element>
-        </xs:choice>
-      </xs:complexType>
-      <xs:unique name="Constraint1" msdata:PrimaryKey="true">
-        <xs:selector xpath=".//E" />
-        <xs:field xpath="ID" />
-      </xs:unique>
-    </xs:element>
-  </xs:schema>
-`
+var mappingSchema = datasettest.Schema{Root: "Root", Name: "Map", EntityType: "E", Key: "ID", Columns: []datasettest.Column{
+	{Name: "ID", Type: "long", Required: true},
+	{Name: "S", Type: "string"},
+	{Name: "L", Type: "long"},
+	{Name: "D", Type: "double"},
+	{Name: "B", Type: "boolean"},
+	{Name: "T", Type: "dateTime", UTC: true},
+	{Name: "Latitude", Type: "double"},
+	{Name: "Longitude", Type: "double"},
+	{Name: "G", Type: "anyType"},
+	{Name: "G2", Type: "anyType"},
+}}.Header()
 
 // convertDoc converts a whole export held in memory.
 func convertDoc(t testing.TB, doc string) ([]byte, []byte, Stats, error) {

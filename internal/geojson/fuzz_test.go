@@ -24,9 +24,9 @@ func FuzzConvert(f *testing.F) {
 	types := []string{"xs:string", "xs:long", "xs:double", "xs:boolean", "xs:dateTime", "xs:anyType", "xs:int"}
 	f.Fuzz(func(t *testing.T, wkt, column string, typ uint8, value, key string) {
 		esc := func(s string) string { return html.EscapeString(s) }
-		doc := strings.Replace(mappingSchema, `<xs:element name="G2" type="xs:anyType" minOccurs="0" />`,
-			`<xs:element name="G2" type="xs:anyType" minOccurs="0" /><xs:element name="`+esc(column)+`" type="`+types[int(typ)%len(types)]+`" minOccurs="0" />`, 1)
-		doc = strings.Replace(doc, `type="xs:long" />`, `type="xs:string" />`, 1) // a string key takes any text
+		doc := strings.Replace(mappingSchema, `<xs:element name="G2" type="xs:anyType" minOccurs="0"/>`,
+			`<xs:element name="G2" type="xs:anyType" minOccurs="0"/><xs:element name="`+esc(column)+`" type="`+types[int(typ)%len(types)]+`" minOccurs="0"/>`, 1)
+		doc = strings.Replace(doc, `type="xs:long"/>`, `type="xs:string"/>`, 1) // a string key takes any text
 		doc += "<E><ID>" + esc(key) + "</ID><G>" + esc(wkt) + "</G><" + esc(column) + ">" + esc(value) + "</" + esc(column) + "></E>\n</Root>\n"
 		var out, schema bytes.Buffer
 		st, err := Convert(context.Background(), strings.NewReader(doc), "Map", &out, &schema)

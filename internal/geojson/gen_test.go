@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 )
 
 // testExport generates a realistic SDS export: typed columns, non-ASCII
@@ -31,42 +33,21 @@ type expected struct {
 
 const testEntityType = "Site"
 
-func (d *testExport) header() string {
-	return `<?xml version="1.0" encoding="utf-8"?>
-<` + d.Name + `Data>
-  <xs:schema id="` + d.Name + `" xmlns="" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:msdata="urn:schemas-microsoft-com:xml-msdata">
-    <xs:element name="` + d.Name + `" msdata:IsDataSet="true" msdata:UseCurrentLocale="true">
-      <xs:complexType>
-        <xs:choice minOccurs="0" maxOccurs="unbounded">
-          <xs:element name="` + testEntityType + `">
-            <xs:complexType>
-              <xs:sequence>
-                <xs:element name="EntityID" type="xs:string" />
-                <xs:element name="Name" type="xs:string" minOccurs="0" />
-                <xs:element name="Latitude" type="xs:double" minOccurs="0" />
-                <xs:element name="Longitude" type="xs:double" minOccurs="0" />
-                <xs:element name="Population" type="xs:long" minOccurs="0" />
-                <xs:element name="Rating" type="xs:double" minOccurs="0" />
-                <xs:element name="IsOpen" type="xs:boolean" minOccurs="0" />
-                <xs:element name="Created" msdata:DateTimeMode="Utc" type="xs:dateTime" minOccurs="0" />
-                <xs:element name="Shape" type="xs:anyType" minOccurs="0" />
-                <xs:element name="Entrance" type="xs:anyType" minOccurs="0" />
-                <xs:element name="Notes" type="xs:string" minOccurs="0" />
-              </xs:sequence>
-            </xs:complexType>
-          </xs:element>
-        </xs:choice>
-      </xs:complexType>
-      <xs:unique name="Constraint1" msdata:PrimaryKey="true">
-        <xs:selector xpath=".//` + testEntityType + `" />
-        <xs:field xpath="EntityID" />
-      </xs:unique>
-    </xs:element>
-  </xs:schema>
-`
+func (d *testExport) schema() datasettest.Schema {
+	return datasettest.Schema{Root: d.Name + "Data", Name: d.Name, EntityType: testEntityType, Key: "EntityID", Columns: []datasettest.Column{
+		{Name: "EntityID", Type: "string", Required: true},
+		{Name: "Name", Type: "string"},
+		{Name: "Latitude", Type: "double"},
+		{Name: "Longitude", Type: "double"},
+		{Name: "Population", Type: "long"},
+		{Name: "Rating", Type: "double"},
+		{Name: "IsOpen", Type: "boolean"},
+		{Name: "Created", Type: "dateTime", UTC: true},
+		{Name: "Shape", Type: "anyType"},
+		{Name: "Entrance", Type: "anyType"},
+		{Name: "Notes", Type: "string"},
+	}}
 }
-
-func (d *testExport) footer() string { return "</" + d.Name + "Data>\n" }
 
 // kinds of the Shape column, entity i having kind i%len(kinds).
 var kinds = []string{"Point", "LineString", "Polygon", "MultiPoint", "MultiLineString",
@@ -77,7 +58,7 @@ func (d *testExport) WriteTo(w io.Writer) (int64, error) {
 	d.want = expected{types: map[string]int64{}, minX: math.Inf(1), minY: math.Inf(1), maxX: math.Inf(-1), maxY: math.Inf(-1)}
 	cw := &countWriter{w: w}
 	bw := bufio.NewWriterSize(cw, 64<<10)
-	bw.WriteString(d.header())
+	bw.WriteString(d.schema().Header())
 	var b []byte
 	for i := range d.Entities {
 		b = d.appendEntity(b[:0], i)
@@ -85,7 +66,7 @@ func (d *testExport) WriteTo(w io.Writer) (int64, error) {
 			return cw.n, err
 		}
 	}
-	bw.WriteString(d.footer())
+	bw.WriteString(d.schema().Footer())
 	err := bw.Flush()
 	return cw.n, err
 }

@@ -1,24 +1,18 @@
 package sds_test
 
 import (
-	"bufio"
 	"compress/gzip"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"runtime/metrics"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/sds"
-	"github.com/sdsops/sdsops/internal/sdsemu"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
 // BenchmarkLoad300MB streams a generated 200,000-entity export of just under 300 MB through
@@ -26,21 +20,16 @@ import (
 // is the client's (plus the generator that stands in for the archive reader). Reports MB/s of
 // uncompressed data and the peak Go heap.
 func BenchmarkLoad300MB(b *testing.B) {
-	ds := sdsemu.Dataset{AccessID: "0123456789abcdef0123456789abcdef", Name: "BenchSource", EntityTypeName: "Shop", VersionJobID: "v1", EntityCount: sds.MaxLoadEntities}
-	base := ds.Size()
-	ds.PaddingBytes = int((sds.MaxLoadBytes-base)/int64(ds.EntityCount)) - len("    <Notes></Notes>\n")
-	for ds.Size() > sds.MaxLoadBytes {
-		ds.PaddingBytes--
-	}
+	ds := datasettest.Fit("BenchSource", sds.MaxLoadEntities, sds.MaxLoadBytes)
 	size := ds.Size()
 
-	b.Run("emulator", func(b *testing.B) { benchLoad(b, ds, size, startEmulatorProcess(b), true) })
+	b.Run("emulator", func(b *testing.B) { benchLoad(b, ds, size, testenv.EmulatorProcess(b), true) })
 	b.Run("client-only", func(b *testing.B) { benchLoad(b, ds, size, startDiscardServer(b), false) })
 }
 
 // benchLoad streams ds into the service at url; with wait it also follows the job to its end
 // (outside the timed part).
-func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait bool) {
+func benchLoad(b *testing.B, ds datasettest.Export, size int64, url string, wait bool) {
 	c, err := sds.New(url, masterKey, sds.WithTimeout(5*time.Minute))
 	if err != nil {
 		b.Fatal(err)
@@ -51,10 +40,10 @@ func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait boo
 	var peak uint64
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		stop := sampleHeap(&peak)
+		stop := testenv.PeakHeap(&peak)
 		pr, pw := io.Pipe()
 		go func() { _, err := ds.WriteTo(pw); pw.CloseWithError(err) }()
-		job, err := c.Load(ctx, sds.LoadRequest{Name: "BenchLoad", Operation: sds.LoadComplete, Body: pr, Size: size, Entities: int64(ds.EntityCount)})
+		job, err := c.Load(ctx, sds.LoadRequest{Name: "BenchLoad", Operation: sds.LoadComplete, Body: pr, Size: size, Entities: int64(ds.Entities)})
 		stop()
 		pr.Close()
 		if err != nil {
@@ -70,7 +59,7 @@ func benchLoad(b *testing.B, ds sdsemu.Dataset, size int64, url string, wait boo
 				b.Fatal(err)
 			}
 			if st.Status.Done() {
-				if st.Status != sds.StatusCompleted || st.TotalEntityCount != int64(ds.EntityCount) {
+				if st.Status != sds.StatusCompleted || st.TotalEntityCount != int64(ds.Entities) {
 					b.Fatalf("load job %+v", st)
 				}
 				break
@@ -103,54 +92,4 @@ func startDiscardServer(b *testing.B) string {
 	}))
 	b.Cleanup(srv.Close)
 	return srv.URL
-}
-
-// sampleHeap records the largest live-and-unswept heap seen until stop is called.
-func sampleHeap(peak *uint64) (stop func()) {
-	var done atomic.Bool
-	finished := make(chan struct{})
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	go func() {
-		defer close(finished)
-		for !done.Load() {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > *peak {
-				*peak = v
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return func() { done.Store(true); <-finished }
-}
-
-// startEmulatorProcess builds and starts cmd/sdsemu with jobs completing at once.
-func startEmulatorProcess(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "sdsemu")
-	build := exec.Command("go", "build", "-o", bin, "github.com/sdsops/sdsops/internal/sdsemu/cmd/sdsemu")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-job-duration", "0", "-download-job-duration", "0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	url, ok := strings.CutPrefix(strings.TrimSpace(line), "SDSEMU_URL=")
-	if !ok {
-		b.Fatalf("emulator said %q", line)
-	}
-	return url
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -37,35 +38,17 @@ func newLoadEnv(t *testing.T, tweak func(*sdsemu.Config), opts ...sds.Option) *e
 // column, non-ASCII text and omitted values; tag makes versions tell apart.
 func shopsData(n int, tag string) []byte {
 	var b bytes.Buffer
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
-<ShopsData>
-  <xs:schema id="Shops" xmlns="" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:msdata="urn:schemas-microsoft-com:xml-msdata">
-    <xs:element name="Shops" msdata:IsDataSet="true" msdata:UseCurrentLocale="true">
-      <xs:complexType>
-        <xs:choice minOccurs="0" maxOccurs="unbounded">
-          <xs:element name="Shop">
-            <xs:complexType>
-              <xs:sequence>
-                <xs:element name="EntityID" type="xs:string" />
-                <xs:element name="Name" type="xs:string" minOccurs="0" />
-                <xs:element name="Seats" type="xs:long" minOccurs="0" />
-                <xs:element name="Open" type="xs:boolean" minOccurs="0" />
-                <xs:element name="Opened" type="xs:dateTime" minOccurs="0" />
-                <xs:element name="Latitude" type="xs:double" minOccurs="0" />
-                <xs:element name="Longitude" type="xs:double" minOccurs="0" />
-                <xs:element name="Layout" type="xs:anyType" minOccurs="0" />
-              </xs:sequence>
-            </xs:complexType>
-          </xs:element>
-        </xs:choice>
-      </xs:complexType>
-      <xs:unique name="Constraint1" msdata:PrimaryKey="true">
-        <xs:selector xpath=".//Shop" />
-        <xs:field xpath="EntityID" />
-      </xs:unique>
-    </xs:element>
-  </xs:schema>
-`)
+	shops := datasettest.Schema{Root: "ShopsData", Name: "Shops", EntityType: "Shop", Key: "EntityID", Columns: []datasettest.Column{
+		{Name: "EntityID", Type: "string", Required: true},
+		{Name: "Name", Type: "string"},
+		{Name: "Seats", Type: "long"},
+		{Name: "Open", Type: "boolean"},
+		{Name: "Opened", Type: "dateTime"},
+		{Name: "Latitude", Type: "double"},
+		{Name: "Longitude", Type: "double"},
+		{Name: "Layout", Type: "anyType"},
+	}}
+	b.WriteString(shops.Header())
 	for i := range n {
 		fmt.Fprintf(&b, "  <Shop>\n    <EntityID>%s-%d</EntityID>\n    <Name>Café &amp; Zoë №%d</Name>\n", tag, i, i)
 		if i%3 != 0 { // omitted values stay omitted
@@ -77,7 +60,7 @@ func shopsData(n int, tag string) []byte {
 		}
 		b.WriteString("  </Shop>\n")
 	}
-	b.WriteString("</ShopsData>\n")
+	b.WriteString(shops.Footer())
 	return b.Bytes()
 }
 
@@ -572,7 +555,7 @@ func TestLoadAbortedSchema(t *testing.T) {
 	e := newLoadEnv(t, nil)
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"rootNamedLikeDataSet", "ShopsData>", "Shops>", "root"},
-		{"noEntityID", `<xs:field xpath="EntityID" />`, `<xs:field xpath="ShopKey" />`, "ShopKey"},
+		{"noEntityID", `<xs:field xpath="EntityID"/>`, `<xs:field xpath="ShopKey"/>`, "ShopKey"},
 		{"badType", `type="xs:long"`, `type="xs:int"`, "xs:int"},
 		{"notWellFormed", "</Shop>\n</ShopsData>", "</Shop>\n", "entities"},
 	} {

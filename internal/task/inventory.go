@@ -71,15 +71,9 @@ type inventoryEvent struct {
 
 // Inventory answers a direct invocation or an API Gateway proxy request.
 func (s *Service) Inventory(ctx context.Context, raw []byte) (any, error) {
-	if err := s.needCatalog(); err != nil {
-		return nil, err
-	}
-	if err := checkRaw(raw); err != nil {
-		return nil, err
-	}
 	var ev inventoryEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, invalid("inventory event: %v", err)
+	if err := s.decodeCatalogEvent(raw, "inventory", &ev); err != nil {
+		return nil, err
 	}
 	if ev.HTTPMethod == "" {
 		return s.inventory(ctx, ev.AccessID, ev.DataSourceName, ev.Limit)

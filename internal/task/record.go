@@ -97,17 +97,26 @@ type GateResult struct {
 // throttleKey marks, with its time, the last 429 from the job limits.
 func (s *Service) throttleKey() string { return s.cfg.CatalogPrefix + "catalog/v1/throttled.json" }
 
-// Record writes an operation's outcome into the catalog.
-func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
+// decodeCatalogEvent decodes the event of an operation that needs the
+// catalog. Unknown fields are let through, as json.Unmarshal does.
+func (s *Service) decodeCatalogEvent(raw []byte, what string, v any) error {
 	if err := s.needCatalog(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkRaw(raw); err != nil {
-		return nil, err
+		return err
 	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return invalid("%s event: %v", what, err)
+	}
+	return nil
+}
+
+// Record writes an operation's outcome into the catalog.
+func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 	var ev recordEvent
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		return nil, invalid("record event: %v", err)
+	if err := s.decodeCatalogEvent(raw, "record", &ev); err != nil {
+		return nil, err
 	}
 	id := catalog.ID{AccessID: ev.AccessID, Name: ev.DataSourceName}
 	if err := (sds.DataSource{AccessID: id.AccessID, Name: id.Name}).Validate(); err != nil {

@@ -104,16 +104,9 @@ func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
 }
 
 func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, error) {
-	ref, err := s.resolve(ctx, ev)
+	ref, target, err := s.resolveTarget(ctx, ev)
 	if err != nil {
 		return nil, err
-	}
-	target := ev.TargetName
-	if target == "" {
-		target = ref.DataSourceName
-	}
-	if err := sds.ValidateName(target); err != nil {
-		return nil, invalid("field \"targetName\": %v", err)
 	}
 	plan := &RestorePlan{Archive: *ref, TargetName: target}
 	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
@@ -133,6 +126,23 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		return nil, err
 	}
 	return plan, nil
+}
+
+// resolveTarget resolves the archive and names the data source it goes
+// to: the archived one unless the event names another.
+func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveRef, string, error) {
+	ref, err := s.resolve(ctx, ev)
+	if err != nil {
+		return nil, "", err
+	}
+	target := ev.TargetName
+	if target == "" {
+		target = ref.DataSourceName
+	}
+	if err := sds.ValidateName(target); err != nil {
+		return nil, "", invalid("field \"targetName\": %v", err)
+	}
+	return ref, target, nil
 }
 
 // resolve finds the archive an event names and checks it may be restored:
@@ -277,16 +287,9 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 // stream fails at its end, before the upload completes, so SDS never
 // receives a whole body and creates no job.
 func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) {
-	ref, err := s.resolve(ctx, ev)
+	ref, target, err := s.resolveTarget(ctx, ev)
 	if err != nil {
 		return nil, err
-	}
-	target := ev.TargetName
-	if target == "" {
-		target = ref.DataSourceName
-	}
-	if err := sds.ValidateName(target); err != nil {
-		return nil, invalid("field \"targetName\": %v", err)
 	}
 	op := sds.LoadComplete
 	desc := "DataSourceComplete"

@@ -1,20 +1,14 @@
 package task_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -89,17 +84,13 @@ func TestRestoreFunctions(t *testing.T) {
 func BenchmarkRestore300MB(b *testing.B) {
 	ctx := context.Background()
 	s3Client, smClient := testenv.S3(b), testenv.Secrets(b)
-	url := startEmulator(b)
+	url := testenv.EmulatorProcess(b)
 
 	bucket, secret := testenv.Bucket(b, s3Client), "sdsops/"+testenv.Name(b, "bench")
 	if _, err := smClient.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(secret), SecretString: aws.String(masterKey)}); err != nil {
 		b.Fatal(err)
 	}
-	ds := sdsemu.Dataset{AccessID: accessID, Name: "LargeSample", EntityTypeName: "Shop", VersionJobID: "f0e1d2c3b4a5f6e7d8c9b0a1f2e3d4c5", EntityCount: sds.MaxLoadEntities}
-	ds.PaddingBytes = int((sds.MaxLoadBytes-ds.Size())/int64(ds.EntityCount)) - len("    <Notes></Notes>\n")
-	for ds.Size() > sds.MaxLoadBytes {
-		ds.PaddingBytes--
-	}
+	ds := datasettest.Fit("LargeSample", sds.MaxLoadEntities, sds.MaxLoadBytes)
 	key := "sds-exports/" + accessID + "/LargeSample/2024/06/01/0123456789abcdef0123456789abcdef.xml"
 	h := sha256.New()
 	pr, pw := io.Pipe()
@@ -108,7 +99,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 		b.Fatal(err)
 	}
 	m := archive.Manifest{FormatVersion: archive.ManifestFormatVersion, AccessID: accessID, DataSourceName: ds.Name, JobID: "0123456789abcdef0123456789abcdef",
-		EntityCount: int64(ds.EntityCount), Bytes: ds.Size(), SHA256: hex.EncodeToString(h.Sum(nil)), Verified: true, Bucket: bucket, Key: key}
+		EntityCount: int64(ds.Entities), Bytes: ds.Size(), SHA256: hex.EncodeToString(h.Sum(nil)), Verified: true, Bucket: bucket, Key: key}
 	mj, _ := json.Marshal(m)
 	if _, err := s3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key + ".manifest.json"), Body: strings.NewReader(string(mj))}); err != nil {
 		b.Fatal(err)
@@ -121,14 +112,14 @@ func BenchmarkRestore300MB(b *testing.B) {
 	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })
 }
 
-func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Dataset) {
+func benchRestore(b *testing.B, svc *task.Service, event []byte, ds datasettest.Export) {
 	ctx := context.Background()
 	b.SetBytes(ds.Size())
 	b.ResetTimer()
 	var peak uint64
 	for i := 0; i < b.N; i++ {
 		runtime.GC()
-		stop := heapPeak(&peak)
+		stop := testenv.PeakHeap(&peak)
 		out, err := svc.Restore(ctx, event)
 		stop()
 		if err != nil {
@@ -143,7 +134,7 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Datas
 			}
 			js := res.(*task.JobState)
 			if js.Status == task.StatusCompleted {
-				if js.TotalEntityCount != int64(ds.EntityCount) {
+				if js.TotalEntityCount != int64(ds.Entities) {
 					b.Fatalf("load completed with %d entities", js.TotalEntityCount)
 				}
 				break
@@ -159,54 +150,4 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds sdsemu.Datas
 	if peak > 64<<20 {
 		b.Errorf("peak heap %.1f MiB, the budget is 64 MiB", float64(peak)/(1<<20))
 	}
-}
-
-func heapPeak(peak *uint64) (stop func()) {
-	var done atomic.Bool
-	finished := make(chan struct{})
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	go func() {
-		defer close(finished)
-		for !done.Load() {
-			metrics.Read(sample)
-			if v := sample[0].Value.Uint64(); v > *peak {
-				*peak = v
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	return func() { done.Store(true); <-finished }
-}
-
-// startEmulator builds and starts cmd/sdsemu in its own process, jobs
-// completing at once, so that the heap measured is the restore's.
-func startEmulator(b *testing.B) string {
-	b.Helper()
-	bin := filepath.Join(b.TempDir(), "sdsemu")
-	build := exec.Command("go", "build", "-o", bin, "github.com/sdsops/sdsops/internal/sdsemu/cmd/sdsemu")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-job-duration", "0", "-download-job-duration", "0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-	})
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	u, ok := strings.CutPrefix(strings.TrimSpace(line), "SDSEMU_URL=")
-	if !ok {
-		b.Fatalf("emulator said %q", line)
-	}
-	return u
 }
