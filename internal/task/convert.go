@@ -2,7 +2,6 @@ package task
 
 import (
 	"context"
-	"errors"
 
 	"github.com/sdsops/sdsops/internal/conversion"
 )
@@ -127,7 +126,7 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 	}
 	res, err := conv.Convert(ctx, conversion.ManifestKey(k))
 	if err != nil {
-		return nil, convertError(err)
+		return nil, err
 	}
 	status := "Converted"
 	if res.Reused {
@@ -171,28 +170,8 @@ func backfillPage(ctx context.Context, conv Converter, ev ConvertEvent) (Backfil
 	}
 	keys, next, done, err := conv.ListManifests(ctx, ev.Prefix, ev.StartAfter, backfillPageSize)
 	if err != nil {
-		return p, convertError(err)
+		return p, err
 	}
 	p.ManifestKeys, p.StartAfter, p.Done = append(p.ManifestKeys, keys...), next, done
 	return p, nil
-}
-
-// convertError gives a conversion error its Lambda error type.
-func convertError(err error) error {
-	typ := Internal
-	switch {
-	case errors.Is(err, conversion.ErrIntegrity):
-		typ = ArchiveTampered
-	case errors.Is(err, conversion.ErrNotFound):
-		typ = ArchiveNotFound
-	case errors.Is(err, conversion.ErrInvalid):
-		typ = InvalidInput
-	case errors.Is(err, conversion.ErrExport):
-		typ = ConversionFailed
-	case errors.Is(err, conversion.ErrStorage):
-		typ = ArchiveUnavailable
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return err
-	}
-	return &Error{Type: typ, Message: err.Error(), Err: err}
 }

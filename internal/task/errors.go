@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -63,6 +64,17 @@ func classify(err error) *Error {
 	}
 	typ := Internal
 	switch {
+	// A conversion's own classes first: its storage failures may wrap the archive's.
+	case errors.Is(err, conversion.ErrIntegrity):
+		typ = ArchiveTampered
+	case errors.Is(err, conversion.ErrNotFound):
+		typ = ArchiveNotFound
+	case errors.Is(err, conversion.ErrInvalid):
+		typ = InvalidInput
+	case errors.Is(err, conversion.ErrExport):
+		typ = ConversionFailed
+	case errors.Is(err, conversion.ErrStorage):
+		typ = ArchiveUnavailable
 	case errors.Is(err, sds.ErrInvalidInput), errors.Is(err, sds.ErrBadRequest):
 		typ = InvalidInput
 	case errors.Is(err, sds.ErrUnauthorized):
