@@ -462,3 +462,33 @@ func TestRestoreStopsWhenBackupFirstFails(t *testing.T) {
 		t.Error("the target changed although its backup failed")
 	}
 }
+
+// TestRollbackIsNotRepeatedOnUnavailable: a rollback answered with 503 is
+// not started again (a repeat could roll back twice); the execution fails
+// with SdsUnavailable and the published version stays.
+func TestRollbackIsNotRepeatedOnUnavailable(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	target := newTarget(t, "RollbackUnavailable")
+	published := publishedJobID(t, accessID, target)
+	prior := fmt.Sprintf("%x", sha256.Sum256([]byte(target+"prior")))[:32]
+	if err := env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpRollback, Kind: sdsemu.FaultStatus, Status: 503, Times: 1}); err != nil {
+		t.Fatal(err)
+	}
+	env.Emulator.ResetRequests()
+	x := run(t, "rollback", map[string]any{"dataSourceName": target, "jobId": prior, "confirm": target})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "SdsUnavailable" {
+		t.Fatalf("status %s error %q (%s), want FAILED SdsUnavailable", x.Status, x.Error, x.Cause)
+	}
+	sent := 0
+	for _, r := range env.Emulator.Requests() {
+		if r.Operation == sdsemu.OpRollback {
+			sent++
+		}
+	}
+	if sent != 1 {
+		t.Errorf("%d rollback requests reached SDS, want 1", sent)
+	}
+	if got := publishedJobID(t, accessID, target); got != published {
+		t.Errorf("published %s, want %s unchanged", got, published)
+	}
+}
