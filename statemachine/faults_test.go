@@ -128,6 +128,10 @@ func TestFaultsDuringBackup(t *testing.T) {
 			fault(sdsemu.OpInfo, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"503 x2 on set public", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "public": false},
 			fault(sdsemu.OpSetPublic, sdsemu.FaultStatus, 2, status(503, 0)), ""},
+		// More 503s than the client's own attempts: the state machine
+		// repeats the idempotent set public as well.
+		{"503 x6 on set public", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "public": true},
+			fault(sdsemu.OpSetPublic, sdsemu.FaultStatus, 6, status(503, 0)), ""},
 		{"503 x3 on job list", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "public": true},
 			fault(sdsemu.OpListJobs, sdsemu.FaultStatus, 3, status(503, 0)), ""},
 		{"429 Retry-After 1 on status", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpDownloadStatus, sdsemu.FaultStatus, 1, status(429, 1)), ""},

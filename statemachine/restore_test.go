@@ -462,3 +462,58 @@ func TestRestoreStopsWhenBackupFirstFails(t *testing.T) {
 		t.Error("the target changed although its backup failed")
 	}
 }
+
+// TestUnrepeatedStepsFailOnUnavailable: a delete, publish or rollback that
+// SDS keeps answering with 503 is not started again by the state machine
+// (a repeat could report a deleted data source as missing, or publish a
+// newer staged version): the execution fails with SdsUnavailable after the
+// client's own attempts, and the data source keeps its published version.
+func TestUnrepeatedStepsFailOnUnavailable(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	src := archived(t, accessID, "FourthCoffeeRoasteries")
+	clientAttempts := sds.DefaultRetry.MaxAttempts // the functions' client policy
+	for _, tc := range []struct {
+		name    string
+		op      string
+		times   int // 503s armed
+		machine string
+		input   func(target string) map[string]any
+		sent    int // requests that reach SDS
+	}{
+		{"delete", sdsemu.OpDelete, clientAttempts, "delete", func(target string) map[string]any {
+			return map[string]any{"accessId": accessID, "dataSourceName": target, "confirm": target, "backupFirst": false}
+		}, clientAttempts},
+		{"rollback", sdsemu.OpRollback, 1, "rollback", func(target string) map[string]any {
+			return map[string]any{"dataSourceName": target, "jobId": fmt.Sprintf("%x", sha256.Sum256([]byte(target+"prior")))[:32], "confirm": target}
+		}, 1},
+		{"publish", sdsemu.OpPublish, 1, "restore", func(target string) map[string]any {
+			return map[string]any{"archiveKey": src["key"], "targetName": target, "confirm": target, "staging": true, "publish": true}
+		}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			target := newTarget(t, "Unrepeated"+tc.name)
+			published := publishedJobID(t, accessID, target)
+			if err := env.Emulator.AddFault(sdsemu.Fault{Op: tc.op, Kind: sdsemu.FaultStatus, Status: 503, Times: tc.times}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(env.Emulator.ClearFaults)
+			env.Emulator.ResetRequests()
+			x := run(t, tc.machine, tc.input(target))
+			if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "SdsUnavailable" {
+				t.Fatalf("status %s error %q (%s), want FAILED SdsUnavailable", x.Status, x.Error, x.Cause)
+			}
+			sent := 0
+			for _, r := range env.Emulator.Requests() {
+				if r.Operation == tc.op {
+					sent++
+				}
+			}
+			if sent != tc.sent {
+				t.Errorf("%d %s requests reached SDS, want %d", sent, tc.op, tc.sent)
+			}
+			if got := publishedJobID(t, accessID, target); got != published {
+				t.Errorf("published %s, want %s unchanged", got, published)
+			}
+		})
+	}
+}

@@ -76,6 +76,7 @@ json.dump({"source": src, "transformed": out}, sys.stdout, default=str)
 
 // Template is a CloudFormation template as generic JSON.
 type Template struct {
+	Globals   map[string]any      `json:"Globals"`
 	Resources map[string]Resource `json:"Resources"`
 }
 
