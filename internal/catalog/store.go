@@ -3,9 +3,9 @@ package catalog
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -530,4 +530,42 @@ func (s *Store) put(ctx context.Context, key string, data []byte, etag string) (
 // read (404 to If-Match). All are resolved by reading again.
 func isConflict(err error) bool {
 	return s3err.PreconditionFailed(err) || s3err.NotFound(err) || s3err.Status(err) == http.StatusConflict
+}
+
+// throttleKey marks, with its time, the last 429 from the SDS job limits.
+func (s *Store) throttleKey() string { return s.prefix + "catalog/v1/throttled.json" }
+
+type throttleMark struct {
+	At time.Time `json:"at"`
+}
+
+// MarkThrottled records that the SDS job limits answered 429 at at.
+func (s *Store) MarkThrottled(ctx context.Context, at time.Time) error {
+	body, err := json.Marshal(throttleMark{At: at.UTC()})
+	if err != nil {
+		return err
+	}
+	key := s.throttleKey()
+	_, err = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")})
+	if err != nil {
+		return fmt.Errorf("catalog: write %s: %w", key, err)
+	}
+	return nil
+}
+
+// ThrottledAt is when the job limits last answered 429; zero when never,
+// or when the mark cannot be read (it only ever stops work early).
+func (s *Store) ThrottledAt(ctx context.Context) (time.Time, error) {
+	data, _, err := s.get(ctx, s.throttleKey())
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("catalog: read %s: %w", s.throttleKey(), err)
+	}
+	var m throttleMark
+	if json.Unmarshal(data, &m) != nil {
+		return time.Time{}, nil
+	}
+	return m.At, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -106,7 +105,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 	}
 
 	svc := task.NewService(task.Config{SDSBaseURL: url, MasterKeySecretID: secret, ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", SDSTimeout: 5 * time.Minute},
-		masterkey.New(smClient, time.Minute), nil, s3Client, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
+		task.Deps{Keys: masterkey.New(smClient, time.Minute), Objects: s3Client, SDS: []sds.Option{sds.WithTimeout(5 * time.Minute)}})
 	event, _ := json.Marshal(map[string]any{"action": "load", "archiveKey": key, "targetName": "BenchRestore"})
 	// Setup once; a benchmark that runs a sub-benchmark is itself run once.
 	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })
