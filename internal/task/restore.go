@@ -16,8 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -203,8 +203,7 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
 	out, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
 	if err != nil {
-		var nsk *types.NoSuchKey
-		if errors.As(err, &nsk) || strings.Contains(err.Error(), "StatusCode: 404") {
+		if s3err.NotFound(err) {
 			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
 		}
 		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}

@@ -41,6 +41,12 @@ func TestRestoreFunctions(t *testing.T) {
 	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": "elsewhere/x.xml"}); typ != task.InvalidInput {
 		t.Errorf("a key outside the archive prefix: %s, want InvalidInput", typ)
 	}
+	// An archive key with no manifest: S3's not-found answer, told apart
+	// from a failure of S3 (which would be ArchiveUnavailable, retried).
+	missing := strings.TrimSuffix(key, ".xml") + "0.xml"
+	if _, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": missing}); typ != task.InvalidInput || !strings.Contains(msg, "no archive manifest") {
+		t.Errorf("an archive without a manifest: %s: %s, want InvalidInput naming the missing manifest", typ, msg)
+	}
 	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee})
 	a := plan["archive"].(map[string]any)
 	if a["key"] != key || plan["targetName"] != coffee || plan["targetExists"] != true || plan["targetAccessId"] != accessID {
