@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("checkstatus", (*task.Service).CheckStatus)
+	task.Start("checkstatus", (*task.Service).CheckStatus, task.NeedKeys)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("convert", (*task.Service).Convert)
+	task.Start("convert", (*task.Service).Convert, task.NeedConverter)
 }

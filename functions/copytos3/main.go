@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("copytos3", (*task.Service).CopyToS3)
+	task.Start("copytos3", (*task.Service).CopyToS3, task.NeedKeys, task.NeedArchive)
 }

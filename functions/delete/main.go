@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("delete", (*task.Service).Delete)
+	task.Start("delete", (*task.Service).Delete, task.NeedKeys)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("inventory", (*task.Service).Inventory)
+	task.Start("inventory", (*task.Service).Inventory, task.NeedCatalog, task.NeedObjects)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("loadstatus", (*task.Service).LoadStatus)
+	task.Start("loadstatus", (*task.Service).LoadStatus, task.NeedKeys, task.NeedObjects)
 }

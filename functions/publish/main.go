@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("publish", (*task.Service).Publish)
+	task.Start("publish", (*task.Service).Publish, task.NeedKeys)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("rollback", (*task.Service).Rollback)
+	task.Start("rollback", (*task.Service).Rollback, task.NeedKeys)
 }

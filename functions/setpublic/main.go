@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("setpublic", (*task.Service).SetPublic)
+	task.Start("setpublic", (*task.Service).SetPublic, task.NeedKeys)
 }

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("startdownload", (*task.Service).StartDownload)
+	task.Start("startdownload", (*task.Service).StartDownload, task.NeedKeys)
 }

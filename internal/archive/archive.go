@@ -26,6 +26,8 @@ import (
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sdsops/sdsops/internal/s3err"
 )
 
 // Error classes for errors.Is. Every error Copy returns is in exactly one.
@@ -323,7 +325,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 	// written only if none exists, so exactly one archive is recorded.
 	// The loser accepts the winner's archive if it is sound.
 	if err := s.putManifest(ctx, mkey, m); err != nil {
-		if !isPreconditionFailed(err) {
+		if !s3err.PreconditionFailed(err) {
 			return Result{}, classed(ErrStorage, where+": write the manifest", err)
 		}
 		res, ok, err := s.existing(ctx, req, key, mkey)
@@ -406,7 +408,7 @@ func (s *Store) abortLeftover(ctx context.Context, key string, uploadErr error) 
 	id := mf.UploadID()
 	_, err := s.api.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &s.cfg.Bucket, Key: &key, UploadId: &id})
 	var nsu *types.NoSuchUpload
-	if err == nil || errors.As(err, &nsu) || errorCode(err) == "NoSuchUpload" {
+	if err == nil || errors.As(err, &nsu) || s3err.Code(err) == "NoSuchUpload" {
 		return nil
 	}
 	return fmt.Errorf("abort multipart upload %s: %w", id, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/testenv"
 )
@@ -121,7 +122,7 @@ func readManifest(t *testing.T, api *s3.Client, bucket, key string) Manifest {
 func exists(t *testing.T, api *s3.Client, bucket, key string) bool {
 	t.Helper()
 	_, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
-	if isNotFound(err) {
+	if s3err.NotFound(err) {
 		return false
 	}
 	if err != nil {

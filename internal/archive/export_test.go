@@ -23,6 +23,14 @@ import (
 // the XML declaration, a root, the inline xs:schema, then Entities entity
 // elements of equal size (EntityID is zero-padded; Notes carries Padding
 // bytes). It is produced on the fly, never held in memory.
+//
+// It is deliberately not datasettest.Export, which the dataset reader's
+// own tests are written with: its header is the download page's example
+// as printed (the declaration with " ?>", xmlns before id, the https
+// namespace, the stray space in "minOccurs=\"0\" />"), written out here by
+// hand, so that the archive's verification is checked against text that
+// no helper shared with the verifier produced. A mistake common to
+// datasettest and the reader cannot make these tests pass.
 type testDataSet struct {
 	Name     string // data source name (schema id)
 	Entities int

@@ -9,11 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sdsops/sdsops/internal/s3err"
 )
 
 // ManifestFormatVersion is the manifest format Copy writes. Version 2 adds
@@ -102,7 +102,7 @@ func (m Manifest) describes(req Request, bucket, key string) error {
 // replaced; the object itself is simply overwritten.
 func (s *Store) existing(ctx context.Context, req Request, key, mkey string) (Result, bool, error) {
 	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &mkey})
-	if isNotFound(err) {
+	if s3err.NotFound(err) {
 		return Result{}, false, nil
 	}
 	if err != nil {
@@ -125,7 +125,7 @@ func (s *Store) existing(ctx context.Context, req Request, key, mkey string) (Re
 	if stale == nil {
 		head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})
 		switch {
-		case isNotFound(err):
+		case s3err.NotFound(err):
 			stale = errors.New("the object is missing")
 		case err != nil:
 			return Result{}, false, fmt.Errorf("check %s: %w", key, err)
@@ -139,7 +139,7 @@ func (s *Store) existing(ctx context.Context, req Request, key, mkey string) (Re
 			// vouched for only if it hashes to the manifest's SHA-256.
 			sum, err := s.objectSHA256(ctx, key, head.ETag)
 			switch {
-			case isNotFound(err) || isPreconditionFailed(err):
+			case s3err.NotFound(err) || s3err.PreconditionFailed(err):
 				stale = errors.New("the object changed while it was checked")
 			case err != nil:
 				return Result{}, false, fmt.Errorf("check %s: %w", key, err)
@@ -190,43 +190,4 @@ func (s *Store) objectSHA256(ctx context.Context, key string, etag *string) (str
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// isPreconditionFailed reports S3's answer to a conditional request whose
-// condition did not hold.
-func isPreconditionFailed(err error) bool {
-	if err == nil {
-		return false
-	}
-	if c := errorCode(err); c == "PreconditionFailed" || c == "ConditionalRequestConflict" {
-		return true
-	}
-	var st interface{ HTTPStatusCode() int }
-	return errors.As(err, &st) && st.HTTPStatusCode() == http.StatusPreconditionFailed
-}
-
-// isNotFound reports an S3 answer that the object does not exist.
-func isNotFound(err error) bool {
-	if err == nil {
-		return false
-	}
-	var nsk *types.NoSuchKey
-	var nf *types.NotFound
-	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return true
-	}
-	if c := errorCode(err); c == "NoSuchKey" || c == "NotFound" {
-		return true
-	}
-	var st interface{ HTTPStatusCode() int }
-	return errors.As(err, &st) && st.HTTPStatusCode() == http.StatusNotFound
-}
-
-// errorCode returns the API error code S3 answered with, if any.
-func errorCode(err error) string {
-	var ae interface{ ErrorCode() string }
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
 }

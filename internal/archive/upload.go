@@ -35,10 +35,3 @@ func (s *Store) Bucket() string { return s.cfg.Bucket }
 
 // Prefix is the Store's key prefix, ending in '/'.
 func (s *Store) Prefix() string { return s.cfg.Prefix }
-
-// IsNotFound reports S3's answer that an object does not exist.
-func IsNotFound(err error) bool { return isNotFound(err) }
-
-// IsPreconditionFailed reports S3's answer to a conditional request (If-Match,
-// If-None-Match) whose condition did not hold.
-func IsPreconditionFailed(err error) bool { return isPreconditionFailed(err) }

@@ -235,6 +235,9 @@ type Index struct {
 	Schema      int          `json:"schema"`
 	Updated     time.Time    `json:"updated"`
 	DataSources []IndexEntry `json:"dataSources"`
+	// Damaged lists the records the last nightly discovery or index
+	// rebuild could not read; a record written since leaves the list.
+	Damaged []Damaged `json:"damaged,omitempty"`
 }
 
 func entryOf(r Record) IndexEntry {
@@ -251,6 +254,10 @@ func entryOf(r Record) IndexEntry {
 func (x *Index) merge(recs []Record) bool {
 	changed := false
 	for _, r := range recs {
+		if n := len(x.Damaged); n > 0 {
+			x.Damaged = slices.DeleteFunc(x.Damaged, func(d Damaged) bool { return ID{d.AccessID, d.Name}.Key() == r.ID().Key() })
+			changed = changed || len(x.Damaged) != n
+		}
 		e := entryOf(r)
 		i, found := slices.BinarySearchFunc(x.DataSources, r.ID().Key(), func(a IndexEntry, k string) int {
 			return strings.Compare(ID{a.AccessID, a.Name}.Key(), k)

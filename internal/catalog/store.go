@@ -3,11 +3,12 @@ package catalog
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -15,9 +16,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sdsops/sdsops/internal/backoff"
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -29,12 +31,10 @@ type API interface {
 }
 
 // Retry policy of a conditional read-modify-write that lost a race: attempts
-// in all, and the backoff between them (full jitter, doubling).
-const (
-	DefaultMaxAttempts = 10
-	baseBackoff        = 20 * time.Millisecond
-	maxBackoff         = time.Second
-)
+// in all, and the backoff between them.
+const DefaultMaxAttempts = 10
+
+var conflictBackoff = backoff.Policy{Base: 20 * time.Millisecond, Max: time.Second}
 
 // maxObjectBytes bounds what is read back: a record is a few KB, the index
 // about 300 bytes per data source.
@@ -49,7 +49,20 @@ var (
 	// ErrIndexNotUpdated: the record was written but the index could not be;
 	// the next UpdateIndex carrying the record brings it up to date.
 	ErrIndexNotUpdated = errors.New("catalog index not updated")
+	// ErrCorrupt: a stored record or index is not one this sdsops can read
+	// (garbage, another data source's, a newer format). The error names
+	// the object. Reading again does not help: Repair replaces a record,
+	// keeping the damaged one aside; RebuildIndex rebuilds the index.
+	ErrCorrupt = errors.New("damaged catalog object")
 )
+
+// Damaged is a record List could not read.
+type Damaged struct {
+	AccessID string `json:"accessId"`
+	Name     string `json:"name"`
+	Key      string `json:"key"`     // the S3 key of the damaged record
+	Problem  string `json:"problem"` // why it cannot be read
+}
 
 // Store reads and writes the catalog under one bucket and prefix.
 type Store struct {
@@ -109,17 +122,45 @@ func (s *Store) Get(ctx context.Context, id ID) (Record, error) {
 	return r, err
 }
 
-func (s *Store) getRecord(ctx context.Context, id ID) (Record, string, error) {
-	data, etag, err := s.get(ctx, s.RecordKey(id))
+// getRecord reads id's record. A damaged one comes back as an error
+// matching ErrCorrupt, with the damaged object's ETag and bytes for Repair.
+func (s *Store) getRecord(ctx context.Context, id ID) (Record, *damagedObject, error) {
+	key := s.RecordKey(id)
+	data, etag, err := s.get(ctx, key)
 	if err != nil {
-		return Record{}, "", fmt.Errorf("catalog: read %s: %w", id, err)
+		return Record{}, nil, fmt.Errorf("catalog: read %s: %w", id, err)
 	}
 	r, err := decodeRecord(data, id)
 	if err != nil {
-		return Record{}, "", fmt.Errorf("catalog: %w", err)
+		return Record{}, &damagedObject{key: key, etag: etag, data: data}, s.corrupt(key, err)
 	}
 	r.etag = etag
-	return r, etag, nil
+	return r, nil, nil
+}
+
+// indexedRevision is the revision the index holds for id, 0 when it holds
+// none or cannot be read.
+func (s *Store) indexedRevision(ctx context.Context, id ID) int64 {
+	x, _, err := s.getIndex(ctx)
+	if err != nil {
+		return 0
+	}
+	for _, e := range x.DataSources {
+		if (ID{e.AccessID, e.Name}).Key() == id.Key() {
+			return e.Revision
+		}
+	}
+	return 0
+}
+
+// damagedObject is a stored object that failed to decode, as read.
+type damagedObject struct {
+	key, etag string
+	data      []byte
+}
+
+func (s *Store) corrupt(key string, err error) error {
+	return fmt.Errorf("catalog: s3://%s/%s: %w: %w", s.bucket, key, ErrCorrupt, err)
 }
 
 // Update applies mutate to id's record (a new one when it has none) and
@@ -142,42 +183,86 @@ func (s *Store) Update(ctx context.Context, id ID, mutate func(*Record) error) (
 // UpdateRecord is Update without the index, for callers that write many
 // records and then the index once (UpdateIndex).
 func (s *Store) UpdateRecord(ctx context.Context, id ID, mutate func(*Record) error) (Record, error) {
-	return s.update(ctx, id, nil, mutate)
+	r, _, err := s.update(ctx, id, nil, mutate, false)
+	return r, err
+}
+
+// Repair is Update that also replaces a damaged record, which Update
+// refuses (ErrCorrupt): the damaged object is first copied to DamagedKey
+// (never overwriting an earlier copy), then replaced by a new record
+// only while it is still the object copied (If-Match). keptAt is the
+// copy's key when a damaged record was replaced, "" otherwise.
+func (s *Store) Repair(ctx context.Context, id ID, mutate func(*Record) error) (rec Record, keptAt string, err error) {
+	rec, keptAt, err = s.update(ctx, id, nil, mutate, true)
+	if err != nil {
+		return Record{}, keptAt, err
+	}
+	return rec, keptAt, s.UpdateIndex(ctx, rec)
+}
+
+// DamagedKey is where Repair keeps a damaged record whose ETag is etag:
+// one copy per damaged revision.
+func (s *Store) DamagedKey(id ID, etag string) string {
+	sum := sha256.Sum256([]byte(etag))
+	return s.prefix + "catalog/v1/damaged/" + strings.ToLower(id.AccessID) + "/" + strings.ToLower(id.Name) + "/" + hex.EncodeToString(sum[:8]) + ".json"
+}
+
+// keep copies a damaged record to its DamagedKey. A copy already there is
+// of the same revision (the key derives from its ETag).
+func (s *Store) keep(ctx context.Context, id ID, d *damagedObject) (string, error) {
+	key := s.DamagedKey(id, d.etag)
+	if _, err := s.put(ctx, key, d.data, ""); err != nil && !s3err.PreconditionFailed(err) {
+		return "", fmt.Errorf("catalog: keep damaged %s at %s: %w", d.key, key, err)
+	}
+	return key, nil
 }
 
 // UpdateFrom is UpdateRecord starting from cur, a record as Get, List or an
 // update returned it: while cur is still the stored revision, the write
 // needs no read. A stale cur costs one failed conditional write.
 func (s *Store) UpdateFrom(ctx context.Context, cur Record, mutate func(*Record) error) (Record, error) {
-	if cur.etag == "" {
-		return s.update(ctx, cur.ID(), nil, mutate)
+	var known *Record
+	if cur.etag != "" {
+		known = &cur
 	}
-	return s.update(ctx, cur.ID(), &cur, mutate)
+	r, _, err := s.update(ctx, cur.ID(), known, mutate, false)
+	return r, err
 }
 
-func (s *Store) update(ctx context.Context, id ID, known *Record, mutate func(*Record) error) (Record, error) {
+func (s *Store) update(ctx context.Context, id ID, known *Record, mutate func(*Record) error, repair bool) (Record, string, error) {
 	if err := checkID(id); err != nil {
-		return Record{}, err
+		return Record{}, "", err
 	}
 	key := s.RecordKey(id)
+	keptAt := ""
 	for attempt := 1; ; attempt++ {
 		var cur Record
+		var damaged *damagedObject
 		var err error
 		if attempt == 1 && known != nil {
 			cur = *known
 			err = cur.validate(id)
 		} else {
-			cur, _, err = s.getRecord(ctx, id)
+			cur, damaged, err = s.getRecord(ctx, id)
 		}
-		if errors.Is(err, ErrNotFound) {
+		switch {
+		case errors.Is(err, ErrNotFound):
 			cur = Record{Schema: SchemaVersion, AccessID: id.AccessID, Name: id.Name}
-		} else if err != nil {
-			return Record{}, err
+		case damaged != nil && repair:
+			if keptAt, err = s.keep(ctx, id, damaged); err != nil {
+				return Record{}, "", err
+			}
+			// A new record, written only over the revision just kept. Its
+			// revision continues the index's, so that the index takes it.
+			cur = Record{Schema: SchemaVersion, AccessID: id.AccessID, Name: id.Name, etag: damaged.etag,
+				Revision: s.indexedRevision(ctx, id)}
+		case err != nil:
+			return Record{}, "", err
 		}
 		next := cur
 		next.Jobs = slices.Clone(cur.Jobs)
 		if err := mutate(&next); err != nil {
-			return Record{}, fmt.Errorf("catalog: update %s: %w", id, err)
+			return Record{}, "", fmt.Errorf("catalog: update %s: %w", id, err)
 		}
 		now := s.now().UTC()
 		next.Schema, next.Updated, next.Revision = SchemaVersion, now, cur.Revision+1
@@ -185,27 +270,27 @@ func (s *Store) update(ctx context.Context, id ID, known *Record, mutate func(*R
 			next.FirstSeen = now
 		}
 		if err := next.validate(id); err != nil {
-			return Record{}, fmt.Errorf("catalog: update %s: %w", id, err)
+			return Record{}, "", fmt.Errorf("catalog: update %s: %w", id, err)
 		}
 		data, err := json.MarshalIndent(next, "", "  ")
 		if err != nil {
-			return Record{}, fmt.Errorf("catalog: encode %s: %w", id, err)
+			return Record{}, "", fmt.Errorf("catalog: encode %s: %w", id, err)
 		}
 		next.etag, err = s.put(ctx, key, data, cur.etag)
 		if err == nil {
-			return next, nil
+			return next, keptAt, nil
 		}
 		if !isConflict(err) {
-			return Record{}, fmt.Errorf("catalog: write %s: %w", id, err)
+			return Record{}, "", fmt.Errorf("catalog: write %s: %w", id, err)
 		}
 		if attempt >= s.maxAttempts {
-			return Record{}, fmt.Errorf("catalog: write %s: %w after %d attempts", id, ErrConflict, attempt)
+			return Record{}, "", fmt.Errorf("catalog: write %s: %w after %d attempts", id, ErrConflict, attempt)
 		}
 		if attempt == 1 && known != nil {
 			continue // the caller's copy was stale: read now, no need to wait
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
-			return Record{}, fmt.Errorf("catalog: write %s: %w", id, err)
+		if err := backoff.Sleep(ctx, conflictBackoff.Wait(attempt)); err != nil {
+			return Record{}, "", fmt.Errorf("catalog: write %s: %w", id, err)
 		}
 	}
 }
@@ -213,16 +298,18 @@ func (s *Store) update(ctx context.Context, id ID, known *Record, mutate func(*R
 // listParallel bounds the concurrent reads of List.
 const listParallel = 8
 
-// List reads every record, sorted by access id and name. It reads the
-// records themselves, not the index, which may lag behind them.
-func (s *Store) List(ctx context.Context) ([]Record, error) {
+// List reads every record, sorted by access id and name, and reports the
+// damaged ones apart instead of failing for them: one bad object must not
+// hide all the others. It reads the records themselves, not the index,
+// which may lag behind them.
+func (s *Store) List(ctx context.Context) ([]Record, []Damaged, error) {
 	dir := s.prefix + "catalog/v1/sources/"
 	var ids []ID
 	p := s3.NewListObjectsV2Paginator(s.api, &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: &dir})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("catalog: list: %w", err)
+			return nil, nil, fmt.Errorf("catalog: list: %w", err)
 		}
 		for _, o := range page.Contents {
 			rest, ok := strings.CutSuffix(strings.TrimPrefix(aws.ToString(o.Key), dir), ".json")
@@ -248,25 +335,35 @@ func (s *Store) List(ctx context.Context) ([]Record, error) {
 	}
 	wg.Wait()
 	out := recs[:0]
+	var damaged []Damaged
 	for i, err := range errs {
 		switch {
 		case errors.Is(err, ErrNotFound): // deleted since listed
+		case errors.Is(err, ErrCorrupt):
+			damaged = append(damaged, Damaged{AccessID: ids[i].AccessID, Name: ids[i].Name, Key: s.RecordKey(ids[i]), Problem: err.Error()})
 		case err != nil:
-			return nil, err
+			return nil, nil, err
 		default:
 			out = append(out, recs[i])
 		}
 	}
 	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.ID().Key(), b.ID().Key()) })
-	return out, nil
+	return out, damaged, nil
 }
 
-// Index returns the index; an empty one when none was written yet.
+// Index returns the index; an empty one when none was written yet. An
+// index that cannot be read is rebuilt from the records (RebuildIndex):
+// the records are the truth, the index only their summary.
 func (s *Store) Index(ctx context.Context) (Index, error) {
 	x, _, err := s.getIndex(ctx)
+	if errors.Is(err, ErrCorrupt) {
+		return s.RebuildIndex(ctx)
+	}
 	return x, err
 }
 
+// getIndex reads the index and its ETag ("" when there is none). A damaged
+// index comes back as an error matching ErrCorrupt, with its ETag.
 func (s *Store) getIndex(ctx context.Context) (Index, string, error) {
 	data, etag, err := s.get(ctx, s.IndexKey())
 	if errors.Is(err, ErrNotFound) {
@@ -277,10 +374,10 @@ func (s *Store) getIndex(ctx context.Context) (Index, string, error) {
 	}
 	var x Index
 	if err := json.Unmarshal(data, &x); err != nil {
-		return Index{}, "", fmt.Errorf("catalog: index: %w: %v", ErrInvalidRecord, err)
+		return Index{}, etag, s.corrupt(s.IndexKey(), err)
 	}
 	if x.Schema != SchemaVersion {
-		return Index{}, "", fmt.Errorf("catalog: index: %w: schema %d, want %d", ErrInvalidRecord, x.Schema, SchemaVersion)
+		return Index{}, etag, s.corrupt(s.IndexKey(), fmt.Errorf("schema %d, want %d", x.Schema, SchemaVersion))
 	}
 	if x.DataSources == nil {
 		x.DataSources = []IndexEntry{}
@@ -291,16 +388,76 @@ func (s *Store) getIndex(ctx context.Context) (Index, string, error) {
 	return x, etag, nil
 }
 
+// RebuildIndex writes the index anew from every record (List), with the
+// damaged ones in Index.Damaged. It replaces only the index it read
+// (If-Match, or If-None-Match when there was none); after a lost race it
+// reads again and keeps a readable index written meanwhile.
+func (s *Store) RebuildIndex(ctx context.Context) (Index, error) {
+	for attempt := 1; ; attempt++ {
+		_, etag, err := s.getIndex(ctx)
+		if err != nil && !errors.Is(err, ErrCorrupt) {
+			return Index{}, err
+		}
+		recs, damaged, err := s.List(ctx)
+		if err != nil {
+			return Index{}, err
+		}
+		x := Index{Schema: SchemaVersion, Updated: s.now().UTC(), DataSources: []IndexEntry{}, Damaged: damaged}
+		x.merge(recs)
+		data, err := json.Marshal(x)
+		if err != nil {
+			return Index{}, fmt.Errorf("catalog: encode index: %w", err)
+		}
+		_, err = s.put(ctx, s.IndexKey(), data, etag)
+		if err == nil {
+			return x, nil
+		}
+		if !isConflict(err) || attempt >= s.maxAttempts {
+			return Index{}, fmt.Errorf("catalog: rebuild index: %w", err)
+		}
+		if err := backoff.Sleep(ctx, conflictBackoff.Wait(attempt)); err != nil {
+			return Index{}, fmt.Errorf("catalog: rebuild index: %w", err)
+		}
+	}
+}
+
 // UpdateIndex merges the summaries of recs into the index, conditionally,
-// keeping the newer revision of each record. Failing that it returns an
-// error matching ErrIndexNotUpdated.
+// keeping the newer revision of each record; an index that cannot be read
+// is rebuilt from the records instead. Failing that it returns an error
+// matching ErrIndexNotUpdated.
 func (s *Store) UpdateIndex(ctx context.Context, recs ...Record) error {
+	return s.updateIndex(ctx, func(x *Index) bool { return x.merge(recs) })
+}
+
+// ReportDamaged replaces the index's list of damaged records with damaged
+// (as List found them), so that the inventory shows them.
+func (s *Store) ReportDamaged(ctx context.Context, damaged []Damaged) error {
+	return s.updateIndex(ctx, func(x *Index) bool {
+		if slices.Equal(x.Damaged, damaged) {
+			return false
+		}
+		x.Damaged = slices.Clone(damaged)
+		return true
+	})
+}
+
+// updateIndex applies change to the index and writes it conditionally,
+// retrying lost races; change reports whether it changed anything.
+func (s *Store) updateIndex(ctx context.Context, change func(*Index) bool) error {
 	for attempt := 1; ; attempt++ {
 		x, etag, err := s.getIndex(ctx)
+		if errors.Is(err, ErrCorrupt) {
+			if x, err = s.RebuildIndex(ctx); err != nil {
+				return fmt.Errorf("%w: %w", ErrIndexNotUpdated, err)
+			}
+			// The rebuilt index holds every record as stored now; the
+			// change still applies on top (a record may be newer).
+			_, etag, err = s.getIndex(ctx)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrIndexNotUpdated, err)
 		}
-		if !x.merge(recs) && etag != "" {
+		if !change(&x) && etag != "" {
 			return nil
 		}
 		x.Updated = s.now().UTC()
@@ -315,7 +472,7 @@ func (s *Store) UpdateIndex(ctx context.Context, recs ...Record) error {
 		if !isConflict(err) || attempt >= s.maxAttempts {
 			return fmt.Errorf("%w: %w", ErrIndexNotUpdated, err)
 		}
-		if err := sleep(ctx, backoff(attempt)); err != nil {
+		if err := backoff.Sleep(ctx, conflictBackoff.Wait(attempt)); err != nil {
 			return fmt.Errorf("%w: %w", ErrIndexNotUpdated, err)
 		}
 	}
@@ -325,7 +482,7 @@ func (s *Store) UpdateIndex(ctx context.Context, recs ...Record) error {
 func (s *Store) get(ctx context.Context, key string) ([]byte, string, error) {
 	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
-		if statusOf(err) == http.StatusNotFound {
+		if s3err.NotFound(err) {
 			return nil, "", fmt.Errorf("%s: %w", key, ErrNotFound)
 		}
 		return nil, "", err
@@ -372,36 +529,43 @@ func (s *Store) put(ctx context.Context, key string, data []byte, etag string) (
 // flight (409 ConditionalRequestConflict), or it was deleted since it was
 // read (404 to If-Match). All are resolved by reading again.
 func isConflict(err error) bool {
-	switch statusOf(err) {
-	case http.StatusPreconditionFailed, http.StatusConflict, http.StatusNotFound:
-		return true
-	}
-	return false
+	return s3err.PreconditionFailed(err) || s3err.NotFound(err) || s3err.Status(err) == http.StatusConflict
 }
 
-func statusOf(err error) int {
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
-	}
-	return 0
+// throttleKey marks, with its time, the last 429 from the SDS job limits.
+func (s *Store) throttleKey() string { return s.prefix + "catalog/v1/throttled.json" }
+
+type throttleMark struct {
+	At time.Time `json:"at"`
 }
 
-func backoff(attempt int) time.Duration {
-	ceiling := baseBackoff << min(attempt-1, 10)
-	if ceiling > maxBackoff {
-		ceiling = maxBackoff
+// MarkThrottled records that the SDS job limits answered 429 at at.
+func (s *Store) MarkThrottled(ctx context.Context, at time.Time) error {
+	body, err := json.Marshal(throttleMark{At: at.UTC()})
+	if err != nil {
+		return err
 	}
-	return rand.N(ceiling + 1)
+	key := s.throttleKey()
+	_, err = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")})
+	if err != nil {
+		return fmt.Errorf("catalog: write %s: %w", key, err)
+	}
+	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
+// ThrottledAt is when the job limits last answered 429; zero when never,
+// or when the mark cannot be read (it only ever stops work early).
+func (s *Store) ThrottledAt(ctx context.Context) (time.Time, error) {
+	data, _, err := s.get(ctx, s.throttleKey())
+	if errors.Is(err, ErrNotFound) {
+		return time.Time{}, nil
 	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("catalog: read %s: %w", s.throttleKey(), err)
+	}
+	var m throttleMark
+	if json.Unmarshal(data, &m) != nil {
+		return time.Time{}, nil
+	}
+	return m.At, nil
 }

@@ -357,7 +357,7 @@ func TestList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	recs, err := st.List(ctx)
+	recs, _, err := st.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,12 +398,170 @@ func TestUpdateFrom(t *testing.T) {
 	if third.Revision != 3 || len(third.Jobs) != 1 || third.Visibility != Public || puts != 2 {
 		t.Errorf("revision %d, jobs %d, visibility %s, %d writes", third.Revision, len(third.Jobs), third.Visibility, puts)
 	}
-	recs, err := st.List(ctx)
+	recs, _, err := st.List(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	puts = 0
 	if _, err := st.UpdateFrom(ctx, recs[0], func(r *Record) error { r.Visibility = Private; return nil }); err != nil || puts != 1 {
 		t.Errorf("update from a listed record: %d writes, %v", puts, err)
+	}
+}
+
+// putRaw stores body at key as someone else (or bit rot) would.
+func putRaw(t *testing.T, api *s3.Client, bucket, key, body string) {
+	t.Helper()
+	if _, err := api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &key, Body: strings.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged record is reported as damaged, naming its object; List skips
+// it and reports it instead of failing for every data source.
+func TestDamagedRecordIsReportedNotRetried(t *testing.T) {
+	st, api, bucket := newStore(t)
+	ctx := context.Background()
+	good := ID{"a1b2c3", "Good"}
+	if _, err := st.Update(ctx, good, func(r *Record) error { r.Visibility = Public; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"garbage": "\x00not json",
+		"foreign": `{"schema":1,"accessId":"zzz","name":"Other","entityCount":0,"needsKey":false,"updated":"2026-01-01T00:00:00Z","revision":1}`,
+		"newer":   `{"schema":9,"accessId":"20181f26d9e94c81acdf9496133d4f23","name":"FourthCoffeeSample"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			putRaw(t, api, bucket, st.RecordKey(ds), body)
+			_, err := st.Get(ctx, ds)
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "s3://"+bucket+"/"+st.RecordKey(ds)) {
+				t.Errorf("Get: %v, want ErrCorrupt naming the object", err)
+			}
+			if _, err := st.Update(ctx, ds, func(r *Record) error { r.Visibility = Private; return nil }); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Update over a damaged record: %v, want ErrCorrupt", err)
+			}
+			if after, _ := rawObject(t, api, bucket, st.RecordKey(ds)); after != body {
+				t.Errorf("Update changed the damaged record: %s", after)
+			}
+			recs, damaged, err := st.List(ctx)
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			if len(recs) != 1 || recs[0].Name != "Good" {
+				t.Errorf("List records %v", recs)
+			}
+			if len(damaged) != 1 || damaged[0].Key != st.RecordKey(ds) || damaged[0].Name != "fourthcoffeesample" || damaged[0].Problem == "" {
+				t.Errorf("List damaged %+v", damaged)
+			}
+		})
+	}
+}
+
+// Repair replaces a damaged record only after keeping a copy of it, and
+// only over the revision it copied.
+func TestRepairKeepsTheDamagedRecord(t *testing.T) {
+	st, api, bucket := newStore(t)
+	ctx := context.Background()
+	for range 3 { // revision 3 in the index
+		if _, err := st.Update(ctx, ds, func(r *Record) error { r.Visibility = Public; r.LastSeen = time.Now(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const garbage = `{"schema":1,"accessId":`
+	putRaw(t, api, bucket, st.RecordKey(ds), garbage)
+	_, etag := rawObject(t, api, bucket, st.RecordKey(ds))
+
+	// Another writer replaces the damaged object between read and write:
+	// Repair must not write over it blindly.
+	raced := false
+	st.beforePut = func(k string) {
+		if k == st.RecordKey(ds) && !raced {
+			raced = true
+			putRaw(t, api, bucket, k, garbage+" ")
+		}
+	}
+	rec, kept, err := st.Repair(ctx, ds, func(r *Record) error { r.Visibility = Private; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Visibility != Private || rec.Revision != 4 {
+		t.Errorf("repaired record: visibility %q, revision %d (want private, 4)", rec.Visibility, rec.Revision)
+	}
+	// Both damaged revisions are kept, each under its own key.
+	first, _ := rawObject(t, api, bucket, st.DamagedKey(ds, etag))
+	if first != garbage {
+		t.Errorf("first damaged revision kept as %q", first)
+	}
+	if kept == st.DamagedKey(ds, etag) {
+		t.Errorf("kept at %s: the first copy, not the revision actually replaced", kept)
+	}
+	if second, _ := rawObject(t, api, bucket, kept); second != garbage+" " {
+		t.Errorf("replaced revision kept as %q", second)
+	}
+	got, err := st.Get(ctx, ds)
+	if err != nil || got.Visibility != Private {
+		t.Fatalf("after Repair: %+v, %v", got, err)
+	}
+	x, err := st.Index(ctx)
+	if err != nil || len(x.DataSources) != 1 || x.DataSources[0].Revision != 4 || x.DataSources[0].Visibility != Private {
+		t.Errorf("index after Repair: %+v, %v", x, err)
+	}
+	// A sound record is updated as by Update, nothing kept.
+	if _, kept, err := st.Repair(ctx, ds, func(r *Record) error { return nil }); err != nil || kept != "" {
+		t.Errorf("Repair of a sound record: kept %q, %v", kept, err)
+	}
+}
+
+// An index that cannot be read is rebuilt from the records, by reading it
+// and by writing any record; damaged records are listed in it.
+func TestDamagedIndexIsRebuilt(t *testing.T) {
+	st, api, bucket := newStore(t)
+	ctx := context.Background()
+	for _, n := range []string{"Alpha", "Beta"} {
+		if _, err := st.Update(ctx, ID{"a1b2c3", n}, func(r *Record) error { r.Visibility = Public; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putRaw(t, api, bucket, st.RecordKey(ID{"a1b2c3", "Broken"}), "garbage")
+	for _, damage := range []string{"garbage", `{"schema":7}`, `{"schema":1,"dataSources":"x"}`} {
+		putRaw(t, api, bucket, st.IndexKey(), damage)
+		x, err := st.Index(ctx)
+		if err != nil {
+			t.Fatalf("Index over %q: %v", damage, err)
+		}
+		if len(x.DataSources) != 2 || x.DataSources[0].Name != "Alpha" || len(x.Damaged) != 1 || x.Damaged[0].Name != "broken" {
+			t.Errorf("rebuilt index over %q: %+v", damage, x)
+		}
+		if stored, _ := rawObject(t, api, bucket, st.IndexKey()); !strings.Contains(stored, `"Beta"`) {
+			t.Errorf("rebuilt index not stored: %s", stored)
+		}
+	}
+	// A record write over a damaged index rebuilds it too.
+	putRaw(t, api, bucket, st.IndexKey(), "garbage")
+	if _, err := st.Update(ctx, ID{"a1b2c3", "Gamma"}, func(r *Record) error { r.Visibility = Private; return nil }); err != nil {
+		t.Fatalf("Update over a damaged index: %v", err)
+	}
+	stored, _ := rawObject(t, api, bucket, st.IndexKey())
+	var x Index
+	if err := json.Unmarshal([]byte(stored), &x); err != nil || len(x.DataSources) != 3 {
+		t.Errorf("index after a record write: %s", stored)
+	}
+	// A rebuild never overwrites an index written meanwhile.
+	putRaw(t, api, bucket, st.IndexKey(), "garbage")
+	writes := 0
+	st.beforePut = func(k string) {
+		if k == st.IndexKey() {
+			if writes++; writes == 1 {
+				putRaw(t, api, bucket, k, "other garbage")
+			}
+		}
+	}
+	if _, err := st.RebuildIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if writes != 2 {
+		t.Errorf("%d index writes, want 2: the first must fail on the index written meanwhile", writes)
+	}
+	if stored, _ := rawObject(t, api, bucket, st.IndexKey()); !strings.Contains(stored, `"Gamma"`) {
+		t.Errorf("index after a raced rebuild: %s", stored)
 	}
 }

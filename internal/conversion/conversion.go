@@ -33,6 +33,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/geojson"
+	"github.com/sdsops/sdsops/internal/s3err"
 )
 
 // Error classes for errors.Is; every error Convert returns is in one.
@@ -198,7 +199,7 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 		// The manifest changed since it was read: when it now records a
 		// conversion whose outputs are in place (a concurrent convert of
 		// the same archive), those are the outputs; else ours go.
-		if archive.IsPreconditionFailed(err) {
+		if s3err.PreconditionFailed(err) {
 			if _, _, now, rerr := c.readManifest(ctx, manifestKey); rerr == nil && now.Conversion != nil && now.SHA256 == m.SHA256 {
 				if ok, _ := c.inPlace(ctx, now); ok {
 					res.Record, res.Reused = *now.Conversion, true
@@ -219,7 +220,7 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (Record, error) {
 	bucket := c.store.Bucket()
 	obj, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
-	if archive.IsNotFound(err) {
+	if s3err.NotFound(err) {
 		return Record{}, classed(ErrIntegrity, "read the archive", errors.New("the archived object is missing"))
 	}
 	if err != nil {
@@ -314,7 +315,7 @@ func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
 	bucket := c.store.Bucket()
 	for _, f := range []File{r.GeoJSON, r.Schema} {
 		head, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &f.Key})
-		if archive.IsNotFound(err) {
+		if s3err.NotFound(err) {
 			return false, nil
 		}
 		if err != nil {
@@ -331,7 +332,7 @@ func (c *Converter) readManifest(ctx context.Context, mkey string) (map[string]j
 	bucket := c.store.Bucket()
 	var m manifest
 	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &mkey})
-	if archive.IsNotFound(err) {
+	if s3err.NotFound(err) {
 		return nil, nil, m, classed(ErrNotFound, "s3://"+bucket+"/"+mkey, errors.New("no manifest: not an archive, or an incomplete one"))
 	}
 	if err != nil {

@@ -19,6 +19,9 @@ const (
 	MetricScheduled    = "BackupsScheduled"
 	MetricCarriedOver  = "BackupsCarriedOver"
 	MetricDataSources  = "DataSourcesSeen"
+	// MetricDamagedRecords counts the catalog records discovery could not
+	// read (their data sources are backed up as if new).
+	MetricDamagedRecords = "CatalogRecordsDamaged"
 )
 
 // Metric is one value of an Embedded Metric Format line.

@@ -356,7 +356,7 @@ func TestMultiNight(t *testing.T) {
 
 		t0 := time.Now()
 		sources := s.discover()
-		records, err := s.store.List(s.ctx)
+		records, _, err := s.store.List(s.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -510,7 +510,7 @@ func (s *simulation) checkLimits(t *testing.T, night int, lim nightly.Limits) {
 // checkCatalog compares every record and the index with the emulator's
 // state, and tonight's archives with their records.
 func (s *simulation) checkCatalog(t *testing.T, night int, start time.Time, archived []nightly.Item) {
-	recs, err := s.store.List(s.ctx)
+	recs, _, err := s.store.List(s.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/backoff"
 )
 
 // RetryPolicy bounds the client's retries; the package doc describes the
@@ -61,7 +62,7 @@ func (c *Client) withRetries(ctx context.Context, op string, may func(error) boo
 		c.log.LogAttrs(ctx, slog.LevelWarn, "sds retry",
 			slog.String("op", op), slog.Int("attempt", attempt), slog.Int("status", e.StatusCode),
 			slog.Duration("wait", wait), slog.String("error", e.Class.Error()))
-		if sleep(ctx, wait) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return err
 		}
 	}
@@ -71,21 +72,7 @@ func (c *Client) withRetries(ctx context.Context, op string, may func(error) boo
 // from 1): full jitter over [0, min(MaxDelay, BaseDelay*2^(attempt-1))],
 // raised to retryAfter when the service asked for more.
 func (p RetryPolicy) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	ceiling := p.BaseDelay
-	for i := 1; i < attempt && ceiling < p.MaxDelay; i++ {
-		ceiling *= 2
-	}
-	if ceiling > p.MaxDelay {
-		ceiling = p.MaxDelay
-	}
-	var d time.Duration
-	if ceiling > 0 {
-		d = rand.N(ceiling + 1)
-	}
-	if retryAfter > d {
-		d = retryAfter
-	}
-	return d
+	return max(backoff.Policy{Base: p.BaseDelay, Max: p.MaxDelay}.Wait(attempt), retryAfter)
 }
 
 // retryable decides whether a failed attempt of an ordinary request may be
@@ -143,18 +130,4 @@ func parseRetryAfter(h http.Header, now time.Time) (time.Duration, bool) {
 		return 0, true
 	}
 	return 0, false
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -12,6 +12,12 @@ import (
 // Dataset is one downloadable version of a data source. Its XML is generated on the fly from
 // these fields alone: the same Dataset always yields the same bytes, and nothing is held in
 // memory beyond one entity.
+//
+// It does not use internal/dataset/datasettest: that package is for tests only, and the
+// emulator also runs as a program (make run, make up, make emulator). Nor would it remove much:
+// what the two share is the schema header, which here follows the download page's example
+// and Microsoft's tools (byte order mark, {Name}Data root, geography columns) while
+// datasettest follows the load page's; the entity generators have nothing in common.
 type Dataset struct {
 	AccessID       string
 	Name           string

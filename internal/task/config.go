@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -174,12 +175,18 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
-// NewServiceFromEnv builds a Service from the environment: the standard
-// AWS SDK variables (AWS_REGION, AWS_ENDPOINT_URL, ...), S3_USE_PATH_STYLE
-// and the variables of ConfigFromEnv. The archive, its converter and the
-// catalog are configured when ARCHIVE_BUCKET is set; CopyToS3, Convert,
-// Restore, LoadStatus, Discover, Record and Inventory fail without it.
-func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) {
+// Env is what a function's dependencies are built from at cold start:
+// the configuration, the AWS SDK configuration (AWS_REGION,
+// AWS_ENDPOINT_URL, ...) and S3_USE_PATH_STYLE.
+type Env struct {
+	Config Config
+	AWS    aws.Config
+	Log    *slog.Logger
+	s3     *s3.Client
+}
+
+// NewEnv reads the environment.
+func NewEnv(ctx context.Context, log *slog.Logger) (*Env, error) {
 	cfg, err := ConfigFromEnv(os.Getenv)
 	if err != nil {
 		return nil, err
@@ -188,33 +195,93 @@ func NewServiceFromEnv(ctx context.Context, log *slog.Logger) (*Service, error) 
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
-	sm := secretsmanager.NewFromConfig(awsCfg)
-	keys := masterkey.New(sm, cfg.SecretTTL)
-	var arch Archiver
-	var client *s3.Client
-	var objects ArchiveObjects
-	var conv Converter
-	if cfg.ArchiveBucket != "" {
-		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
-		client = s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
-		a, err := archive.New(client, archive.Config{Bucket: cfg.ArchiveBucket, Prefix: cfg.ArchivePrefix, KMSKeyID: cfg.ArchiveKMSKeyID})
-		if err != nil {
-			return nil, fmt.Errorf("archive: %w", err)
-		}
-		arch, objects, conv = a, client, conversion.New(client, a)
+	return &Env{Config: cfg, AWS: awsCfg, Log: log}, nil
+}
+
+// bucket is the archive bucket's S3 client; an error without ARCHIVE_BUCKET.
+func (e *Env) bucket() (*s3.Client, error) {
+	if e.Config.ArchiveBucket == "" {
+		return nil, errors.New("ARCHIVE_BUCKET is not set")
 	}
+	if e.s3 == nil {
+		pathStyle := strings.EqualFold(os.Getenv("S3_USE_PATH_STYLE"), "true")
+		e.s3 = s3.NewFromConfig(e.AWS, func(o *s3.Options) { o.UsePathStyle = pathStyle })
+	}
+	return e.s3, nil
+}
+
+func (e *Env) archive() (*archive.Store, error) {
+	client, err := e.bucket()
+	if err != nil {
+		return nil, err
+	}
+	a, err := archive.New(client, archive.Config{Bucket: e.Config.ArchiveBucket, Prefix: e.Config.ArchivePrefix, KMSKeyID: e.Config.ArchiveKMSKeyID})
+	if err != nil {
+		return nil, fmt.Errorf("archive: %w", err)
+	}
+	return a, nil
+}
+
+// A Need builds one of a function's dependencies from the environment; a
+// function's main package names its own (Start).
+type Need func(*Env, *Deps) error
+
+// The dependencies a function may need.
+var (
+	// NeedKeys: master keys from Secrets Manager, for operations that call SDS.
+	NeedKeys Need = func(e *Env, d *Deps) error {
+		d.Keys = masterkey.New(secretsmanager.NewFromConfig(e.AWS), e.Config.SecretTTL)
+		return nil
+	}
+	// NeedArchive: the archive store that copies exports (ARCHIVE_BUCKET).
+	NeedArchive Need = func(e *Env, d *Deps) (err error) {
+		d.Archive, err = e.archive()
+		return err
+	}
+	// NeedObjects: the archive bucket's objects, read and written directly.
+	NeedObjects Need = func(e *Env, d *Deps) (err error) {
+		d.Objects, err = e.bucket()
+		return err
+	}
+	// NeedConverter: archives to GeoJSON (ARCHIVE_BUCKET).
+	NeedConverter Need = func(e *Env, d *Deps) error {
+		a, err := e.archive()
+		if err != nil {
+			return err
+		}
+		d.Converter = conversion.New(e.s3, a)
+		return nil
+	}
+	// NeedCatalog: the catalog in the archive bucket, the key overrides
+	// secret, and the metrics line on stdout.
+	NeedCatalog Need = func(e *Env, d *Deps) error {
+		client, err := e.bucket()
+		if err != nil {
+			return err
+		}
+		d.Catalog = catalog.New(client, e.Config.ArchiveBucket, e.Config.CatalogPrefix)
+		d.Secrets = secretsmanager.NewFromConfig(e.AWS)
+		d.Metrics = os.Stdout
+		return nil
+	}
+)
+
+// NewServiceFromEnv builds a Service with the dependencies needs build
+// from e, and the SDS client's transport, timeout and logger.
+func NewServiceFromEnv(e *Env, needs ...Need) (*Service, error) {
 	hc := &http.Client{Transport: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}}
-	s := NewService(cfg, keys, arch, objects, log, sds.WithHTTPClient(hc), sds.WithLogger(log), sds.WithTimeout(cfg.SDSTimeout))
-	s.converter = conv
-	if client != nil {
-		s.WithCatalog(catalog.New(client, cfg.ArchiveBucket, cfg.CatalogPrefix), client, sm, os.Stdout)
+	d := Deps{Log: e.Log, SDS: []sds.Option{sds.WithHTTPClient(hc), sds.WithLogger(e.Log), sds.WithTimeout(e.Config.SDSTimeout)}}
+	for _, need := range needs {
+		if err := need(e, &d); err != nil {
+			return nil, err
+		}
 	}
-	return s, nil
+	return NewService(e.Config, d), nil
 }
 
 func splitList(s string) []string {

@@ -6,19 +6,6 @@ import (
 	"github.com/sdsops/sdsops/internal/conversion"
 )
 
-// Error types of the convert function.
-const (
-	// ArchiveNotFound: no manifest under the key given.
-	ArchiveNotFound = "ArchiveNotFound"
-	// ArchiveTampered: the archived bytes do not match the sha256 or size
-	// in their manifest; nothing was written. Not retried.
-	ArchiveTampered = "ArchiveTampered"
-	// ConversionFailed: the archive is intact but does not convert; the
-	// backup state machine also reports any failure of its conversion
-	// step under this type, with the step's own type in the cause.
-	ConversionFailed = "ConversionFailed"
-)
-
 // ConvertEvent is the convert function's event: one archive, named by its
 // key or its manifest's, or one page of a backfill of every archive under
 // a prefix.
@@ -83,10 +70,7 @@ type Converter interface {
 // Convert turns one archive into GeoJSON and a schema beside it, or
 // lists one page of a backfill.
 func (s *Service) Convert(ctx context.Context, raw []byte) (any, error) {
-	if s.converter == nil {
-		return nil, &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
-	}
-	return convert(ctx, s.converter, raw)
+	return convert(ctx, s.dep.Converter, raw)
 }
 
 func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {

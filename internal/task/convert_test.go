@@ -5,21 +5,45 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/testenv"
 )
 
-// pagedArchives stands in for the archive bucket's manifests: the
-// event handling is tested here, the S3 side end to end in statemachine.
-type pagedArchives struct {
-	keys      []string
+// archives is the real converter's listing and ownership check over a
+// moto bucket holding keys (empty objects); Convert only records the
+// manifest keys it is asked for, or fails with err: the event handling is
+// tested here, the conversion itself in internal/conversion and end to
+// end in statemachine.
+type archives struct {
+	*conversion.Converter
 	converted []string
 	err       error
 }
 
-func (p *pagedArchives) Convert(_ context.Context, mkey string) (conversion.Result, error) {
+func newArchives(t *testing.T, keys ...string) *archives {
+	t.Helper()
+	api := testenv.S3(t)
+	bucket := testenv.Bucket(t, api)
+	store, err := archive.New(api, archive.Config{Bucket: bucket, Prefix: "sds-exports/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &k, Body: strings.NewReader("")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &archives{Converter: conversion.New(api, store)}
+}
+
+func (p *archives) Convert(_ context.Context, mkey string) (conversion.Result, error) {
 	if p.err != nil {
 		return conversion.Result{}, p.err
 	}
@@ -27,24 +51,9 @@ func (p *pagedArchives) Convert(_ context.Context, mkey string) (conversion.Resu
 	return conversion.Result{ManifestKey: mkey, Key: strings.TrimSuffix(mkey, conversion.ManifestSuffix)}, nil
 }
 
-func (p *pagedArchives) ListManifests(_ context.Context, prefix, startAfter string, max int) ([]string, string, bool, error) {
-	var out []string
-	next := startAfter
-	for _, k := range p.keys {
-		if strings.HasPrefix(k, "sds-exports/"+prefix) && k > startAfter && len(out) < max {
-			out = append(out, k)
-			next = k
-		}
-	}
-	return out, next, len(out) < max, nil
-}
-
-func (p *pagedArchives) OwnedBy(key, ds string) bool {
-	return strings.HasPrefix(key, "sds-exports/"+ds)
-}
-
 func TestConvertEvents(t *testing.T) {
 	const key = "sds-exports/a1/Stores/2024/05/01/j1.xml"
+	conv := newArchives(t)
 	for _, tc := range []struct {
 		why, event string
 		wantType   string // "" for success
@@ -64,7 +73,7 @@ func TestConvertEvents(t *testing.T) {
 		{"not JSON", `key=x`, InvalidInput, ""},
 	} {
 		t.Run(tc.why, func(t *testing.T) {
-			p := &pagedArchives{}
+			p := &archives{Converter: conv.Converter}
 			out, err := convert(context.Background(), p, []byte(tc.event))
 			if tc.wantType == "" {
 				if err != nil || len(p.converted) != 1 || p.converted[0] != tc.converted {
@@ -84,6 +93,7 @@ func TestConvertEvents(t *testing.T) {
 }
 
 func TestConvertErrorTypes(t *testing.T) {
+	conv := newArchives(t)
 	for class, want := range map[error]string{
 		conversion.ErrIntegrity: ArchiveTampered,
 		conversion.ErrNotFound:  ArchiveNotFound,
@@ -91,7 +101,7 @@ func TestConvertErrorTypes(t *testing.T) {
 		conversion.ErrExport:    ConversionFailed,
 		conversion.ErrStorage:   ArchiveUnavailable,
 	} {
-		p := &pagedArchives{err: fmt.Errorf("convert s3://b/k: %w: detail", class)}
+		p := &archives{Converter: conv.Converter, err: fmt.Errorf("convert s3://b/k: %w: detail", class)}
 		_, err := convert(context.Background(), p, []byte(`{"key":"sds-exports/a/b/2024/01/01/j.xml"}`))
 		if e := classify(err); e.Type != want || !strings.Contains(e.Message, "detail") {
 			t.Errorf("%v: type %s message %q, want %s", class, e.Type, e.Message, want)
@@ -100,12 +110,21 @@ func TestConvertErrorTypes(t *testing.T) {
 }
 
 // TestConvertBackfillPages: pages of at most 100 manifests, in key
-// order, each page's outcomes counted into the totals of the next.
+// order, each page's outcomes counted into the totals of the next; only
+// the data source's archive manifests, not the archives, their outputs or
+// another data source's.
 func TestConvertBackfillPages(t *testing.T) {
-	p := &pagedArchives{}
+	var manifests, objects []string
 	for i := range 250 {
-		p.keys = append(p.keys, fmt.Sprintf("sds-exports/a1/Stores/2024/05/01/j%03d.xml.manifest.json", i))
+		k := fmt.Sprintf("sds-exports/a1/Stores/2024/05/01/j%03d.xml", i)
+		manifests = append(manifests, k+conversion.ManifestSuffix)
+		objects = append(objects, k+conversion.ManifestSuffix)
+		if i%50 == 0 {
+			objects = append(objects, k, strings.TrimSuffix(k, ".xml")+".geojson", strings.TrimSuffix(k, ".xml")+".schema.json",
+				k+".load-0123.failed.xml", "sds-exports/a1/Stores-2/2024/05/01/other.xml"+conversion.ManifestSuffix)
+		}
 	}
+	p := newArchives(t, objects...)
 	ev := map[string]any{"accessId": "a1", "dataSourceName": "Stores"}
 	var seen []string
 	var page BackfillPage
@@ -138,8 +157,8 @@ func TestConvertBackfillPages(t *testing.T) {
 			break
 		}
 	}
-	if len(seen) != 250 || seen[0] != p.keys[0] || seen[249] != p.keys[249] {
-		t.Fatalf("listed %d manifests", len(seen))
+	if !slices.Equal(seen, manifests) {
+		t.Fatalf("listed %d manifests, want the data source's 250 in key order", len(seen))
 	}
 	tot := page.Totals
 	if tot.Converted+tot.Skipped+tot.Failed != 250 || tot.Failed != 34+34+17 || len(tot.Failures) != maxListedFailures || len(tot.Failures[0].Cause) > 500+len("…") {

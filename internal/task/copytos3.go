@@ -39,9 +39,6 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if err := validateJobID(st.JobID); err != nil {
 		return nil, err
 	}
-	if s.archive == nil {
-		return nil, errNoArchive
-	}
 	created, err := parseStateTime("createdDate", st.CreatedDate)
 	if err != nil {
 		return nil, err
@@ -70,7 +67,7 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	var res archive.Result
 	err = s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) (err error) {
 		req.Redact = c.Redact
-		res, err = s.archive.Copy(ctx, req, func(ctx context.Context) (archive.Export, error) {
+		res, err = s.dep.Archive.Copy(ctx, req, func(ctx context.Context) (archive.Export, error) {
 			return archiveExport(c.OpenExportURL(ctx, st.DownloadURL))
 		})
 		if errors.Is(err, archive.ErrUnverified) {

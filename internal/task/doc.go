@@ -7,8 +7,8 @@
 // catalog, and list the inventory.
 //
 // Layout: one file per operation, each a method of Service (service.go,
-// which holds what operations share: config, keys, archive, converter, SDS
-// client). startdownload.go, copytos3.go, convert.go, delete.go and
+// which holds what operations share: the configuration and Deps, the
+// dependencies given once at construction). startdownload.go, copytos3.go, convert.go, delete.go and
 // setpublic.go hold an operation and, where its job is polled, its status
 // check; checkstatus.go dispatches CheckStatus to those checks by the
 // state's operation. restore.go (prepare a restore, or start its load),
@@ -17,10 +17,11 @@
 // strictly, and an aborted load's failed entities are kept in S3, so
 // LoadStatus is a function of its own rather than a case of CheckStatus.
 // nightly.go (Discover), record.go (Record) and inventory.go (Inventory)
-// use the catalog the Service gets with the archive bucket (WithCatalog).
-// config.go reads the environment and names every default; lambda.go
-// adapts an operation to the Lambda runtime, so a function's main package
-// is one line: task.Start("name", (*task.Service).Operation). A new
+// use the catalog in the archive bucket. config.go reads the environment,
+// names every default and builds the dependencies a function names
+// (NeedKeys, NeedArchive, ...); lambda.go adapts an operation to the
+// Lambda runtime, so a function's main package is one line:
+// task.Start("name", (*task.Service).Operation, task.NeedKeys, ...). A new
 // operation adds its own file and main package the same way.
 //
 // Events and results are JSON objects with camelCase fields. Entry events

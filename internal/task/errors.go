@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -38,6 +39,19 @@ const (
 	FunctionTimeout = "FunctionTimeout"
 	// SecretUnavailable: Secrets Manager could not answer; retried.
 	SecretUnavailable = "SecretUnavailable"
+	// ArchiveNotFound: no manifest under the key given (convert).
+	ArchiveNotFound = "ArchiveNotFound"
+	// ArchiveTampered: the archived bytes do not match the sha256 or size
+	// in their manifest; nothing was written. Not retried.
+	ArchiveTampered = "ArchiveTampered"
+	// ConversionFailed: the archive is intact but does not convert; the
+	// backup state machine also reports any failure of its conversion
+	// step under this type, with the step's own type in the cause.
+	ConversionFailed = "ConversionFailed"
+	// CatalogCorrupt: a catalog record or index in S3 cannot be read
+	// (garbage, another data source's, a newer format); the message names
+	// the object. Not retried: reading it again gives the same bytes.
+	CatalogCorrupt = "CatalogCorrupt"
 	// Internal: a fault of this function (configuration, a bug).
 	Internal = "Internal"
 )
@@ -64,6 +78,8 @@ func classify(err error) *Error {
 	}
 	typ := Internal
 	switch {
+	case errors.Is(err, catalog.ErrCorrupt):
+		typ = CatalogCorrupt
 	// A conversion's own classes first: its storage failures may wrap the archive's.
 	case errors.Is(err, conversion.ErrIntegrity):
 		typ = ArchiveTampered
@@ -103,6 +119,15 @@ func classify(err error) *Error {
 		typ = SdsUnavailable
 	}
 	return &Error{Type: typ, Message: err.Error(), Err: err}
+}
+
+// catalogFailure types a failure of the catalog in S3: CatalogCorrupt for
+// an object that cannot be read, ArchiveUnavailable (retried) otherwise.
+func catalogFailure(err error) *Error {
+	if errors.Is(err, catalog.ErrCorrupt) {
+		return &Error{Type: CatalogCorrupt, Message: err.Error(), Err: err}
+	}
+	return &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 }
 
 // LambdaError converts err into the form the Lambda runtime reports with

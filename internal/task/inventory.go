@@ -42,6 +42,9 @@ type InventoryEntry struct {
 type Inventory struct {
 	Updated     time.Time        `json:"updated,omitzero"`
 	DataSources []InventoryEntry `json:"dataSources"`
+	// Damaged lists the catalog records that could not be read, by key;
+	// their data sources are in DataSources with state "damaged".
+	Damaged []catalog.Damaged `json:"damaged"`
 }
 
 // ArchiveList is one data source's archives, newest first, each its
@@ -67,6 +70,9 @@ type inventoryEvent struct {
 	AccessID       string            `json:"accessId"`
 	DataSourceName string            `json:"dataSourceName"`
 	Limit          int               `json:"limit"`
+	// RebuildIndex rebuilds the catalog index from the records before
+	// listing (direct invocation only).
+	RebuildIndex bool `json:"rebuildIndex"`
 }
 
 // Inventory answers a direct invocation or an API Gateway proxy request.
@@ -76,6 +82,14 @@ func (s *Service) Inventory(ctx context.Context, raw []byte) (any, error) {
 		return nil, err
 	}
 	if ev.HTTPMethod == "" {
+		if ev.RebuildIndex {
+			if ev.AccessID != "" || ev.DataSourceName != "" {
+				return nil, invalid("rebuildIndex lists every data source: give no accessId or dataSourceName")
+			}
+			if _, err := s.dep.Catalog.RebuildIndex(ctx); err != nil {
+				return nil, catalogFailure(err)
+			}
+		}
 		return s.inventory(ctx, ev.AccessID, ev.DataSourceName, ev.Limit)
 	}
 	accessID, name := ev.PathParameters["accessId"], ev.PathParameters["name"]
@@ -123,15 +137,28 @@ func (s *Service) inventory(ctx context.Context, accessID, name string, limit in
 }
 
 func (s *Service) list(ctx context.Context) (Inventory, error) {
-	x, err := s.cat.store.Index(ctx)
+	x, err := s.dep.Catalog.Index(ctx)
 	if err != nil {
-		return Inventory{}, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+		return Inventory{}, catalogFailure(err)
 	}
 	now := s.now().UTC()
-	out := Inventory{Updated: x.Updated, DataSources: make([]InventoryEntry, 0, len(x.DataSources))}
+	out := Inventory{Updated: x.Updated, DataSources: make([]InventoryEntry, 0, len(x.DataSources)), Damaged: []catalog.Damaged{}}
+	damaged := make(map[string]bool, len(x.Damaged))
+	for _, d := range x.Damaged {
+		out.Damaged = append(out.Damaged, d)
+		id := catalog.ID{AccessID: d.AccessID, Name: d.Name}
+		damaged[id.Key()] = true
+		if !slices.ContainsFunc(x.DataSources, func(e catalog.IndexEntry) bool {
+			return catalog.ID{AccessID: e.AccessID, Name: e.Name}.Key() == id.Key()
+		}) {
+			x.DataSources = append(x.DataSources, catalog.IndexEntry{AccessID: d.AccessID, Name: d.Name})
+		}
+	}
 	for _, e := range x.DataSources {
 		ie := InventoryEntry{IndexEntry: e, State: "up-to-date"}
 		switch {
+		case damaged[catalog.ID{AccessID: e.AccessID, Name: e.Name}.Key()]:
+			ie.State = "damaged"
 		case !e.DeletedAt.IsZero():
 			ie.State = "deleted"
 		case e.NeedsKey:
@@ -150,14 +177,14 @@ func (s *Service) list(ctx context.Context) (Inventory, error) {
 // archives reads the manifests under the data source's archive prefix.
 // Keys hold the job's date (yyyy/mm/dd), so the last keys are the newest.
 func (s *Service) archives(ctx context.Context, id catalog.ID, limit int) (ArchiveList, error) {
-	if rec, err := s.cat.store.Get(ctx, id); err == nil {
+	if rec, err := s.dep.Catalog.Get(ctx, id); err == nil {
 		id = rec.ID() // the data source's own spelling, as archive keys use it
-	} else if !errors.Is(err, catalog.ErrNotFound) {
-		return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+	} else if !errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrCorrupt) {
+		return ArchiveList{}, catalogFailure(err)
 	}
 	prefix := s.cfg.ArchivePrefix + id.AccessID + "/" + id.Name + "/"
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.cat.objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
+	p := s3.NewListObjectsV2Paginator(s.dep.Objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -181,7 +208,7 @@ func (s *Service) archives(ctx context.Context, id catalog.ID, limit int) (Archi
 	}
 	var all []dated
 	for _, k := range keys {
-		obj, err := s.cat.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &k})
+		obj, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &k})
 		if err != nil {
 			return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading %s: %v", k, err), Err: err}
 		}

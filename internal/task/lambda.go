@@ -103,14 +103,20 @@ func resultStatus(out any) string {
 	return ""
 }
 
-// Start runs the operation op as the Lambda function named function. SDK
-// clients and the key cache are created once per cold start.
-func Start(function string, op Op) {
+// Start runs the operation op as the Lambda function named function, with
+// the dependencies needs build. SDK clients and the key cache are created
+// once per cold start; a dependency that cannot be built (ARCHIVE_BUCKET
+// unset) fails every invocation as a configuration error.
+func Start(function string, op Op, needs ...Need) {
 	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	// The runtime library reports failures through the standard logger;
 	// routing it through slog keeps every line JSON.
 	slog.SetDefault(log.With(slog.String("function", function)))
-	s, err := NewServiceFromEnv(context.Background(), log)
+	env, err := NewEnv(context.Background(), log)
+	var s *Service
+	if err == nil {
+		s, err = NewServiceFromEnv(env, needs...)
+	}
 	if err != nil {
 		log.Error("configuration", slog.String("function", function), slog.String("error", err.Error()))
 		lambda.StartWithOptions(func(context.Context, json.RawMessage) (any, error) {

@@ -95,9 +95,6 @@ func (s *Service) LoadStatus(ctx context.Context, raw []byte) (any, error) {
 				st.ErrorMessage = "the service gave no error message"
 			}
 			if st.Operation == OpLoad && st.ArchiveKey != "" && job.FailedURL() != "" {
-				if s.objects == nil {
-					return errNoArchive
-				}
 				key, err := s.keepFailed(ctx, c, job, st.ArchiveKey)
 				if err != nil {
 					return err
@@ -139,7 +136,7 @@ func (s *Service) keepFailed(ctx context.Context, c *sds.Client, job *sds.Job, a
 	} else {
 		in.ServerSideEncryption = tmtypes.ServerSideEncryptionAes256
 	}
-	up := transfermanager.New(s.objects, func(o *transfermanager.Options) { o.Concurrency = 1 })
+	up := transfermanager.New(s.dep.Objects, func(o *transfermanager.Options) { o.Concurrency = 1 })
 	if _, err := up.UploadObject(ctx, in); err != nil {
 		return "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("keeping the failed output at s3://%s/%s: %v", s.cfg.ArchiveBucket, key, c.Redact(err.Error())), Err: err}
 	}

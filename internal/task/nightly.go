@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -20,37 +20,11 @@ import (
 
 // The nightly run: discover plans it, the state machine runs one nested
 // backup per scheduled data source, record writes each outcome to the
-// catalog. Discover, Record and Inventory need the catalog, which
-// NewServiceFromEnv sets up with the archive bucket (WithCatalog).
+// catalog. Discover, Record and Inventory need the catalog (NeedCatalog).
 
 // SecretReader reads a secret's value (the key overrides map).
 type SecretReader interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
-}
-
-// catalogDeps is what discover, record and inventory use beyond the SDS
-// client: the catalog, the archive bucket's objects, the overrides secret
-// and where the metrics line goes.
-type catalogDeps struct {
-	store   *catalog.Store
-	objects ObjectLister
-	secrets SecretReader
-	metrics io.Writer // receives the EMF line
-}
-
-// WithCatalog gives s the catalog and clients discover, record and
-// inventory use; the metrics line of discover goes to metrics.
-func (s *Service) WithCatalog(store *catalog.Store, objects ObjectLister, secrets SecretReader, metrics io.Writer) *Service {
-	s.cat = &catalogDeps{store: store, objects: objects, secrets: secrets, metrics: metrics}
-	return s
-}
-
-// needCatalog reports an operation that runs without a catalog.
-func (s *Service) needCatalog() error {
-	if s.cat == nil {
-		return &Error{Type: Internal, Message: "no catalog configured: set ARCHIVE_BUCKET"}
-	}
-	return nil
 }
 
 // ScheduledItem is one data source the night backs up: only what the
@@ -76,6 +50,10 @@ type DiscoverResult struct {
 	CarriedOver  int             `json:"carriedOver"`
 	NeedsKey     int             `json:"needsKey"`
 	PastRPO      int             `json:"pastRpo"`
+	// DamagedRecords are the S3 keys of catalog records that could not be
+	// read: their data sources are planned as new, and the backup's record
+	// step replaces each, keeping the damaged object aside.
+	DamagedRecords []string `json:"damagedRecords"`
 }
 
 // discoverEvent may narrow the deploy-time filter for one run.
@@ -91,9 +69,6 @@ const infoParallel = 8
 // plans the night within the job limits, records what it saw in the
 // catalog and returns the data sources to back up.
 func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
-	if err := s.needCatalog(); err != nil {
-		return nil, err
-	}
 	var ev discoverEvent
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
 		if err := decodeStrict(raw, &ev); err != nil {
@@ -129,23 +104,28 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 	for i := range sources {
 		sources[i].KeyRef = keyRef(s.secretFor(overrides, sources[i].ID()))
 	}
-	recs, err := s.cat.store.List(ctx)
+	recs, damaged, err := s.dep.Catalog.List(ctx)
 	if err != nil {
-		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+		return nil, catalogFailure(err)
 	}
 	now := s.now().UTC()
 	plan, err := nightly.Make(nightly.Input{Now: now, Sources: sources, Records: recs, Jobs: jobs, Filter: filter, Limits: s.cfg.Limits})
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	if err := s.observe(ctx, &plan, recs); err != nil {
+	if err := s.observe(ctx, &plan, recs, damaged); err != nil {
 		return nil, err
 	}
-	if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, plan.Metrics()); err == nil {
-		fmt.Fprintf(s.cat.metrics, "%s\n", line)
+	metrics := append(plan.Metrics(), nightly.Metric{Name: nightly.MetricDamagedRecords, Unit: "Count", Value: float64(len(damaged))})
+	if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, metrics); err == nil {
+		fmt.Fprintf(s.dep.Metrics, "%s\n", line)
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
-		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO}
+		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{}}
+	for _, d := range damaged {
+		res.DamagedRecords = append(res.DamagedRecords, d.Key)
+		s.log.WarnContext(ctx, "damaged catalog record: its data source is backed up as if new", slog.String("key", d.Key), slog.String("error", d.Problem))
+	}
 	for _, it := range plan.Items {
 		switch it.State {
 		case nightly.UpToDate:
@@ -189,11 +169,17 @@ func publishedVersions(ctx context.Context, c *sds.Client, list []sds.DataSource
 	return out, errors.Join(errs...)
 }
 
-// observe writes what discovery saw into every record, then the index once.
-func (s *Service) observe(ctx context.Context, plan *nightly.Plan, recs []catalog.Record) error {
+// observe writes what discovery saw into every record but the damaged
+// ones, which only the record step replaces (keeping them aside), then the
+// index once, listing the damaged records.
+func (s *Service) observe(ctx context.Context, plan *nightly.Plan, recs []catalog.Record, damaged []catalog.Damaged) error {
 	byKey := make(map[string]catalog.Record, len(recs))
 	for _, r := range recs {
 		byKey[r.ID().Key()] = r
+	}
+	skip := make(map[string]bool, len(damaged))
+	for _, d := range damaged {
+		skip[catalog.ID{AccessID: d.AccessID, Name: d.Name}.Key()] = true
 	}
 	written := make([]catalog.Record, len(plan.Items))
 	errs := make([]error, len(plan.Items))
@@ -206,19 +192,23 @@ func (s *Service) observe(ctx context.Context, plan *nightly.Plan, recs []catalo
 			defer wg.Done()
 			defer func() { <-sem }()
 			if cur, ok := byKey[it.ID.Key()]; ok {
-				written[i], errs[i] = s.cat.store.UpdateFrom(ctx, cur, observeAndRevive(plan, it))
-			} else {
-				written[i], errs[i] = s.cat.store.UpdateRecord(ctx, it.ID, observeAndRevive(plan, it))
+				written[i], errs[i] = s.dep.Catalog.UpdateFrom(ctx, cur, observeAndRevive(plan, it))
+			} else if !skip[it.ID.Key()] {
+				written[i], errs[i] = s.dep.Catalog.UpdateRecord(ctx, it.ID, observeAndRevive(plan, it))
 			}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return &Error{Type: ArchiveUnavailable, Message: "catalog: " + err.Error(), Err: err}
+		return catalogFailure(err)
 	}
-	if err := s.cat.store.UpdateIndex(ctx, written...); err != nil {
+	written = slices.DeleteFunc(written, func(r catalog.Record) bool { return r.AccessID == "" })
+	if err := s.dep.Catalog.UpdateIndex(ctx, written...); err != nil {
 		// The records are right; the next write carrying them fixes the index.
 		s.log.WarnContext(ctx, "catalog index not updated", slog.String("error", err.Error()))
+	}
+	if err := s.dep.Catalog.ReportDamaged(ctx, damaged); err != nil {
+		s.log.WarnContext(ctx, "damaged records not listed in the catalog index", slog.String("error", err.Error()))
 	}
 	return nil
 }
@@ -228,7 +218,7 @@ func (s *Service) overrides(ctx context.Context) (map[string]string, error) {
 	if s.cfg.KeyOverridesSecretID == "" {
 		return nil, nil
 	}
-	out, err := s.cat.secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.KeyOverridesSecretID})
+	out, err := s.dep.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: &s.cfg.KeyOverridesSecretID})
 	if err != nil {
 		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("key overrides secret %q: %v", s.cfg.KeyOverridesSecretID, err), Err: err}
 	}

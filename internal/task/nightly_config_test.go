@@ -1,8 +1,6 @@
 package task
 
 import (
-	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +60,7 @@ func TestConfigFromEnvNightly(t *testing.T) {
 }
 
 func TestSecretFor(t *testing.T) {
-	n := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil, nil)
+	n := NewService(Config{MasterKeySecretID: "default"}, Deps{})
 	overrides := map[string]string{"abc/shops": "by-id", "shops": "by-name", "stores": "stores-key"}
 	tests := []struct {
 		id   catalog.ID
@@ -83,15 +81,17 @@ func TestSecretFor(t *testing.T) {
 	}
 }
 
-// Without ARCHIVE_BUCKET there is no catalog: the nightly operations say so
-// instead of failing on a nil store.
-func TestNightlyWithoutCatalog(t *testing.T) {
-	s := NewService(Config{MasterKeySecretID: "default"}, nil, nil, nil, nil)
-	for name, op := range map[string]Op{"discover": (*Service).Discover, "record": (*Service).Record, "inventory": (*Service).Inventory} {
-		_, err := op(s, context.Background(), []byte(`{}`))
-		var e *Error
-		if !errors.As(err, &e) || e.Type != Internal || !strings.Contains(e.Message, "ARCHIVE_BUCKET") {
-			t.Errorf("%s without a catalog: %v, want an Internal error naming ARCHIVE_BUCKET", name, err)
+// Without ARCHIVE_BUCKET a function that needs the bucket is not built:
+// the cold start says so, instead of an operation failing on a nil
+// dependency later.
+func TestNeedsWithoutBucket(t *testing.T) {
+	env := &Env{Config: Config{MasterKeySecretID: "default"}}
+	for name, need := range map[string]Need{"archive": NeedArchive, "objects": NeedObjects, "converter": NeedConverter, "catalog": NeedCatalog} {
+		if _, err := NewServiceFromEnv(env, NeedKeys, need); err == nil || !strings.Contains(err.Error(), "ARCHIVE_BUCKET") {
+			t.Errorf("%s without a bucket: %v, want an error naming ARCHIVE_BUCKET", name, err)
 		}
+	}
+	if _, err := NewServiceFromEnv(env, NeedKeys); err != nil {
+		t.Errorf("keys alone need no bucket: %v", err)
 	}
 }

@@ -1,31 +1,16 @@
 package task
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"net/http"
+	"log/slog"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
-
-// ObjectLister is the part of the S3 client record and inventory use
-// beyond the catalog store.
-type ObjectLister interface {
-	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
-	PutObject(context.Context, *s3.PutObjectInput, ...func(*s3.Options)) (*s3.PutObjectOutput, error)
-	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
-}
 
 // Operations record knows.
 const (
@@ -87,6 +72,9 @@ type RecordResult struct {
 	DataSourceName string `json:"dataSourceName"`
 	Status         string `json:"status"`
 	Error          string `json:"error,omitempty"`
+	// DamagedRecordKeptAt is where the damaged record this write replaced
+	// was copied to.
+	DamagedRecordKeptAt string `json:"damagedRecordKeptAt,omitempty"`
 }
 
 // GateResult tells a nightly item whether to skip its backup.
@@ -94,15 +82,9 @@ type GateResult struct {
 	Skip bool `json:"skip"`
 }
 
-// throttleKey marks, with its time, the last 429 from the job limits.
-func (s *Service) throttleKey() string { return s.cfg.CatalogPrefix + "catalog/v1/throttled.json" }
-
 // decodeCatalogEvent decodes the event of an operation that needs the
 // catalog. Unknown fields are let through, as json.Unmarshal does.
 func (s *Service) decodeCatalogEvent(raw []byte, what string, v any) error {
-	if err := s.needCatalog(); err != nil {
-		return err
-	}
 	if err := checkRaw(raw); err != nil {
 		return err
 	}
@@ -199,8 +181,15 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 	default:
 		return nil, invalid("record: operation %q: want backup, delete, setpublic, restore or gate", ev.Operation)
 	}
-	if _, err := s.cat.store.Update(ctx, id, mutate); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
-		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+	// A damaged record is replaced, never silently: Repair keeps a copy
+	// first, and the result and the log say where.
+	_, kept, err := s.dep.Catalog.Repair(ctx, id, mutate)
+	if kept != "" {
+		out.DamagedRecordKeptAt = kept
+		s.log.WarnContext(ctx, "damaged catalog record replaced; the damaged one is kept", slog.String("keptAt", kept))
+	}
+	if err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
+		return nil, catalogFailure(err)
 	}
 	return out, nil
 }
@@ -213,9 +202,7 @@ func (s *Service) failure(ctx context.Context, ev recordEvent, out RecordResult,
 	switch errType {
 	case Throttled:
 		out.Status = StatusThrottled
-		body, _ := json.Marshal(map[string]string{"at": now.Format(time.RFC3339Nano)})
-		key := s.throttleKey()
-		if _, err := s.cat.objects.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")}); err != nil {
+		if err := s.dep.Catalog.MarkThrottled(ctx, now); err != nil {
 			s.log.WarnContext(ctx, "throttle mark not written", "error", err.Error())
 		}
 		return nil, out
@@ -252,24 +239,11 @@ func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
 	if err != nil {
 		return nil, invalid("record: gate needs runStartedAt (RFC 3339)")
 	}
-	key := s.throttleKey()
-	obj, err := s.cat.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key})
+	at, err := s.dep.Catalog.ThrottledAt(ctx)
 	if err != nil {
-		var re *awshttp.ResponseError
-		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
-			return GateResult{}, nil
-		}
-		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading %s: %v", key, err), Err: err}
+		return nil, catalogFailure(err)
 	}
-	defer obj.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(obj.Body, 4096))
-	var mark struct {
-		At time.Time `json:"at"`
-	}
-	if json.Unmarshal(data, &mark) == nil && !mark.At.Before(started) {
-		return GateResult{Skip: true}, nil
-	}
-	return GateResult{}, nil
+	return GateResult{Skip: !at.IsZero() && !at.Before(started)}, nil
 }
 
 // observeAndRevive is plan.Observe that also clears a deletion mark: the

@@ -16,8 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -87,9 +87,6 @@ func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
 	}
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
-	}
-	if s.objects == nil {
-		return nil, errNoArchive
 	}
 	if ev.Staging && ev.Public {
 		return nil, invalid("a staged restore cannot be made public; publish it, then set it public")
@@ -204,10 +201,9 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 }
 
 func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
-	out, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
+	out, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
 	if err != nil {
-		var nsk *types.NoSuchKey
-		if errors.As(err, &nsk) || strings.Contains(err.Error(), "StatusCode: 404") {
+		if s3err.NotFound(err) {
 			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
 		}
 		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
@@ -237,7 +233,7 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 		prefix += strings.ReplaceAll(ev.Date, "-", "/") + "/"
 	}
 	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
+	p := s3.NewListObjectsV2Paginator(s.dep.Objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
 	for p.HasMorePages() && len(keys) < maxManifestsScanned {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -320,7 +316,7 @@ func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) 
 				return nil
 			}
 		}
-		obj, err := s.objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &ref.Bucket, Key: &ref.Key})
+		obj, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &ref.Bucket, Key: &ref.Key})
 		if err != nil {
 			return &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading s3://%s/%s: %v", ref.Bucket, ref.Key, err), Err: err}
 		}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"runtime"
 	"strings"
 	"testing"
@@ -41,6 +40,12 @@ func TestRestoreFunctions(t *testing.T) {
 	}
 	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": "elsewhere/x.xml"}); typ != task.InvalidInput {
 		t.Errorf("a key outside the archive prefix: %s, want InvalidInput", typ)
+	}
+	// An archive key with no manifest: S3's not-found answer, told apart
+	// from a failure of S3 (which would be ArchiveUnavailable, retried).
+	missing := strings.TrimSuffix(key, ".xml") + "0.xml"
+	if _, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": missing}); typ != task.InvalidInput || !strings.Contains(msg, "no archive manifest") {
+		t.Errorf("an archive without a manifest: %s: %s, want InvalidInput naming the missing manifest", typ, msg)
 	}
 	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee})
 	a := plan["archive"].(map[string]any)
@@ -106,7 +111,7 @@ func BenchmarkRestore300MB(b *testing.B) {
 	}
 
 	svc := task.NewService(task.Config{SDSBaseURL: url, MasterKeySecretID: secret, ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", SDSTimeout: 5 * time.Minute},
-		masterkey.New(smClient, time.Minute), nil, s3Client, slog.New(slog.DiscardHandler), sds.WithTimeout(5*time.Minute))
+		task.Deps{Keys: masterkey.New(smClient, time.Minute), Objects: s3Client, SDS: []sds.Option{sds.WithTimeout(5 * time.Minute)}})
 	event, _ := json.Marshal(map[string]any{"action": "load", "archiveKey": key, "targetName": "BenchRestore"})
 	// Setup once; a benchmark that runs a sub-benchmark is itself run once.
 	b.Run("load", func(b *testing.B) { benchRestore(b, svc, event, ds) })

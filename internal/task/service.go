@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -30,27 +32,40 @@ type Archiver interface {
 // kept beside its archive.
 type ArchiveObjects = transfermanager.S3APIClient
 
-// Service holds what the operations share: configuration, the key cache,
-// the archive, its converter and the SDS client options. Each operation is a method of
-// it, in a file of its own; a Lambda function runs one of them.
-type Service struct {
-	cfg     Config
-	keys    Keys
-	archive Archiver       // nil for functions that do not copy
-	objects ArchiveObjects // nil for functions that do not restore
-	// converter is nil without an archive bucket.
-	converter Converter
-	cat       *catalogDeps // nil without ARCHIVE_BUCKET
-	sdsOpts   []sds.Option
-	now       func() time.Time
-	log       *slog.Logger
+// Deps are what the operations use beyond Config. A function is given
+// only those of its own operation (the Needs its main package names, see
+// Start), and the Service never changes after NewService.
+type Deps struct {
+	Keys      Keys           // every operation that calls SDS
+	Archive   Archiver       // CopyToS3
+	Objects   ArchiveObjects // Restore, LoadStatus, Inventory (archive lists)
+	Converter Converter      // Convert
+	Catalog   *catalog.Store // Discover, Record, Inventory
+	Secrets   SecretReader   // Discover: the key overrides secret
+	Metrics   io.Writer      // Discover: its metrics line (EMF); discarded when nil
+	Log       *slog.Logger   // discarded when nil
+	SDS       []sds.Option   // options of every SDS client
 }
 
-// NewService wires a Service. arch may be nil except for copytos3, and
-// objects except for restore and loadstatus.
-func NewService(cfg Config, keys Keys, arch Archiver, objects ArchiveObjects, log *slog.Logger, sdsOpts ...sds.Option) *Service {
+// Service holds what the operations share: configuration and their
+// dependencies. Each operation is a method of it, in a file of its own; a
+// Lambda function runs one of them.
+type Service struct {
+	cfg Config
+	dep Deps
+	now func() time.Time
+	log *slog.Logger
+}
+
+// NewService wires a Service from cfg (zero durations mean the defaults)
+// and d.
+func NewService(cfg Config, d Deps) *Service {
+	log := d.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if d.Metrics == nil {
+		d.Metrics = io.Discard
 	}
 	// Zero durations mean the defaults, so a partly filled Config is safe.
 	if cfg.FirstWait <= 0 {
@@ -62,12 +77,8 @@ func NewService(cfg Config, keys Keys, arch Archiver, objects ArchiveObjects, lo
 	if cfg.JobDeadline <= 0 {
 		cfg.JobDeadline = DefaultJobDeadline
 	}
-	return &Service{cfg: cfg, keys: keys, archive: arch, objects: objects, sdsOpts: sdsOpts, now: time.Now, log: log}
+	return &Service{cfg: cfg, dep: d, now: time.Now, log: log}
 }
-
-// errNoArchive is the failure of an operation that needs the archive in a
-// function deployed without ARCHIVE_BUCKET.
-var errNoArchive = &Error{Type: Internal, Message: "no archive configured: set ARCHIVE_BUCKET"}
 
 // withSDS runs fn with a client holding the master key of secretID (the
 // configured default when empty). When the service refuses the key, the
@@ -80,7 +91,7 @@ func (s *Service) withSDS(ctx context.Context, secretID string, fn func(*sds.Cli
 	if secretID == "" {
 		return &Error{Type: SecretNotFound, Message: "no master key secret: set MASTER_KEY_SECRET_ID or pass masterKeySecretId"}
 	}
-	key, err := s.keys.MasterKey(ctx, secretID)
+	key, err := s.dep.Keys.MasterKey(ctx, secretID)
 	if err != nil {
 		return err
 	}
@@ -92,8 +103,8 @@ func (s *Service) withSDS(ctx context.Context, secretID string, fn func(*sds.Cli
 	if !errors.Is(err, sds.ErrUnauthorized) {
 		return err
 	}
-	s.keys.Forget(secretID)
-	fresh, ferr := s.keys.MasterKey(ctx, secretID)
+	s.dep.Keys.Forget(secretID)
+	fresh, ferr := s.dep.Keys.MasterKey(ctx, secretID)
 	if ferr != nil {
 		return ferr
 	}
@@ -118,7 +129,7 @@ func (s *Service) client(secretID, key string) (*sds.Client, error) {
 		}
 		return nil, &Error{Type: SecretNotFound, Message: fmt.Sprintf("secret %q holds no usable master key: %s", secretID, msg), Err: err}
 	}
-	return sds.New(s.cfg.SDSBaseURL, key, s.sdsOpts...)
+	return sds.New(s.cfg.SDSBaseURL, key, s.dep.SDS...)
 }
 
 // redacted gives err a message without c's key: the service may echo the

@@ -123,9 +123,9 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 	tc := task.Config{SDSBaseURL: srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: "sds-exports/",
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.runner = task.NewService(tc, masterkey.New(smClient, time.Minute), store, s3Client, log,
-		append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
-			sds.WithLogger(log)}, opts...)...)
+	f.runner = task.NewService(tc, task.Deps{Keys: masterkey.New(smClient, time.Minute), Archive: store, Objects: s3Client, Log: log,
+		SDS: append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
+			sds.WithLogger(log)}, opts...)})
 	t.Cleanup(f.checkNoKeyLeaked)
 	return f
 }

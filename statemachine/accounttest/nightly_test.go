@@ -120,7 +120,7 @@ func (a *account) change(changed []string, created []string) {
 // the previous nights' download jobs as d older, as it would d later.
 func (a *account) ageCatalog(d time.Duration) {
 	ctx := context.Background()
-	recs, err := a.store.List(ctx)
+	recs, _, err := a.store.List(ctx)
 	if err != nil {
 		a.t.Fatal(err)
 	}

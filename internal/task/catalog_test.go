@@ -1,0 +1,202 @@
+package task_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/task"
+)
+
+// nightlyService is a Service with what discover, record and inventory
+// need, against the fixture's emulator and bucket.
+func (f *fixture) nightlyService(metrics io.Writer) (*task.Service, *catalog.Store) {
+	f.t.Helper()
+	limits, err := nightly.Limits{}.WithDefaults()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	store := catalog.New(s3Client, f.bucket, "")
+	cfg := task.Config{SDSBaseURL: f.srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: "sds-exports/",
+		SecretTTL: time.Minute, Limits: limits}
+	return task.NewService(cfg, task.Deps{Keys: masterkey.New(smClient, time.Minute), Catalog: store, Objects: s3Client,
+		Secrets: smClient, Metrics: metrics}), store
+}
+
+func (f *fixture) putObject(key, body string) {
+	f.t.Helper()
+	if _, err := s3Client.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &f.bucket, Key: &key, Body: strings.NewReader(body)}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+func (f *fixture) getObject(key string) (string, error) {
+	out, err := s3Client.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &f.bucket, Key: &key})
+	if err != nil {
+		return "", err
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	return string(b), err
+}
+
+func roundTrip(t *testing.T, v any, into any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A damaged record is its own error type, not retried, naming the object;
+// it was ArchiveUnavailable, which the state machines retry.
+func TestDamagedRecordIsCatalogCorrupt(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	_, store := f.nightlyService(nil)
+	id := catalog.ID{AccessID: accessID, Name: coffee}
+	f.putObject(store.RecordKey(id), `{"schema":1,"accessId":"someone","name":"else","entityCount":0,"needsKey":false,"updated":"2026-01-01T00:00:00Z","revision":1}`)
+	_, err := store.Get(context.Background(), id)
+	var ie messages.InvokeResponse_Error
+	if !errors.As(task.LambdaError(err), &ie) || ie.Type != task.CatalogCorrupt || !strings.Contains(ie.Message, "s3://"+f.bucket+"/"+store.RecordKey(id)) {
+		t.Errorf("damaged record: %v, want %s naming s3://%s/%s", task.LambdaError(err), task.CatalogCorrupt, f.bucket, store.RecordKey(id))
+	}
+}
+
+// One damaged record does not stop the night: discover plans its data
+// source as new, reports it in its output, the metrics and the inventory,
+// and leaves the object as it is; the backup's record step then replaces
+// it, keeping the damaged one aside.
+func TestDamagedRecordDoesNotStopTheNight(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	var metrics bytes.Buffer
+	svc, store := f.nightlyService(&metrics)
+	ctx := context.Background()
+	id := catalog.ID{AccessID: accessID, Name: coffee}
+	const garbage = "\x00\x01 not a record"
+	f.putObject(store.RecordKey(id), garbage)
+
+	out, err := svc.Discover(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatalf("discover with one damaged record: %v", err)
+	}
+	var res task.DiscoverResult
+	roundTrip(t, out, &res)
+	if len(res.DamagedRecords) != 1 || res.DamagedRecords[0] != store.RecordKey(id) {
+		t.Errorf("discover reports damaged records %v, want [%s]", res.DamagedRecords, store.RecordKey(id))
+	}
+	var planned *task.ScheduledItem
+	for i, it := range res.Items {
+		if strings.EqualFold(it.DataSourceName, coffee) {
+			planned = &res.Items[i]
+		}
+	}
+	if planned == nil || len(res.Items) < 2 {
+		t.Fatalf("scheduled %+v: want %s (as new) among the others", res.Items, coffee)
+	}
+	var emf map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(metrics.Bytes()), &emf); err != nil || emf[nightly.MetricDamagedRecords] != float64(1) {
+		t.Errorf("metrics line %s: want %s = 1", metrics.String(), nightly.MetricDamagedRecords)
+	}
+	if body, _ := f.getObject(store.RecordKey(id)); body != garbage {
+		t.Errorf("discover changed the damaged record: %q", body)
+	}
+
+	inv, err := svc.Inventory(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list task.Inventory
+	roundTrip(t, inv, &list)
+	state := map[string]string{}
+	for _, e := range list.DataSources {
+		state[e.Name] = e.State
+	}
+	if len(list.Damaged) != 1 || list.Damaged[0].Key != store.RecordKey(id) || state[strings.ToLower(coffee)] != "damaged" {
+		t.Errorf("inventory: damaged %+v, states %v", list.Damaged, state)
+	}
+
+	// The backup's record step.
+	rec, err := svc.Record(ctx, mustJSON(t, map[string]any{"operation": "backup", "accessId": accessID, "dataSourceName": coffee,
+		"result": map[string]any{"jobId": "0123456789abcdef0123456789abcdef", "versionJobId": planned.JobID, "key": "sds-exports/x.xml",
+			"sha256": strings.Repeat("ab", 32), "entityCount": 3, "verified": true}}))
+	if err != nil {
+		t.Fatalf("record over a damaged record: %v", err)
+	}
+	var rr task.RecordResult
+	roundTrip(t, rec, &rr)
+	if rr.Status != task.StatusArchived || rr.DamagedRecordKeptAt == "" {
+		t.Fatalf("record result %+v: want Archived and where the damaged record was kept", rr)
+	}
+	if kept, err := f.getObject(rr.DamagedRecordKeptAt); err != nil || kept != garbage {
+		t.Errorf("damaged record kept at %s: %q, %v", rr.DamagedRecordKeptAt, kept, err)
+	}
+	if r, err := store.Get(ctx, id); err != nil || r.VerifiedVersion != planned.JobID {
+		t.Errorf("record after the backup: %+v, %v", r, err)
+	}
+	inv, _ = svc.Inventory(ctx, []byte(`{}`))
+	roundTrip(t, inv, &list)
+	if len(list.Damaged) != 0 {
+		t.Errorf("inventory still lists damaged records after the repair: %+v", list.Damaged)
+	}
+}
+
+// A garbage index is rebuilt from the records: the inventory list works
+// again, by itself and on request.
+func TestDamagedIndexIsRebuiltForTheInventory(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	svc, store := f.nightlyService(nil)
+	ctx := context.Background()
+	for _, n := range []string{coffee, "Stores-2019"} {
+		if _, err := svc.Record(ctx, mustJSON(t, map[string]any{"operation": "setpublic", "accessId": accessID, "dataSourceName": n, "result": map[string]any{"public": true}})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func(event string) task.Inventory {
+		t.Helper()
+		out, err := svc.Inventory(ctx, []byte(event))
+		if err != nil {
+			t.Fatalf("inventory %s: %v", event, err)
+		}
+		var inv task.Inventory
+		roundTrip(t, out, &inv)
+		return inv
+	}
+	f.putObject(store.IndexKey(), "garbage")
+	if inv := list(`{}`); len(inv.DataSources) != 2 || inv.DataSources[0].Visibility != catalog.Public {
+		t.Errorf("inventory over a garbage index: %+v", inv)
+	}
+	if body, _ := f.getObject(store.IndexKey()); !strings.Contains(body, "Stores-2019") {
+		t.Errorf("index not rebuilt in S3: %s", body)
+	}
+	// A stale but readable index is rebuilt on request.
+	f.putObject(store.IndexKey(), `{"schema":1,"updated":"2026-01-01T00:00:00Z","dataSources":[]}`)
+	if inv := list(`{}`); len(inv.DataSources) != 0 {
+		t.Fatalf("a readable index is used as it is: %+v", inv)
+	}
+	if inv := list(`{"rebuildIndex":true}`); len(inv.DataSources) != 2 {
+		t.Errorf("inventory after rebuildIndex: %+v", inv)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
