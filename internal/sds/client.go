@@ -234,6 +234,9 @@ type request struct {
 	// /REST/v1, {id} standing for the job id, for an answer that gives
 	// neither a self link nor a Location header.
 	statusTemplate []string
+	// whole: the client reads the answer to its end itself, so the whole
+	// read, not only each silence, must end before the deadline.
+	whole bool
 }
 
 // errAlreadyDone reports a repeated request that found its work done.
@@ -276,8 +279,12 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 	u.RawQuery = q.Encode()
 	where := req.method + " " + req.u.Redacted()
 
+	wait, stop := c.budget(ctx)
+	if wait <= 0 {
+		return nil, c.noTimeLeft(req.op, where)
+	}
 	actx, cancel := context.WithCancel(ctx)
-	timer := time.AfterFunc(c.timeout, cancel)
+	timer := time.AfterFunc(wait, cancel)
 	hreq, err := http.NewRequestWithContext(actx, req.method, u.String(), nil)
 	if err != nil {
 		timer.Stop()
@@ -292,20 +299,47 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 	headersInTime := timer.Stop()
 	if err != nil {
 		cancel()
-		return nil, c.transportError(ctx, req.op, where, err, headersInTime)
+		return nil, c.transportError(ctx, req.op, where, err, headersInTime, wait)
 	}
+	if !req.whole {
+		// A stream handed to the caller may take any time in all: the
+		// caller's own deadline governs it.
+		stop = time.Time{}
+	}
+	resp.Body = newIdleBody(resp.Body, c.timeout, stop, cancel, req.op, where)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
 		return resp, nil
 	}
-	// An error answer's body is read for its details, under the same idle
-	// timeout.
-	resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
+	// An error answer's body is read for its details, under the same
+	// bounds.
 	defer resp.Body.Close()
 	return nil, c.statusError(req.op, resp)
 }
 
-func (c *Client) transportError(ctx context.Context, op, where string, err error, headersInTime bool) error {
+// budget is how long one attempt may wait for its answer, and when an
+// answer read whole must have ended: the client's timeout, cut to the time
+// left before ctx's deadline less deadlineMargin. A stalled service then
+// fails the call with ErrUnavailable while the caller can still report
+// it, instead of running into the deadline itself. stop is zero without
+// a deadline.
+func (c *Client) budget(ctx context.Context) (wait time.Duration, stop time.Time) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return c.timeout, time.Time{}
+	}
+	stop = dl.Add(-deadlineMargin)
+	return min(c.timeout, time.Until(stop)), stop
+}
+
+// noTimeLeft is the error of a request not sent because the deadline is
+// too near for an answer.
+func (c *Client) noTimeLeft(op, where string) error {
+	return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: not sent, less than %s left before the deadline", where, deadlineMargin)}
+}
+
+// transportError describes a failed request; headersInTime is false when
+// no answer came within wait.
+func (c *Client) transportError(ctx context.Context, op, where string, err error, headersInTime bool, wait time.Duration) error {
 	// url.Error repeats the full URL, key included: keep only its cause.
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -316,7 +350,7 @@ func (c *Client) transportError(ctx context.Context, op, where string, err error
 	case ctx.Err() != nil:
 		return &Error{Class: ErrUnavailable, Op: op, Message: where + ": cancelled", Err: cause}
 	case !headersInTime:
-		return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: no answer within %s", where, c.timeout)}
+		return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: no answer within %s", where, wait.Round(time.Millisecond))}
 	case strings.Contains(err.Error(), "refusing redirect"):
 		return &Error{Class: ErrInvalidInput, Op: op, Message: where, Err: cause}
 	}
@@ -359,35 +393,48 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// idleBody fails a body on which no byte arrives for the idle timeout: it
-// cancels the request, and reports that as ErrUnavailable rather than as a
-// cancellation. Without it a stalled export would hold a function until
-// its deadline.
+// idleBody fails a body on which no byte arrives for the idle timeout, or
+// that has not ended by stop (when not zero): it cancels the request, and
+// reports that as ErrUnavailable rather than as a cancellation. Without it
+// a stalled or trickling answer would hold a function until its deadline.
 type idleBody struct {
 	rc        io.ReadCloser
 	idle      time.Duration
+	stop      time.Time
 	timer     *time.Timer
 	cancel    context.CancelFunc
 	stalled   atomic.Bool
 	op, where string
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, op, where string) *idleBody {
-	b := &idleBody{rc: rc, idle: idle, cancel: cancel, op: op, where: where}
-	b.timer = time.AfterFunc(idle, func() {
+func newIdleBody(rc io.ReadCloser, idle time.Duration, stop time.Time, cancel context.CancelFunc, op, where string) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, stop: stop, cancel: cancel, op: op, where: where}
+	b.timer = time.AfterFunc(b.next(), func() {
 		b.stalled.Store(true)
 		cancel()
 	})
 	return b
 }
 
+// next is how long the body may now stay silent.
+func (b *idleBody) next() time.Duration {
+	if b.stop.IsZero() {
+		return b.idle
+	}
+	return min(b.idle, time.Until(b.stop))
+}
+
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 && !b.stalled.Load() {
-		b.timer.Reset(b.idle)
+		b.timer.Reset(b.next())
 	}
 	if err != nil && err != io.EOF && b.stalled.Load() {
-		err = &Error{Class: ErrUnavailable, Op: b.op, Message: fmt.Sprintf("%s: no data for %s", b.where, b.idle)}
+		msg := fmt.Sprintf("%s: no data for %s", b.where, b.idle)
+		if !b.stop.IsZero() && !time.Now().Before(b.stop) {
+			msg = fmt.Sprintf("%s: the answer did not end in the time left before the deadline", b.where)
+		}
+		err = &Error{Class: ErrUnavailable, Op: b.op, Message: msg}
 	}
 	return n, err
 }

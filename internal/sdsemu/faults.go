@@ -47,8 +47,9 @@ const (
 	FaultReset FaultKind = "reset"
 	// FaultOverlong announces Content-Length: Bytes but sends the whole, longer body.
 	FaultOverlong FaultKind = "overlong"
-	// FaultStall sends the headers and Bytes bytes of a download or status body, then sends
-	// nothing more for Latency (default: until the client goes away) and closes the connection.
+	// FaultStall sends the headers and Bytes bytes of a download or job status body (download,
+	// load, publish or rollback status), then sends nothing more for Latency (default: until
+	// the client goes away) and closes the connection.
 	FaultStall FaultKind = "stall"
 	// FaultZip delivers a download as a ZIP archive holding the XML file, as Microsoft's own
 	// client accepts.
@@ -191,7 +192,7 @@ func (f Fault) validate() error {
 		if f.Bytes < 0 || f.Latency < 0 {
 			return fmt.Errorf("bytes and latency must not be negative")
 		}
-		return onlyFor(OpDownloadData, OpDownloadStatus)
+		return onlyFor(OpDownloadData, OpDownloadStatus, OpLoadStatus, OpPublishStatus, OpRollbackStat)
 	case FaultZip, FaultGzip:
 		return onlyFor(OpDownloadData)
 	case FaultLocationOnly:

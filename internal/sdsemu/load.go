@@ -363,7 +363,7 @@ func (s *Server) loadStatus(q *request) {
 		q.fail(e)
 		return
 	}
-	q.respond(http.StatusOK, []resource{s.loadResource(q.base, snap)})
+	s.respondStatus(q, []resource{s.loadResource(q.base, snap)}, nil)
 }
 
 // versionJobStatus: the status URLs of publish (/data/jobs/{id}/$getstatus) and rollback
@@ -379,10 +379,10 @@ func (s *Server) versionJobStatus(q *request) {
 		return
 	}
 	if kind == JobPublishStaged {
-		q.respond(http.StatusOK, []resource{publishResource{job: snap, base: q.base}})
+		s.respondStatus(q, []resource{publishResource{job: snap, base: q.base}}, nil)
 		return
 	}
-	q.respond(http.StatusOK, []resource{s.loadResource(q.base, snap)})
+	s.respondStatus(q, []resource{s.loadResource(q.base, snap)}, nil)
 }
 
 func (s *Server) pollVersionJob(key, id string, kinds ...JobKind) (Job, *apiError) {

@@ -1,6 +1,7 @@
 package task_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"strings"
@@ -43,6 +44,55 @@ func TestStalledSDSBodies(t *testing.T) {
 	start = time.Now()
 	if _, typ, msg := f.invoke("checkstatus", st); typ != "SdsUnavailable" || time.Since(start) > 3*idle+5*time.Second {
 		t.Fatalf("stalled status: %s: %s after %s", typ, msg, time.Since(start))
+	}
+}
+
+// TestStalledSDSWithinTheFunctionTimeout: whatever SDS request of a
+// function stalls, with the production SDS_TIMEOUT (30 s) and retry policy
+// and less time left than that, the function ends with SdsUnavailable
+// before its deadline, never with FunctionTimeout.
+func TestStalledSDSWithinTheFunctionTimeout(t *testing.T) {
+	const lambdaTimeout = 5 * time.Second // the function stops itself 2 s before
+	f := newFixture(t, masterKey, nil, sds.WithTimeout(sds.DefaultTimeout), sds.WithRetry(sds.DefaultRetry))
+	st := f.backupToCompleted()
+	key := f.mustInvoke("copytos3", st)["key"].(string)
+	load := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	anyOp := sdsemu.Fault{Op: sdsemu.OpAny, Kind: sdsemu.FaultLatency, Latency: time.Minute, Times: -1}
+
+	for _, tc := range []struct {
+		name, function string
+		event          any
+		fault          sdsemu.Fault
+	}{
+		{"download status stalls", "checkstatus", st, sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultStall, Bytes: 30, Times: -1}},
+		{"load status stalls", "loadstatus", load, sdsemu.Fault{Op: sdsemu.OpLoadStatus, Kind: sdsemu.FaultStall, Bytes: 30, Times: -1}},
+		{"download status never answers", "checkstatus", st, anyOp},
+		{"load status never answers", "loadstatus", load, anyOp},
+		{"startdownload", "startdownload", startEvent(), anyOp},
+		{"delete", "delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee}, anyOp},
+		{"setpublic", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": coffee, "public": false}, anyOp},
+		{"publish", "publish", map[string]any{"accessId": accessID, "dataSourceName": coffee}, anyOp},
+		{"rollback", "rollback", map[string]any{"dataSourceName": coffee, "jobId": "4ad48f44f879c6da79e22ecfd19ffad4", "confirm": coffee}, anyOp},
+		// The emulator notices a client gone from a POST only once it reads
+		// the body: a short latency, still longer than the time left.
+		{"restore load", "restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy2"},
+			sdsemu.Fault{Op: sdsemu.OpLoad, Kind: sdsemu.FaultLatency, Latency: 2 * lambdaTimeout}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.emu.ClearFaults()
+			defer f.emu.ClearFaults()
+			if err := f.emu.AddFault(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), lambdaTimeout)
+			defer cancel()
+			start := time.Now()
+			_, typ, msg := f.invokeCtx(ctx, tc.function, tc.event)
+			if typ != "SdsUnavailable" {
+				t.Fatalf("%s: %s: %s after %s, want SdsUnavailable", tc.function, typ, msg, time.Since(start).Round(time.Millisecond))
+			}
+			t.Logf("%s: %s after %s (Lambda timeout %s)", tc.function, typ, time.Since(start).Round(time.Millisecond), lambdaTimeout)
+		})
 	}
 }
 
