@@ -1,6 +1,7 @@
 package sds
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,15 +205,93 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
+// keyForms are the encodings the key could appear in within text that
+// came from elsewhere.
+func (c *Client) keyForms() []string {
+	return []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)}
+}
+
+// redacted replaces the key in text.
+const redacted = "REDACTED"
+
 // redact removes the key, in every encoding it could appear in, from text
 // that came from elsewhere (service messages, transport errors).
 func (c *Client) redact(s string) string {
-	for _, form := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
+	for _, form := range c.keyForms() {
 		if form != "" {
-			s = strings.ReplaceAll(s, form, "REDACTED")
+			s = strings.ReplaceAll(s, form, redacted)
 		}
 	}
 	return s
+}
+
+// redactStream removes the key from a stream as redact does from a
+// string (a service's error log may echo the request URL).
+func (c *Client) redactStream(r io.Reader) io.Reader {
+	rr := &redactingReader{r: r, buf: make([]byte, 32<<10)}
+	for _, f := range c.keyForms() {
+		if f != "" {
+			rr.forms = append(rr.forms, []byte(f))
+			rr.keep = max(rr.keep, len(f)-1)
+		}
+	}
+	return rr
+}
+
+// redactingReader holds back the last bytes that could begin a key until
+// the next read shows how they go on, so a key split between reads is
+// found too.
+type redactingReader struct {
+	r     io.Reader
+	forms [][]byte
+	keep  int    // bytes held back: the longest form less one
+	buf   []byte // for reads from r
+	in    []byte // read from r, not yet searched to the end
+	out   []byte // redacted, not yet returned
+	err   error
+}
+
+func (r *redactingReader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		n, err := r.r.Read(r.buf)
+		r.in, r.err = append(r.in, r.buf[:n]...), err
+		r.scan(err == io.EOF)
+		if err != nil && err != io.EOF {
+			r.in = nil // what was held back may be the start of a key
+		}
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// scan moves what is certainly complete from in to out, the key replaced;
+// at the end of the stream, everything.
+func (r *redactingReader) scan(final bool) {
+	for {
+		at, n := -1, 0
+		for _, f := range r.forms {
+			if i := bytes.Index(r.in, f); i >= 0 && (at < 0 || i < at || i == at && len(f) > n) {
+				at, n = i, len(f)
+			}
+		}
+		if at < 0 {
+			break
+		}
+		r.out = append(append(r.out, r.in[:at]...), redacted...)
+		r.in = r.in[at+n:]
+	}
+	done := len(r.in) - r.keep
+	if final {
+		done = len(r.in)
+	}
+	if done > 0 {
+		r.out = append(r.out, r.in[:done]...)
+		r.in = append(r.in[:0], r.in[done:]...)
+	}
 }
 
 // request describes one API call.

@@ -477,6 +477,8 @@ func ParseDataSourceURL(raw string) (DataSource, error) {
 
 // OpenFailedOutput opens an aborted job's error log (its failed output
 // link) as a stream, so it can be kept for the user. The caller closes it.
+// Like every text of the service, the log has the key removed; its
+// ContentLength is therefore unknown (-1).
 func (c *Client) OpenFailedOutput(ctx context.Context, job *Job) (*Export, error) {
 	const op = "failed output"
 	link := job.FailedURL()
@@ -491,9 +493,10 @@ func (c *Client) OpenFailedOutput(ctx context.Context, job *Job) (*Export, error
 	if err != nil {
 		return nil, err
 	}
+	raw := &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact}
 	return &Export{
-		Body:          &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact},
-		ContentLength: resp.ContentLength,
+		Body:          readCloser{Reader: c.redactStream(raw), Closer: raw},
+		ContentLength: -1,
 		ContentType:   resp.Header.Get("Content-Type"),
 	}, nil
 }

@@ -786,3 +786,32 @@ func TestLoadSourceBreaks(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedOutputHasNoKey: an error log that echoes the request URL, key
+// and all, is handed out with the key removed, like every service text.
+func TestFailedOutputHasNoKey(t *testing.T) {
+	e := newLoadEnv(t, nil)
+	data := bytes.Replace(shopsData(6, "v2"), []byte("<Latitude>47.64</Latitude>"), []byte("<Latitude>north</Latitude>"), 1)
+	st := load(t, e, "EchoShops", sds.LoadComplete, data)
+	if st.Status != sds.StatusAborted {
+		t.Fatalf("load job %+v: want Aborted", st)
+	}
+	if err := e.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpLoadFailed, Kind: sdsemu.FaultEchoKey}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.client.OpenFailedOutput(context.Background(), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(log, []byte(masterKey)) || !bytes.Contains(log, []byte("key=REDACTED")) {
+		t.Errorf("failed output with the echoed request:\n%s", log)
+	}
+	if len(entities(t, bytes.TrimSpace(log))) != 1 {
+		t.Errorf("the failed entity is not kept:\n%s", log)
+	}
+}

@@ -59,6 +59,9 @@ const (
 	// FaultLocationOnly answers a create download request without a self link: the status URL
 	// is only in the Location header.
 	FaultLocationOnly FaultKind = "locationOnly"
+	// FaultEchoKey ends the error log of an aborted load (loadFailed) with the request URL, the
+	// key in its query included, as a service echoing its request would.
+	FaultEchoKey FaultKind = "echoKey"
 	// FaultErrorDetailsOnly answers the status of an aborted download job without the job's
 	// errorMessage: the reason is only in the envelope's errorDetails.
 	FaultErrorDetailsOnly FaultKind = "errorDetailsOnly"
@@ -199,8 +202,10 @@ func (f Fault) validate() error {
 		return onlyFor(OpCreateDownload)
 	case FaultErrorDetailsOnly:
 		return onlyFor(OpDownloadStatus)
+	case FaultEchoKey:
+		return onlyFor(OpLoadFailed)
 	default:
-		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly", f.Kind)
+		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly, echoKey", f.Kind)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -122,6 +123,41 @@ func TestEchoedKeyRedacted(t *testing.T) {
 		}
 	} else if m, _ := out["errorMessage"].(string); !strings.Contains(m, "REDACTED") {
 		t.Errorf("delete check: %v", out)
+	}
+}
+
+// TestFailedLoadOutputHasNoKey: an aborted load's error log that echoes
+// the request URL, key and all, is kept beside the archive in S3 with the
+// key removed.
+func TestFailedLoadOutputHasNoKey(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	if err := f.emu.AbortJob(job["jobId"].(string), "The data could not be loaded."); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpLoadFailed, Kind: sdsemu.FaultEchoKey}); err != nil {
+		t.Fatal(err)
+	}
+	out := f.mustInvoke("loadstatus", job)
+	kept, _ := out["failedOutputKey"].(string)
+	if out["status"] != "Aborted" || kept == "" {
+		t.Fatalf("loadstatus %v: want Aborted with the failed output kept", out)
+	}
+	if n := len(f.emu.Faults()); n != 0 {
+		t.Fatal("the error log was not read with the echoing fault")
+	}
+	body, err := getObject(t, f.bucket, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{masterKey, url.QueryEscape(masterKey)} {
+		if strings.Contains(string(body), form) {
+			t.Errorf("s3://%s/%s holds the master key", f.bucket, kept)
+		}
+	}
+	if !strings.Contains(string(body), "could not be loaded") || !strings.Contains(string(body), "key=REDACTED") {
+		t.Errorf("s3://%s/%s does not hold the log with the key redacted:\n%s", f.bucket, kept, body)
 	}
 }
 
