@@ -397,23 +397,23 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 
 // budget is how long one attempt may wait for its answer, and when an
 // answer read whole must have ended: the client's timeout, cut to the time
-// left before ctx's deadline less deadlineMargin. A stalled service then
-// fails the call with ErrUnavailable while the caller can still report
-// it, instead of running into the deadline itself. stop is zero without
-// a deadline.
+// left before ctx's deadline less deadlineMargin (a quarter of the time
+// left when that is shorter). A stalled service then fails the call with
+// ErrUnavailable while the caller can still report it, instead of running
+// into the deadline itself. stop is zero without a deadline.
 func (c *Client) budget(ctx context.Context) (wait time.Duration, stop time.Time) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		return c.timeout, time.Time{}
 	}
-	stop = dl.Add(-deadlineMargin)
+	stop = dl.Add(-min(deadlineMargin, time.Until(dl)/4))
 	return min(c.timeout, time.Until(stop)), stop
 }
 
-// noTimeLeft is the error of a request not sent because the deadline is
-// too near for an answer.
+// noTimeLeft is the error of a request not sent because the deadline has
+// come.
 func (c *Client) noTimeLeft(op, where string) error {
-	return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: not sent, less than %s left before the deadline", where, deadlineMargin)}
+	return &Error{Class: ErrUnavailable, Op: op, Message: where + ": not sent, the deadline has come"}
 }
 
 // transportError describes a failed request; headersInTime is false when
