@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,14 +27,20 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // archive's manifest key.
 func setup(t *testing.T) (conv *conversion.Converter, api *s3.Client, bucket, mkey string) {
 	t.Helper()
+	doc, err := os.ReadFile("../geojson/testdata/load-data-source-data-schema-and-sample-input-3.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setupWith(t, doc)
+}
+
+// setupWith is setup with another export of the sample's two entities.
+func setupWith(t *testing.T, doc []byte) (conv *conversion.Converter, api *s3.Client, bucket, mkey string) {
+	t.Helper()
 	api = testenv.S3(t)
 	bucket = testenv.Bucket(t, api)
 	ctx := context.Background()
 	store, err := archive.New(api, archive.Config{Bucket: bucket})
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, err := os.ReadFile("../geojson/testdata/load-data-source-data-schema-and-sample-input-3.xml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +128,30 @@ func TestNotAnArchive(t *testing.T) {
 	}
 	if _, err := conv.Convert(context.Background(), "sds-exports/a1/FourthCoffeeSample/2025/04/01/none.xml.manifest.json"); !errors.Is(err, conversion.ErrNotFound) {
 		t.Errorf("a missing manifest: %v, want ErrNotFound", err)
+	}
+}
+
+// An archive holding a 2 MB geography of GEOMETRYCOLLECTIONs nested
+// 100,000 deep converts well within a function's deadline; the manifest
+// counts the value as an invalid geometry.
+func TestDeeplyNestedGeography(t *testing.T) {
+	doc, err := os.ReadFile("../geojson/testdata/load-data-source-data-schema-and-sample-input-3.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = "<Latitude>47.640568390488625</Latitude>"
+	deep := strings.Repeat("GEOMETRYCOLLECTION(", 100_000) + "POINT(1 2)" + strings.Repeat(")", 100_000)
+	if !bytes.Contains(doc, []byte(at)) {
+		t.Fatal("the sample changed")
+	}
+	doc = bytes.Replace(doc, []byte(at), []byte(at+"<StoreLayout>"+deep+"</StoreLayout>"), 1)
+	conv, api, bucket, mkey := setupWith(t, doc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := conv.Convert(ctx, mkey); err != nil {
+		t.Fatal(err)
+	}
+	if rec := manifestRecord(t, api, bucket, mkey); rec == nil || rec.Features != 2 || rec.Invalid != 1 {
+		t.Fatalf("record %+v: want 2 features, one invalid geometry", rec)
 	}
 }

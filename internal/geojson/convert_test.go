@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/paulmach/orb"
 
@@ -110,6 +112,10 @@ func TestMapping(t *testing.T) {
 			`{"type":"Feature","id":18,"geometry":{"type":"GeometryCollection","geometries":[]},"properties":{}}`, 0, 0},
 		{"extra whitespace", "<ID>19</ID><G>  POINT (  1\t\t2 )\n</G>",
 			`{"type":"Feature","id":19,"geometry":{"type":"Point","coordinates":[1,2]},"properties":{}}`, 0, 0},
+		{"collections nested as deep as allowed", "<ID>20</ID><G>" + nestedCollections(maxWKTDepth-1) + "</G>",
+			`{"type":"Feature","id":20,"geometry":` + nestedGeoJSON(maxWKTDepth-1) + `,"properties":{}}`, 0, 0},
+		{"collections nested too deep", "<ID>21</ID><G>" + nestedCollections(maxWKTDepth) + "</G>",
+			`{"type":"Feature","id":21,"geometry":null,"properties":{"G":"` + nestedCollections(maxWKTDepth) + `"}}`, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,6 +257,86 @@ func TestConvertRejects(t *testing.T) {
 	if _, err := Convert(ctx, strings.NewReader(good), "Sites", &features, &schema); err != context.Canceled {
 		t.Errorf("cancelled conversion: %v", err)
 	}
+}
+
+// nestedCollections is a POINT inside depth GEOMETRYCOLLECTIONs: depth+1
+// levels of parentheses.
+func nestedCollections(depth int) string {
+	return strings.Repeat("GEOMETRYCOLLECTION(", depth) + "POINT(1 2)" + strings.Repeat(")", depth)
+}
+
+func nestedGeoJSON(depth int) string {
+	return strings.Repeat(`{"type":"GeometryCollection","geometries":[`, depth) + `{"type":"Point","coordinates":[1,2]}` + strings.Repeat("]}", depth)
+}
+
+// TestDeeplyNestedWKT: a 2 MB geography of GEOMETRYCOLLECTIONs nested
+// 100,000 deep is refused before it is parsed, as invalid WKT kept as
+// text, and the conversion ends well within a function's deadline (orb
+// alone would take minutes of CPU over it).
+func TestDeeplyNestedWKT(t *testing.T) {
+	deep := nestedCollections(100_000)
+	doc := mappingSchema + "<E><ID>1</ID><G>" + deep + "</G></E>\n<E><ID>2</ID><G>POINT(3 4)</G></E>\n</Root>\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var features, schema bytes.Buffer
+	cpu := cpuTime()
+	st, err := Convert(ctx, strings.NewReader(doc), "", &features, &schema)
+	t.Logf("%d bytes of WKT nested 100,000 deep: %s of CPU", len(deep), cpuTime()-cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the conversion ran past its deadline")
+	}
+	if st.Features != 2 || st.Invalid != 1 || st.Geometries["Point"] != 1 {
+		t.Errorf("stats %+v: want 2 features, one invalid, one Point", st)
+	}
+	var fc struct {
+		Features []struct {
+			Geometry   json.RawMessage   `json:"geometry"`
+			Properties map[string]string `json:"properties"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(features.Bytes(), &fc); err != nil {
+		t.Fatal(err)
+	}
+	if f := fc.Features[0]; string(f.Geometry) != "null" || f.Properties["G"] != deep {
+		t.Errorf("the nested value is not kept as text with a null geometry")
+	}
+}
+
+// TestCancelStopsAtOnce: a conversion whose context ends stops at the next
+// entity, not some thousand entities later.
+func TestCancelStopsAtOnce(t *testing.T) {
+	doc := (&testExport{Name: "Sites", Entities: 3000, Points: 5}).String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	in := &cancelAfter{r: strings.NewReader(doc), left: len(doc) / 10, cancel: cancel}
+	var features, schema bytes.Buffer
+	st, err := Convert(ctx, in, "Sites", &features, &schema)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	// Cancelled about 300 entities in; the reader's buffer and the
+	// entities in flight may add a few hundred.
+	if st.Features >= 1000 {
+		t.Errorf("%d features written after the cancel at about entity 300", st.Features)
+	}
+}
+
+// cancelAfter calls cancel once left bytes have been read through it.
+type cancelAfter struct {
+	r      io.Reader
+	left   int
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if c.left -= n; c.left <= 0 {
+		c.cancel()
+	}
+	return n, err
 }
 
 type failingWriter struct{ left int }

@@ -21,6 +21,8 @@
 //     latitude ±90), never drops the entity: its geometry is null and the
 //     text is kept as a property under the column's name. Such entities
 //     are counted as invalid, entities without any geometry as missing.
+//     So is WKT whose parentheses nest more than 32 deep: SDS's geography
+//     types need five at most, and it is refused before it is parsed.
 //   - The key column becomes the Feature id. Every other column present in
 //     the entity becomes a property, typed from the schema: xs:long a
 //     number when within ±2^53 (what every JSON reader holds exactly), else

@@ -167,10 +167,37 @@ func appendWKT(b []byte, text string) (_ []byte, typ string, empty bool, err err
 
 var errNotWKT = errors.New("not WKT")
 
+// maxWKTDepth bounds how deep a WKT text's parentheses may nest. SDS's
+// geography types need at most five levels (a GEOMETRYCOLLECTION holding
+// a GEOMETRYCOLLECTION of MULTIPOLYGONs), and its limits (100,000 points)
+// say nothing of nesting; orb's reader rescans the rest of the text at
+// every level, so a text nested thousands deep would cost minutes of CPU.
+const maxWKTDepth = 32
+
+// checkDepth refuses, before it is parsed, a text whose parentheses nest
+// deeper than maxWKTDepth.
+func checkDepth(text string) error {
+	depth := 0
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '(':
+			if depth++; depth > maxWKTDepth {
+				return fmt.Errorf("%w: parentheses nested more than %d deep", errNotWKT, maxWKTDepth)
+			}
+		case ')':
+			depth--
+		}
+	}
+	return nil
+}
+
 // parseWKT parses text with orb's WKT decoder, after bringing the forms
 // it does not read into ones it does: runs of whitespace, bare MULTIPOINT
 // positions, POINT EMPTY (returned as nil).
 func parseWKT(text string) (orb.Geometry, error) {
+	if err := checkDepth(text); err != nil {
+		return nil, err
+	}
 	if g, err := wkt.Unmarshal(text); err == nil {
 		return g, nil
 	}

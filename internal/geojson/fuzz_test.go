@@ -21,6 +21,8 @@ func FuzzConvert(f *testing.F) {
 	f.Add("POINT EMPTY", "D", uint8(2), "NaN", "x")
 	f.Add("POINT(1e400 2)", "S", uint8(0), "é\x01", "x")
 	f.Add("MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,5 6,6 6,5 5)))", "G2", uint8(5), "POINT(1 2)", "y")
+	f.Add(nestedCollections(maxWKTDepth-1), "N", uint8(0), "", "z")
+	f.Add(nestedCollections(maxWKTDepth)+"((", "N", uint8(0), "", "z")
 	types := []string{"xs:string", "xs:long", "xs:double", "xs:boolean", "xs:dateTime", "xs:anyType", "xs:int"}
 	f.Fuzz(func(t *testing.T, wkt, column string, typ uint8, value, key string) {
 		esc := func(s string) string { return html.EscapeString(s) }

@@ -117,17 +117,17 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 			if err != nil {
 				return fmt.Errorf("reading export after %d entities: %w", n, err)
 			}
-			if n%1024 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
+			var j *job
 			select {
 			case <-failed:
 				return nil // the writer's error is the one to report
-			default:
+			case <-ctx.Done():
+				return ctx.Err()
+			case j = <-free:
 			}
-			j := <-free
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			j.size = 0
 			for i := range j.vals {
 				v := rec.Value(i)
@@ -136,7 +136,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 				j.vals[i] = v
 				j.size += len(v.Raw)
 			}
-			budget.acquire(min(j.size, inFlightBytes))
+			if err := budget.acquire(ctx, min(j.size, inFlightBytes)); err != nil {
+				return err
+			}
 			order <- j
 			work <- j
 		}
@@ -178,13 +180,26 @@ func newBudget(n int) *budget {
 	return b
 }
 
-func (b *budget) acquire(n int) {
+// acquire waits until n bytes are free, or ctx is done.
+func (b *budget) acquire(ctx context.Context, n int) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.left < n {
+		stop := context.AfterFunc(ctx, func() {
+			b.mu.Lock()
+			b.freed.Broadcast()
+			b.mu.Unlock()
+		})
+		defer stop()
+	}
 	for b.left < n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		b.freed.Wait()
 	}
 	b.left -= n
-	b.mu.Unlock()
+	return nil
 }
 
 func (b *budget) release(n int) {

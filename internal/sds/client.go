@@ -1,6 +1,7 @@
 package sds
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,15 +205,93 @@ func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
 	return nil
 }
 
+// keyForms are the encodings the key could appear in within text that
+// came from elsewhere.
+func (c *Client) keyForms() []string {
+	return []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)}
+}
+
+// redacted replaces the key in text.
+const redacted = "REDACTED"
+
 // redact removes the key, in every encoding it could appear in, from text
 // that came from elsewhere (service messages, transport errors).
 func (c *Client) redact(s string) string {
-	for _, form := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
+	for _, form := range c.keyForms() {
 		if form != "" {
-			s = strings.ReplaceAll(s, form, "REDACTED")
+			s = strings.ReplaceAll(s, form, redacted)
 		}
 	}
 	return s
+}
+
+// redactStream removes the key from a stream as redact does from a
+// string (a service's error log may echo the request URL).
+func (c *Client) redactStream(r io.Reader) io.Reader {
+	rr := &redactingReader{r: r, buf: make([]byte, 32<<10)}
+	for _, f := range c.keyForms() {
+		if f != "" {
+			rr.forms = append(rr.forms, []byte(f))
+			rr.keep = max(rr.keep, len(f)-1)
+		}
+	}
+	return rr
+}
+
+// redactingReader holds back the last bytes that could begin a key until
+// the next read shows how they go on, so a key split between reads is
+// found too.
+type redactingReader struct {
+	r     io.Reader
+	forms [][]byte
+	keep  int    // bytes held back: the longest form less one
+	buf   []byte // for reads from r
+	in    []byte // read from r, not yet searched to the end
+	out   []byte // redacted, not yet returned
+	err   error
+}
+
+func (r *redactingReader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		n, err := r.r.Read(r.buf)
+		r.in, r.err = append(r.in, r.buf[:n]...), err
+		r.scan(err == io.EOF)
+		if err != nil && err != io.EOF {
+			r.in = nil // what was held back may be the start of a key
+		}
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// scan moves what is certainly complete from in to out, the key replaced;
+// at the end of the stream, everything.
+func (r *redactingReader) scan(final bool) {
+	for {
+		at, n := -1, 0
+		for _, f := range r.forms {
+			if i := bytes.Index(r.in, f); i >= 0 && (at < 0 || i < at || i == at && len(f) > n) {
+				at, n = i, len(f)
+			}
+		}
+		if at < 0 {
+			break
+		}
+		r.out = append(append(r.out, r.in[:at]...), redacted...)
+		r.in = r.in[at+n:]
+	}
+	done := len(r.in) - r.keep
+	if final {
+		done = len(r.in)
+	}
+	if done > 0 {
+		r.out = append(r.out, r.in[:done]...)
+		r.in = append(r.in[:0], r.in[done:]...)
+	}
 }
 
 // request describes one API call.
@@ -234,6 +313,9 @@ type request struct {
 	// /REST/v1, {id} standing for the job id, for an answer that gives
 	// neither a self link nor a Location header.
 	statusTemplate []string
+	// whole: the client reads the answer to its end itself, so the whole
+	// read, not only each silence, must end before the deadline.
+	whole bool
 }
 
 // errAlreadyDone reports a repeated request that found its work done.
@@ -276,8 +358,12 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 	u.RawQuery = q.Encode()
 	where := req.method + " " + req.u.Redacted()
 
+	wait, stop := c.budget(ctx)
+	if wait <= 0 {
+		return nil, c.noTimeLeft(req.op, where)
+	}
 	actx, cancel := context.WithCancel(ctx)
-	timer := time.AfterFunc(c.timeout, cancel)
+	timer := time.AfterFunc(wait, cancel)
 	hreq, err := http.NewRequestWithContext(actx, req.method, u.String(), nil)
 	if err != nil {
 		timer.Stop()
@@ -292,20 +378,47 @@ func (c *Client) attempt(ctx context.Context, req request) (*http.Response, erro
 	headersInTime := timer.Stop()
 	if err != nil {
 		cancel()
-		return nil, c.transportError(ctx, req.op, where, err, headersInTime)
+		return nil, c.transportError(ctx, req.op, where, err, headersInTime, wait)
 	}
+	if !req.whole {
+		// A stream handed to the caller may take any time in all: the
+		// caller's own deadline governs it.
+		stop = time.Time{}
+	}
+	resp.Body = newIdleBody(resp.Body, c.timeout, stop, cancel, req.op, where)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
 		return resp, nil
 	}
-	// An error answer's body is read for its details, under the same idle
-	// timeout.
-	resp.Body = newIdleBody(resp.Body, c.timeout, cancel, req.op, where)
+	// An error answer's body is read for its details, under the same
+	// bounds.
 	defer resp.Body.Close()
 	return nil, c.statusError(req.op, resp)
 }
 
-func (c *Client) transportError(ctx context.Context, op, where string, err error, headersInTime bool) error {
+// budget is how long one attempt may wait for its answer, and when an
+// answer read whole must have ended: the client's timeout, cut to the time
+// left before ctx's deadline less deadlineMargin (a quarter of the time
+// left when that is shorter). A stalled service then fails the call with
+// ErrUnavailable while the caller can still report it, instead of running
+// into the deadline itself. stop is zero without a deadline.
+func (c *Client) budget(ctx context.Context) (wait time.Duration, stop time.Time) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return c.timeout, time.Time{}
+	}
+	stop = dl.Add(-min(deadlineMargin, time.Until(dl)/4))
+	return min(c.timeout, time.Until(stop)), stop
+}
+
+// noTimeLeft is the error of a request not sent because the deadline has
+// come.
+func (c *Client) noTimeLeft(op, where string) error {
+	return &Error{Class: ErrUnavailable, Op: op, Message: where + ": not sent, the deadline has come"}
+}
+
+// transportError describes a failed request; headersInTime is false when
+// no answer came within wait.
+func (c *Client) transportError(ctx context.Context, op, where string, err error, headersInTime bool, wait time.Duration) error {
 	// url.Error repeats the full URL, key included: keep only its cause.
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -316,7 +429,7 @@ func (c *Client) transportError(ctx context.Context, op, where string, err error
 	case ctx.Err() != nil:
 		return &Error{Class: ErrUnavailable, Op: op, Message: where + ": cancelled", Err: cause}
 	case !headersInTime:
-		return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: no answer within %s", where, c.timeout)}
+		return &Error{Class: ErrUnavailable, Op: op, Message: fmt.Sprintf("%s: no answer within %s", where, wait.Round(time.Millisecond))}
 	case strings.Contains(err.Error(), "refusing redirect"):
 		return &Error{Class: ErrInvalidInput, Op: op, Message: where, Err: cause}
 	}
@@ -359,35 +472,48 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
-// idleBody fails a body on which no byte arrives for the idle timeout: it
-// cancels the request, and reports that as ErrUnavailable rather than as a
-// cancellation. Without it a stalled export would hold a function until
-// its deadline.
+// idleBody fails a body on which no byte arrives for the idle timeout, or
+// that has not ended by stop (when not zero): it cancels the request, and
+// reports that as ErrUnavailable rather than as a cancellation. Without it
+// a stalled or trickling answer would hold a function until its deadline.
 type idleBody struct {
 	rc        io.ReadCloser
 	idle      time.Duration
+	stop      time.Time
 	timer     *time.Timer
 	cancel    context.CancelFunc
 	stalled   atomic.Bool
 	op, where string
 }
 
-func newIdleBody(rc io.ReadCloser, idle time.Duration, cancel context.CancelFunc, op, where string) *idleBody {
-	b := &idleBody{rc: rc, idle: idle, cancel: cancel, op: op, where: where}
-	b.timer = time.AfterFunc(idle, func() {
+func newIdleBody(rc io.ReadCloser, idle time.Duration, stop time.Time, cancel context.CancelFunc, op, where string) *idleBody {
+	b := &idleBody{rc: rc, idle: idle, stop: stop, cancel: cancel, op: op, where: where}
+	b.timer = time.AfterFunc(b.next(), func() {
 		b.stalled.Store(true)
 		cancel()
 	})
 	return b
 }
 
+// next is how long the body may now stay silent.
+func (b *idleBody) next() time.Duration {
+	if b.stop.IsZero() {
+		return b.idle
+	}
+	return min(b.idle, time.Until(b.stop))
+}
+
 func (b *idleBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 && !b.stalled.Load() {
-		b.timer.Reset(b.idle)
+		b.timer.Reset(b.next())
 	}
 	if err != nil && err != io.EOF && b.stalled.Load() {
-		err = &Error{Class: ErrUnavailable, Op: b.op, Message: fmt.Sprintf("%s: no data for %s", b.where, b.idle)}
+		msg := fmt.Sprintf("%s: no data for %s", b.where, b.idle)
+		if !b.stop.IsZero() && !time.Now().Before(b.stop) {
+			msg = fmt.Sprintf("%s: the answer did not end in the time left before the deadline", b.where)
+		}
+		err = &Error{Class: ErrUnavailable, Op: b.op, Message: msg}
 	}
 	return n, err
 }

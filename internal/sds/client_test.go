@@ -2,9 +2,11 @@ package sds
 
 import (
 	"errors"
+	"io"
 	"net/url"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -164,5 +166,43 @@ func TestStripLink(t *testing.T) {
 		if got := StripLink(in); got != want {
 			t.Errorf("StripLink(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestRedactStream: the key is removed from a stream wherever reads split
+// it, in each encoding redact knows, and nothing else changes.
+func TestRedactStream(t *testing.T) {
+	c, err := New("https://spatial.virtualearth.net", "Ab+c/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"none", "no key here\n", "no key here\n"},
+		{"empty", "", ""},
+		{"raw", "key=Ab+c/d;", "key=REDACTED;"},
+		{"query escaped", "GET /x?key=Ab%2Bc%2Fd&o=xml", "GET /x?key=REDACTED&o=xml"},
+		{"path escaped", "/Ab+c%2Fd/", "/REDACTED/"},
+		{"at both ends", "Ab+c/dmiddleAb+c/d", "REDACTEDmiddleREDACTED"},
+		{"prefix only at the end", "ends with Ab+c", "ends with Ab+c"},
+		{"long", strings.Repeat("x", 70000) + "Ab+c/d" + strings.Repeat("y", 70000), strings.Repeat("x", 70000) + "REDACTED" + strings.Repeat("y", 70000)},
+	} {
+		for _, rd := range []struct {
+			name string
+			wrap func(io.Reader) io.Reader
+		}{{"whole", func(r io.Reader) io.Reader { return r }}, {"one byte", iotest.OneByteReader}, {"half", iotest.HalfReader}} {
+			t.Run(tc.name+"/"+rd.name, func(t *testing.T) {
+				got, err := io.ReadAll(c.redactStream(rd.wrap(strings.NewReader(tc.in))))
+				if err != nil || string(got) != tc.want {
+					t.Errorf("got %.200q (%v), want %.200q", got, err, tc.want)
+				}
+			})
+		}
+	}
+	// A source that breaks part way: its error is passed on, and what was
+	// held back, which could be the start of a key, is dropped.
+	in := strings.Repeat("y", 20) + "Ab+c"
+	got, err := io.ReadAll(c.redactStream(iotest.TimeoutReader(iotest.OneByteReader(strings.NewReader(in)))))
+	if !errors.Is(err, iotest.ErrTimeout) || strings.Contains(string(got), "A") {
+		t.Errorf("a failing source: %q %v, want a part of the y's and its error", got, err)
 	}
 }

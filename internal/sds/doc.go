@@ -38,6 +38,13 @@
 //   - Timeouts (WithTimeout, default 30 s): each attempt until its headers
 //     arrive (a load: from the end of its body), and every wait for the
 //     next bytes of a body (an idle timeout; a stall is ErrUnavailable).
+//     With a context deadline, the wait for headers and the whole reading
+//     of an answer the client reads itself (status, information, job
+//     list) also end 1 s before it (a quarter of the time left when that
+//     is shorter), with ErrUnavailable: a stalled or trickling service
+//     never runs a call into its caller's deadline. A stream handed to the
+//     caller (an export, an error log) keeps only the idle timeout; the
+//     caller's deadline bounds it as a whole.
 //
 // What is repeated depends on what a repeat could do twice:
 //

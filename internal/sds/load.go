@@ -335,16 +335,21 @@ func (c *Client) upload(ctx context.Context, op string, u *url.URL, src *uploadS
 	full.RawQuery = q.Encode()
 	where := http.MethodPost + " " + u.Redacted()
 
+	if wait, _ := c.budget(ctx); wait <= 0 {
+		return nil, c.noTimeLeft(op, where)
+	}
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
+	var wait time.Duration
 	var timer *time.Timer
 	expired := false
 	body := &lazyBody{src: src, op: op}
 	body.onEOF = func() {
 		mu.Lock()
 		defer mu.Unlock()
-		timer = time.AfterFunc(c.timeout, func() {
+		wait, _ = c.budget(ctx)
+		timer = time.AfterFunc(max(wait, 0), func() {
 			mu.Lock()
 			expired = true
 			mu.Unlock()
@@ -363,7 +368,7 @@ func (c *Client) upload(ctx context.Context, op string, u *url.URL, src *uploadS
 	if timer != nil {
 		timer.Stop()
 	}
-	late := expired
+	late, waited := expired, wait
 	mu.Unlock()
 	if err != nil {
 		// A failure of the body itself (limits, UTF-8, reading the source)
@@ -371,8 +376,10 @@ func (c *Client) upload(ctx context.Context, op string, u *url.URL, src *uploadS
 		if berr := body.failure(); berr != nil {
 			return nil, berr
 		}
-		return nil, c.transportError(ctx, op, where, err, !late)
+		return nil, c.transportError(ctx, op, where, err, !late, waited)
 	}
+	_, stop := c.budget(ctx)
+	resp.Body = newIdleBody(resp.Body, c.timeout, stop, cancel, op, where)
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.statusError(op, resp)
@@ -470,6 +477,8 @@ func ParseDataSourceURL(raw string) (DataSource, error) {
 
 // OpenFailedOutput opens an aborted job's error log (its failed output
 // link) as a stream, so it can be kept for the user. The caller closes it.
+// Like every text of the service, the log has the key removed; its
+// ContentLength is therefore unknown (-1).
 func (c *Client) OpenFailedOutput(ctx context.Context, job *Job) (*Export, error) {
 	const op = "failed output"
 	link := job.FailedURL()
@@ -484,9 +493,10 @@ func (c *Client) OpenFailedOutput(ctx context.Context, job *Job) (*Export, error
 	if err != nil {
 		return nil, err
 	}
+	raw := &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact}
 	return &Export{
-		Body:          &checkedBody{r: resp.Body, want: resp.ContentLength, redact: c.redact},
-		ContentLength: resp.ContentLength,
+		Body:          readCloser{Reader: c.redactStream(raw), Closer: raw},
+		ContentLength: -1,
 		ContentType:   resp.Header.Get("Content-Type"),
 	}, nil
 }

@@ -523,15 +523,7 @@ func TestLoadAbortedWithFailedEntities(t *testing.T) {
 	if st.DataSourceURL() != "" {
 		t.Error("an aborted load names a data source")
 	}
-	out, err := e.client.OpenFailedOutput(ctx, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log, err := io.ReadAll(out.Body)
-	out.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	log := readFailedOutput(t, e.client, st)
 	failed := entities(t, log)
 	if len(failed) != 2 || failed["v2-4"]["Latitude"] != "north" || failed["v2-5"]["Seats"] != "many" {
 		t.Errorf("failed output entities %v", failed)
@@ -571,13 +563,7 @@ func TestLoadAbortedSchema(t *testing.T) {
 			if st.Status != sds.StatusAborted || !strings.Contains(st.ErrorMessage, tc.want) {
 				t.Fatalf("job %+v: want Aborted mentioning %q", st, tc.want)
 			}
-			out, err := e.client.OpenFailedOutput(context.Background(), st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			log, _ := io.ReadAll(out.Body)
-			out.Body.Close()
-			if !strings.Contains(string(log), tc.want) {
+			if log := readFailedOutput(t, e.client, st); !strings.Contains(string(log), tc.want) {
 				t.Errorf("error log %q", log)
 			}
 			all, err := e.client.DataSources(context.Background())
@@ -785,4 +771,40 @@ func TestLoadSourceBreaks(t *testing.T) {
 			t.Fatalf("a job was created: %+v", j)
 		}
 	}
+}
+
+// TestFailedOutputHasNoKey: an error log that echoes the request URL, key
+// and all, is handed out with the key removed, like every service text.
+func TestFailedOutputHasNoKey(t *testing.T) {
+	e := newLoadEnv(t, nil)
+	data := bytes.Replace(shopsData(6, "v2"), []byte("<Latitude>47.64</Latitude>"), []byte("<Latitude>north</Latitude>"), 1)
+	st := load(t, e, "EchoShops", sds.LoadComplete, data)
+	if st.Status != sds.StatusAborted {
+		t.Fatalf("load job %+v: want Aborted", st)
+	}
+	if err := e.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpLoadFailed, Kind: sdsemu.FaultEchoKey}); err != nil {
+		t.Fatal(err)
+	}
+	log := readFailedOutput(t, e.client, st)
+	if bytes.Contains(log, []byte(masterKey)) || !bytes.Contains(log, []byte("key=REDACTED")) {
+		t.Errorf("failed output with the echoed request:\n%s", log)
+	}
+	if len(entities(t, bytes.TrimSpace(log))) != 1 {
+		t.Errorf("the failed entity is not kept:\n%s", log)
+	}
+}
+
+// readFailedOutput reads an aborted job's whole error log.
+func readFailedOutput(t *testing.T, c *sds.Client, job *sds.Job) []byte {
+	t.Helper()
+	out, err := c.OpenFailedOutput(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	log, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return log
 }

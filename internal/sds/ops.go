@@ -388,6 +388,7 @@ func (c *Client) infoCall(ctx context.Context, req request) ([]DataSourceInfo, e
 func (c *Client) readAll(ctx context.Context, req request) ([]byte, http.Header, error) {
 	var body []byte
 	var header http.Header
+	req.whole = true
 	err := c.withRetries(ctx, req.op, func(err error) bool { return retryable(err, req.safe) }, func() error {
 		resp, err := c.attempt(ctx, req)
 		if err != nil {

@@ -159,6 +159,83 @@ func TestStalledBodies(t *testing.T) {
 	noKeyIn(t, err)
 }
 
+// TestStalledReadsEndBeforeTheDeadline: a status answer that stalls or
+// trickles ends with ErrUnavailable before the caller's deadline, even when
+// the client's timeout is longer than the time left: the caller (a Lambda
+// function) can still report it instead of being stopped by its deadline.
+func TestStalledReadsEndBeforeTheDeadline(t *testing.T) {
+	const left = 2500 * time.Millisecond // the caller's deadline
+	e := newLoadEnv(t, nil, sds.WithTimeout(sds.DefaultTimeout), sds.WithRetry(sds.DefaultRetry))
+	download, err := e.client.CreateDownloadJob(context.Background(), coffee, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lj, err := e.client.Load(context.Background(), sds.LoadRequest{Name: "Stalled", Operation: sds.LoadComplete,
+		Body: bytes.NewReader(shopsData(2, "s")), Size: int64(len(shopsData(2, "s"))), Entities: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A status answer that sends a byte every 200 ms is never idle for
+	// the client's timeout, and would never end.
+	trickle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		for r.Context().Err() == nil {
+			w.Write([]byte(" "))
+			http.NewResponseController(w).Flush()
+			time.Sleep(200 * time.Millisecond)
+		}
+	}))
+	defer trickle.Close()
+	trickling, err := sds.New(trickle.URL, masterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	for _, tc := range []struct {
+		name  string
+		fault *sdsemu.Fault
+		read  func(context.Context) error
+	}{
+		{"download status stalls", &sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultStall, Bytes: 20, Times: -1},
+			func(ctx context.Context) error {
+				_, err := e.client.DownloadJobStatus(ctx, download.StatusURL())
+				return err
+			}},
+		{"load status stalls", &sdsemu.Fault{Op: sdsemu.OpLoadStatus, Kind: sdsemu.FaultStall, Bytes: 20, Times: -1},
+			func(ctx context.Context) error { _, err := e.client.JobStatus(ctx, lj.StatusURL()); return err }},
+		{"status headers never come", &sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultLatency, Latency: time.Minute, Times: -1},
+			func(ctx context.Context) error {
+				_, err := e.client.DownloadJobStatus(ctx, download.StatusURL())
+				return err
+			}},
+		{"status answer trickles", nil,
+			func(ctx context.Context) error { _, err := trickling.ListJobs(ctx); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.emu.ClearFaults()
+			if tc.fault != nil {
+				if err := e.emu.AddFault(*tc.fault); err != nil {
+					t.Fatal(err)
+				}
+			}
+			defer e.emu.ClearFaults()
+			ctx, cancel := context.WithTimeout(context.Background(), left)
+			defer cancel()
+			start := time.Now()
+			err := tc.read(ctx)
+			took := time.Since(start)
+			if !errors.Is(err, sds.ErrUnavailable) {
+				t.Fatalf("err %v, want ErrUnavailable", err)
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("the read ended with the caller's deadline (%s), not before it: %v", took.Round(time.Millisecond), err)
+			}
+			noKeyIn(t, err)
+			t.Logf("%s after %s (deadline %s, SDS timeout %s): %v", tc.name, took.Round(time.Millisecond), left, sds.DefaultTimeout, err)
+		})
+	}
+}
+
 // TestServiceTextRedacted: a key the service echoes in a job's error
 // message, a job list entry or a link never reaches the caller.
 func TestServiceTextRedacted(t *testing.T) {

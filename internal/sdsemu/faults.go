@@ -47,8 +47,9 @@ const (
 	FaultReset FaultKind = "reset"
 	// FaultOverlong announces Content-Length: Bytes but sends the whole, longer body.
 	FaultOverlong FaultKind = "overlong"
-	// FaultStall sends the headers and Bytes bytes of a download or status body, then sends
-	// nothing more for Latency (default: until the client goes away) and closes the connection.
+	// FaultStall sends the headers and Bytes bytes of a download or job status body (download,
+	// load, publish or rollback status), then sends nothing more for Latency (default: until
+	// the client goes away) and closes the connection.
 	FaultStall FaultKind = "stall"
 	// FaultZip delivers a download as a ZIP archive holding the XML file, as Microsoft's own
 	// client accepts.
@@ -58,6 +59,9 @@ const (
 	// FaultLocationOnly answers a create download request without a self link: the status URL
 	// is only in the Location header.
 	FaultLocationOnly FaultKind = "locationOnly"
+	// FaultEchoKey ends the error log of an aborted load (loadFailed) with the request URL, the
+	// key in its query included, as a service echoing its request would.
+	FaultEchoKey FaultKind = "echoKey"
 	// FaultErrorDetailsOnly answers the status of an aborted download job without the job's
 	// errorMessage: the reason is only in the envelope's errorDetails.
 	FaultErrorDetailsOnly FaultKind = "errorDetailsOnly"
@@ -191,15 +195,17 @@ func (f Fault) validate() error {
 		if f.Bytes < 0 || f.Latency < 0 {
 			return fmt.Errorf("bytes and latency must not be negative")
 		}
-		return onlyFor(OpDownloadData, OpDownloadStatus)
+		return onlyFor(OpDownloadData, OpDownloadStatus, OpLoadStatus, OpPublishStatus, OpRollbackStat)
 	case FaultZip, FaultGzip:
 		return onlyFor(OpDownloadData)
 	case FaultLocationOnly:
 		return onlyFor(OpCreateDownload)
 	case FaultErrorDetailsOnly:
 		return onlyFor(OpDownloadStatus)
+	case FaultEchoKey:
+		return onlyFor(OpLoadFailed)
 	default:
-		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly", f.Kind)
+		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly, echoKey", f.Kind)
 	}
 	return nil
 }

@@ -287,6 +287,7 @@ func TestParseFaultsErrors(t *testing.T) {
 		"times below -1":      `[{"op":"*","kind":"status","status":503,"times":-2}]`,
 		"not an array":        `{"op":"*","kind":"status","status":503}`,
 		"stall on delete":     `[{"op":"delete","kind":"stall"}]`,
+		"echoKey on status":   `[{"op":"loadStatus","kind":"echoKey"}]`,
 		"zip on status":       `[{"op":"downloadStatus","kind":"zip"}]`,
 		"location on status":  `[{"op":"downloadStatus","kind":"locationOnly"}]`,
 		"details on create":   `[{"op":"createDownload","kind":"errorDetailsOnly"}]`,

@@ -203,14 +203,20 @@ func (s *Server) downloadStatus(q *request) {
 			res.noError, details = true, []string{snap.ErrorMessage}
 		}
 	}
-	if f := s.takeFault(OpDownloadStatus, q.r.URL.Path, FaultStall); f != nil {
+	s.respondStatus(q, []resource{res}, details)
+}
+
+// respondStatus answers a job status request (200), or stalls part way
+// through the answer when a stall fault aims at the request's operation.
+func (s *Server) respondStatus(q *request, res []resource, details []string) {
+	if f := s.takeFault(q.rec.Operation, q.r.URL.Path, FaultStall); f != nil {
 		q.rec.addFault(f.Kind)
 		rec := httptest.NewRecorder()
-		writeEnvelope(rec, q.f, http.StatusOK, authValid, []resource{res}, details)
+		writeEnvelope(rec, q.f, http.StatusOK, authValid, res, details)
 		stall(q, rec.Header().Get("Content-Type"), rec.Body.Bytes(), f)
 		return
 	}
-	writeEnvelope(q.w, q.f, http.StatusOK, authValid, []resource{res}, details)
+	writeEnvelope(q.w, q.f, http.StatusOK, authValid, res, details)
 }
 
 // parseFlag reads a 0/1 parameter; with words it also takes true/false. Empty means false.

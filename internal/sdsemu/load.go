@@ -363,7 +363,7 @@ func (s *Server) loadStatus(q *request) {
 		q.fail(e)
 		return
 	}
-	q.respond(http.StatusOK, []resource{s.loadResource(q.base, snap)})
+	s.respondStatus(q, []resource{s.loadResource(q.base, snap)}, nil)
 }
 
 // versionJobStatus: the status URLs of publish (/data/jobs/{id}/$getstatus) and rollback
@@ -379,10 +379,10 @@ func (s *Server) versionJobStatus(q *request) {
 		return
 	}
 	if kind == JobPublishStaged {
-		q.respond(http.StatusOK, []resource{publishResource{job: snap, base: q.base}})
+		s.respondStatus(q, []resource{publishResource{job: snap, base: q.base}}, nil)
 		return
 	}
-	q.respond(http.StatusOK, []resource{s.loadResource(q.base, snap)})
+	s.respondStatus(q, []resource{s.loadResource(q.base, snap)}, nil)
 }
 
 func (s *Server) pollVersionJob(key, id string, kinds ...JobKind) (Job, *apiError) {
@@ -427,11 +427,21 @@ func (s *Server) loadFailed(q *request) {
 		q.fail(newError(http.StatusBadRequest, fmt.Sprintf("The load job has not aborted (status %s): there is no error log.", status)))
 		return
 	}
+	// An echoKey fault ends the log with the request URL, key and all, as a
+	// service that logs its requests would.
+	var echo string
+	if f := s.takeFault(OpLoadFailed, q.r.URL.Path, FaultEchoKey); f != nil {
+		q.rec.addFault(f.Kind)
+		echo = "Request: GET " + q.base + q.r.URL.RequestURI()
+	}
 	if lj == nil || lj.failed == nil {
 		if lj != nil && lj.failedMsg != "" {
 			msg = strings.TrimSuffix(lj.failedMsg, "\n")
 		}
 		body := msg + "\n"
+		if echo != "" {
+			body += echo + "\n"
+		}
 		q.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		q.w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 		q.w.WriteHeader(http.StatusOK)
@@ -444,10 +454,14 @@ func (s *Server) loadFailed(q *request) {
 		return
 	}
 	defer f.Close()
+	if echo != "" {
+		echo = "\n<!-- " + echo + " -->\n" // after the root element: still well-formed
+	}
 	q.w.Header().Set("Content-Type", contentXML)
-	q.w.Header().Set("Content-Length", strconv.FormatInt(lj.failed.size, 10))
+	q.w.Header().Set("Content-Length", strconv.FormatInt(lj.failed.size+int64(len(echo)), 10))
 	q.w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(q.w, f)
+	_, _ = io.WriteString(q.w, echo)
 }
 
 // publish: GET /REST/v1/data/{accessId}/{name}/$commit. 202 with a DataServiceJob whose self

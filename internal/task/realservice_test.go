@@ -1,7 +1,9 @@
 package task_test
 
 import (
+	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
@@ -46,6 +48,61 @@ func TestStalledSDSBodies(t *testing.T) {
 	}
 }
 
+// TestStalledSDSWithinTheFunctionTimeout: whatever SDS request of a
+// function stalls, with the production SDS_TIMEOUT (30 s) and retry policy
+// and less time left than that, the function ends with SdsUnavailable
+// before its deadline, never with FunctionTimeout.
+//
+// SDSOPS_MEASURE_DEFAULT_TIMEOUT=1 gives the functions the default timeout
+// of template.yaml (60 s) to measure the production figure.
+func TestStalledSDSWithinTheFunctionTimeout(t *testing.T) {
+	lambdaTimeout := 5 * time.Second // the function stops itself 2 s before
+	if os.Getenv("SDSOPS_MEASURE_DEFAULT_TIMEOUT") != "" {
+		lambdaTimeout = 60 * time.Second
+	}
+	f := newFixture(t, masterKey, nil, sds.WithTimeout(sds.DefaultTimeout), sds.WithRetry(sds.DefaultRetry))
+	st := f.backupToCompleted()
+	key := f.mustInvoke("copytos3", st)["key"].(string)
+	load := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	anyOp := sdsemu.Fault{Op: sdsemu.OpAny, Kind: sdsemu.FaultLatency, Latency: time.Minute, Times: -1}
+
+	for _, tc := range []struct {
+		name, function string
+		event          any
+		fault          sdsemu.Fault
+	}{
+		{"download status stalls", "checkstatus", st, sdsemu.Fault{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultStall, Bytes: 30, Times: -1}},
+		{"load status stalls", "loadstatus", load, sdsemu.Fault{Op: sdsemu.OpLoadStatus, Kind: sdsemu.FaultStall, Bytes: 30, Times: -1}},
+		{"download status never answers", "checkstatus", st, anyOp},
+		{"load status never answers", "loadstatus", load, anyOp},
+		{"startdownload", "startdownload", startEvent(), anyOp},
+		{"delete", "delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee}, anyOp},
+		{"setpublic", "setpublic", map[string]any{"accessId": accessID, "dataSourceName": coffee, "public": false}, anyOp},
+		{"publish", "publish", map[string]any{"accessId": accessID, "dataSourceName": coffee}, anyOp},
+		{"rollback", "rollback", map[string]any{"dataSourceName": coffee, "jobId": "4ad48f44f879c6da79e22ecfd19ffad4", "confirm": coffee}, anyOp},
+		// The emulator notices a client gone from a POST only once it reads
+		// the body: a short latency, still longer than the time left.
+		{"restore load", "restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy2"},
+			sdsemu.Fault{Op: sdsemu.OpLoad, Kind: sdsemu.FaultLatency, Latency: 2 * lambdaTimeout}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f.emu.ClearFaults()
+			defer f.emu.ClearFaults()
+			if err := f.emu.AddFault(tc.fault); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), lambdaTimeout)
+			defer cancel()
+			start := time.Now()
+			_, typ, msg := f.invokeCtx(ctx, tc.function, tc.event)
+			if typ != "SdsUnavailable" {
+				t.Fatalf("%s: %s: %s after %s, want SdsUnavailable", tc.function, typ, msg, time.Since(start).Round(time.Millisecond))
+			}
+			t.Logf("%s: %s after %s (Lambda timeout %s)", tc.function, typ, time.Since(start).Round(time.Millisecond), lambdaTimeout)
+		})
+	}
+}
+
 // TestEchoedKeyRedacted: a service that echoes the request URL, key and
 // all, in a job's error message gets it redacted in every result, error
 // and log line (the fixture checks them all when the test ends).
@@ -72,6 +129,41 @@ func TestEchoedKeyRedacted(t *testing.T) {
 		}
 	} else if m, _ := out["errorMessage"].(string); !strings.Contains(m, "REDACTED") {
 		t.Errorf("delete check: %v", out)
+	}
+}
+
+// TestFailedLoadOutputHasNoKey: an aborted load's error log that echoes
+// the request URL, key and all, is kept beside the archive in S3 with the
+// key removed.
+func TestFailedLoadOutputHasNoKey(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "CoffeeCopy"})
+	if err := f.emu.AbortJob(job["jobId"].(string), "The data could not be loaded."); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.emu.AddFault(sdsemu.Fault{Op: sdsemu.OpLoadFailed, Kind: sdsemu.FaultEchoKey}); err != nil {
+		t.Fatal(err)
+	}
+	out := f.mustInvoke("loadstatus", job)
+	kept, _ := out["failedOutputKey"].(string)
+	if out["status"] != "Aborted" || kept == "" {
+		t.Fatalf("loadstatus %v: want Aborted with the failed output kept", out)
+	}
+	if n := len(f.emu.Faults()); n != 0 {
+		t.Fatal("the error log was not read with the echoing fault")
+	}
+	body, err := getObject(t, f.bucket, kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{masterKey, url.QueryEscape(masterKey)} {
+		if strings.Contains(string(body), form) {
+			t.Errorf("s3://%s/%s holds the master key", f.bucket, kept)
+		}
+	}
+	if !strings.Contains(string(body), "could not be loaded") || !strings.Contains(string(body), "key=REDACTED") {
+		t.Errorf("s3://%s/%s does not hold the log with the key redacted:\n%s", f.bucket, kept, body)
 	}
 }
 

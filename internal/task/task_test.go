@@ -134,6 +134,13 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 // as the Lambda runtime would, and returns its JSON result or error type.
 func (f *fixture) invoke(function string, event any) (out map[string]any, errType, errMsg string) {
 	f.t.Helper()
+	return f.invokeCtx(context.Background(), function, event)
+}
+
+// invokeCtx is invoke with the runtime's context, such as one with the
+// deadline Lambda gives an invocation.
+func (f *fixture) invokeCtx(ctx context.Context, function string, event any) (out map[string]any, errType, errMsg string) {
+	f.t.Helper()
 	var fn task.Func
 	switch function {
 	case "startdownload":
@@ -164,7 +171,7 @@ func (f *fixture) invoke(function string, event any) (out map[string]any, errTyp
 			f.t.Fatal(err)
 		}
 	}
-	res, err := lambda.NewHandler(f.runner.Handler(function, fn)).Invoke(context.Background(), payload)
+	res, err := lambda.NewHandler(f.runner.Handler(function, fn)).Invoke(ctx, payload)
 	if err != nil {
 		var ie messages.InvokeResponse_Error
 		if !errors.As(err, &ie) {
