@@ -131,6 +131,24 @@ func (l Layout) Parse(key string) (r Ref, manifest bool, err error) {
 	return r, manifest, nil
 }
 
+// ParseKey is Parse for an archive's key only.
+func (l Layout) ParseKey(key string) (Ref, error) {
+	r, manifest, err := l.Parse(key)
+	if err == nil && manifest {
+		err = fmt.Errorf("%w: %q is a manifest's key; give its archive's (…/<jobId>%s)", ErrInvalidKey, clip(key, 200), ObjectSuffix)
+	}
+	return r, err
+}
+
+// ParseManifestKey is Parse for a manifest's key only.
+func (l Layout) ParseManifestKey(key string) (Ref, error) {
+	r, manifest, err := l.Parse(key)
+	if err == nil && !manifest {
+		err = fmt.Errorf("%w: %q is an archive's key, not its manifest's", ErrInvalidKey, clip(key, 200))
+	}
+	return r, err
+}
+
 // ListPrefix checks a prefix to list archives under: one taken below the
 // layout's prefix when it does not start with it, whose complete segments
 // are the leading segments of an archive key (accessId, dataSourceName,

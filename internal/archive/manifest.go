@@ -105,14 +105,12 @@ func ReadManifest(ctx context.Context, api Getter, bucket, key string) (StoredMa
 // object, the key's data source and job, and has a SHA-256 and counts that
 // can be checked. Its format version is the caller's to judge.
 func (l Layout) CheckManifest(m Manifest, bucket, key string) error {
-	r, manifest, err := l.Parse(key)
+	r, err := l.ParseKey(key)
 	if err != nil {
 		return err
 	}
 	sum, herr := hex.DecodeString(m.SHA256)
 	switch {
-	case manifest:
-		return fmt.Errorf("%s is a manifest's key, not an archive's", key)
 	case m.Bucket != bucket || m.Key != key:
 		return fmt.Errorf("it names s3://%s/%s", m.Bucket, m.Key)
 	case m.AccessID != r.AccessID || m.DataSourceName != r.DataSourceName || m.JobID != r.JobID:

@@ -143,10 +143,7 @@ type manifest struct {
 // are still in place.
 func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, error) {
 	bucket, layout := c.store.Bucket(), c.store.Layout()
-	ref, isManifest, err := layout.Parse(manifestKey)
-	if err == nil && !isManifest {
-		err = errors.New("it is an archive's key, not its manifest's")
-	}
+	ref, err := layout.ParseManifestKey(manifestKey)
 	if err != nil {
 		return Result{}, classed(ErrInvalid, "convert", err)
 	}

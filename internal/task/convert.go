@@ -2,7 +2,6 @@ package task
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/sdsops/sdsops/internal/archive"
@@ -138,10 +137,11 @@ func manifestKeyOf(l archive.Layout, ev ConvertEvent) (string, error) {
 		if f.v == "" {
 			continue
 		}
-		r, isManifest, err := l.Parse(f.v)
-		if err == nil && f.field == "manifestKey" && !isManifest {
-			err = errors.New("it is an archive's key: give it as key")
+		parse := func(k string) (archive.Ref, error) { r, _, err := l.Parse(k); return r, err }
+		if f.field == "manifestKey" {
+			parse = l.ParseManifestKey
 		}
+		r, err := parse(f.v)
 		if err != nil {
 			return "", invalid("field %q: %v", f.field, err)
 		}

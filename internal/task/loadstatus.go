@@ -65,8 +65,11 @@ func (s *Service) LoadStatus(ctx context.Context, raw []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.ArchiveKey != "" && (!strings.HasPrefix(st.ArchiveKey, s.cfg.ArchivePrefix) || strings.Contains(st.ArchiveKey, "..")) {
-		return nil, invalid("field \"archiveKey\" is not under %q", s.cfg.ArchivePrefix)
+	if st.ArchiveKey != "" {
+		// The failed entities of a load are kept beside its archive.
+		if _, err := s.layout().ParseKey(st.ArchiveKey); err != nil {
+			return nil, invalid("field \"archiveKey\": %v", err)
+		}
 	}
 	err = s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
 		job, err := c.JobStatus(ctx, st.StatusURL)

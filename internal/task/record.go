@@ -209,10 +209,7 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 // date.
 func (s *Service) verifiedArchive(ctx context.Context, id catalog.ID, res backupOutcome) (*archive.Manifest, error) {
 	l := s.layout()
-	r, isManifest, err := l.Parse(res.Key)
-	if err == nil && isManifest {
-		err = errors.New("it is a manifest's key, not an archive's")
-	}
+	r, err := l.ParseKey(res.Key)
 	if err != nil {
 		return nil, invalid("record: the backup result's key: %v", err)
 	}

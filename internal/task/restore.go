@@ -173,10 +173,7 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 		if ev.AccessID != "" || ev.DataSourceName != "" || ev.VersionJobID != "" || ev.Date != "" {
 			return nil, invalid("give archiveKey, or accessId and dataSourceName (with versionJobId or date), not both")
 		}
-		r, isManifest, err := s.layout().Parse(ev.ArchiveKey)
-		if err == nil && isManifest {
-			err = errors.New("it is a manifest's key: give the archive's (…/<jobId>.xml)")
-		}
+		r, err := s.layout().ParseKey(ev.ArchiveKey)
 		if err != nil {
 			return nil, invalid("field \"archiveKey\": %v", err)
 		}
