@@ -161,6 +161,7 @@ func TestRestoreFindsNewestAmongThousands(t *testing.T) {
 	if got := plan["archive"].(map[string]any)["key"]; got != newest.Key {
 		t.Fatalf("chose %v, want the newest verified archive %s", got, newest.Key)
 	}
+	t.Logf("newest of %d archives: %d listings, %d manifest reads", len(ms)+1, api.lists.Load(), api.gets.Load())
 	if n := api.gets.Load() + api.lists.Load(); n > 20 {
 		t.Errorf("%d S3 requests (%d listings, %d reads) to find the newest archive", n, api.lists.Load(), api.gets.Load())
 	}
@@ -318,5 +319,39 @@ func TestRecordOnlyVerifiedArchivesOfTheDataSource(t *testing.T) {
 	rec, err := cat.Get(context.Background(), catalog.ID{AccessID: accessID, Name: coffee})
 	if err != nil || rec.ArchiveKey != good.Key || rec.VerifiedVersion != good.VersionJobID || rec.SHA256 != good.SHA256 {
 		t.Errorf("record %+v, %v; want archive %s", rec, err, good.Key)
+	}
+}
+
+// TestEventKeysChecked: restore and loadstatus take an archiveKey only when
+// it is an archive key of the layout, normalized and within S3's 1,024
+// bytes, before anything is read from S3 or asked of SDS.
+func TestEventKeysChecked(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	api := &countingS3{Client: s3Client}
+	svc := f.service(api)
+	const dir = "sds-exports/" + accessID + "/" + coffee + "/2024/06/01/"
+	for why, key := range map[string]string{
+		"dot-dot":        dir + "../../../../../../catalog/v1/0123abcd.xml",
+		"dot-slash":      "sds-exports/./" + accessID + "/" + coffee + "/2024/06/01/0123abcd.xml",
+		"double slash":   dir + "/0123abcd.xml",
+		"NUL":            dir + "0123\x00abcd.xml",
+		"over 1,024":     dir + strings.Repeat("a", 1020) + ".xml",
+		"a manifest key": dir + "0123abcd.xml" + archive.ManifestSuffix,
+		"not the layout": dir + "extra/0123abcd.xml",
+	} {
+		_, err := call(t, svc.Restore, map[string]any{"action": "prepare", "archiveKey": key})
+		if typ := errorType(err); typ != task.InvalidInput || !strings.Contains(err.Error(), "archiveKey") {
+			t.Errorf("restore of %s: %v; want InvalidInput naming archiveKey", why, err)
+		}
+		jobs := len(f.emu.Jobs())
+		_, err = call(t, svc.LoadStatus, map[string]any{"operation": "load", "dataSourceName": coffee, "jobId": "0123abcd",
+			"statusUrl": f.srv.URL + "/REST/v1/Dataflows/LoadDataSource/0123abcd", "requestedAt": time.Now().UTC().Format(time.RFC3339),
+			"status": "Pending", "archiveKey": key})
+		if typ := errorType(err); typ != task.InvalidInput || !strings.Contains(err.Error(), "archiveKey") || len(f.emu.Jobs()) != jobs {
+			t.Errorf("loadstatus with %s: %v; want InvalidInput naming archiveKey", why, err)
+		}
+	}
+	if n := api.gets.Load() + api.lists.Load(); n != 0 {
+		t.Errorf("%d S3 requests for keys that are not archive keys", n)
 	}
 }
