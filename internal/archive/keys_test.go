@@ -78,3 +78,40 @@ func TestLayoutListPrefix(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLayoutParse: a key Parse accepts is exactly the key the layout
+// builds from what it parsed (so it is normalized), within S3's limit,
+// with no "." or ".." segment.
+func FuzzLayoutParse(f *testing.F) {
+	for _, s := range []string{
+		"sds-exports/a1/Stores/2024/06/01/j1.xml",
+		"sds-exports/a1/Stores/2024/06/01/j1.xml.manifest.json",
+		"sds-exports/a1/../Stores/2024/06/01/j1.xml",
+		"sds-exports/a1/Stores/2024/13/01/j1.xml",
+		"sds-exports//a1/Stores/2024/06/01/j1.xml",
+	} {
+		f.Add(s)
+	}
+	l := NewLayout("sds-exports/")
+	f.Fuzz(func(t *testing.T, key string) {
+		r, manifest, err := l.Parse(key)
+		if err != nil {
+			if !errors.Is(err, ErrInvalidKey) {
+				t.Fatalf("refusal not ErrInvalidKey: %v", err)
+			}
+			return
+		}
+		built := l.Key(r)
+		if manifest {
+			built = l.ManifestKey(r)
+		}
+		if built != key || len(l.ManifestKey(r)) > MaxKeyBytes {
+			t.Fatalf("accepted %q, which the layout spells %q", key, built)
+		}
+		for _, seg := range strings.Split(key, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("accepted %q with segment %q", key, seg)
+			}
+		}
+	})
+}
