@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,9 +45,8 @@ func (c *countingS3) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Inpu
 // through api, with the catalog in f's bucket.
 func (f *fixture) service(api *countingS3) *task.Service {
 	tc := task.Config{SDSBaseURL: f.srv.URL, MasterKeySecretID: f.secretID, ArchiveBucket: f.bucket, ArchivePrefix: layout.Prefix()}
-	s := task.NewService(tc, masterkey.New(smClient, time.Minute), nil, api, slog.New(slog.DiscardHandler),
-		sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}))
-	return s.WithCatalog(catalog.New(s3Client, f.bucket, ""), api, smClient, io.Discard)
+	return task.NewService(tc, task.Deps{Keys: masterkey.New(smClient, time.Minute), Objects: api, Catalog: catalog.New(s3Client, f.bucket, ""),
+		SDS: []sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second})}})
 }
 
 // jobID is a made-up download job id: random-looking, so that key order
