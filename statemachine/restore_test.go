@@ -517,3 +517,20 @@ func TestUnrepeatedStepsFailOnUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreRefusesUnloadableArchiveBeforeBackup: an archive whose
+// manifest declares more than SDS loads (here 200,001 entities) fails the
+// restore in Prepare: the existing target is not backed up first and no
+// job is started.
+func TestRestoreRefusesUnloadableArchiveBeforeBackup(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	key := writeArchive(t, "FourthCoffeeRoasteries", "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a04", []byte("<never loaded/>"), sds.MaxLoadEntities+1, true, nil)
+	jobs := len(env.Emulator.Jobs())
+	x := run(t, "restore", map[string]any{"archiveKey": key, "confirm": "FourthCoffeeRoasteries"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" || !strings.Contains(x.Cause, "200000") {
+		t.Fatalf("%s %s %s", x.Status, x.Error, x.Cause)
+	}
+	if countEntered(x, "Backup") != 0 || len(env.Emulator.Jobs()) != jobs {
+		t.Errorf("the target was backed up or a job started before the archive was refused (%d jobs)", len(env.Emulator.Jobs())-jobs)
+	}
+}

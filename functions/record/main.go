@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("record", (*task.Service).Record, task.NeedCatalog)
+	task.Start("record", (*task.Service).Record, task.NeedCatalog, task.NeedObjects)
 }

@@ -105,12 +105,7 @@ func New(api S3API, cfg Config) (*Store, error) {
 	if cfg.Bucket == "" {
 		return nil, classed(ErrInvalidRequest, "archive: no bucket configured", nil)
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if !strings.HasSuffix(cfg.Prefix, "/") {
-		cfg.Prefix += "/"
-	}
+	cfg.Prefix = NewLayout(cfg.Prefix).Prefix()
 	switch {
 	case cfg.PartSize == 0:
 		cfg.PartSize = DefaultPartSize
@@ -196,13 +191,10 @@ type Result struct {
 	Problems []string
 }
 
-// Keys returns the object and manifest keys of req's archive:
-// <prefix><accessId>/<dataSourceName>/<yyyy>/<mm>/<dd>/<jobId>.xml and the
-// same with .manifest.json appended.
+// Keys returns the object and manifest keys of req's archive (Layout).
 func (s *Store) Keys(req Request) (key, manifestKey string) {
-	key = fmt.Sprintf("%s%s/%s/%s/%s.xml", s.cfg.Prefix, req.AccessID, req.DataSourceName,
-		req.JobCreated.UTC().Format("2006/01/02"), req.JobID)
-	return key, key + ".manifest.json"
+	r := Ref{AccessID: req.AccessID, DataSourceName: req.DataSourceName, Day: req.JobCreated, JobID: req.JobID}
+	return s.Layout().Key(r), s.Layout().ManifestKey(r)
 }
 
 // Object metadata keys. The object's SHA-256 is not among them: it is known

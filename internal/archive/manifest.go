@@ -21,9 +21,6 @@ import (
 // archive with an older manifest is copied again.
 const ManifestFormatVersion = 2
 
-// maxManifestBytes bounds what is read of an existing manifest.
-const maxManifestBytes = 1 << 20
-
 // Manifest is the JSON record written next to an archived export once the
 // export is completely stored. It is the record of the export's SHA-256.
 type Manifest struct {
@@ -50,6 +47,80 @@ type Manifest struct {
 	Key        string          `json:"key"`
 	StartedAt  time.Time       `json:"startedAt"`  // RFC 3339, UTC
 	FinishedAt time.Time       `json:"finishedAt"` // RFC 3339, UTC
+	// Conversion is the record package conversion adds once the archive
+	// is converted; its format is that package's.
+	Conversion json.RawMessage `json:"conversion,omitempty"`
+}
+
+// Errors of ReadManifest besides ErrStorage.
+var (
+	// ErrNoManifest: there is no manifest under the key.
+	ErrNoManifest = errors.New("no manifest")
+	// ErrBadManifest: the object is no manifest (not JSON of one, or
+	// larger than MaxManifestBytes).
+	ErrBadManifest = errors.New("not a manifest")
+)
+
+// Getter is what reading a manifest needs of S3.
+type Getter interface {
+	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// StoredManifest is a manifest as read from S3.
+type StoredManifest struct {
+	Manifest
+	Raw  []byte  // the object's bytes
+	ETag *string // of the version read: the condition of an update
+}
+
+// ReadManifest reads and decodes the manifest at bucket/key, at most
+// MaxManifestBytes of it. Its errors are in ErrNoManifest, ErrBadManifest
+// or ErrStorage; it does not check what the manifest says (CheckManifest).
+func ReadManifest(ctx context.Context, api Getter, bucket, key string) (StoredManifest, error) {
+	where := "read s3://" + bucket + "/" + key
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if s3err.NotFound(err) {
+		return StoredManifest{}, fmt.Errorf("%s: %w", where, ErrNoManifest)
+	}
+	if err != nil {
+		return StoredManifest{}, classed(ErrStorage, where, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, MaxManifestBytes+1))
+	if err != nil {
+		return StoredManifest{}, classed(ErrStorage, where, err)
+	}
+	sm := StoredManifest{Raw: data, ETag: out.ETag}
+	if len(data) > MaxManifestBytes {
+		return StoredManifest{}, fmt.Errorf("%s: %w: larger than %d bytes", where, ErrBadManifest, MaxManifestBytes)
+	}
+	if err := json.Unmarshal(data, &sm.Manifest); err != nil {
+		return StoredManifest{}, fmt.Errorf("%s: %w: %v", where, ErrBadManifest, err)
+	}
+	return sm, nil
+}
+
+// CheckManifest reports why m is not the manifest of the archive at
+// bucket/key in this layout, or nil when it describes it: it names that
+// object, the key's data source and job, and has a SHA-256 and counts that
+// can be checked. Its format version is the caller's to judge.
+func (l Layout) CheckManifest(m Manifest, bucket, key string) error {
+	r, err := l.ParseKey(key)
+	if err != nil {
+		return err
+	}
+	sum, herr := hex.DecodeString(m.SHA256)
+	switch {
+	case m.Bucket != bucket || m.Key != key:
+		return fmt.Errorf("it names s3://%s/%s", m.Bucket, m.Key)
+	case m.AccessID != r.AccessID || m.DataSourceName != r.DataSourceName || m.JobID != r.JobID:
+		return fmt.Errorf("it is for %s/%s job %s", m.AccessID, m.DataSourceName, m.JobID)
+	case herr != nil || len(sum) != sha256.Size:
+		return errors.New("its sha256 is not 64 hex digits")
+	case m.Bytes < 0 || m.EntityCount < 0:
+		return errors.New("its counts are negative")
+	}
+	return nil
 }
 
 // DeliveryRecord describes the bytes as received, before unpacking.
@@ -76,24 +147,17 @@ func (m Manifest) result(manifestKey string, reused bool) Result {
 }
 
 // describes reports why m is not the manifest of req's archive at
-// bucket/key, or nil when it is.
-func (m Manifest) describes(req Request, bucket, key string) error {
-	sum, err := hex.DecodeString(m.SHA256)
+// bucket/key in layout l, or nil when it is.
+func (m Manifest) describes(l Layout, req Request, bucket, key string) error {
 	switch {
 	case m.FormatVersion != ManifestFormatVersion:
 		return fmt.Errorf("format version %d, want %d", m.FormatVersion, ManifestFormatVersion)
 	case m.AccessID != req.AccessID || m.DataSourceName != req.DataSourceName || m.JobID != req.JobID:
 		return fmt.Errorf("it is for %s/%s job %s", m.AccessID, m.DataSourceName, m.JobID)
-	case m.Bucket != bucket || m.Key != key:
-		return fmt.Errorf("it names s3://%s/%s", m.Bucket, m.Key)
-	case err != nil || len(sum) != 32:
-		return errors.New("its sha256 is not 64 hex digits")
-	case m.Bytes < 0 || m.EntityCount < 0:
-		return errors.New("its counts are negative")
 	case !m.Verified && len(m.Problems) == 0:
 		return errors.New("it is unverified without a reason")
 	}
-	return nil
+	return l.CheckManifest(m, bucket, key)
 }
 
 // existing returns the archive of req when its manifest and object are both
@@ -101,26 +165,16 @@ func (m Manifest) describes(req Request, bucket, key string) error {
 // is deleted, so that no manifest vouches for the object about to be
 // replaced; the object itself is simply overwritten.
 func (s *Store) existing(ctx context.Context, req Request, key, mkey string) (Result, bool, error) {
-	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.Bucket, Key: &mkey})
-	if s3err.NotFound(err) {
+	sm, stale := ReadManifest(ctx, s.api, s.cfg.Bucket, mkey)
+	switch {
+	case errors.Is(stale, ErrNoManifest):
 		return Result{}, false, nil
+	case stale != nil && !errors.Is(stale, ErrBadManifest):
+		return Result{}, false, stale
 	}
-	if err != nil {
-		return Result{}, false, fmt.Errorf("read %s: %w", mkey, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(out.Body, maxManifestBytes+1))
-	out.Body.Close()
-	if err != nil {
-		return Result{}, false, fmt.Errorf("read %s: %w", mkey, err)
-	}
-
-	var m Manifest
-	stale := json.Unmarshal(data, &m)
-	if len(data) > maxManifestBytes {
-		stale = errors.New("manifest too large")
-	}
+	m := sm.Manifest
 	if stale == nil {
-		stale = m.describes(req, s.cfg.Bucket, key)
+		stale = m.describes(s.Layout(), req, s.cfg.Bucket, key)
 	}
 	if stale == nil {
 		head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})

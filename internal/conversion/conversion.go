@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -62,11 +61,12 @@ const (
 	SchemaContentType  = "application/json"
 )
 
-// ManifestSuffix ends every manifest key; the archive's key is the
-// manifest's without it.
-const ManifestSuffix = ".manifest.json"
-
-const maxManifestBytes = 1 << 20
+// Suffixes of the outputs' keys: each is stored beside its archive
+// (archive.Beside).
+const (
+	GeoJSONSuffix = ".geojson"
+	SchemaSuffix  = ".schema.json"
+)
 
 // File is one output as recorded.
 type File struct {
@@ -131,60 +131,44 @@ func New(api S3API, store *archive.Store) *Converter {
 	return &Converter{api: api, store: store, now: time.Now}
 }
 
-// manifest is what a conversion reads of an archive's manifest.
+// manifest is an archive's manifest with its conversion record, if any,
+// decoded.
 type manifest struct {
-	FormatVersion  int     `json:"formatVersion"`
-	AccessID       string  `json:"accessId"`
-	DataSourceName string  `json:"dataSourceName"`
-	Bucket         string  `json:"bucket"`
-	Key            string  `json:"key"`
-	Bytes          int64   `json:"bytes"`
-	SHA256         string  `json:"sha256"`
-	EntityCount    int64   `json:"entityCount"`
-	Verified       bool    `json:"verified"`
-	Conversion     *Record `json:"conversion"`
-}
-
-// ManifestKey returns the manifest key for key, which names either an
-// archive (…/<job>.xml) or its manifest.
-func ManifestKey(key string) string {
-	if strings.HasSuffix(key, ManifestSuffix) {
-		return key
-	}
-	return key + ManifestSuffix
+	archive.Manifest
+	record *Record
 }
 
 // Convert converts the archive whose manifest is at manifestKey, or
 // returns the conversion its manifest already records when the outputs
 // are still in place.
 func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, error) {
-	bucket := c.store.Bucket()
-	key := strings.TrimSuffix(manifestKey, ManifestSuffix)
-	if !strings.HasSuffix(manifestKey, ManifestSuffix) || !strings.HasSuffix(key, ".xml") || !strings.HasPrefix(key, c.store.Prefix()) {
-		return Result{}, classed(ErrInvalid, fmt.Sprintf("%q is not the manifest of an archive under %s", manifestKey, c.store.Prefix()), nil)
+	bucket, layout := c.store.Bucket(), c.store.Layout()
+	ref, err := layout.ParseManifestKey(manifestKey)
+	if err != nil {
+		return Result{}, classed(ErrInvalid, "convert", err)
 	}
+	key := layout.Key(ref)
 	where := "convert s3://" + bucket + "/" + key
 	raw, etag, m, err := c.readManifest(ctx, manifestKey)
 	if err != nil {
 		return Result{}, err
 	}
-	if m.Bucket != bucket || m.Key != key || len(m.SHA256) != 64 || m.Bytes < 0 {
-		return Result{}, classed(ErrInvalid, where, fmt.Errorf("the manifest %s describes s3://%s/%s, not this archive", manifestKey, m.Bucket, m.Key))
+	if err := layout.CheckManifest(m.Manifest, bucket, key); err != nil {
+		return Result{}, classed(ErrInvalid, where, fmt.Errorf("the manifest %s does not describe this archive: %w", manifestKey, err))
 	}
 	res := Result{Bucket: bucket, Key: key, ManifestKey: manifestKey}
-	if m.Conversion != nil {
+	if m.record != nil {
 		ok, err := c.inPlace(ctx, m)
 		if err != nil {
 			return Result{}, classed(ErrStorage, where+": check the recorded outputs", err)
 		}
 		if ok {
-			res.Record, res.Reused = *m.Conversion, true
+			res.Record, res.Reused = *m.record, true
 			return res, nil
 		}
 	}
 
-	base := strings.TrimSuffix(key, ".xml")
-	rec, err := c.convert(ctx, key, base, m)
+	rec, err := c.convert(ctx, key, m)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", where, err)
 	}
@@ -200,9 +184,9 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 		// conversion whose outputs are in place (a concurrent convert of
 		// the same archive), those are the outputs; else ours go.
 		if s3err.PreconditionFailed(err) {
-			if _, _, now, rerr := c.readManifest(ctx, manifestKey); rerr == nil && now.Conversion != nil && now.SHA256 == m.SHA256 {
+			if _, _, now, rerr := c.readManifest(ctx, manifestKey); rerr == nil && now.record != nil && now.SHA256 == m.SHA256 {
 				if ok, _ := c.inPlace(ctx, now); ok {
-					res.Record, res.Reused = *now.Conversion, true
+					res.Record, res.Reused = *now.record, true
 					return res, nil
 				}
 			}
@@ -217,7 +201,7 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 // outputs. The GeoJSON upload completes only after the last archive byte
 // has been checked against the manifest; on any failure it is aborted and
 // the schema document is not written.
-func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (Record, error) {
+func (c *Converter) convert(ctx context.Context, key string, m manifest) (Record, error) {
 	bucket := c.store.Bucket()
 	obj, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if s3err.NotFound(err) {
@@ -258,7 +242,7 @@ func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (
 		pw.CloseWithError(err) // nil completes the upload
 		done <- outcome{st, err}
 	}()
-	up, uerr := c.store.PutStream(ctx, base+".geojson", GeoJSONContentType, pr)
+	up, uerr := c.store.PutStream(ctx, archive.Beside(key, GeoJSONSuffix), GeoJSONContentType, pr)
 	pr.CloseWithError(errors.New("upload stopped"))
 	if uerr != nil {
 		cancel()
@@ -279,7 +263,7 @@ func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (
 		c.delete(ctx, up.Key)
 		return Record{}, classed(ErrStorage, "upload the GeoJSON", fmt.Errorf("stored %d bytes, %d were sent", up.Bytes, st.GeoJSON.Bytes))
 	}
-	sup, err := c.store.PutStream(ctx, base+".schema.json", SchemaContentType, &schema)
+	sup, err := c.store.PutStream(ctx, archive.Beside(key, SchemaSuffix), SchemaContentType, &schema)
 	if err != nil {
 		c.delete(ctx, up.Key)
 		return Record{}, classed(ErrStorage, "upload the schema document", err)
@@ -308,7 +292,7 @@ func (c *Converter) convert(ctx context.Context, key, base string, m manifest) (
 // inPlace reports whether m's conversion record is current and its
 // outputs are stored as recorded (size and ETag).
 func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
-	r := m.Conversion
+	r := m.record
 	if r.FormatVersion != RecordFormatVersion || r.SourceSHA256 != m.SHA256 {
 		return false, nil
 	}
@@ -331,32 +315,30 @@ func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
 func (c *Converter) readManifest(ctx context.Context, mkey string) (map[string]json.RawMessage, *string, manifest, error) {
 	bucket := c.store.Bucket()
 	var m manifest
-	out, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &mkey})
-	if s3err.NotFound(err) {
+	sm, err := archive.ReadManifest(ctx, c.api, bucket, mkey)
+	switch {
+	case errors.Is(err, archive.ErrNoManifest):
 		return nil, nil, m, classed(ErrNotFound, "s3://"+bucket+"/"+mkey, errors.New("no manifest: not an archive, or an incomplete one"))
-	}
-	if err != nil {
+	case errors.Is(err, archive.ErrBadManifest):
+		return nil, nil, m, classed(ErrInvalid, mkey, err)
+	case err != nil:
 		return nil, nil, m, classed(ErrStorage, "read "+mkey, err)
 	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, maxManifestBytes+1))
-	if err != nil {
-		return nil, nil, m, classed(ErrStorage, "read "+mkey, err)
-	}
-	if len(data) > maxManifestBytes {
-		return nil, nil, m, classed(ErrInvalid, mkey, errors.New("the manifest is larger than 1 MiB"))
+	m.Manifest = sm.Manifest
+	if len(sm.Conversion) > 0 && string(sm.Conversion) != "null" {
+		m.record = new(Record)
+		if err := json.Unmarshal(sm.Conversion, m.record); err != nil {
+			return nil, nil, m, classed(ErrInvalid, mkey, fmt.Errorf("its conversion record: %w", err))
+		}
 	}
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
+	if err := json.Unmarshal(sm.Raw, &raw); err != nil {
 		return nil, nil, m, classed(ErrInvalid, mkey, err)
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, nil, m, classed(ErrInvalid, mkey, err)
-	}
-	if out.ETag == nil {
+	if sm.ETag == nil {
 		return nil, nil, m, classed(ErrStorage, "read "+mkey, errors.New("S3 gave no ETag"))
 	}
-	return raw, out.ETag, m, nil
+	return raw, sm.ETag, m, nil
 }
 
 func (c *Converter) putManifest(ctx context.Context, mkey string, etag *string, raw map[string]json.RawMessage) error {

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
 )
 
 // ListManifests returns up to max archive manifest keys under prefix,
@@ -13,8 +15,13 @@ import (
 // whether the listing is complete. A prefix that does not start with the
 // archive prefix is taken below it.
 func (c *Converter) ListManifests(ctx context.Context, prefix, startAfter string, max int) (keys []string, next string, done bool, err error) {
-	if !strings.HasPrefix(prefix, c.store.Prefix()) {
-		prefix = c.store.Prefix() + strings.TrimPrefix(prefix, "/")
+	layout := c.store.Layout()
+	prefix, err = layout.ListPrefix(prefix)
+	if err != nil {
+		return nil, "", false, classed(ErrInvalid, "list", err)
+	}
+	if startAfter != "" && (!strings.HasPrefix(startAfter, prefix) || len(startAfter) > archive.MaxKeyBytes) {
+		return nil, "", false, classed(ErrInvalid, "list", fmt.Errorf("startAfter %.200q is not a key under %q", startAfter, prefix))
 	}
 	bucket := c.store.Bucket()
 	next = startAfter
@@ -32,7 +39,7 @@ func (c *Converter) ListManifests(ctx context.Context, prefix, startAfter string
 				continue
 			}
 			next = *o.Key
-			if strings.HasSuffix(next, ".xml"+ManifestSuffix) {
+			if _, isManifest, err := layout.Parse(next); err == nil && isManifest {
 				keys = append(keys, next)
 				if len(keys) == max {
 					break
@@ -49,9 +56,5 @@ func (c *Converter) ListManifests(ctx context.Context, prefix, startAfter string
 	return keys, next, false, nil
 }
 
-// OwnedBy reports whether key lies under the archive prefix followed by
-// dataSource ("<accessId>/<name>/"), the folder of one data source's
-// archives.
-func (c *Converter) OwnedBy(key, dataSource string) bool {
-	return strings.HasPrefix(key, c.store.Prefix()+dataSource)
-}
+// Layout is the key layout of the archives converted.
+func (c *Converter) Layout() archive.Layout { return c.store.Layout() }

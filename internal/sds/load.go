@@ -53,6 +53,17 @@ type LoadRequest struct {
 }
 
 func (r LoadRequest) validate() error {
+	if r.Body == nil {
+		return &Error{Class: ErrInvalidInput, Message: "no data to load"}
+	}
+	return r.Check()
+}
+
+// Check reports, as an ErrInvalidInput error, why the load r describes
+// would be refused before anything is sent (name, operation, declared size
+// and entity count against the documented limits); Body is not looked at.
+// Load checks the same, so a caller can check before it spends anything.
+func (r LoadRequest) Check() error {
 	if err := ValidateName(r.Name); err != nil {
 		return err
 	}
@@ -66,8 +77,6 @@ func (r LoadRequest) validate() error {
 		return &Error{Class: ErrInvalidInput, Message: fmt.Sprintf("loadOperation %q: want complete or completeStaging", truncate(string(r.Operation), 40))}
 	}
 	switch {
-	case r.Body == nil:
-		return &Error{Class: ErrInvalidInput, Message: "no data to load"}
 	case r.Size <= 0:
 		return &Error{Class: ErrInvalidInput, Message: "declared size must be positive"}
 	case r.Size > MaxLoadBytes:

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/nightly"
@@ -129,10 +130,14 @@ func TestDamagedRecordDoesNotStopTheNight(t *testing.T) {
 		t.Errorf("inventory: damaged %+v, states %v", list.Damaged, state)
 	}
 
-	// The backup's record step.
+	// The backup's record step, of the archive it made.
+	now := time.Now().UTC()
+	made := manifestOf(f.bucket, archive.Ref{AccessID: accessID, DataSourceName: coffee, Day: now, JobID: "0123456789abcdef0123456789abcdef"}, now, true)
+	made.VersionJobID = planned.JobID
+	putManifests(t, made)
 	rec, err := svc.Record(ctx, mustJSON(t, map[string]any{"operation": "backup", "accessId": accessID, "dataSourceName": coffee,
-		"result": map[string]any{"jobId": "0123456789abcdef0123456789abcdef", "versionJobId": planned.JobID, "key": "sds-exports/x.xml",
-			"sha256": strings.Repeat("ab", 32), "entityCount": 3, "verified": true}}))
+		"result": map[string]any{"jobId": made.JobID, "versionJobId": planned.JobID, "key": made.Key,
+			"sha256": made.SHA256, "entityCount": made.EntityCount, "verified": true}}))
 	if err != nil {
 		t.Fatalf("record over a damaged record: %v", err)
 	}

@@ -2,7 +2,9 @@ package task
 
 import (
 	"context"
+	"strings"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/conversion"
 )
 
@@ -62,9 +64,9 @@ const (
 type Converter interface {
 	Convert(ctx context.Context, manifestKey string) (conversion.Result, error)
 	ListManifests(ctx context.Context, prefix, startAfter string, max int) (keys []string, next string, done bool, err error)
-	// OwnedBy reports whether key lies under the archive prefix
-	// followed by dataSource ("<accessId>/<name>/").
-	OwnedBy(key, dataSource string) bool
+	// Layout is the key layout of the archives: every key and prefix of
+	// an event is checked against it before anything is read.
+	Layout() archive.Layout
 }
 
 // Convert turns one archive into GeoJSON and a schema beside it, or
@@ -78,18 +80,14 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 	if err := decodeStrict(raw, &ev); err != nil {
 		return nil, err
 	}
-	var ds string // the data source's own part of a key, "<accessId>/<name>/"
+	var ds string // the data source's folder, below the archive prefix
 	if ev.AccessID != "" || ev.DataSourceName != "" {
 		if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
 			return nil, err
 		}
-		ds = ev.AccessID + "/" + ev.DataSourceName + "/"
+		ds = strings.TrimPrefix(conv.Layout().DataSourcePrefix(ev.AccessID, ev.DataSourceName), conv.Layout().Prefix())
 	}
-	k := ev.ManifestKey
-	if k == "" {
-		k = ev.Key
-	}
-	if k == "" {
+	if ev.Key == "" && ev.ManifestKey == "" {
 		switch {
 		case ev.Prefix != "" && ds != "":
 			return nil, invalid("give either prefix or accessId and dataSourceName, not both")
@@ -98,17 +96,19 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 		case ev.Prefix == "":
 			return nil, invalid("give manifestKey, key, prefix, or accessId and dataSourceName")
 		}
+		if _, err := conv.Layout().ListPrefix(ev.Prefix); err != nil {
+			return nil, invalid("field \"prefix\": %v", err)
+		}
 		return backfillPage(ctx, conv, ev)
 	}
-	switch {
-	case ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil:
+	if ev.Prefix != "" || ev.StartAfter != "" || ev.Done || ev.Totals != nil || ev.Results != nil {
 		return nil, invalid("a backfill (prefix) and one archive (key, manifestKey) are separate requests")
-	case ev.ManifestKey != "" && ev.Key != "" && conversion.ManifestKey(ev.Key) != ev.ManifestKey:
-		return nil, invalid("key and manifestKey name different archives")
-	case ds != "" && !conv.OwnedBy(k, ds):
-		return nil, invalid("%q is not an archive of %s/%s", truncate(k, 300), ev.AccessID, ev.DataSourceName)
 	}
-	res, err := conv.Convert(ctx, conversion.ManifestKey(k))
+	mkey, err := manifestKeyOf(conv.Layout(), ev)
+	if err != nil {
+		return nil, err
+	}
+	res, err := conv.Convert(ctx, mkey)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +125,36 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 		"schemaKey":   res.Record.Schema.Key,
 		"conversion":  res.Record,
 	}, nil
+}
+
+// manifestKeyOf checks the key and manifestKey of a conversion of one
+// archive and returns the manifest's key. key may name the archive or its
+// manifest, manifestKey only a manifest; given both, they must agree; with
+// a data source, it must be one of its archives.
+func manifestKeyOf(l archive.Layout, ev ConvertEvent) (string, error) {
+	var mkey string
+	for _, f := range []struct{ field, v string }{{"key", ev.Key}, {"manifestKey", ev.ManifestKey}} {
+		if f.v == "" {
+			continue
+		}
+		parse := func(k string) (archive.Ref, error) { r, _, err := l.Parse(k); return r, err }
+		if f.field == "manifestKey" {
+			parse = l.ParseManifestKey
+		}
+		r, err := parse(f.v)
+		if err != nil {
+			return "", invalid("field %q: %v", f.field, err)
+		}
+		if ev.AccessID != "" && (r.AccessID != ev.AccessID || r.DataSourceName != ev.DataSourceName) {
+			return "", invalid("%q is not an archive of %s/%s", truncate(f.v, 300), ev.AccessID, ev.DataSourceName)
+		}
+		k := l.ManifestKey(r)
+		if mkey != "" && k != mkey {
+			return "", invalid("key and manifestKey name different archives")
+		}
+		mkey = k
+	}
+	return mkey, nil
 }
 
 func backfillPage(ctx context.Context, conv Converter, ev ConvertEvent) (BackfillPage, error) {

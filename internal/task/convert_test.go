@@ -24,6 +24,7 @@ import (
 type archives struct {
 	*conversion.Converter
 	converted []string
+	listed    int
 	err       error
 }
 
@@ -48,7 +49,13 @@ func (p *archives) Convert(_ context.Context, mkey string) (conversion.Result, e
 		return conversion.Result{}, p.err
 	}
 	p.converted = append(p.converted, mkey)
-	return conversion.Result{ManifestKey: mkey, Key: strings.TrimSuffix(mkey, conversion.ManifestSuffix)}, nil
+	return conversion.Result{ManifestKey: mkey, Key: strings.TrimSuffix(mkey, archive.ManifestSuffix)}, nil
+}
+
+// ListManifests counts the listings before making them.
+func (p *archives) ListManifests(ctx context.Context, prefix, startAfter string, max int) ([]string, string, bool, error) {
+	p.listed++
+	return p.Converter.ListManifests(ctx, prefix, startAfter, max)
 }
 
 func TestConvertEvents(t *testing.T) {
@@ -92,6 +99,46 @@ func TestConvertEvents(t *testing.T) {
 	}
 }
 
+// TestConvertRefusesUncheckedKeys: every key and prefix of a convert
+// event is an archive's of the layout, normalized and within S3's 1,024
+// bytes, before anything is read or listed.
+func TestConvertRefusesUncheckedKeys(t *testing.T) {
+	conv := newArchives(t)
+	const dir = "sds-exports/a1/Stores/2024/05/01/"
+	bad := map[string]string{
+		"dot-dot":          dir + "../../../../../../catalog/v1/j1.xml",
+		"dot-dot in name":  "sds-exports/a1/../a1/Stores/2024/05/01/j1.xml",
+		"dot-slash":        "sds-exports/./a1/Stores/2024/05/01/j1.xml",
+		"double slash":     "sds-exports/a1//Stores/2024/05/01/j1.xml",
+		"NUL":              dir + "j1\x00.xml",
+		"over 1,024 bytes": dir + strings.Repeat("j", 1020) + ".xml",
+		"outside":          "catalog/v1/index.json",
+		"another bucket":   "s3://other-bucket/x.xml",
+	}
+	for why, k := range bad {
+		for _, field := range []string{"key", "manifestKey"} {
+			t.Run(why+" "+field, func(t *testing.T) {
+				v := k
+				if field == "manifestKey" {
+					v += archive.ManifestSuffix
+				}
+				p := &archives{Converter: conv.Converter}
+				_, err := convert(context.Background(), p, must(json.Marshal(map[string]string{field: v})))
+				if err == nil || classify(err).Type != InvalidInput || len(p.converted) != 0 {
+					t.Fatalf("%s %.80q: %v, converted %v; want InvalidInput, nothing converted", field, v, err, p.converted)
+				}
+			})
+		}
+	}
+	for _, prefix := range []string{"../", "a1/../../catalog/", "./a1/", "a1//", "sds-exports/a1/\x00", strings.Repeat("a/", 600)} {
+		p := &archives{Converter: conv.Converter}
+		_, err := convert(context.Background(), p, must(json.Marshal(map[string]string{"prefix": prefix})))
+		if err == nil || classify(err).Type != InvalidInput || p.listed != 0 {
+			t.Errorf("prefix %.80q: %v, %d listings; want InvalidInput, nothing listed", prefix, err, p.listed)
+		}
+	}
+}
+
 func TestConvertErrorTypes(t *testing.T) {
 	conv := newArchives(t)
 	for class, want := range map[error]string{
@@ -117,11 +164,11 @@ func TestConvertBackfillPages(t *testing.T) {
 	var manifests, objects []string
 	for i := range 250 {
 		k := fmt.Sprintf("sds-exports/a1/Stores/2024/05/01/j%03d.xml", i)
-		manifests = append(manifests, k+conversion.ManifestSuffix)
-		objects = append(objects, k+conversion.ManifestSuffix)
+		manifests = append(manifests, k+archive.ManifestSuffix)
+		objects = append(objects, k+archive.ManifestSuffix)
 		if i%50 == 0 {
 			objects = append(objects, k, strings.TrimSuffix(k, ".xml")+".geojson", strings.TrimSuffix(k, ".xml")+".schema.json",
-				k+".load-0123.failed.xml", "sds-exports/a1/Stores-2/2024/05/01/other.xml"+conversion.ManifestSuffix)
+				k+".load-0123.failed.xml", "sds-exports/a1/Stores-2/2024/05/01/other.xml"+archive.ManifestSuffix)
 		}
 	}
 	p := newArchives(t, objects...)
@@ -164,4 +211,11 @@ func TestConvertBackfillPages(t *testing.T) {
 	if tot.Converted+tot.Skipped+tot.Failed != 250 || tot.Failed != 34+34+17 || len(tot.Failures) != maxListedFailures || len(tot.Failures[0].Cause) > 500+len("…") {
 		t.Errorf("totals %d converted, %d skipped, %d failed, %d failures listed", tot.Converted, tot.Skipped, tot.Failed, len(tot.Failures))
 	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }

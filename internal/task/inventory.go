@@ -4,19 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -60,7 +56,6 @@ type ArchiveList struct {
 const (
 	defaultArchives = 50
 	maxArchives     = 200
-	maxManifest     = 1 << 20
 )
 
 type inventoryEvent struct {
@@ -174,55 +169,43 @@ func (s *Service) list(ctx context.Context) (Inventory, error) {
 	return out, nil
 }
 
-// archives reads the manifests under the data source's archive prefix.
-// Keys hold the job's date (yyyy/mm/dd), so the last keys are the newest.
+// archives reads the manifests of a data source's archives, newest first.
+// Days are read whole, newest first, until they hold limit archives; only
+// then are the archives ordered by finishedAt and cut to limit, so that a
+// day's archives (whose keys are in job id order, not in time) are
+// compared by when they finished.
 func (s *Service) archives(ctx context.Context, id catalog.ID, limit int) (ArchiveList, error) {
 	if rec, err := s.dep.Catalog.Get(ctx, id); err == nil {
 		id = rec.ID() // the data source's own spelling, as archive keys use it
 	} else if !errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrCorrupt) {
 		return ArchiveList{}, catalogFailure(err)
 	}
-	prefix := s.cfg.ArchivePrefix + id.AccessID + "/" + id.Name + "/"
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.dep.Objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("listing %s: %v", prefix, err), Err: err}
-		}
-		for _, o := range page.Contents {
-			if k := aws.ToString(o.Key); strings.HasSuffix(k, ".manifest.json") {
-				keys = append(keys, k)
-			}
-		}
-	}
-	slices.Sort(keys)
-	slices.Reverse(keys)
-	out := ArchiveList{AccessID: id.AccessID, DataSourceName: id.Name, Archives: []json.RawMessage{}}
-	if len(keys) > limit {
-		keys, out.Truncated = keys[:limit], true
-	}
 	type dated struct {
 		raw json.RawMessage
 		at  time.Time
 	}
 	var all []dated
-	for _, k := range keys {
-		obj, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &k})
-		if err != nil {
-			return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading %s: %v", k, err), Err: err}
+	more, err := s.layout().NewestFirst(ctx, s.dep.Objects, s.cfg.ArchiveBucket, id.AccessID, id.Name, func(_ time.Time, keys []string) (bool, error) {
+		for _, k := range keys {
+			sm, err := archive.ReadManifest(ctx, s.dep.Objects, s.cfg.ArchiveBucket, k)
+			switch {
+			case errors.Is(err, archive.ErrNoManifest), errors.Is(err, archive.ErrBadManifest):
+				continue // not a manifest sdsops wrote; the list is of readable ones
+			case err != nil:
+				return false, err
+			}
+			all = append(all, dated{sm.Raw, sm.FinishedAt})
 		}
-		data, err := io.ReadAll(io.LimitReader(obj.Body, maxManifest))
-		obj.Body.Close()
-		var m struct {
-			FinishedAt time.Time `json:"finishedAt"`
-		}
-		if err != nil || json.Unmarshal(data, &m) != nil {
-			continue // not a manifest sdsops wrote; the list is of readable ones
-		}
-		all = append(all, dated{data, m.FinishedAt})
+		return len(all) >= limit, nil
+	})
+	if err != nil {
+		return ArchiveList{}, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
 	slices.SortStableFunc(all, func(a, b dated) int { return b.at.Compare(a.at) })
+	out := ArchiveList{AccessID: id.AccessID, DataSourceName: id.Name, Archives: []json.RawMessage{}, Truncated: more}
+	if len(all) > limit {
+		all, out.Truncated = all[:limit], true
+	}
 	for _, d := range all {
 		out.Archives = append(out.Archives, d.raw)
 	}

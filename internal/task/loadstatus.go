@@ -3,12 +3,13 @@ package task
 import (
 	"context"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -65,8 +66,11 @@ func (s *Service) LoadStatus(ctx context.Context, raw []byte) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.ArchiveKey != "" && (!strings.HasPrefix(st.ArchiveKey, s.cfg.ArchivePrefix) || strings.Contains(st.ArchiveKey, "..")) {
-		return nil, invalid("field \"archiveKey\" is not under %q", s.cfg.ArchivePrefix)
+	if st.ArchiveKey != "" {
+		// The failed entities of a load are kept beside its archive.
+		if _, err := s.layout().ParseKey(st.ArchiveKey); err != nil {
+			return nil, invalid("field \"archiveKey\": %v", err)
+		}
 	}
 	err = s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) error {
 		job, err := c.JobStatus(ctx, st.StatusURL)
@@ -129,7 +133,7 @@ func (s *Service) keepFailed(ctx context.Context, c *sds.Client, job *sds.Job, a
 	if strings.Contains(out.ContentType, "xml") {
 		ext, ctype = ".xml", "application/xml"
 	}
-	key := path.Clean(strings.TrimSuffix(archiveKey, ".xml")) + ".load-" + strings.ToLower(job.ID) + ".failed" + ext
+	key := archive.Beside(archiveKey, ".load-"+strings.ToLower(job.ID)+".failed"+ext)
 	in := &transfermanager.UploadObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &key, Body: out.Body, ContentType: &ctype}
 	if kms := s.cfg.ArchiveKMSKeyID; kms != "" {
 		in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryptionAwsKms, &kms

@@ -4,10 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -128,6 +132,10 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 		if res.Key == "" || (res.VersionJobID != "" && sds.ValidateJobID(res.VersionJobID) != nil) {
 			return nil, invalid("record: a backup result needs a key and, when given, a valid versionJobId")
 		}
+		m, err := s.verifiedArchive(ctx, id, res)
+		if err != nil {
+			return nil, err
+		}
 		out.Status = StatusArchived
 		mutate = func(r *catalog.Record) error {
 			if res.JobID != "" {
@@ -144,7 +152,7 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 				// which version it verified (the nightly run names it).
 				return nil
 			}
-			a := catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: res.Key, SHA256: res.SHA256, EntityCount: res.EntityCount}
+			a := catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: m.Key, SHA256: m.SHA256, EntityCount: m.EntityCount}
 			if res.Conversion != nil {
 				a.GeoJSONKey = res.Conversion.GeoJSONKey
 			}
@@ -192,6 +200,50 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 		return nil, catalogFailure(err)
 	}
 	return out, nil
+}
+
+// verifiedArchive returns the manifest of the archive a backup result
+// names, when the key is an archive of id in the layout, its manifest
+// exists, describes it and says verified, and the result agrees with it:
+// only such an archive may make the catalog call the data source up to
+// date.
+func (s *Service) verifiedArchive(ctx context.Context, id catalog.ID, res backupOutcome) (*archive.Manifest, error) {
+	l := s.layout()
+	r, err := l.ParseKey(res.Key)
+	if err != nil {
+		return nil, invalid("record: the backup result's key: %v", err)
+	}
+	if !strings.EqualFold(r.AccessID, id.AccessID) || !strings.EqualFold(r.DataSourceName, id.Name) {
+		return nil, invalid("record: %s is an archive of %s/%s, not of %s", res.Key, r.AccessID, r.DataSourceName, id)
+	}
+	if res.JobID != "" && !strings.EqualFold(res.JobID, r.JobID) {
+		return nil, invalid("record: %s is the archive of job %s, the result names job %s", res.Key, r.JobID, truncate(res.JobID, 64))
+	}
+	mkey := l.ManifestKey(r)
+	sm, err := archive.ReadManifest(ctx, s.dep.Objects, s.cfg.ArchiveBucket, mkey)
+	switch {
+	case errors.Is(err, archive.ErrNoManifest):
+		return nil, invalid("record: %s has no manifest: it is not a complete archive", res.Key)
+	case errors.Is(err, archive.ErrBadManifest):
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("record: %v", err), Err: err}
+	case err != nil:
+		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
+	}
+	m := sm.Manifest
+	if err := l.CheckManifest(m, s.cfg.ArchiveBucket, res.Key); err != nil {
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("record: manifest %s does not describe its archive: %v", mkey, err)}
+	}
+	switch {
+	case !m.Verified:
+		return nil, invalid("record: the archive %s is not verified (%s)", res.Key, strings.Join(m.Problems, "; "))
+	case res.SHA256 != "" && !strings.EqualFold(res.SHA256, m.SHA256):
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("record: the result's sha256 of %s is not its manifest's", res.Key)}
+	case res.VersionJobID != "" && m.VersionJobID != "" && !strings.EqualFold(res.VersionJobID, m.VersionJobID):
+		return nil, invalid("record: %s archives version %s, the result names version %s", res.Key, m.VersionJobID, res.VersionJobID)
+	case res.Conversion != nil && res.Conversion.GeoJSONKey != archive.Beside(res.Key, conversion.GeoJSONSuffix):
+		return nil, invalid("record: %q is not the GeoJSON of %s", truncate(res.Conversion.GeoJSONKey, 200), res.Key)
+	}
+	return &m, nil
 }
 
 // failure records a failed operation. A 429 stops the night and costs the

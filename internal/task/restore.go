@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -17,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sdsops/sdsops/internal/archive"
-	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -28,7 +25,7 @@ const (
 )
 
 // maxManifestsScanned bounds the manifests read when an archive is chosen
-// by data source and version or date.
+// by data source (newest first) and version or date.
 const maxManifestsScanned = 1000
 
 // RestoreEvent is the restore function's event. The archive is named by
@@ -126,7 +123,9 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 }
 
 // resolveTarget resolves the archive and names the data source it goes
-// to: the archived one unless the event names another.
+// to: the archived one unless the event names another. Every precondition
+// of the load is checked here, so that prepare refuses a restore that is
+// certain to fail before the target is backed up.
 func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveRef, string, error) {
 	ref, err := s.resolve(ctx, ev)
 	if err != nil {
@@ -139,8 +138,28 @@ func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveR
 	if err := sds.ValidateName(target); err != nil {
 		return nil, "", invalid("field \"targetName\": %v", err)
 	}
+	if err := loadRequest(ev, target, ref).Check(); err != nil {
+		msg := err.Error()
+		var se *sds.Error
+		if errors.As(err, &se) {
+			msg = se.Message
+		}
+		return nil, "", invalid("archive s3://%s/%s cannot be loaded into %s: %s; nothing was sent", ref.Bucket, ref.Key, target, msg)
+	}
 	return ref, target, nil
 }
+
+// loadRequest is the load ev asks for of ref, without its body.
+func loadRequest(ev RestoreEvent, target string, ref *ArchiveRef) sds.LoadRequest {
+	op := sds.LoadComplete
+	if ev.Staging {
+		op = sds.LoadCompleteStaging
+	}
+	return sds.LoadRequest{Name: target, Operation: op, Public: ev.Public, Size: ref.Bytes, Entities: ref.EntityCount}
+}
+
+// layout is the key layout of the archive bucket.
+func (s *Service) layout() archive.Layout { return archive.NewLayout(s.cfg.ArchivePrefix) }
 
 // resolve finds the archive an event names and checks it may be restored:
 // its manifest is in place and describes it, and it is verified unless
@@ -154,10 +173,11 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 		if ev.AccessID != "" || ev.DataSourceName != "" || ev.VersionJobID != "" || ev.Date != "" {
 			return nil, invalid("give archiveKey, or accessId and dataSourceName (with versionJobId or date), not both")
 		}
-		if !strings.HasPrefix(ev.ArchiveKey, s.cfg.ArchivePrefix) || !strings.HasSuffix(ev.ArchiveKey, ".xml") || strings.Contains(ev.ArchiveKey, "..") {
-			return nil, invalid("field \"archiveKey\" %q is not an archive under %q (…/<jobId>.xml)", truncate(ev.ArchiveKey, 200), s.cfg.ArchivePrefix)
+		r, err := s.layout().ParseKey(ev.ArchiveKey)
+		if err != nil {
+			return nil, invalid("field \"archiveKey\": %v", err)
 		}
-		mkey = ev.ArchiveKey + ".manifest.json"
+		mkey = s.layout().ManifestKey(r)
 		if m, err = s.manifest(ctx, mkey); err != nil {
 			return nil, err
 		}
@@ -185,15 +205,11 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 	ref := &ArchiveRef{Bucket: s.cfg.ArchiveBucket, Key: m.Key, ManifestKey: mkey, AccessID: m.AccessID,
 		DataSourceName: m.DataSourceName, JobID: m.JobID, Bytes: m.Bytes, EntityCount: m.EntityCount,
 		SHA256: m.SHA256, Verified: m.Verified, Problems: m.Problems}
-	sum, herr := hex.DecodeString(m.SHA256)
-	switch {
-	case m.Key != strings.TrimSuffix(mkey, ".manifest.json") || m.Bucket != s.cfg.ArchiveBucket:
-		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s names s3://%s/%s, not its own archive; nothing was loaded", mkey, m.Bucket, m.Key)}
-	case herr != nil || len(sum) != sha256.Size || m.Bytes <= 0:
-		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has no usable sha256 or size; nothing was loaded", mkey)}
-	case sds.ValidateName(m.DataSourceName) != nil:
-		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s names no valid data source; nothing was loaded", mkey)}
-	case !m.Verified && !ev.Force:
+	key := strings.TrimSuffix(mkey, archive.ManifestSuffix)
+	if err := s.layout().CheckManifest(*m, s.cfg.ArchiveBucket, key); err != nil {
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s does not describe its archive (%v); nothing was loaded", mkey, err)}
+	}
+	if !m.Verified && !ev.Force {
 		return nil, &Error{Type: ArchiveUnverified, Message: fmt.Sprintf("archive s3://%s/%s is not verified (%s); nothing was loaded. Pass force: true to restore it anyway",
 			ref.Bucket, ref.Key, strings.Join(m.Problems, "; "))}
 	}
@@ -201,70 +217,72 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 }
 
 func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest, error) {
-	out, err := s.dep.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.cfg.ArchiveBucket, Key: &mkey})
-	if err != nil {
-		if s3err.NotFound(err) {
-			return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
-		}
-		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
+	sm, err := archive.ReadManifest(ctx, s.dep.Objects, s.cfg.ArchiveBucket, mkey)
+	switch {
+	case errors.Is(err, archive.ErrNoManifest):
+		return nil, &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive manifest at s3://%s/%s", s.cfg.ArchiveBucket, mkey), Err: err}
+	case errors.Is(err, archive.ErrBadManifest):
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s is not a manifest; nothing was loaded", mkey), Err: err}
+	case err != nil:
+		return nil, &Error{Type: ArchiveUnavailable, Message: err.Error(), Err: err}
 	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, 1<<20+1))
-	if err != nil {
-		return nil, &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("reading manifest %s: %v", mkey, err), Err: err}
+	if sm.FormatVersion != archive.ManifestFormatVersion {
+		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has format version %d, want %d", mkey, sm.FormatVersion, archive.ManifestFormatVersion)}
 	}
-	var m archive.Manifest
-	if len(data) > 1<<20 || json.Unmarshal(data, &m) != nil {
-		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s is not a manifest; nothing was loaded", mkey)}
-	}
-	if m.FormatVersion != archive.ManifestFormatVersion {
-		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s has format version %d, want %d", mkey, m.FormatVersion, archive.ManifestFormatVersion)}
-	}
-	return &m, nil
+	return &sm.Manifest, nil
 }
 
-var archiveDate = regexp.MustCompile(`/(\d{4})/(\d{2})/(\d{2})/[^/]+\.xml\.manifest\.json$`)
-
 // find chooses among a data source's archives: the newest one matching the
-// version or date; verified ones first unless force is set.
+// version or date; verified ones first unless force is set. The days are
+// walked newest first and the walk stops at the first day that holds a
+// verified match (any match with force), so the newest archive costs a few
+// listings whatever the number of archives; at most maxManifestsScanned
+// manifests are read.
 func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
-	prefix := s.cfg.ArchivePrefix + ev.AccessID + "/" + ev.DataSourceName + "/"
-	if ev.Date != "" {
-		prefix += strings.ReplaceAll(ev.Date, "-", "/") + "/"
-	}
-	var keys []string
-	p := s3.NewListObjectsV2Paginator(s.dep.Objects, &s3.ListObjectsV2Input{Bucket: &s.cfg.ArchiveBucket, Prefix: &prefix})
-	for p.HasMorePages() && len(keys) < maxManifestsScanned {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, "", &Error{Type: ArchiveUnavailable, Message: fmt.Sprintf("listing s3://%s/%s: %v", s.cfg.ArchiveBucket, prefix, err), Err: err}
-		}
-		for _, o := range page.Contents {
-			if k := aws.ToString(o.Key); archiveDate.MatchString(k) {
-				keys = append(keys, k)
-			}
-		}
-	}
+	l := s.layout()
 	var best *archive.Manifest
 	var bestKey string
-	for _, k := range keys {
-		m, err := s.manifest(ctx, k)
-		if err != nil {
-			var te *Error
-			if errors.As(err, &te) && te.Type == ArchiveUnavailable {
-				return nil, "", err
+	read := 0
+	consider := func(_ time.Time, keys []string) (bool, error) {
+		for _, k := range keys {
+			if read == maxManifestsScanned {
+				return true, nil
 			}
-			continue // a broken manifest is no candidate
+			read++
+			m, err := s.manifest(ctx, k)
+			if err != nil {
+				var te *Error
+				if errors.As(err, &te) && te.Type == ArchiveUnavailable {
+					return false, err
+				}
+				continue // a broken manifest is no candidate
+			}
+			if ev.VersionJobID != "" && !strings.EqualFold(m.VersionJobID, ev.VersionJobID) && !strings.EqualFold(m.JobID, ev.VersionJobID) {
+				continue
+			}
+			better := best == nil ||
+				(m.Verified && !best.Verified && !ev.Force) ||
+				(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
+			if better {
+				best, bestKey = m, k
+			}
 		}
-		if ev.VersionJobID != "" && !strings.EqualFold(m.VersionJobID, ev.VersionJobID) && !strings.EqualFold(m.JobID, ev.VersionJobID) {
-			continue
+		return best != nil && (best.Verified || ev.Force), nil
+	}
+	var err error
+	prefix := l.DataSourcePrefix(ev.AccessID, ev.DataSourceName)
+	if ev.Date != "" {
+		day, _ := time.Parse(time.DateOnly, ev.Date)
+		prefix = l.DayPrefix(ev.AccessID, ev.DataSourceName, day)
+		var keys []string
+		if keys, err = l.ManifestsOf(ctx, s.dep.Objects, s.cfg.ArchiveBucket, ev.AccessID, ev.DataSourceName, day); err == nil {
+			_, err = consider(day, keys)
 		}
-		better := best == nil ||
-			(m.Verified && !best.Verified && !ev.Force) ||
-			(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
-		if better {
-			best, bestKey = m, k
-		}
+	} else {
+		_, err = l.NewestFirst(ctx, s.dep.Objects, s.cfg.ArchiveBucket, ev.AccessID, ev.DataSourceName, consider)
+	}
+	if err != nil {
+		return nil, "", err
 	}
 	if best == nil {
 		what := "any version"
@@ -273,7 +291,11 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 		} else if ev.Date != "" {
 			what = "date " + ev.Date
 		}
-		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix)}
+		among := ""
+		if read == maxManifestsScanned {
+			among = fmt.Sprintf(" among the newest %d archives (name it by date or archiveKey)", maxManifestsScanned)
+		}
+		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix, among)}
 	}
 	return best, bestKey, nil
 }
@@ -287,10 +309,9 @@ func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) 
 	if err != nil {
 		return nil, err
 	}
-	op := sds.LoadComplete
 	desc := "DataSourceComplete"
 	if ev.Staging {
-		op, desc = sds.LoadCompleteStaging, "DataSourceCompleteStaging"
+		desc = "DataSourceCompleteStaging"
 	}
 	now := s.now()
 	st := &JobState{Operation: OpLoad, DataSourceName: target, MasterKeySecretID: ev.MasterKeySecretID,
@@ -325,8 +346,9 @@ func (s *Service) load(ctx context.Context, ev RestoreEvent) (*JobState, error) 
 			return &Error{Type: IntegrityError, Message: fmt.Sprintf("archive s3://%s/%s has %d bytes, its manifest %d; nothing was loaded", ref.Bucket, ref.Key, n, ref.Bytes)}
 		}
 		body := &hashedReader{r: obj.Body, h: sha256.New(), want: ref.SHA256}
-		job, err := c.Load(ctx, sds.LoadRequest{Name: target, Operation: op, Public: ev.Public,
-			Body: body, Size: ref.Bytes, Entities: ref.EntityCount})
+		lr := loadRequest(ev, target, ref)
+		lr.Body = body
+		job, err := c.Load(ctx, lr)
 		if body.mismatch.Load() {
 			return &Error{Type: IntegrityError, Message: fmt.Sprintf("archive s3://%s/%s does not match its manifest's sha256; the upload was abandoned before it completed, nothing was loaded", ref.Bucket, ref.Key)}
 		}

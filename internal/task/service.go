@@ -38,7 +38,7 @@ type ArchiveObjects = transfermanager.S3APIClient
 type Deps struct {
 	Keys      Keys           // every operation that calls SDS
 	Archive   Archiver       // CopyToS3
-	Objects   ArchiveObjects // Restore, LoadStatus, Inventory (archive lists)
+	Objects   ArchiveObjects // Restore, LoadStatus, Inventory (archive lists), Record (manifests)
 	Converter Converter      // Convert
 	Catalog   *catalog.Store // Discover, Record, Inventory
 	Secrets   SecretReader   // Discover: the key overrides secret

@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -105,7 +105,7 @@ func run(ctx context.Context, accessID, name string, scale float64, jobTime time
 	}
 	// The archive, its manifest, GeoJSON and schema document share the
 	// key up to the job id.
-	paths, err := env.Save(ctx, out, strings.TrimSuffix(key, ".xml")+".")
+	paths, err := env.Save(ctx, out, archive.Beside(key, "."))
 	if err != nil {
 		return fmt.Errorf("saving the archive locally: %w", err)
 	}
