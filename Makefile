@@ -11,7 +11,7 @@ LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.n
 FUNCTIONS := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/*.go))))
 FUNCTIONS := $(sort $(FUNCTIONS))
 
-# Python tools (moto, cfn-lint, aws-sam-translator, SAM CLI, AWS CLI) at the versions pinned in
+# Python tools (moto, cfn-lint, aws-sam-translator, SAM CLI, AWS CLI, pyogrio with GDAL) at the versions pinned in
 # requirements-dev.txt. When the interpreter SDSOPS_PYTHON (default python3) has exactly those,
 # they are used; otherwise a project .venv is built from PyPI on first use (the `tools` target)
 # and used instead. Either way their directory goes first on PATH and SDSOPS_PYTHON names the
@@ -36,7 +36,7 @@ export SDSOPS_TOOLS_BIN SDSOPS_PYTHON
 # SAM CLI: no telemetry (and no waiting on a network that may not reach it).
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools check-gdal run up test unit lint sam fuzz emulator build bench bench-nightly clean
+.PHONY: help tools run up test unit lint sam fuzz emulator build bench bench-nightly clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
@@ -65,7 +65,7 @@ $(VENV)/.installed: $(REQUIREMENTS)
 
 test: lint unit sam fuzz
 
-unit: tools check-gdal
+unit: tools
 	$(GO) test -race -count=1 ./...
 
 # lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
@@ -112,10 +112,6 @@ sam: tools
 	sam validate --lint
 	sam build
 	$(SDSOPS_PYTHON) .ci/sam_artifacts.py template.yaml .aws-sam/build $(SAM_MAX_MIB)
-
-# The GeoJSON tests have GDAL read what the conversion writes.
-check-gdal:
-	@command -v ogrinfo >/dev/null && command -v ogr2ogr >/dev/null || { echo 'GDAL is missing: apt-get install gdal-bin (Debian/Ubuntu), brew install gdal (macOS)'; exit 1; }
 
 run: tools
 	$(GO) run ./internal/localrun/cmd/localrun $(RUN_ARGS)
