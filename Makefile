@@ -42,7 +42,7 @@ help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
 	@echo "make up        the same local stack, kept up until Ctrl-C, for the aws CLI (prints the environment)"
 	@echo "make test      lint, unit and integration tests (race detector), sam validate and sam build, brief fuzzing"
-	@echo "make lint      gofmt, go vet, cfn-lint template.yaml, asl-validator statemachine/*.asl.json"
+	@echo "make lint      gofmt, go vet, staticcheck, cfn-lint template.yaml, asl-validator statemachine/*.asl.json"
 	@echo "make sam       sam validate --lint and sam build; checks each function's arm64 bootstrap"
 	@echo "make fuzz      run each fuzz target for FUZZTIME (default $(FUZZTIME))"
 	@echo "make emulator  run the SDS emulator on a free port with the embedded sample account"
@@ -68,7 +68,7 @@ test: lint unit sam fuzz
 unit: tools
 	$(GO) test -race -count=1 ./...
 
-# lint: tools and inputs. asl-validator is pinned in .ci/package-lock.json and
+# lint: tools and inputs. staticcheck is pinned by go.mod's tool directive. asl-validator is pinned in .ci/package-lock.json and
 # installed (npm ci) only when missing or older than the lock. ASL files are
 # validated from a temporary copy with every ${Placeholder} replaced by a sample
 # Lambda ARN, as DefinitionSubstitutions would at deploy time.
@@ -82,6 +82,7 @@ lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 	$(CFN_LINT) template.yaml
 	@if [ -z "$$(find $(ASL_VALIDATOR) -newer .ci/package-lock.json 2>/dev/null)" ]; then \
 	  command -v $(NPM) >/dev/null || { echo "npm not found: install Node.js 20.19 or later with npm (asl-validator runs on it)"; exit 1; }; \
