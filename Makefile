@@ -36,7 +36,7 @@ export SDSOPS_TOOLS_BIN SDSOPS_PYTHON
 # SAM CLI: no telemetry (and no waiting on a network that may not reach it).
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help tools run up test unit lint sam fuzz emulator build bench bench-nightly clean
+.PHONY: help tools run up test unit norace lint sam fuzz emulator build bench bench-nightly clean
 
 help:
 	@echo "make run       back up the sample data source locally: emulator, moto, real state machine and functions"
@@ -65,13 +65,27 @@ $(VENV)/.installed: $(REQUIREMENTS)
 
 test: lint unit sam fuzz
 
+# Tests that skip under the race detector (it makes them take minutes) run again without it,
+# and must have run: package:test pairs.
+NORACE_TESTS := ./internal/sdsemu:TestGenerated200kIsWellFormed
+
 unit: tools
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory norace
 
-# lint: tools and inputs. staticcheck is pinned by go.mod's tool directive. asl-validator is pinned in .ci/package-lock.json and
-# installed (npm ci) only when missing or older than the lock. ASL files are
-# validated from a temporary copy with every ${Placeholder} replaced by a sample
-# Lambda ARN, as DefinitionSubstitutions would at deploy time.
+norace:
+	@set -e; for t in $(NORACE_TESTS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "$(GO) test -count=1 -run '^$$name\$$' $$pkg (without -race)"; \
+	  out=$$($(GO) test -count=1 -v -run "^$$name\$$" $$pkg 2>&1) || { echo "$$out"; exit 1; }; \
+	  grep -q -- "^--- PASS: $$name " <<< "$$out" || { echo "$$out"; echo "$$name did not run"; exit 1; }; \
+	  grep -- "^--- PASS: $$name \|^ok" <<< "$$out"; \
+	done
+
+# lint: tools and inputs. staticcheck is pinned by go.mod's tool directive. asl-validator is
+# pinned in .ci/package-lock.json and installed (npm ci) only when missing or older than the
+# lock. ASL files are validated from a temporary copy with every ${Placeholder} replaced by a
+# sample Lambda ARN, as DefinitionSubstitutions would at deploy time.
 CFN_LINT ?= cfn-lint
 NPM ?= npm
 ASL_VALIDATOR := .ci/node_modules/.bin/asl-validator
