@@ -208,16 +208,35 @@ func TestS3FailsMidUpload(t *testing.T) {
 // copytos3 running into its timeout mid-upload stops itself a little
 // before Lambda would kill it: it reports a typed error and aborts its
 // upload, and the state machine's retry archives the export.
+//
+// Nothing here races the machine's speed: the stalled part is held until
+// the handler itself gives it up, however long that takes, and only that
+// first attempt has the short timeout; the retry gets the usual one. What
+// is left timed is the product's own margin (Lambda's kill comes 2 s after
+// the handler's deadline) and reaching the second part within 8 s.
 func TestCopyRunsOutOfTime(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
-	if err := env.SetFunctionTimeout("copytos3", 3*time.Second); err != nil {
+	const short = 10 * time.Second // the handler's deadline: 2 s (its margin) earlier
+	if err := env.SetFunctionTimeout("copytos3", short); err != nil {
 		t.Fatal(err)
 	}
 	defer env.SetFunctionTimeout("copytos3", 5*time.Minute)
-	var stalled atomic.Bool
+	var stalled, gaveUp atomic.Bool
 	env.Stack.Lambda.SetUpstreamFault(func(r *http.Request) (int, string) {
 		if r.Method == http.MethodPut && r.URL.Query().Get("partNumber") == "2" && stalled.CompareAndSwap(false, true) {
-			time.Sleep(5 * time.Second) // past the function's timeout
+			// The attempt in flight keeps its short timeout; the retry gets the usual one.
+			if err := env.Stack.Lambda.SetTimeout("copytos3", 5*time.Minute); err != nil {
+				t.Error(err)
+			}
+			// Take the part (the server notices a closed connection only
+			// once the body is read), then answer nothing until the caller hangs up.
+			io.Copy(io.Discard, r.Body)
+			select {
+			case <-r.Context().Done(): // the handler gave the upload up
+				gaveUp.Store(true)
+			case <-time.After(2 * short): // Lambda has killed it by now
+			}
+			return http.StatusInternalServerError, "InternalError" // to no one
 		}
 		return 0, ""
 	})
@@ -225,6 +244,9 @@ func TestCopyRunsOutOfTime(t *testing.T) {
 	x := run(t, "backup", backupOf(bigSample))
 	if x.Status != sfntypes.ExecutionStatusSucceeded {
 		t.Fatalf("status %s: %s %s", x.Status, x.Error, x.Cause)
+	}
+	if !stalled.Load() || !gaveUp.Load() {
+		t.Errorf("second part stalled %v, given up by the handler %v; want both", stalled.Load(), gaveUp.Load())
 	}
 	if errs := failedTasks(x); len(errs) != 1 || errs[0] != "FunctionTimeout" {
 		t.Errorf("failed attempts %v, want one FunctionTimeout, reported before Lambda's own timeout", errs)

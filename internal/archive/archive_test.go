@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/testenv"
 )
@@ -117,18 +116,6 @@ func readManifest(t *testing.T, api *s3.Client, bucket, key string) Manifest {
 		}
 	}
 	return m
-}
-
-func exists(t *testing.T, api *s3.Client, bucket, key string) bool {
-	t.Helper()
-	_, err := api.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &bucket, Key: &key})
-	if s3err.NotFound(err) {
-		return false
-	}
-	if err != nil {
-		t.Fatalf("head %s: %v", key, err)
-	}
-	return true
 }
 
 func assertNoUploads(t *testing.T, api *s3.Client, bucket string) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,13 +58,30 @@ func (e *LambdaEndpoint) RegisterBinary(name string, fn BinaryFunction) error {
 	if fn.MaxInstances <= 0 {
 		fn.MaxInstances = 4
 	}
-	return e.register(name, &binaryPool{
+	p := &binaryPool{
 		name:  name,
 		cfg:   fn,
 		ep:    e,
 		slots: make(chan struct{}, fn.MaxInstances),
 		all:   make(map[*instance]struct{}),
-	})
+	}
+	p.timeout.Store(int64(fn.Timeout))
+	return e.register(name, p)
+}
+
+// SetTimeout changes the invocation timeout of the binary function name for the
+// invocations that start from now on. Unlike registering it again, it stops no process:
+// invocations in flight keep their deadline.
+func (e *LambdaEndpoint) SetTimeout(name string, d time.Duration) error {
+	p, ok := e.lookup(name).(*binaryPool)
+	if !ok {
+		return fmt.Errorf("localaws: no binary function %q", name)
+	}
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	p.timeout.Store(int64(d))
+	return nil
 }
 
 // binaryPool runs one function's invocations on warm runtime processes.
@@ -72,6 +90,8 @@ type binaryPool struct {
 	cfg   BinaryFunction
 	ep    *LambdaEndpoint
 	slots chan struct{} // one token per invocation in flight, at most MaxInstances
+	// timeout of the invocations that start next; cfg.Timeout until SetTimeout.
+	timeout atomic.Int64
 
 	mu     sync.Mutex
 	idle   []*instance
@@ -86,6 +106,7 @@ func (p *binaryPool) run(inv *invocation) result {
 	p.slots <- struct{}{}
 	defer func() { <-p.slots }()
 	started := time.Now()
+	inv.timeout = time.Duration(p.timeout.Load())
 	for attempt := 0; ; attempt++ {
 		inst, fresh, err := p.take()
 		if err != nil {
@@ -96,7 +117,7 @@ func (p *binaryPool) run(inv *invocation) result {
 			msg := fmt.Sprintf("RequestId: %s Error: %v", inv.id, err)
 			return result{errType: errType, errMsg: msg, errBody: errorBody(errType, msg), started: started}
 		}
-		res, delivered := inst.serve(inv, p.cfg.Timeout, p.cfg.InitTimeout)
+		res, delivered := inst.serve(inv, p.cfg.InitTimeout)
 		res.instance, res.started = inst.id, started
 		p.put(inst)
 		// A warm process that died while idle never saw the invocation: run it on a new

@@ -77,7 +77,8 @@ type invocation struct {
 	arn      string
 	traceID  string
 	payload  []byte
-	result   chan result // buffered 1; written once by whoever ends the invocation
+	result   chan result   // buffered 1; written once by whoever ends the invocation
+	timeout  time.Duration // set when the invocation starts (binary functions)
 }
 
 // result is the outcome of one invocation: a payload, or an error type, message and body.

@@ -168,9 +168,9 @@ func (inst *instance) stop() {
 	})
 }
 
-// serve hands inv to the process and waits for its answer, its exit or the timeout.
+// serve hands inv to the process and waits for its answer, its exit or inv's timeout.
 // delivered tells whether the process took the invocation.
-func (inst *instance) serve(inv *invocation, timeout, initTimeout time.Duration) (res result, delivered bool) {
+func (inst *instance) serve(inv *invocation, initTimeout time.Duration) (res result, delivered bool) {
 	wait := time.NewTimer(initTimeout)
 	defer wait.Stop()
 	select {
@@ -188,7 +188,7 @@ func (inst *instance) serve(inv *invocation, timeout, initTimeout time.Duration)
 		msg := fmt.Sprintf("RequestId: %s Error: runtime did not ask for work within %s", inv.id, initTimeout)
 		return result{errType: "Sandbox.Timedout", errMsg: msg, errBody: errorBody("Sandbox.Timedout", msg)}, false
 	}
-	deadline := time.NewTimer(timeout)
+	deadline := time.NewTimer(inv.timeout)
 	defer deadline.Stop()
 	select {
 	case r := <-inv.result:
@@ -202,7 +202,7 @@ func (inst *instance) serve(inv *invocation, timeout, initTimeout time.Duration)
 		return inst.exitResult(inv.id), true
 	case <-deadline.C:
 		inst.kill()
-		return timeoutResult(inv.id, timeout), true
+		return timeoutResult(inv.id, inv.timeout), true
 	}
 }
 
@@ -224,7 +224,7 @@ func (inst *instance) handleNext(w http.ResponseWriter, r *http.Request) {
 	})
 	select {
 	case inv := <-inst.next:
-		deadline := time.Now().Add(inst.pool.cfg.Timeout)
+		deadline := time.Now().Add(inv.timeout)
 		inst.mu.Lock()
 		inst.current = inv
 		inst.mu.Unlock()

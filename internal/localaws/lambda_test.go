@@ -240,6 +240,43 @@ func TestRuntimeTimeout(t *testing.T) {
 	}
 }
 
+// SetTimeout gives later invocations a new timeout, and tells it the
+// function, without replacing the warm process; an invocation in flight
+// keeps the timeout it started with.
+func TestSetTimeout(t *testing.T) {
+	ep := startEndpoint(t)
+	if err := ep.RegisterBinary("echo", BinaryFunction{Path: echoBin, Timeout: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	inFlight := make(chan invokeResponse, 1)
+	go func() { inFlight <- invokeHTTP(t, ep, "echo", `{"action":"sleep","ms":3000,"log":"sleeping"}`) }()
+	for started, until := false, time.Now().Add(10*time.Second); !started; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(until) {
+			t.Fatal("the sleeping invocation never started")
+		}
+		for _, l := range ep.Logs() {
+			started = started || l.Text == "stdout: sleeping"
+		}
+	}
+	if err := ep.SetTimeout("echo", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if e := decodeError(t, <-inFlight); e.ErrorType != "Sandbox.Timedout" || !strings.Contains(e.ErrorMessage, "0.50 seconds") {
+		t.Errorf("the invocation in flight: %+v, want its own 0.5 s timeout", e)
+	}
+	start := time.Now()
+	warm := decodeEcho(t, invokeHTTP(t, ep, "echo", `{}`))
+	if d := time.UnixMilli(warm.Deadline).Sub(start); d < 9*time.Second || d > 11*time.Second {
+		t.Errorf("the function's deadline is %s away, want 10 s", d)
+	}
+	if got := decodeEcho(t, invokeHTTP(t, ep, "echo", `{"action":"sleep","ms":1000}`)).PID; got != warm.PID {
+		t.Errorf("a 1 s invocation ran on process %d, not the warm %d", got, warm.PID)
+	}
+	if err := ep.SetTimeout("nosuch", time.Second); err == nil {
+		t.Error("SetTimeout of an unknown function succeeded")
+	}
+}
+
 func TestRuntimeConcurrency(t *testing.T) {
 	ep := startEndpoint(t)
 	const maxInstances, calls = 3, 9

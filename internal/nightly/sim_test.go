@@ -221,10 +221,6 @@ func parallel[T any](items []T, f func(T) error) error {
 	})...)
 }
 
-type nightReport struct {
-	seen, changed, archived, carried, jobs, throttled int
-}
-
 // archive runs the scheduled items: real download jobs through the client,
 // at most plan.Concurrency at once, each no earlier than its slot; the
 // export goes to S3 and the catalog records the verified archive.

@@ -244,7 +244,7 @@ func TestGenerated200kIsWellFormed(t *testing.T) {
 		t.Skip("parses 100 MB of XML (about 2 s)")
 	}
 	if raceEnabled {
-		t.Skip("the generator's output does not depend on the race detector, which makes this parse take minutes")
+		t.Skip("the generator's output does not depend on the race detector, which makes this parse take minutes: make test runs it again without -race")
 	}
 	d := Dataset{AccessID: "a1", Name: "Big", EntityTypeName: "BigEntity", VersionJobID: "v", EntityCount: MaxEntities}
 	pr, pw := io.Pipe()
