@@ -13,9 +13,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/paulmach/orb"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
 )
@@ -65,7 +65,7 @@ type column struct {
 // GeoParquet. AppendRow may be called concurrently; Add and Finish are
 // called by one goroutine.
 type Writer struct {
-	cols    []column
+	cols  []column
 	ngeom int
 
 	spill *os.File
