@@ -53,6 +53,10 @@ type SchemaDoc struct {
 	Key        string      `json:"key,omitempty"`
 	Geometry   GeometryDoc `json:"geometry"`
 	Columns    []ColumnDoc `json:"columns"`
+	// AthenaCreateTable declares the GeoParquet's columns to Athena. Its
+	// LOCATION is a placeholder: Athena reads every file of a folder, so the
+	// .parquet files go to a folder of their own.
+	AthenaCreateTable string `json:"athenaCreateTable"`
 }
 
 // GeometryDoc names the columns the geometry comes from.
@@ -164,6 +168,7 @@ func newMapping(s *dataset.Schema) *mapping {
 
 func (m *mapping) doc() SchemaDoc {
 	d := SchemaDoc{DataSource: m.schema.DataSetName, EntityType: m.schema.EntityType, Key: m.schema.Key}
+	d.AthenaCreateTable = geoparquet.AthenaTable(m.schema, m.geo, m.schema.DataSetName, "s3://YOUR-BUCKET/athena/"+m.schema.DataSetName+"/")
 	if m.geo >= 0 {
 		d.Geometry.Column = m.schema.Columns[m.geo].Name
 	}

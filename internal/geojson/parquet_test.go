@@ -3,6 +3,7 @@ package geojson
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -112,4 +113,33 @@ func mappingEntities(entities ...string) string {
 		b.WriteString("<E>" + e + "</E>\n")
 	}
 	return b.String() + "</Root>\n"
+}
+
+// TestGeoParquetPruning: on a 200,000-entity export, a bounding-box query
+// on the covering column returns exactly the entities whose geometry
+// intersects the box, and the row groups' statistics rule out most of
+// the file.
+func TestGeoParquetPruning(t *testing.T) {
+	t.Parallel()
+	d := &testExport{Name: "Sites", Entities: 200_000, Points: 8}
+	xml := filepath.Join(t.TempDir(), "export.xml")
+	f, err := os.Create(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.WriteTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	path, st := convertParquet(t, xml)
+	out := checkParquet(t, xml, path, "10", "-10", "20", "0")
+	var may, groups int
+	for _, line := range strings.Split(out, "\n") {
+		if _, err := fmt.Sscanf(line, "row groups: %d of %d may intersect", &may, &groups); err == nil {
+			break
+		}
+	}
+	if groups != st.GeoParquet.RowGroups || groups < 10 || may*4 > groups {
+		t.Errorf("%d of %d row groups may intersect the box; want at most a quarter", may, groups)
+	}
 }

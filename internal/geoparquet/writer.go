@@ -97,30 +97,7 @@ type Stats struct {
 // system's). Close removes it.
 func NewWriter(s *dataset.Schema, geo int, dir string) (*Writer, error) {
 	w := &Writer{}
-	taken := map[string]bool{}
-	for _, c := range s.Columns {
-		taken[c.Name] = true
-	}
-	primary := freeName("geometry", taken)
-	bbox := freeName("bbox", taken)
-	// The primary geometry is geometry 0, the further geography columns
-	// 1, 2, ... in schema order.
-	w.ngeom = 1
-	for i, c := range s.Columns {
-		switch {
-		case i == geo:
-			w.cols = append(w.cols, column{name: primary, kind: kWKB, src: i})
-		case c.Type == dataset.Geography:
-			w.cols = append(w.cols, column{name: c.Name, kind: kWKB, src: i, geom: w.ngeom})
-			w.ngeom++
-		default:
-			w.cols = append(w.cols, column{name: c.Name, kind: kindOf(c.Type), src: i, geom: -1})
-		}
-	}
-	if geo < 0 {
-		w.cols = append(w.cols, column{name: primary, kind: kWKB, src: -1})
-	}
-	w.cols = append(w.cols, column{name: bbox, kind: kBBox, src: -1, geom: -1})
+	w.cols, w.ngeom = layout(s, geo)
 	w.types = make([]map[string]bool, w.ngeom)
 	w.bound = make([]orb.Bound, w.ngeom)
 	w.any = make([]bool, w.ngeom)
@@ -133,6 +110,35 @@ func NewWriter(s *dataset.Schema, geo int, dir string) (*Writer, error) {
 	}
 	w.spill, w.bw = f, bufio.NewWriterSize(f, 256<<10)
 	return w, nil
+}
+
+// layout is the file's columns for entities of s whose primary geometry
+// is that of column geo (-1: derived), and the number of geometry columns.
+func layout(s *dataset.Schema, geo int) (cols []column, ngeom int) {
+	taken := map[string]bool{}
+	for _, c := range s.Columns {
+		taken[c.Name] = true
+	}
+	primary := freeName("geometry", taken)
+	bbox := freeName("bbox", taken)
+	// The primary geometry is geometry 0, the further geography columns
+	// 1, 2, ... in schema order.
+	ngeom = 1
+	for i, c := range s.Columns {
+		switch {
+		case i == geo:
+			cols = append(cols, column{name: primary, kind: kWKB, src: i})
+		case c.Type == dataset.Geography:
+			cols = append(cols, column{name: c.Name, kind: kWKB, src: i, geom: ngeom})
+			ngeom++
+		default:
+			cols = append(cols, column{name: c.Name, kind: kindOf(c.Type), src: i, geom: -1})
+		}
+	}
+	if geo < 0 {
+		cols = append(cols, column{name: primary, kind: kWKB, src: -1})
+	}
+	return append(cols, column{name: bbox, kind: kBBox, src: -1, geom: -1}), ngeom
 }
 
 // GeometryColumns returns the schema index of each geometry column, in

@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 
 import duckdb
 import duckdb_extension_spatial
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 XS = "{http://www.w3.org/2001/XMLSchema}"
@@ -198,7 +199,6 @@ def main():
     geos = [n for n, t in cols if t == "xs:anyType"]
     lat = next((n for n, t in cols if t == "xs:double" and n.lower() == "latitude"), None)
     lon = next((n for n, t in cols if t == "xs:double" and n.lower() == "longitude"), None)
-    con.execute("CREATE TABLE x (k VARCHAR, col VARCHAR, wkt VARCHAR, lat DOUBLE, lon DOUBLE)")
     recs = []
     for e in entities:
         k = e[key]
@@ -216,7 +216,10 @@ def main():
             if lat and lon and lat in e and lon in e:
                 la, lo = typed("xs:double", e[lat]), typed("xs:double", e[lon])
             recs.append((k, prim, None, la, lo))
-    con.executemany("INSERT INTO x VALUES (?, ?, ?, ?, ?)", recs)
+    x = pa.table({n: [r[i] for r in recs] for i, n in enumerate(["k", "col", "wkt", "lat", "lon"])},
+                 schema=pa.schema([("k", pa.string()), ("col", pa.string()), ("wkt", pa.string()), ("lat", pa.float64()), ("lon", pa.float64())]))
+    con.register("x_arrow", x)
+    con.execute("CREATE TABLE x AS SELECT * FROM x_arrow")
     con.execute("""CREATE TABLE want AS SELECT k, col,
         CASE WHEN wkt IS NOT NULL THEN TRY(ST_GeomFromText(wkt))
              WHEN lat IS NOT NULL AND lon IS NOT NULL AND lat BETWEEN -90 AND 90 AND lon BETWEEN -180 AND 180 THEN ST_Point(lon, lat) END AS g,
