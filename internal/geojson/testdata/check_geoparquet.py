@@ -257,7 +257,7 @@ def main():
             "SELECT k FROM want WHERE col = ? AND g IS NOT NULL AND ST_Intersects(g, %s)" % env, [prim]).fetchall()}
         if hit != want:
             fail("bbox query: %d entities, %d intersect (%r)" % (len(hit), len(want), sorted(hit ^ want)[:5]))
-        st = con.execute("""SELECT row_group_id, path_in_schema, stats_min, stats_max FROM parquet_metadata(?)
+        st = con.execute("""SELECT row_group_id, path_in_schema, stats_min_value, stats_max_value FROM parquet_metadata(?)
                             WHERE path_in_schema IN (?, ?, ?, ?)""",
                          [pq_path] + ["%s, %s" % (bbox, k) for k in ("xmin", "ymin", "xmax", "ymax")]).fetchall()
         per = {}
@@ -267,6 +267,10 @@ def main():
         for rg in range(groups):
             s = per.get(rg, {})
             if any(s.get(k, (None, None))[0] is None for k in ("xmin", "ymin", "xmax", "ymax")):
+                nulls = con.execute("""SELECT stats_null_count, num_values FROM parquet_metadata(?)
+                                       WHERE row_group_id = ? AND path_in_schema = ?""", [pq_path, rg, bbox + ", xmin"]).fetchone()
+                if nulls is None or nulls[0] != nulls[1]:
+                    fail("row group %d has bounding boxes but no statistics of them" % rg)
                 continue  # no geometry in the group: a bbox filter skips it
             if s["xmin"][0] <= xmax and s["xmax"][1] >= xmin and s["ymin"][0] <= ymax and s["ymax"][1] >= ymin:
                 may += 1
