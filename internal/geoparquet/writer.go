@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
@@ -334,8 +334,11 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		return Stats{}, err
 	}
 	schema := parquet.NewSchema("schema", w.node(unit))
+	// Snappy: on the 300 MB export zstd made the file 14 % smaller (115 MB
+	// against 134 MB) for 35 % more CPU in the conversion and twice the
+	// heap (about 110 MiB against 59 MiB); zstd's fastest level was between.
 	pw := parquet.NewWriter(out, schema,
-		parquet.Compression(&zstd.Codec{}),
+		parquet.Compression(&snappy.Codec{}),
 		parquet.KeyValueMetadata("geo", string(meta)),
 	)
 	st := Stats{Rows: int64(len(order))}
