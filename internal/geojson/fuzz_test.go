@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/parquet-go/parquet-go"
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/encoding/wkb"
-	"github.com/parquet-go/parquet-go"
 )
 
 // FuzzConvert builds a one-entity export around a fuzzed WKT text, an
