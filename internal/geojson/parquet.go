@@ -57,45 +57,32 @@ func parquetGeometry(buf []byte, g orb.Geometry) (geoparquet.Geometry, error) {
 // bound is g's bounding box; ok is false when g has no positions. orb's
 // own Bound counts empty members of a collection as a box.
 func bound(g orb.Geometry) (b orb.Bound, ok bool) {
-	add := func(p orb.Point) {
-		if ok {
-			b = b.Extend(p)
-		} else {
-			b, ok = orb.Bound{Min: p, Max: p}, true
-		}
-	}
 	var walk func(orb.Geometry)
 	walk = func(g orb.Geometry) {
 		switch g := g.(type) {
-		case orb.Point:
-			add(g)
-		case orb.MultiPoint:
-			for _, p := range g {
-				add(p)
-			}
-		case orb.LineString:
-			for _, p := range g {
-				add(p)
-			}
-		case orb.MultiLineString:
-			for _, l := range g {
-				walk(l)
-			}
-		case orb.Ring:
-			for _, p := range g {
-				add(p)
-			}
-		case orb.Polygon:
-			for _, r := range g {
-				walk(r)
+		case orb.Collection:
+			for _, m := range g {
+				walk(m)
 			}
 		case orb.MultiPolygon:
 			for _, p := range g {
 				walk(p)
 			}
-		case orb.Collection:
-			for _, m := range g {
-				walk(m)
+		case orb.Polygon:
+			for _, r := range g {
+				walk(r)
+			}
+		case orb.MultiLineString:
+			for _, l := range g {
+				walk(l)
+			}
+		default: // a point or a run of them; orb's empty box has Min > Max
+			if gb := g.Bound(); gb.Min[0] <= gb.Max[0] {
+				if ok {
+					b = b.Union(gb)
+				} else {
+					b, ok = gb, true
+				}
 			}
 		}
 	}
