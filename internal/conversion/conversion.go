@@ -307,11 +307,12 @@ func (c *Converter) convert(ctx context.Context, key, base string, m manifest, w
 			uerr = fmt.Errorf("upload %s: %w", u.key, u.err)
 		}
 	}
+	// discard deletes every output, failed uploads' too: an upload can
+	// fail after S3 stored the object (its check cancelled when another
+	// upload failed).
 	discard := func() {
 		for _, u := range uploads {
-			if u.err == nil {
-				c.delete(ctx, u.up.Key)
-			}
+			c.delete(ctx, u.key)
 		}
 	}
 	switch {
