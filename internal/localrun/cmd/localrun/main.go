@@ -137,7 +137,7 @@ func progress(say func(string, ...any), ev sfntypes.HistoryEvent) {
 				say("check %d: job %s; next check in %d s (scaled)", st.PollCount, st.Status, st.NextWaitSeconds)
 			}
 		case "Convert":
-			say("archived; converting the archive to GeoJSON")
+			say("archived; converting the archive to GeoJSON and GeoParquet")
 		case "CopyToS3":
 			var st struct {
 				TotalEntityCount int `json:"totalEntityCount"`
