@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -247,7 +248,7 @@ func TestConvertExistingArchive(t *testing.T) {
 	if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["status"] != "Reused" {
 		t.Fatalf("repeat: status %s: %s %s %v", x.Status, x.Error, x.Cause, x.Output)
 	}
-	if after := readManifest(t, mkey); fmt.Sprint(after.Conversion) != fmt.Sprint(before.Conversion) {
+	if after := readManifest(t, mkey); !reflect.DeepEqual(after.Conversion, before.Conversion) {
 		t.Errorf("a repeated convert changed the record: %v, then %v", before.Conversion, after.Conversion)
 	}
 	// As the API starts it: the key must be an archive of the data source
