@@ -26,8 +26,8 @@
 // and the centre of its bounding box; Finish sorts those and reads the
 // rows back in curve order.
 //
-// The Parquet format itself is github.com/parquet-go/parquet-go's: on the
-// 300 MB export it wrote faster and with less heap than arrow-go's
-// pqarrow, and it adds about 7 MB to a Lambda binary where arrow-go adds
-// about 30 MB.
+// The Parquet format itself is github.com/parquet-go/parquet-go's: writing
+// 200,000 rows of 2 KB geometries it took less CPU and heap than arrow-go's
+// pqarrow, and a Lambda binary with it is 7 MB where arrow-go makes it 32 MB
+// (the functions must stay under 15 MiB).
 package geoparquet
