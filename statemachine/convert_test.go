@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -28,17 +29,24 @@ import (
 // conversionRecord is the manifest's conversion field, as a reader of the
 // manifest sees it.
 type conversionRecord struct {
-	GeoJSON, Schema struct {
-		Key    string `json:"key"`
-		Bytes  int64  `json:"bytes"`
-		SHA256 string `json:"sha256"`
-	}
+	GeoJSON, Schema outputFile
+	GeoParquet      *struct {
+		outputFile
+		Rows      int64 `json:"rows"`
+		RowGroups int   `json:"rowGroups"`
+	} `json:"geoparquet"`
 	FeatureCount          int64            `json:"featureCount"`
 	GeometryCounts        map[string]int64 `json:"geometryCounts"`
 	InvalidGeometries     int64            `json:"invalidGeometries"`
 	MissingGeometries     int64            `json:"missingGeometries"`
 	SourceSHA256          string           `json:"sourceSha256"`
 	FromUnverifiedArchive bool             `json:"fromUnverifiedArchive"`
+}
+
+type outputFile struct {
+	Key    string `json:"key"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
 }
 
 type manifestWithConversion struct {
@@ -78,6 +86,11 @@ func checkConversion(t *testing.T, manifestKey string) (features int64, types ma
 	base := strings.TrimSuffix(manifestKey, ".xml.manifest.json")
 	if r.GeoJSON.Key != base+".geojson" || r.Schema.Key != base+".schema.json" {
 		t.Errorf("outputs at %s and %s, want beside the archive", r.GeoJSON.Key, r.Schema.Key)
+	}
+	if pq := r.GeoParquet; pq == nil || pq.Key != base+".parquet" || pq.Rows != r.FeatureCount {
+		t.Errorf("GeoParquet recorded as %+v, want %s with %d rows", pq, base+".parquet", r.FeatureCount)
+	} else if body := get(t, pq.Key); int64(len(body)) != pq.Bytes || sha(body) != pq.SHA256 {
+		t.Errorf("GeoParquet in S3: %d bytes sha256 %s; manifest %d %s", len(body), sha(body), pq.Bytes, pq.SHA256)
 	}
 	gj, schema := get(t, r.GeoJSON.Key), get(t, r.Schema.Key)
 	if int64(len(gj)) != r.GeoJSON.Bytes || sha(gj) != r.GeoJSON.SHA256 {
@@ -173,7 +186,7 @@ func archiveOf(t *testing.T, name string) (key, manifestKey string) {
 	delete(raw, "conversion")
 	put(t, manifestKey, must(json.Marshal(raw)))
 	base := strings.TrimSuffix(key, ".xml")
-	for _, k := range []string{base + ".geojson", base + ".schema.json"} {
+	for _, k := range []string{base + ".geojson", base + ".schema.json", base + ".parquet"} {
 		if _, err := env.S3.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(env.Bucket), Key: aws.String(k)}); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +224,7 @@ func TestConvertExistingArchive(t *testing.T) {
 	if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["status"] != "Reused" {
 		t.Fatalf("repeat: status %s: %s %s %v", x.Status, x.Error, x.Cause, x.Output)
 	}
-	if after := readManifest(t, mkey); fmt.Sprint(after.Conversion) != fmt.Sprint(before.Conversion) {
+	if after := readManifest(t, mkey); !reflect.DeepEqual(after.Conversion, before.Conversion) {
 		t.Errorf("a repeated convert changed the record: %v, then %v", before.Conversion, after.Conversion)
 	}
 	// As the API starts it: the key must be an archive of the data source
@@ -295,7 +308,7 @@ func TestConvertRefusesTamperedArchive(t *testing.T) {
 		t.Fatalf("status %s error %s cause %s", x.Status, x.Error, x.Cause)
 	}
 	base := strings.TrimSuffix(key, ".xml")
-	for _, k := range []string{base + ".geojson", base + ".schema.json"} {
+	for _, k := range []string{base + ".geojson", base + ".schema.json", base + ".parquet"} {
 		if objectExists(t, k) {
 			t.Errorf("%s written from a tampered archive", k)
 		}
@@ -332,7 +345,11 @@ func TestBackupConversionFailure(t *testing.T) {
 		{"upload fails midway", bigSample, func(r *http.Request) bool {
 			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".geojson") && r.URL.Query().Get("partNumber") == "2"
 		}},
-		// Both outputs are written, but the manifest cannot record them.
+		// S3 refuses the GeoParquet: the GeoJSON, complete, goes too.
+		{"GeoParquet upload fails", "Stores-2019", func(r *http.Request) bool {
+			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".parquet")
+		}},
+		// Every output is written, but the manifest cannot record them.
 		{"manifest update fails", "Stores-2019", func(r *http.Request) bool {
 			return r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".manifest.json") && r.Header.Get("If-Match") != ""
 		}},
@@ -361,7 +378,7 @@ func TestBackupConversionFailure(t *testing.T) {
 			if m == nil || !objectExists(t, m[1]+".xml") || readManifest(t, m[1]+".xml.manifest.json").Conversion != nil {
 				t.Fatalf("the cause names no archive kept without a conversion: %s", x.Cause)
 			}
-			for _, k := range []string{m[1] + ".geojson", m[1] + ".schema.json"} {
+			for _, k := range []string{m[1] + ".geojson", m[1] + ".schema.json", m[1] + ".parquet"} {
 				if objectExists(t, k) {
 					t.Errorf("%s left behind by a failed conversion", k)
 				}
@@ -374,7 +391,7 @@ func TestBackupConversionFailure(t *testing.T) {
 // conversionOutput reports whether key is a conversion output beside an
 // archive, and the archive's key without .xml.
 func conversionOutput(key string) (string, bool) {
-	for _, suffix := range []string{".geojson", ".schema.json"} {
+	for _, suffix := range []string{".geojson", ".schema.json", ".parquet"} {
 		if strings.HasSuffix(key, suffix) {
 			return strings.TrimSuffix(key, suffix), true
 		}
@@ -392,8 +409,11 @@ func checkRecordedOutput(t *testing.T, key, manifestKey string) {
 		return
 	}
 	f := m.Conversion.GeoJSON
-	if strings.HasSuffix(key, ".schema.json") {
+	switch {
+	case strings.HasSuffix(key, ".schema.json"):
 		f = m.Conversion.Schema
+	case strings.HasSuffix(key, ".parquet") && m.Conversion.GeoParquet != nil:
+		f = m.Conversion.GeoParquet.outputFile
 	}
 	body := get(t, key)
 	if f.Key != key || int64(len(body)) != f.Bytes || sha(body) != f.SHA256 {

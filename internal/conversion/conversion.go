@@ -1,6 +1,8 @@
 // Package conversion turns an archived SDS export (the XML in S3, never
-// SDS itself) into GeoJSON and a schema document stored beside it, and
-// records both in the archive's manifest.
+// SDS itself) into GeoJSON, GeoParquet and a schema document stored
+// beside it, in one read, and records them in the archive's manifest.
+// An archive converted before GeoParquet was written gets its GeoParquet
+// the same way, its GeoJSON and schema document left as recorded.
 //
 // The archive's bytes are checked against the manifest's sha256 and size
 // while they stream; outputs are uploaded in multipart parts as they are
@@ -26,6 +28,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -57,15 +60,17 @@ const RecordFormatVersion = 1
 
 // Content types of the outputs.
 const (
-	GeoJSONContentType = "application/geo+json"
-	SchemaContentType  = "application/json"
+	GeoJSONContentType    = "application/geo+json"
+	SchemaContentType     = "application/json"
+	GeoParquetContentType = "application/vnd.apache.parquet"
 )
 
 // Suffixes of the outputs' keys: each is stored beside its archive
 // (archive.Beside).
 const (
-	GeoJSONSuffix = ".geojson"
-	SchemaSuffix  = ".schema.json"
+	GeoJSONSuffix    = ".geojson"
+	SchemaSuffix     = ".schema.json"
+	GeoParquetSuffix = ".parquet"
 )
 
 // File is one output as recorded.
@@ -79,12 +84,22 @@ type File struct {
 	ETag string `json:"etag"`
 }
 
+// ParquetFile is the GeoParquet output as recorded.
+type ParquetFile struct {
+	File
+	Rows      int64 `json:"rows"`
+	RowGroups int   `json:"rowGroups"`
+}
+
 // Record is the manifest's "conversion" field.
 type Record struct {
-	FormatVersion int    `json:"formatVersion"`
-	GeoJSON       File   `json:"geojson"`
-	Schema        File   `json:"schema"`
-	EntityType    string `json:"entityType"`
+	FormatVersion int  `json:"formatVersion"`
+	GeoJSON       File `json:"geojson"`
+	Schema        File `json:"schema"`
+	// GeoParquet is absent in records of conversions made before it was
+	// written; Convert then adds it, leaving the other outputs as they are.
+	GeoParquet *ParquetFile `json:"geoparquet,omitempty"`
+	EntityType string       `json:"entityType"`
 	// Features always equals the archive's entity count.
 	Features   int64            `json:"featureCount"`
 	Geometries map[string]int64 `json:"geometryCounts"`
@@ -157,26 +172,41 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 		return Result{}, classed(ErrInvalid, where, fmt.Errorf("the manifest %s does not describe this archive: %w", manifestKey, err))
 	}
 	res := Result{Bucket: bucket, Key: key, ManifestKey: manifestKey}
+	backfill := false // the recorded GeoJSON and schema stay; only GeoParquet is added
 	if m.record != nil {
 		ok, err := c.inPlace(ctx, m)
 		if err != nil {
 			return Result{}, classed(ErrStorage, where+": check the recorded outputs", err)
 		}
-		if ok {
+		if ok && m.record.GeoParquet != nil {
 			res.Record, res.Reused = *m.record, true
 			return res, nil
 		}
+		backfill = ok
 	}
 
-	rec, err := c.convert(ctx, key, m)
+	rec, err := c.convert(ctx, key, m, !backfill)
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", where, err)
 	}
+	if backfill {
+		pq := rec.GeoParquet
+		rec = *m.record
+		rec.GeoParquet = pq
+	}
 	res.Record = rec
+	// remove deletes what this call wrote, never outputs already recorded.
+	remove := func() {
+		if backfill {
+			c.delete(ctx, rec.GeoParquet.Key)
+		} else {
+			c.remove(ctx, rec)
+		}
+	}
 
 	raw["conversion"], err = json.Marshal(rec)
 	if err != nil {
-		c.remove(ctx, rec)
+		remove()
 		return Result{}, classed(ErrStorage, where, err)
 	}
 	if err := c.putManifest(ctx, manifestKey, etag, raw); err != nil {
@@ -191,17 +221,18 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 				}
 			}
 		}
-		c.remove(ctx, rec)
+		remove()
 		return Result{}, classed(ErrStorage, where+": record the conversion in "+manifestKey, err)
 	}
 	return res, nil
 }
 
-// convert streams the archive through geojson.Convert into the two
-// outputs. The GeoJSON upload completes only after the last archive byte
-// has been checked against the manifest; on any failure it is aborted and
-// the schema document is not written.
-func (c *Converter) convert(ctx context.Context, key string, m manifest) (Record, error) {
+// convert streams the archive through geojson.Convert into its outputs:
+// the GeoParquet, and unless parquetOnly the GeoJSON and the schema
+// document. Uploads complete only after the last archive byte has been
+// checked against the manifest; on any failure they are aborted, or
+// deleted when complete, and the schema document is not written.
+func (c *Converter) convert(ctx context.Context, key string, m manifest, withGeoJSON bool) (Record, error) {
 	bucket := c.store.Bucket()
 	obj, err := c.api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 	if s3err.NotFound(err) {
@@ -215,78 +246,135 @@ func (c *Converter) convert(ctx context.Context, key string, m manifest) (Record
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pr, pw := io.Pipe()
+	var uploads []*stream
+	put := func(key, contentType string) *stream {
+		s := c.stream(ctx, cancel, key, contentType)
+		uploads = append(uploads, s)
+		return s
+	}
+	pq := put(archive.Beside(key, GeoParquetSuffix), GeoParquetContentType)
+	pqw := bufio.NewWriterSize(pq.pw, 64<<10)
+	var (
+		gj       *stream
+		features io.Writer = io.Discard
+		gjw      *bufio.Writer
+	)
+	if withGeoJSON {
+		gj = put(archive.Beside(key, GeoJSONSuffix), GeoJSONContentType)
+		gjw = bufio.NewWriterSize(gj.pw, 64<<10)
+		features = gjw
+	}
 	var schema bytes.Buffer
-	type outcome struct {
-		st  geojson.Stats
-		err error
+	st, err := geojson.Convert(ctx, src, "", features, &schema, geojson.WithGeoParquet(pqw, os.TempDir()))
+	if err == nil && gjw != nil {
+		err = gjw.Flush()
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		bw := bufio.NewWriterSize(pw, 64<<10)
-		st, err := geojson.Convert(ctx, src, "", bw, &schema)
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err != nil {
-			// Read on: a conversion that fails on bytes that are not
-			// the archived ones is reported as the mismatch it is.
-			if ierr := src.finish(m); ierr != nil {
-				err = ierr
-			} else {
-				err = classed(ErrExport, "convert", err)
-			}
-		} else if err = src.finish(m); err == nil && st.Features != m.EntityCount {
-			err = classed(ErrExport, "convert", fmt.Errorf("%d features from %d entities", st.Features, m.EntityCount))
-		}
-		pw.CloseWithError(err) // nil completes the upload
-		done <- outcome{st, err}
-	}()
-	up, uerr := c.store.PutStream(ctx, archive.Beside(key, GeoJSONSuffix), GeoJSONContentType, pr)
-	pr.CloseWithError(errors.New("upload stopped"))
-	if uerr != nil {
-		cancel()
+	if err == nil {
+		err = pqw.Flush()
 	}
-	out := <-done
-	switch {
-	case out.err != nil && (uerr == nil || errors.Is(out.err, ErrIntegrity)):
-		if uerr == nil {
-			c.delete(ctx, up.Key)
-		}
-		return Record{}, out.err
-	case uerr != nil:
-		return Record{}, classed(ErrStorage, "upload the GeoJSON", uerr)
-	}
-	st := out.st
-	gj := File{Key: up.Key, Bytes: up.Bytes, SHA256: st.GeoJSON.SHA256, ContentType: GeoJSONContentType, ETag: up.ETag}
-	if up.Bytes != st.GeoJSON.Bytes {
-		c.delete(ctx, up.Key)
-		return Record{}, classed(ErrStorage, "upload the GeoJSON", fmt.Errorf("stored %d bytes, %d were sent", up.Bytes, st.GeoJSON.Bytes))
-	}
-	sup, err := c.store.PutStream(ctx, archive.Beside(key, SchemaSuffix), SchemaContentType, &schema)
 	if err != nil {
-		c.delete(ctx, up.Key)
-		return Record{}, classed(ErrStorage, "upload the schema document", err)
+		// Read on: a conversion that fails on bytes that are not the
+		// archived ones is reported as the mismatch it is.
+		if ierr := src.finish(m); ierr != nil {
+			err = ierr
+		} else {
+			err = classed(ErrExport, "convert", err)
+		}
+	} else if err = src.finish(m); err == nil && st.Features != m.EntityCount {
+		err = classed(ErrExport, "convert", fmt.Errorf("%d features from %d entities", st.Features, m.EntityCount))
+	}
+	var uerr error
+	for _, u := range uploads {
+		u.pw.CloseWithError(err) // nil completes the upload
+	}
+	for _, u := range uploads {
+		<-u.done
+		if uerr == nil && u.err != nil {
+			uerr = fmt.Errorf("upload %s: %w", u.key, u.err)
+		}
+	}
+	// discard deletes every output, failed uploads' too: an upload can
+	// fail after S3 stored the object (its check cancelled when another
+	// upload failed).
+	discard := func() {
+		for _, u := range uploads {
+			c.delete(ctx, u.key)
+		}
+	}
+	switch {
+	case err != nil && (uerr == nil || errors.Is(err, ErrIntegrity)):
+		discard()
+		return Record{}, err
+	case uerr != nil:
+		discard()
+		return Record{}, classed(ErrStorage, "upload the outputs", uerr)
+	}
+	for _, check := range []struct {
+		u    *stream
+		sent int64
+	}{{pq, st.GeoParquet.Bytes}, {gj, st.GeoJSON.Bytes}} {
+		if check.u != nil && check.u.up.Bytes != check.sent {
+			discard()
+			return Record{}, classed(ErrStorage, "upload "+check.u.key, fmt.Errorf("stored %d bytes, %d were sent", check.u.up.Bytes, check.sent))
+		}
 	}
 	rec := Record{
 		FormatVersion: RecordFormatVersion,
-		GeoJSON:       gj,
-		Schema:        File{Key: sup.Key, Bytes: sup.Bytes, SHA256: st.Schema.SHA256, ContentType: SchemaContentType, ETag: sup.ETag},
-		EntityType:    st.EntityType,
-		Features:      st.Features,
-		Geometries:    st.Geometries,
-		Empty:         st.Empty,
-		Invalid:       st.Invalid,
-		Missing:       st.Missing,
-		SourceSHA256:  m.SHA256,
-		ConvertedAt:   c.now().UTC(),
+		GeoParquet: &ParquetFile{
+			File: File{Key: pq.up.Key, Bytes: pq.up.Bytes, SHA256: st.GeoParquet.SHA256, ContentType: GeoParquetContentType, ETag: pq.up.ETag},
+			Rows: st.GeoParquet.Rows, RowGroups: st.GeoParquet.RowGroups,
+		},
+		EntityType:   st.EntityType,
+		Features:     st.Features,
+		Geometries:   st.Geometries,
+		Empty:        st.Empty,
+		Invalid:      st.Invalid,
+		Missing:      st.Missing,
+		SourceSHA256: m.SHA256,
+		ConvertedAt:  c.now().UTC(),
 	}
 	rec.FromUnverifiedArchive = !m.Verified
+	if !withGeoJSON {
+		return rec, nil
+	}
+	rec.GeoJSON = File{Key: gj.up.Key, Bytes: gj.up.Bytes, SHA256: st.GeoJSON.SHA256, ContentType: GeoJSONContentType, ETag: gj.up.ETag}
+	sup, err := c.store.PutStream(ctx, archive.Beside(key, SchemaSuffix), SchemaContentType, &schema)
+	if err != nil {
+		discard()
+		return Record{}, classed(ErrStorage, "upload the schema document", err)
+	}
+	rec.Schema = File{Key: sup.Key, Bytes: sup.Bytes, SHA256: st.Schema.SHA256, ContentType: SchemaContentType, ETag: sup.ETag}
 	if sup.Bytes != st.Schema.Bytes {
 		c.remove(ctx, rec)
 		return Record{}, classed(ErrStorage, "upload the schema document", fmt.Errorf("stored %d bytes, %d were sent", sup.Bytes, st.Schema.Bytes))
 	}
 	return rec, nil
+}
+
+// stream is an upload fed through a pipe.
+type stream struct {
+	key  string
+	pw   *io.PipeWriter
+	up   archive.Upload
+	err  error
+	done chan struct{}
+}
+
+// stream starts uploading what is written to the returned stream's pipe
+// to key; the upload completes when the pipe is closed without an error.
+// A failed upload cancels the conversion.
+func (c *Converter) stream(ctx context.Context, cancel func(), key, contentType string) *stream {
+	pr, pw := io.Pipe()
+	s := &stream{key: key, pw: pw, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		s.up, s.err = c.store.PutStream(ctx, key, contentType, pr)
+		pr.CloseWithError(errors.New("upload stopped"))
+		if s.err != nil {
+			cancel()
+		}
+	}()
+	return s
 }
 
 // inPlace reports whether m's conversion record is current and its
@@ -297,7 +385,11 @@ func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
 		return false, nil
 	}
 	bucket := c.store.Bucket()
-	for _, f := range []File{r.GeoJSON, r.Schema} {
+	files := []File{r.GeoJSON, r.Schema}
+	if r.GeoParquet != nil {
+		files = append(files, r.GeoParquet.File)
+	}
+	for _, f := range files {
 		head, err := c.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &f.Key})
 		if s3err.NotFound(err) {
 			return false, nil
@@ -366,6 +458,9 @@ func (c *Converter) putManifest(ctx context.Context, mkey string, etag *string, 
 func (c *Converter) remove(ctx context.Context, rec Record) {
 	c.delete(ctx, rec.GeoJSON.Key)
 	c.delete(ctx, rec.Schema.Key)
+	if rec.GeoParquet != nil {
+		c.delete(ctx, rec.GeoParquet.Key)
+	}
 }
 
 func (c *Converter) delete(ctx context.Context, key string) {

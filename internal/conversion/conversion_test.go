@@ -3,6 +3,8 @@ package conversion_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -153,5 +155,86 @@ func TestDeeplyNestedGeography(t *testing.T) {
 	}
 	if rec := manifestRecord(t, api, bucket, mkey); rec == nil || rec.Features != 2 || rec.Invalid != 1 {
 		t.Fatalf("record %+v: want 2 features, one invalid geometry", rec)
+	}
+}
+
+// getObject returns the stored object's bytes and ETag.
+func getObject(t *testing.T, api *s3.Client, bucket, key string) ([]byte, string) {
+	t.Helper()
+	out, err := api.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, aws.ToString(out.ETag)
+}
+
+// The GeoParquet is stored beside the GeoJSON and recorded in the
+// manifest with its size, sha256, rows and row groups.
+func TestGeoParquetRecorded(t *testing.T) {
+	conv, api, bucket, mkey := setup(t)
+	res, err := conv.Convert(context.Background(), mkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := manifestRecord(t, api, bucket, mkey)
+	pq := rec.GeoParquet
+	if pq == nil || pq.Key != strings.TrimSuffix(res.Key, ".xml")+".parquet" || pq.ContentType != conversion.GeoParquetContentType {
+		t.Fatalf("GeoParquet recorded as %+v", pq)
+	}
+	data, etag := getObject(t, api, bucket, pq.Key)
+	sum := sha256.Sum256(data)
+	if int64(len(data)) != pq.Bytes || hex.EncodeToString(sum[:]) != pq.SHA256 || etag != pq.ETag {
+		t.Errorf("stored %d bytes sha256 %x etag %s, recorded %+v", len(data), sum, etag, pq)
+	}
+	if pq.Rows != 2 || pq.RowGroups != 1 || !bytes.HasPrefix(data, []byte("PAR1")) {
+		t.Errorf("%d rows in %d row groups, want 2 in 1", pq.Rows, pq.RowGroups)
+	}
+}
+
+// An archive converted before GeoParquet was written gets it from the
+// next conversion, its GeoJSON and schema document left as they are.
+func TestGeoParquetBackfill(t *testing.T) {
+	conv, api, bucket, mkey := setup(t)
+	first, err := conv.Convert(context.Background(), mkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The manifest as a conversion before GeoParquet left it.
+	data, etag := getObject(t, api, bucket, mkey)
+	var raw map[string]any
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	delete(raw["conversion"].(map[string]any), "geoparquet")
+	data, _ = json.Marshal(raw)
+	if _, err := api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &bucket, Key: &mkey, Body: bytes.NewReader(data), IfMatch: &etag}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &bucket, Key: &first.Record.GeoParquet.Key}); err != nil {
+		t.Fatal(err)
+	}
+	_, gjETag := getObject(t, api, bucket, first.Record.GeoJSON.Key)
+
+	res, err := conv.Convert(context.Background(), mkey)
+	if err != nil || res.Reused {
+		t.Fatalf("backfill: reused %v, %v", res.Reused, err)
+	}
+	rec := manifestRecord(t, api, bucket, mkey)
+	if rec.GeoParquet == nil || rec.GeoParquet.Rows != 2 {
+		t.Fatalf("no GeoParquet recorded: %+v", rec.GeoParquet)
+	}
+	if _, now := getObject(t, api, bucket, first.Record.GeoJSON.Key); now != gjETag || rec.GeoJSON != first.Record.GeoJSON || rec.Schema != first.Record.Schema {
+		t.Errorf("the GeoJSON was rewritten: etag %s, was %s; record %+v", now, gjETag, rec.GeoJSON)
+	}
+	if _, etag := getObject(t, api, bucket, rec.GeoParquet.Key); etag != rec.GeoParquet.ETag {
+		t.Errorf("GeoParquet etag %s, recorded %s", etag, rec.GeoParquet.ETag)
+	}
+	if again, err := conv.Convert(context.Background(), mkey); err != nil || !again.Reused {
+		t.Errorf("after the backfill: reused %v, %v", again.Reused, err)
 	}
 }

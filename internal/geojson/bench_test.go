@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/testenv"
@@ -73,47 +74,105 @@ func BenchmarkReadExport(b *testing.B) {
 	path := writeBenchExport(b, &d)
 	cpu := cpuTime()
 	for b.Loop() {
+		readExport(b, path, d.Entities)
+	}
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// BenchmarkConvertBoth reads the 300 MB export with the dataset reader
+// alone, then converts it to GeoJSON and GeoParquet in one pass, in the
+// same run, and reports both speeds in MB of XML per CPU-second, their
+// ratio, the conversion's peak heap (at most 128 MiB) and the outputs'
+// sizes.
+func BenchmarkConvertBoth(b *testing.B) {
+	d := benchExport
+	path := writeBenchExport(b, &d)
+	info, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mb := float64(info.Size()) / 1e6
+	var readCPU, convCPU time.Duration
+	var peak uint64
+	var st Stats
+	for b.Loop() {
+		cpu := cpuTime()
+		readExport(b, path, d.Entities)
+		readCPU += cpuTime() - cpu
+
 		in, err := os.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
-		rd := dataset.NewReader(in, "Sites")
-		s, err := rd.Schema()
+		runtime.GC()
+		cpu = cpuTime()
+		stop := testenv.PeakHeap(&peak)
+		st, err = Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard, WithGeoParquet(io.Discard, b.TempDir()))
+		stop()
+		convCPU += cpuTime() - cpu
+		in.Close()
 		if err != nil {
 			b.Fatal(err)
 		}
-		for {
-			rec, err := rd.Next()
-			if err == io.EOF {
-				if rd.Entities() != int64(d.Entities) {
-					b.Fatalf("%d entities read of %d", rd.Entities(), d.Entities)
+		if st.GeoParquet.Rows != int64(d.Entities) {
+			b.Fatalf("%d rows from %d entities", st.GeoParquet.Rows, d.Entities)
+		}
+	}
+	n := float64(b.N)
+	reader, conv := mb*n/readCPU.Seconds(), mb*n/convCPU.Seconds()
+	b.ReportMetric(reader, "reader-MB/cpu-s")
+	b.ReportMetric(conv, "convert-MB/cpu-s")
+	b.ReportMetric(100*conv/reader, "ratio-%")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(st.GeoJSON.Bytes)/1e6, "geojson-MB")
+	b.ReportMetric(float64(st.GeoParquet.Bytes)/1e6, "parquet-MB")
+	b.ReportMetric(float64(st.GeoParquet.RowGroups), "row-groups")
+	if peak > 128<<20 {
+		b.Errorf("peak heap %d MiB, more than 128 MiB", peak>>20)
+	}
+}
+
+// readExport reads the export at path, every value parsed by its type.
+func readExport(b *testing.B, path string, entities int) {
+	in, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	rd := dataset.NewReader(in, "Sites")
+	s, err := rd.Schema()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			if rd.Entities() != int64(entities) {
+				b.Fatalf("%d entities read of %d", rd.Entities(), entities)
+			}
+			return
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, c := range s.Columns {
+			if v := rec.Value(i); v.Present {
+				switch c.Type {
+				case dataset.Long:
+					_, err = v.Long()
+				case dataset.Double:
+					_, err = v.Double()
+				case dataset.Boolean:
+					_, err = v.Bool()
+				case dataset.DateTime:
+					_, err = v.Time()
 				}
-				break
 			}
 			if err != nil {
 				b.Fatal(err)
 			}
-			for i, c := range s.Columns {
-				if v := rec.Value(i); v.Present {
-					switch c.Type {
-					case dataset.Long:
-						_, err = v.Long()
-					case dataset.Double:
-						_, err = v.Double()
-					case dataset.Boolean:
-						_, err = v.Bool()
-					case dataset.DateTime:
-						_, err = v.Time()
-					}
-				}
-				if err != nil {
-					b.Fatal(err)
-				}
-			}
 		}
-		in.Close()
 	}
-	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // writeBenchExport writes the export to a temporary file and sets the

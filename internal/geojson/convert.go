@@ -10,7 +10,10 @@ import (
 	"io"
 	"strings"
 
+	"github.com/paulmach/orb"
+
 	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/geoparquet"
 )
 
 // Output describes one file written.
@@ -26,6 +29,8 @@ type Stats struct {
 	XMLBytes    int64  `json:"xmlBytes"` // of the export read
 	GeoJSON     Output `json:"geojson"`
 	Schema      Output `json:"schema"`
+	// GeoParquet is set when asked for (WithGeoParquet).
+	GeoParquet *ParquetOutput `json:"geoparquet,omitempty"`
 	// Features always equals the export's entity count.
 	Features int64 `json:"features"`
 	// Geometries counts features by GeoJSON geometry type ("Point", ...).
@@ -48,6 +53,10 @@ type SchemaDoc struct {
 	Key        string      `json:"key,omitempty"`
 	Geometry   GeometryDoc `json:"geometry"`
 	Columns    []ColumnDoc `json:"columns"`
+	// AthenaCreateTable declares the GeoParquet's columns to Athena. Its
+	// LOCATION is a placeholder: Athena reads every file of a folder, so the
+	// .parquet files go to a folder of their own.
+	AthenaCreateTable string `json:"athenaCreateTable"`
 }
 
 // GeometryDoc names the columns the geometry comes from.
@@ -71,7 +80,11 @@ type ColumnDoc struct {
 // writes its features, as one FeatureCollection, to features and its
 // schema document to schema. It fails, with the outputs incomplete and to
 // be discarded, if the export is not a complete DataSet.
-func Convert(ctx context.Context, export io.Reader, dataSetName string, features, schema io.Writer) (Stats, error) {
+func Convert(ctx context.Context, export io.Reader, dataSetName string, features, schema io.Writer, opts ...Option) (Stats, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	rd := dataset.NewReader(export, dataSetName)
 	s, err := rd.Schema()
 	if err != nil {
@@ -90,12 +103,29 @@ func Convert(ctx context.Context, export io.Reader, dataSetName string, features
 	}
 	st.Schema = sw.output()
 
+	if o.parquet != nil {
+		pq, err := geoparquet.NewWriter(s, m.geo, o.parquetDir)
+		if err != nil {
+			return st, err
+		}
+		defer pq.Close()
+		m.pq, m.pqGeoms = pq, pq.GeometryColumns()
+	}
+
 	fw := newDigestWriter(features)
 	if err := convertFeatures(ctx, rd, m, fw, &st); err != nil {
 		return st, err
 	}
 	st.GeoJSON = fw.output()
 	st.XMLBytes = rd.Offset()
+	if m.pq != nil {
+		pw := newDigestWriter(o.parquet)
+		pst, err := m.pq.Finish(pw)
+		if err != nil {
+			return st, fmt.Errorf("writing GeoParquet: %w", err)
+		}
+		st.GeoParquet = &ParquetOutput{Output: pw.output(), Rows: pst.Rows, RowGroups: pst.RowGroups}
+	}
 	return st, nil
 }
 
@@ -107,6 +137,8 @@ type mapping struct {
 	lat, lon int // -1 without them
 	props    []int
 	names    [][]byte // each column's name as a JSON object key, with ':'
+	pq       *geoparquet.Writer
+	pqGeoms  []int // pq.GeometryColumns()
 }
 
 func newMapping(s *dataset.Schema) *mapping {
@@ -136,6 +168,7 @@ func newMapping(s *dataset.Schema) *mapping {
 
 func (m *mapping) doc() SchemaDoc {
 	d := SchemaDoc{DataSource: m.schema.DataSetName, EntityType: m.schema.EntityType, Key: m.schema.Key}
+	d.AthenaCreateTable = geoparquet.AthenaTable(m.schema, m.geo, m.schema.DataSetName, "s3://YOUR-BUCKET/athena/"+m.schema.DataSetName+"/")
 	if m.geo >= 0 {
 		d.Geometry.Column = m.schema.Columns[m.geo].Name
 	}
@@ -156,8 +189,9 @@ func (m *mapping) doc() SchemaDoc {
 	return d
 }
 
-// appendFeature appends the entity as a GeoJSON Feature.
-func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) []byte {
+// appendFeature appends the entity as a GeoJSON Feature, returning its
+// geometry too: ok is false for a null one, g is nil for POINT EMPTY.
+func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) (_ []byte, g orb.Geometry, ok bool) {
 	b = append(b, `{"type":"Feature"`...)
 	if m.key >= 0 {
 		if v := rec[m.key]; v.Present {
@@ -170,7 +204,7 @@ func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) []byte
 		}
 	}
 	b = append(b, `,"geometry":`...)
-	b, invalidWKT := m.appendGeometry(b, rec, st)
+	b, invalidWKT, g, ok := m.appendGeometry(b, rec, st)
 	b = append(b, `,"properties":{`...)
 	n := 0
 	if invalidWKT {
@@ -190,24 +224,24 @@ func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) []byte
 		b = append(b, m.names[i]...)
 		b = appendValue(b, v)
 	}
-	return append(b, "}}"...)
+	return append(b, "}}"...), g, ok
 }
 
 // appendGeometry appends the entity's geometry or null. invalidWKT
 // reports that the geography column's text is to be kept as a property.
-func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []byte, invalidWKT bool) {
+func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []byte, invalidWKT bool, g orb.Geometry, ok bool) {
 	if m.geo >= 0 {
 		if v := rec[m.geo]; v.Present && len(strings.TrimSpace(string(v.Raw))) > 0 {
-			out, typ, empty, err := appendWKT(b, string(v.Raw))
+			out, g, typ, empty, err := appendWKT(b, string(v.Raw))
 			if err != nil {
 				st.invalid++
-				return append(b, "null"...), true
+				return append(b, "null"...), true, nil, false
 			}
 			st.geometries[typ]++
 			if empty {
 				st.empty++
 			}
-			return out, false
+			return out, false, g, true
 		}
 	}
 	if m.lat >= 0 {
@@ -217,15 +251,15 @@ func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []
 			x, xerr := lon.Double()
 			if xerr != nil || yerr != nil || !validPosition(x, y) {
 				st.invalid++
-				return append(b, "null"...), false
+				return append(b, "null"...), false, nil, false
 			}
 			st.geometries["Point"]++
 			b = append(b, `{"type":"Point","coordinates":`...)
-			return append(appendPosition(b, x, y), '}'), false
+			return append(appendPosition(b, x, y), '}'), false, orb.Point{x, y}, true
 		}
 	}
 	st.missing++
-	return append(b, "null"...), false
+	return append(b, "null"...), false, nil, false
 }
 
 // digestWriter counts and hashes what it passes on.

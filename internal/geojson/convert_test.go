@@ -163,6 +163,9 @@ func TestSchemaDocument(t *testing.T) {
 	if !reflect.DeepEqual(doc.Columns, want) {
 		t.Errorf("columns %+v", doc.Columns)
 	}
+	if !strings.HasPrefix(doc.AthenaCreateTable, "CREATE EXTERNAL TABLE `map` (\n  `id` bigint,") || !strings.Contains(doc.AthenaCreateTable, "  `geometry` binary,\n  `g2` binary,\n  `bbox` struct<") {
+		t.Errorf("Athena table:\n%s", doc.AthenaCreateTable)
+	}
 	sum := sha256.Sum256(schema)
 	if st.Schema.Bytes != int64(len(schema)) || st.Schema.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("schema output %+v", st.Schema)

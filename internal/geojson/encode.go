@@ -148,21 +148,22 @@ func appendPosition(b []byte, x, y float64) []byte {
 }
 
 // appendWKT parses text as WKT and appends it as a GeoJSON geometry,
-// returning its type and whether it has no positions.
-func appendWKT(b []byte, text string) (_ []byte, typ string, empty bool, err error) {
-	g, err := parseWKT(text)
+// returning it (nil for POINT EMPTY), its type and whether it has no
+// positions.
+func appendWKT(b []byte, text string) (_ []byte, g orb.Geometry, typ string, empty bool, err error) {
+	g, err = parseWKT(text)
 	if err != nil {
-		return b, "", false, err
+		return b, nil, "", false, err
 	}
 	if g == nil {
 		// POINT EMPTY, which orb cannot hold; RFC 7946 allows empty coordinates.
-		return append(b, `{"type":"Point","coordinates":[]}`...), "Point", true, nil
+		return append(b, `{"type":"Point","coordinates":[]}`...), nil, "Point", true, nil
 	}
 	out, err := appendGeometry(b, g)
 	if err != nil {
-		return b, "", false, err
+		return b, nil, "", false, err
 	}
-	return out, g.GeoJSONType(), isEmpty(g), nil
+	return out, g, g.GeoJSONType(), isEmpty(g), nil
 }
 
 var errNotWKT = errors.New("not WKT")

@@ -5,8 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"html"
+	"math"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/encoding/wkb"
 )
 
 // FuzzConvert builds a one-entity export around a fuzzed WKT text, an
@@ -30,11 +35,12 @@ func FuzzConvert(f *testing.F) {
 			`<xs:element name="G2" type="xs:anyType" minOccurs="0"/><xs:element name="`+esc(column)+`" type="`+types[int(typ)%len(types)]+`" minOccurs="0"/>`, 1)
 		doc = strings.Replace(doc, `type="xs:long"/>`, `type="xs:string"/>`, 1) // a string key takes any text
 		doc += "<E><ID>" + esc(key) + "</ID><G>" + esc(wkt) + "</G><" + esc(column) + ">" + esc(value) + "</" + esc(column) + "></E>\n</Root>\n"
-		var out, schema bytes.Buffer
-		st, err := Convert(context.Background(), strings.NewReader(doc), "Map", &out, &schema)
+		var out, schema, pq bytes.Buffer
+		st, err := Convert(context.Background(), strings.NewReader(doc), "Map", &out, &schema, WithGeoParquet(&pq, ""))
 		if err != nil {
 			return // a schema or text SDS would not hold: refused, not converted
 		}
+		geom := parquetGeometryOf(t, pq.Bytes())
 		var fc struct {
 			Type     string `json:"type"`
 			Features []struct {
@@ -53,6 +59,21 @@ func FuzzConvert(f *testing.F) {
 			t.Fatalf("%d features (stats %d)", len(fc.Features), st.Features)
 		}
 		feat := fc.Features[0]
+		if (string(feat.Geometry) == "null") != (geom == nil) {
+			t.Fatalf("GeoJSON geometry %s, GeoParquet's %v", feat.Geometry, geom)
+		}
+		if geom != nil && strings.TrimSpace(wkt) != "" {
+			want, err := parseWKT(wkt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want == nil {
+				want = orb.Point{math.NaN(), math.NaN()}
+			}
+			if !orb.Equal(want, geom) && !(want.GeoJSONType() == "Point" && geom.GeoJSONType() == "Point" && math.IsNaN(geom.(orb.Point)[0])) {
+				t.Fatalf("GeoParquet geometry %v, the WKT's %v", geom, want)
+			}
+		}
 		if string(feat.Geometry) == "null" {
 			if strings.TrimSpace(wkt) != "" {
 				if st.Invalid != 1 || feat.Properties["G"] != wkt {
@@ -136,4 +157,42 @@ func checkGeometry(t *testing.T, raw json.RawMessage) {
 	if err != nil {
 		t.Fatalf("coordinates of %s: %v", raw, err)
 	}
+}
+
+// parquetGeometryOf reads the one row of a GeoParquet file and returns its
+// primary geometry, nil when null.
+func parquetGeometryOf(t *testing.T, data []byte) orb.Geometry {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatalf("GeoParquet does not open: %v", err)
+	}
+	if f.NumRows() != 1 {
+		t.Fatalf("%d GeoParquet rows", f.NumRows())
+	}
+	col, ok := f.Schema().Lookup("geometry")
+	if !ok {
+		t.Fatal("no geometry column")
+	}
+	rows := f.RowGroups()[0].Rows()
+	defer rows.Close()
+	buf := make([]parquet.Row, 1)
+	if n, err := rows.ReadRows(buf); n != 1 {
+		t.Fatalf("reading the row: %v", err)
+	}
+	for _, v := range buf[0] {
+		if v.Column() != col.ColumnIndex {
+			continue
+		}
+		if v.IsNull() {
+			return nil
+		}
+		g, err := wkb.Unmarshal(v.ByteArray())
+		if err != nil {
+			t.Fatalf("geometry is not WKB: %v", err)
+		}
+		return g
+	}
+	t.Fatal("no geometry value")
+	return nil
 }

@@ -2,6 +2,7 @@ package geojson
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"math"
 	"strconv"
@@ -121,7 +122,9 @@ func (d *testExport) appendEntity(b []byte, i int) []byte {
 	b = strconv.AppendBool(b, i%2 == 0)
 	b = append(b, "</IsOpen>\n    <Created>20"...)
 	b = append(b, byte('1'+i%9), byte('0'+i%10))
-	b = append(b, "-03-01T08:00:00.0000000Z</Created>\n"...)
+	b = append(b, "-03-01T08:00:00."...)
+	b = append(b, fmt.Sprintf("%07d", (i*7919)%10_000_000)...) // SDS writes seven fraction digits
+	b = append(b, "Z</Created>\n"...)
 
 	b = d.appendShape(b, kind, cx, cy, i)
 	if i%4 == 1 {

@@ -9,7 +9,10 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/paulmach/orb"
+
 	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/geoparquet"
 )
 
 // Parsing WKT and formatting coordinates cost several times what reading
@@ -36,6 +39,12 @@ type job struct {
 	out  []byte
 	t    tally
 	done chan struct{}
+
+	// The GeoParquet row, when one is written.
+	pq      []byte
+	geoms   []geoparquet.Geometry
+	wkb     []byte
+	scratch []byte
 }
 
 // convertFeatures writes the FeatureCollection of the entities rd yields.
@@ -44,12 +53,16 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	jobs := 4 * workers
 	free := make(chan *job, jobs)
 	for range jobs {
-		free <- &job{
+		j := &job{
 			raw:  make([][]byte, len(m.schema.Columns)),
 			vals: make([]dataset.Value, len(m.schema.Columns)),
 			t:    tally{geometries: map[string]int64{}},
 			done: make(chan struct{}, 1),
 		}
+		if m.pq != nil {
+			j.geoms = make([]geoparquet.Geometry, len(m.pqGeoms))
+		}
+		free <- j
 	}
 	work := make(chan *job, jobs)
 	order := make(chan *job, jobs)
@@ -59,7 +72,14 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	for range workers {
 		wg.Go(func() {
 			for j := range work {
-				j.out = m.appendFeature(j.out[:0], j.vals, &j.t)
+				var (
+					g  orb.Geometry
+					ok bool
+				)
+				j.out, g, ok = m.appendFeature(j.out[:0], j.vals, &j.t)
+				if m.pq != nil {
+					m.parquetRow(j, g, ok)
+				}
 				j.done <- struct{}{}
 			}
 		})
@@ -85,6 +105,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 				if _, writeErr = bw.WriteString(sep); writeErr == nil {
 					_, writeErr = bw.Write(j.out)
 				}
+				if writeErr == nil && m.pq != nil {
+					writeErr = m.pq.Add(j.pq, j.geoms)
+				}
 				if writeErr != nil {
 					close(failed)
 				}
@@ -94,6 +117,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 			budget.release(min(j.size, inFlightBytes))
 			if cap(j.out) > keepBuffer {
 				j.out = nil
+			}
+			if cap(j.pq) > keepBuffer || cap(j.wkb) > keepBuffer || cap(j.scratch) > keepBuffer {
+				j.pq, j.wkb, j.scratch = nil, nil, nil
 			}
 			if j.size > keepBuffer {
 				clear(j.raw)

@@ -19,7 +19,8 @@ const DefaultSaveDir = "local-archive"
 
 // Save copies the archive bucket's objects whose keys start with prefix
 // into dir, under their keys, and returns the paths written in key order.
-// An archive is saved with its manifest, GeoJSON and schema document.
+// An archive is saved with its manifest, GeoJSON, GeoParquet and schema
+// document.
 func (e *Env) Save(ctx context.Context, dir, prefix string) ([]string, error) {
 	var paths []string
 	p := s3.NewListObjectsV2Paginator(e.S3, &s3.ListObjectsV2Input{Bucket: aws.String(e.Bucket), Prefix: aws.String(prefix)})

@@ -116,7 +116,7 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 	if res.Reused {
 		status = "Reused"
 	}
-	return map[string]any{
+	out := map[string]any{
 		"status":      status,
 		"bucket":      res.Bucket,
 		"key":         res.Key,
@@ -124,7 +124,11 @@ func convert(ctx context.Context, conv Converter, raw []byte) (any, error) {
 		"geojsonKey":  res.Record.GeoJSON.Key,
 		"schemaKey":   res.Record.Schema.Key,
 		"conversion":  res.Record,
-	}, nil
+	}
+	if res.Record.GeoParquet != nil {
+		out["geoparquetKey"] = res.Record.GeoParquet.Key
+	}
+	return out, nil
 }
 
 // manifestKeyOf checks the key and manifestKey of a conversion of one

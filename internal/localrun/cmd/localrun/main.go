@@ -103,14 +103,14 @@ func run(ctx context.Context, accessID, name string, scale float64, jobTime time
 			fmt.Printf("features  %v %v (invalid %v, missing %v)\n", rec["featureCount"], rec["geometryCounts"], rec["invalidGeometries"], rec["missingGeometries"])
 		}
 	}
-	// The archive, its manifest, GeoJSON and schema document share the
+	// The archive, its manifest, GeoJSON, GeoParquet and schema document share the
 	// key up to the job id.
 	paths, err := env.Save(ctx, out, archive.Beside(key, "."))
 	if err != nil {
 		return fmt.Errorf("saving the archive locally: %w", err)
 	}
 	fmt.Println()
-	fmt.Printf("saved in %s (open the .geojson in QGIS or any GIS):\n", out)
+	fmt.Printf("saved in %s (open the .geojson in QGIS or any GIS, the .parquet in DuckDB, GeoPandas or GDAL >= 3.8):\n", out)
 	for _, p := range paths {
 		fmt.Printf("  %s\n", p)
 	}
@@ -137,7 +137,7 @@ func progress(say func(string, ...any), ev sfntypes.HistoryEvent) {
 				say("check %d: job %s; next check in %d s (scaled)", st.PollCount, st.Status, st.NextWaitSeconds)
 			}
 		case "Convert":
-			say("archived; converting the archive to GeoJSON")
+			say("archived; converting the archive to GeoJSON and GeoParquet")
 		case "CopyToS3":
 			var st struct {
 				TotalEntityCount int `json:"totalEntityCount"`

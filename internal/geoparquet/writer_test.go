@@ -1,0 +1,154 @@
+package geoparquet
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/sdsops/sdsops/internal/dataset"
+)
+
+func schemaOf(t *testing.T, header string) *dataset.Schema {
+	t.Helper()
+	s, err := dataset.NewReader(strings.NewReader(header+"</Root>"), "").Schema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const header = `<Root><xs:schema id="Map" xmlns="" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:msdata="urn:schemas-microsoft-com:xml-msdata">
+<xs:element name="Map" msdata:IsDataSet="true"><xs:complexType><xs:choice minOccurs="0" maxOccurs="unbounded">
+<xs:element name="E"><xs:complexType><xs:sequence>
+<xs:element name="ID" type="xs:long" />
+<xs:element name="S" type="xs:string" minOccurs="0" />
+<xs:element name="D" type="xs:double" minOccurs="0" />
+<xs:element name="B" type="xs:boolean" minOccurs="0" />
+<xs:element name="T" type="xs:dateTime" minOccurs="0" msdata:DateTimeMode="Utc" />
+<xs:element name="G" type="xs:anyType" minOccurs="0" />
+<xs:element name="geometry" type="xs:string" minOccurs="0" />
+<xs:element name="G2" type="xs:anyType" minOccurs="0" />
+</xs:sequence></xs:complexType></xs:element></xs:choice></xs:complexType>
+<xs:unique name="Constraint1" msdata:PrimaryKey="true"><xs:selector xpath=".//E" /><xs:field xpath="ID" /></xs:unique>
+</xs:element></xs:schema>
+`
+
+// finish writes rows of the given values (nil: omitted) and returns the file.
+func finish(t *testing.T, s *dataset.Schema, rows ...[]string) []byte {
+	t.Helper()
+	w, err := NewWriter(s, s.Index("G"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	geoms := make([]Geometry, len(w.GeometryColumns()))
+	for _, r := range rows {
+		vals := make([]dataset.Value, len(s.Columns))
+		for i, c := range s.Columns {
+			vals[i] = dataset.Value{Type: c.Type}
+			if i < len(r) && r[i] != "\x00" {
+				vals[i].Raw, vals[i].Present = []byte(r[i]), true
+			}
+		}
+		if err := w.Add(w.AppendRow(nil, vals, geoms), geoms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	st, err := w.Finish(&out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rows != int64(len(rows)) {
+		t.Fatalf("%d rows written of %d", st.Rows, len(rows))
+	}
+	return out.Bytes()
+}
+
+// The columns' Parquet types follow their SDS types; the names stay,
+// the primary geometry avoiding a column already named "geometry".
+func TestTypeMapping(t *testing.T) {
+	s := schemaOf(t, header)
+	data := finish(t, s, []string{"1", "x", "1.5", "true", "2010-11-11T01:19:36.4350494Z"})
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, c := range f.Schema().Fields() {
+		got = append(got, c.Name()+" "+c.Type().String())
+	}
+	want := []string{"ID INT(64,true)", "S STRING", "D DOUBLE", "B BOOLEAN", "T TIMESTAMP(isAdjustedToUTC=true,unit=NANOS)",
+		"geometry_1 BYTE_ARRAY", "geometry STRING", "G2 BYTE_ARRAY", "bbox group"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("columns\n got %s\nwant %s", strings.Join(got, "; "), strings.Join(want, "; "))
+	}
+	for _, c := range f.Schema().Fields() {
+		if !c.Optional() {
+			t.Errorf("%s is required: omitted values must be nulls", c.Name())
+		}
+	}
+	var m Metadata
+	v, _ := f.Lookup("geo")
+	if err := json.Unmarshal([]byte(v), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Version != "1.1.0" || m.PrimaryColumn != "geometry_1" || m.Columns["geometry_1"].Covering == nil || m.Columns["G2"].Encoding != "WKB" {
+		t.Errorf("geo metadata %+v", m)
+	}
+}
+
+// Times keep every digit SDS writes when nanoseconds since 1970 hold all
+// the column's values, else microseconds.
+func TestTimeUnit(t *testing.T) {
+	s := schemaOf(t, header)
+	for _, tc := range []struct{ time, unit string }{
+		{"2010-11-11T01:19:36.4350494Z", "NANOS"},
+		{"0001-01-01T00:00:00Z", "MICROS"},
+		{"9999-12-31T23:59:59.9999999Z", "MICROS"},
+	} {
+		data := finish(t, s, []string{"1", "\x00", "\x00", "\x00", "2010-11-11T01:19:36.4350494Z"}, []string{"2", "\x00", "\x00", "\x00", tc.time})
+		f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ := f.Schema().Fields()[4].Type().String()
+		if !strings.Contains(typ, "unit="+tc.unit) {
+			t.Errorf("%s: %s, want %s", tc.time, typ, tc.unit)
+		}
+	}
+}
+
+func TestAthenaTable(t *testing.T) {
+	s := schemaOf(t, header)
+	got := AthenaTable(s, s.Index("G"), "Stores", "s3://b/p/")
+	want := "CREATE EXTERNAL TABLE `stores` (\n  `id` bigint,\n  `s` string,\n  `d` double,\n  `b` boolean,\n  `t` timestamp,\n" +
+		"  `geometry_1` binary,\n  `geometry` string,\n  `g2` binary,\n  `bbox` struct<xmin:double,ymin:double,xmax:double,ymax:double>\n)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestHilbertAdjacent(t *testing.T) {
+	// Consecutive distances along the curve are neighbouring cells.
+	const side = 16
+	pos := make(map[uint64][2]uint32)
+	for x := uint32(0); x < side; x++ {
+		for y := uint32(0); y < side; y++ {
+			pos[hilbert(side, x, y)] = [2]uint32{x, y}
+		}
+	}
+	if len(pos) != side*side {
+		t.Fatalf("%d distinct distances for %d cells", len(pos), side*side)
+	}
+	for d := uint64(1); d < side*side; d++ {
+		a, b := pos[d-1], pos[d]
+		dx, dy := int(a[0])-int(b[0]), int(a[1])-int(b[1])
+		if dx*dx+dy*dy != 1 {
+			t.Fatalf("cells %v and %v at %d and %d are not neighbours", a, b, d-1, d)
+		}
+	}
+}
