@@ -39,6 +39,11 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if err := validateJobID(st.JobID); err != nil {
 		return nil, err
 	}
+	if st.VersionJobID != "" {
+		if err := validateJobID(st.VersionJobID); err != nil {
+			return nil, err
+		}
+	}
 	created, err := parseStateTime("createdDate", st.CreatedDate)
 	if err != nil {
 		return nil, err
@@ -66,6 +71,12 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	}
 	var res archive.Result
 	err = s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) (err error) {
+		// The link is checked before the archive is looked at: an event
+		// that could not be copied is refused also when the job is
+		// archived already.
+		if err := c.CheckExportURL(st.DownloadURL); err != nil {
+			return err
+		}
 		req.Redact = c.Redact
 		res, err = s.dep.Archive.Copy(ctx, req, func(ctx context.Context) (archive.Export, error) {
 			return archiveExport(c.OpenExportURL(ctx, st.DownloadURL))
