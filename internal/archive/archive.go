@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/s3err"
 )
 
@@ -144,8 +145,9 @@ type Request struct {
 	// JobCreated is the download job's creation time. Its UTC date is part
 	// of the key, so a retry on a later day finds the same archive.
 	JobCreated time.Time
-	// ExpectedEntities is the job's total entity count. 0 (the job gave
-	// none) leaves the archive unverified: the count cannot be checked.
+	// ExpectedEntities is the job's total entity count: 0 for an empty
+	// data source. dataset.NoTotal (the job gave none) leaves the archive
+	// unverified: the count cannot be checked.
 	ExpectedEntities int64
 	// StartedAt is when the backup started, for the manifest; zero means
 	// when Copy was called.
@@ -170,7 +172,7 @@ func (r Request) validate() error {
 	if r.JobCreated.IsZero() {
 		return errors.New("job creation time is not set")
 	}
-	if r.ExpectedEntities < 0 {
+	if r.ExpectedEntities < 0 && r.ExpectedEntities != dataset.NoTotal {
 		return fmt.Errorf("expected entity count %d is negative", r.ExpectedEntities)
 	}
 	return nil
@@ -297,7 +299,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 		JobID:               req.JobID,
 		VersionJobID:        req.VersionJobID,
 		EntityCount:         sum.entities,
-		ExpectedEntityCount: req.ExpectedEntities,
+		ExpectedEntityCount: max(req.ExpectedEntities, 0), // none given: 0, as before
 		Bytes:               sum.bytes,
 		SHA256:              sum.sha256,
 		ContentType:         ContentType,

@@ -4,6 +4,8 @@ import (
 	"maps"
 	"strings"
 	"testing"
+
+	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
 // TestCopyChecksDownloadURLFirst: the event is checked completely before
@@ -38,4 +40,60 @@ func TestCopyChecksDownloadURLFirst(t *testing.T) {
 	}
 	f.mustInvoke("copytos3", st)
 	check("archive in place")
+}
+
+// TestCopyEmptyDataSource: a Completed job whose total is 0 and whose
+// export holds no entity is archived as verified; a total of 0 with
+// entities in the export, or no total at all, stays unverified.
+func TestCopyEmptyDataSource(t *testing.T) {
+	const transitAccessID, transitKey = "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40", "sdsemu-master-key-transit"
+	completed := func(f *fixture, accessID, name string) map[string]any {
+		t.Helper()
+		st := f.mustInvoke("startdownload", map[string]any{"accessId": accessID, "dataSourceName": name})
+		f.completeJobs()
+		st = f.mustInvoke("checkstatus", st)
+		if st["status"] != "Completed" {
+			t.Fatalf("check: %v", st)
+		}
+		return st
+	}
+
+	t.Run("empty", func(t *testing.T) {
+		f := newFixture(t, transitKey, nil)
+		st := completed(f, transitAccessID, "EmptyPlaces")
+		if total, ok := st["totalEntityCount"]; !ok || total != 0.0 {
+			t.Fatalf("checkstatus gives totalEntityCount %v (present %v), want 0", total, ok)
+		}
+		out, typ, msg := f.invoke("copytos3", st)
+		if typ != "" || out["verified"] != true || out["entityCount"] != 0.0 {
+			t.Fatalf("copy of an empty data source: %s %s %v", typ, msg, out)
+		}
+		m, err := getObject(t, f.bucket, out["manifestKey"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc := decode[map[string]any](t, m); doc["verified"] != true || doc["entityCount"] != 0.0 || doc["expectedEntityCount"] != 0.0 {
+			t.Errorf("manifest %s", m)
+		}
+	})
+	t.Run("entities, total 0", func(t *testing.T) {
+		f := newFixture(t, masterKey, nil)
+		st := f.backupToCompleted()
+		st["totalEntityCount"] = 0
+		if _, typ, msg := f.invoke("copytos3", st); typ != "ArchiveUnverified" || !strings.Contains(msg, "the export has 350 entities, the job reported 0") {
+			t.Fatalf("got %s: %s, want ArchiveUnverified", typ, msg)
+		}
+	})
+	t.Run("no total", func(t *testing.T) {
+		f := newFixture(t, transitKey, func(c *sdsemu.Config) {
+			c.Faults = []sdsemu.Fault{{Op: sdsemu.OpDownloadStatus, Kind: sdsemu.FaultNoTotal, Times: -1}}
+		})
+		st := completed(f, transitAccessID, "EmptyPlaces")
+		if total, ok := st["totalEntityCount"]; ok {
+			t.Fatalf("checkstatus gives totalEntityCount %v for a job that gave none", total)
+		}
+		if _, typ, msg := f.invoke("copytos3", st); typ != "ArchiveUnverified" || !strings.Contains(msg, "no total") {
+			t.Fatalf("got %s: %s, want ArchiveUnverified", typ, msg)
+		}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -51,8 +52,11 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if created.Year() < 2000 {
 		return nil, invalid("field \"createdDate\" %q is not a download job's creation time", st.CreatedDate)
 	}
-	if st.TotalEntityCount < 0 {
-		return nil, invalid("field \"totalEntityCount\" must not be negative, got %d", st.TotalEntityCount)
+	expected := int64(dataset.NoTotal)
+	if st.TotalEntityCount != nil {
+		if expected = *st.TotalEntityCount; expected < 0 {
+			return nil, invalid("field \"totalEntityCount\" must not be negative, got %d", expected)
+		}
 	}
 	started := created
 	if st.StartedAt != "" {
@@ -66,7 +70,7 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		JobID:            st.JobID,
 		VersionJobID:     st.VersionJobID,
 		JobCreated:       created,
-		ExpectedEntities: st.TotalEntityCount,
+		ExpectedEntities: expected,
 		StartedAt:        started,
 	}
 	var res archive.Result
