@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -39,13 +40,15 @@ func TestCopyUnverified(t *testing.T) {
 		{"all checks pass", good, 5, nil},
 		{"the job reported more", good, 6, []string{"the export has 5 entities, the job reported 6"}},
 		{"the job reported fewer", good, 4, []string{"the export has 5 entities, the job reported 4"}},
-		{"the job reported no total", good, 0, []string{"the job reported no total"}},
+		{"the job reported no total", good, dataset.NoTotal, []string{"the job reported no total"}},
+		{"the job reported 0", good, 0, []string{"the export has 5 entities, the job reported 0"}},
+		{"empty data source", testDataSet{Name: "MyDataSourceName"}.String(), 0, nil},
 		{"schema of another data source", strings.Replace(good, `id="MyDataSourceName"`, `id="OtherSource"`, 1), 5, []string{`describes data source "OtherSource"`}},
 		{"undefined entity", strings.Replace(good, "<Locality>", "<Locality>&nbsp;", 1), 5, []string{"1 undefined entity references (the first &nbsp;)"}},
 		{"bare ampersand", strings.Replace(good, "<Locality>", "<Locality>A & B ", 2), 5, []string{"2 bare '&'"}},
 		{"invalid UTF-8", strings.Replace(good, "<Locality>", "<Locality>caf\xe9 ", 1), 5, []string{"invalid UTF-8"}},
 		{"another element among the entities", strings.Replace(good, entity, "<Stray/>"+entity, 1), 5, []string{"1 elements other than <MyDataSourceEntityType>"}},
-		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), 0, []string{"undefined entity", "no total"}},
+		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), dataset.NoTotal, []string{"undefined entity", "no total"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
