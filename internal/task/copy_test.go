@@ -1,9 +1,15 @@
 package task_test
 
 import (
+	"context"
 	"maps"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -96,4 +102,82 @@ func TestCopyEmptyDataSource(t *testing.T) {
 			t.Fatalf("got %s: %s, want ArchiveUnverified", typ, msg)
 		}
 	})
+}
+
+// TestConcurrentCopiesOneWinner: copytos3 delivered n times at once for
+// one job (1 MB and 12 MB exports) downloads and stores the export once:
+// exactly one copy reports a new archive, the others that archive with
+// reused: true, and the versioned bucket holds one version of it.
+func TestConcurrentCopiesOneWinner(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		padding int // FourthCoffeeSample's 350 entities
+	}{
+		{"1 MB", 2800},
+		{"12 MB", 34000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, masterKey, func(c *sdsemu.Config) {
+				for i := range c.Accounts[0].DataSources {
+					if c.Accounts[0].DataSources[i].Name == coffee {
+						c.Accounts[0].DataSources[i].EntityPaddingBytes = tc.padding
+					}
+				}
+			})
+			ctx := context.Background()
+			if _, err := s3Client.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: &f.bucket,
+				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+				t.Fatal(err)
+			}
+			st := f.backupToCompleted()
+			downloads := f.downloads()
+			const n = 4
+			outs := make([]map[string]any, n)
+			errTypes := make([]string, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					var msg string
+					if outs[i], errTypes[i], msg = f.invoke("copytos3", st); errTypes[i] != "" {
+						t.Errorf("copy %d: %s %s", i, errTypes[i], msg)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			fresh := 0
+			for i, out := range outs {
+				if out == nil {
+					continue
+				}
+				if out["reused"] == false {
+					fresh++
+				}
+				if out["key"] != outs[0]["key"] || out["sha256"] != outs[0]["sha256"] {
+					t.Errorf("copy %d reports %v %v, copy 0 %v %v", i, out["key"], out["sha256"], outs[0]["key"], outs[0]["sha256"])
+				}
+			}
+			vs, err := s3Client.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: &f.bucket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			byKey := map[string]int{}
+			for _, v := range vs.Versions {
+				byKey[aws.ToString(v.Key)]++
+			}
+			key, _ := outs[0]["key"].(string)
+			t.Logf("%d of %d concurrent copies won; %d downloads; %d versions of the archive, %d of its manifest",
+				fresh, n, f.downloads()-downloads, byKey[key], byKey[key+".manifest.json"])
+			if fresh != 1 || byKey[key] != 1 || byKey[key+".manifest.json"] != 1 || f.downloads()-downloads != 1 {
+				t.Errorf("want exactly one winner, one download, one version of the archive and of its manifest")
+			}
+			if objects, uploads := objectCount(t, f.bucket); objects != 2 || uploads != 0 {
+				t.Errorf("%d objects, %d uploads; want the archive and its manifest", objects, uploads)
+			}
+		})
+	}
 }
