@@ -29,7 +29,7 @@ import (
 
 // DefaultClaimLease is how long a claim holds without being renewed: the
 // longest a crashed copy delays the next one.
-const DefaultClaimLease = 30 * time.Second
+const DefaultClaimLease = 20 * time.Second
 
 // ClaimSuffix ends the key of a copy's claim: <key>.claim, beside the
 // archive, present only while a copy runs.
@@ -202,14 +202,14 @@ func (c *claim) write(ctx context.Context, ifMatch *string) (string, error) {
 	return deref(out.ETag), nil
 }
 
-// keep renews the claim every third of the lease until release. When it
+// keep renews the claim every quarter of the lease until release. When it
 // cannot (another copy took the claim over, or S3 refused every renewal
 // until the lease ran out) it calls lost, which stops the copy.
 func (c *claim) keep(ctx context.Context, lost func(error)) {
 	c.stop, c.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(c.done)
-		t := time.NewTicker(c.s.cfg.ClaimLease / 3)
+		t := time.NewTicker(c.s.cfg.ClaimLease / 4)
 		defer t.Stop()
 		for {
 			select {
