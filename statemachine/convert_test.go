@@ -426,6 +426,7 @@ func checkRecordedOutput(t *testing.T, key, manifestKey string) {
 // from.
 func TestConvertUnverifiedArchive(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
+	noTotal(t)
 	x := run(t, "backup", map[string]any{"accessId": transitAccessID, "dataSourceName": "EmptyPlaces", "masterKeySecretId": transitSecret})
 	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "ArchiveUnverified" {
 		t.Fatalf("status %s error %s cause %s", x.Status, x.Error, x.Cause)

@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/s3err"
 )
 
@@ -79,8 +80,12 @@ type Config struct {
 	// Concurrency is the number of parts uploaded at once; default
 	// DefaultConcurrency.
 	Concurrency int
-	// Now is the clock for the manifest's times; default time.Now.
+	// Now is the clock for the manifest's times and claims' expiry;
+	// default time.Now.
 	Now func() time.Time
+	// ClaimLease is how long a copy's claim on its job holds without
+	// renewal; default DefaultClaimLease.
+	ClaimLease time.Duration
 }
 
 // S3API is the part of the S3 client a Store uses.
@@ -121,6 +126,12 @@ func New(api S3API, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	switch {
+	case cfg.ClaimLease == 0:
+		cfg.ClaimLease = DefaultClaimLease
+	case cfg.ClaimLease < 0:
+		return nil, classed(ErrInvalidRequest, fmt.Sprintf("archive: claim lease %v is negative", cfg.ClaimLease), nil)
+	}
 	s := &Store{api: api, cfg: cfg}
 	s.uploader = transfermanager.New(api, func(o *transfermanager.Options) {
 		o.PartSizeBytes = cfg.PartSize
@@ -144,8 +155,9 @@ type Request struct {
 	// JobCreated is the download job's creation time. Its UTC date is part
 	// of the key, so a retry on a later day finds the same archive.
 	JobCreated time.Time
-	// ExpectedEntities is the job's total entity count. 0 (the job gave
-	// none) leaves the archive unverified: the count cannot be checked.
+	// ExpectedEntities is the job's total entity count: 0 for an empty
+	// data source. dataset.NoTotal (the job gave none) leaves the archive
+	// unverified: the count cannot be checked.
 	ExpectedEntities int64
 	// StartedAt is when the backup started, for the manifest; zero means
 	// when Copy was called.
@@ -170,7 +182,7 @@ func (r Request) validate() error {
 	if r.JobCreated.IsZero() {
 		return errors.New("job creation time is not set")
 	}
-	if r.ExpectedEntities < 0 {
+	if r.ExpectedEntities < 0 && r.ExpectedEntities != dataset.NoTotal {
 		return fmt.Errorf("expected entity count %d is negative", r.ExpectedEntities)
 	}
 	return nil
@@ -229,8 +241,9 @@ type Export struct {
 type Opener func(context.Context) (Export, error)
 
 // Copy streams the export returned by open into S3 and writes the manifest
-// last. When a complete archive for req already exists, Copy returns it
-// with Reused set and does not call open.
+// last. When a complete archive for req already exists, or another copy of
+// the same job is storing it, Copy returns that archive with Reused set
+// and does not call open.
 func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, error) {
 	if err := req.validate(); err != nil {
 		return Result{}, classed(ErrInvalidRequest, "archive", err)
@@ -242,15 +255,28 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 	key, mkey := s.Keys(req)
 	where := "archive s3://" + s.cfg.Bucket + "/" + key
 
-	res, ok, err := s.existing(ctx, req, key, mkey)
+	res, c, err := s.acquire(ctx, req, key, mkey)
 	if err != nil {
-		return Result{}, classed(ErrStorage, where+": look for an earlier archive", err)
+		return Result{}, classed(ErrStorage, where, err)
 	}
-	if ok {
+	if c == nil {
 		s.abortStale(ctx, key)
 		return res, s.outcome(where, res)
 	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	c.keep(ctx, stop)
+	defer c.release(ctx)
+	res, err = s.copyClaimed(ctx, req, open, key, mkey, started)
+	if err != nil && errors.Is(context.Cause(ctx), errClaimLost) {
+		return Result{}, classed(ErrStorage, where, errClaimLost)
+	}
+	return res, err
+}
 
+// copyClaimed is Copy once this copy holds the job's claim.
+func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, mkey string, started time.Time) (Result, error) {
+	where := "archive s3://" + s.cfg.Bucket + "/" + key
 	exp, err := open(ctx)
 	if err != nil {
 		return Result{}, classed(ErrSource, where+": open the export", err)
@@ -297,7 +323,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 		JobID:               req.JobID,
 		VersionJobID:        req.VersionJobID,
 		EntityCount:         sum.entities,
-		ExpectedEntityCount: req.ExpectedEntities,
+		ExpectedEntityCount: max(req.ExpectedEntities, 0), // none given: 0, as before
 		Bytes:               sum.bytes,
 		SHA256:              sum.sha256,
 		ContentType:         ContentType,
@@ -313,9 +339,10 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 	if exp.Delivery != nil {
 		m.Delivery = exp.Delivery()
 	}
-	// Two copies of the same job may race to here; the manifest is
-	// written only if none exists, so exactly one archive is recorded.
-	// The loser accepts the winner's archive if it is sound.
+	// The claim keeps other copies of the job away; the manifest is still
+	// written only if none exists, so that even a copy whose claim lapsed
+	// unnoticed cannot record a second archive. Such a copy accepts the
+	// other's archive if it is sound.
 	if err := s.putManifest(ctx, mkey, m); err != nil {
 		if !s3err.PreconditionFailed(err) {
 			return Result{}, classed(ErrStorage, where+": write the manifest", err)
@@ -330,7 +357,7 @@ func (s *Store) Copy(ctx context.Context, req Request, open Opener) (Result, err
 		return res, s.outcome(where, res)
 	}
 	s.abortStale(ctx, key)
-	res = m.result(mkey, false)
+	res := m.result(mkey, false)
 	return res, s.outcome(where, res)
 }
 

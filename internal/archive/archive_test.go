@@ -522,7 +522,7 @@ func TestCopyInvalidRequest(t *testing.T) {
 		"slash in job id":   func(r *Request) { r.JobID = "../x" },
 		"empty job id":      func(r *Request) { r.JobID = "" },
 		"no job time":       func(r *Request) { r.JobCreated = time.Time{} },
-		"negative expected": func(r *Request) { r.ExpectedEntities = -1 },
+		"negative expected": func(r *Request) { r.ExpectedEntities = -2 },
 	}
 	for name, f := range mutate {
 		t.Run(name, func(t *testing.T) {

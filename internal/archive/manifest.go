@@ -30,7 +30,7 @@ type Manifest struct {
 	JobID               string `json:"jobId"`
 	VersionJobID        string `json:"versionJobId"`
 	EntityCount         int64  `json:"entityCount"`
-	ExpectedEntityCount int64  `json:"expectedEntityCount"` // the job's total; 0: none given
+	ExpectedEntityCount int64  `json:"expectedEntityCount"` // the job's total; also 0 when none was given (verificationProblems then says so)
 	Bytes               int64  `json:"bytes"`
 	SHA256              string `json:"sha256"`      // hex, of the stored object
 	ContentType         string `json:"contentType"` // of the stored object: always the XML

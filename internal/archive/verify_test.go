@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -39,13 +40,15 @@ func TestCopyUnverified(t *testing.T) {
 		{"all checks pass", good, 5, nil},
 		{"the job reported more", good, 6, []string{"the export has 5 entities, the job reported 6"}},
 		{"the job reported fewer", good, 4, []string{"the export has 5 entities, the job reported 4"}},
-		{"the job reported no total", good, 0, []string{"the job reported no total"}},
+		{"the job reported no total", good, dataset.NoTotal, []string{"the job reported no total"}},
+		{"the job reported 0", good, 0, []string{"the export has 5 entities, the job reported 0"}},
+		{"empty data source", testDataSet{Name: "MyDataSourceName"}.String(), 0, nil},
 		{"schema of another data source", strings.Replace(good, `id="MyDataSourceName"`, `id="OtherSource"`, 1), 5, []string{`describes data source "OtherSource"`}},
 		{"undefined entity", strings.Replace(good, "<Locality>", "<Locality>&nbsp;", 1), 5, []string{"1 undefined entity references (the first &nbsp;)"}},
 		{"bare ampersand", strings.Replace(good, "<Locality>", "<Locality>A & B ", 2), 5, []string{"2 bare '&'"}},
 		{"invalid UTF-8", strings.Replace(good, "<Locality>", "<Locality>caf\xe9 ", 1), 5, []string{"invalid UTF-8"}},
 		{"another element among the entities", strings.Replace(good, entity, "<Stray/>"+entity, 1), 5, []string{"1 elements other than <MyDataSourceEntityType>"}},
-		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), 0, []string{"undefined entity", "no total"}},
+		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), dataset.NoTotal, []string{"undefined entity", "no total"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,55 +188,84 @@ func TestCopyPackedDeliveries(t *testing.T) {
 }
 
 // TestCopyConcurrentCopiesOneArchive: copies of the same job started at
-// the same instant leave one manifest; every copy reports that archive.
+// the same instant download and store the export once: exactly one reports
+// a new archive, every other one that archive with reused: true, and the
+// versioned bucket holds one version of the object and of its manifest.
 func TestCopyConcurrentCopiesOneArchive(t *testing.T) {
-	api := newS3(t)
-	bucket := newBucket(t, api)
-	if _, err := api.PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{Bucket: &bucket,
-		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		data testDataSet
+	}{
+		{"one PutObject", testDataSet{Name: "MyDataSourceName", Entities: smallEntities}},
+		{"multipart", testDataSet{Name: "MyDataSourceName", Entities: largeEntities, Padding: largePadding}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := newS3(t)
+			bucket := newBucket(t, api)
+			if _, err := api.PutBucketVersioning(context.Background(), &s3.PutBucketVersioningInput{Bucket: &bucket,
+				VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+				t.Fatal(err)
+			}
+			src := newTestSource(t, tc.data, serveOK)
+			store := newStore(t, api, bucket, Config{PartSize: partSize})
+			const n = 6
+			var wg sync.WaitGroup
+			results := make([]Result, n)
+			errs := make([]error, n)
+			start := make(chan struct{})
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					results[i], errs[i] = store.Copy(context.Background(), testRequest(int64(tc.data.Entities)), src.open())
+				}()
+			}
+			close(start)
+			wg.Wait()
+			fresh := 0
+			for i := range n {
+				if errs[i] != nil {
+					t.Fatalf("copy %d: %v", i, errs[i])
+				}
+				if !results[i].Reused {
+					fresh++
+				}
+				if results[i].SHA256 != tc.data.SHA256() || results[i].Key != wantKey {
+					t.Errorf("copy %d reports %s %s", i, results[i].Key, results[i].SHA256)
+				}
+			}
+			objects, manifests := versions(t, api, bucket, wantKey), versions(t, api, bucket, wantKey+".manifest.json")
+			t.Logf("%d of %d concurrent copies won; %d SDS downloads; %d object versions, %d manifest versions",
+				fresh, n, src.calls.Load(), objects, manifests)
+			if fresh != 1 {
+				t.Errorf("%d copies report a new archive, want exactly 1", fresh)
+			}
+			if objects != 1 || manifests != 1 || src.calls.Load() != 1 {
+				t.Errorf("%d object versions, %d manifest versions after %d downloads; want one of each", objects, manifests, src.calls.Load())
+			}
+			if exists(t, api, bucket, wantKey+ClaimSuffix) {
+				t.Error("the claim was left behind")
+			}
+			assertNoUploads(t, api, bucket)
+		})
 	}
-	data := testDataSet{Name: "MyDataSourceName", Entities: smallEntities}
-	src := newTestSource(t, data, serveOK)
-	store := newStore(t, api, bucket, Config{})
-	const n = 4
-	var wg sync.WaitGroup
-	results := make([]Result, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i], errs[i] = store.Copy(context.Background(), testRequest(int64(data.Entities)), src.open())
-		}()
-	}
-	close(start)
-	wg.Wait()
-	fresh := 0
-	for i := range n {
-		if errs[i] != nil {
-			t.Fatalf("copy %d: %v", i, errs[i])
-		}
-		if !results[i].Reused {
-			fresh++
-		}
-		if results[i].SHA256 != data.SHA256() {
-			t.Errorf("copy %d reports %s", i, results[i].SHA256)
-		}
-	}
-	if fresh != 1 {
-		t.Errorf("%d copies report a new archive, want exactly 1", fresh)
-	}
-	out, err := api.ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: aws.String(wantKey + ".manifest.json")})
+}
+
+// versions counts the stored versions of key (delete markers aside).
+func versions(t *testing.T, api *s3.Client, bucket, key string) int {
+	t.Helper()
+	out, err := api.ListObjectVersions(context.Background(), &s3.ListObjectVersionsInput{Bucket: &bucket, Prefix: &key})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Versions) != 1 || len(out.DeleteMarkers) != 0 {
-		t.Errorf("%d manifest versions, %d delete markers; want one manifest", len(out.Versions), len(out.DeleteMarkers))
+	n := 0
+	for _, v := range out.Versions {
+		if aws.ToString(v.Key) == key {
+			n++
+		}
 	}
-	t.Logf("%d SDS downloads for %d concurrent copies", src.calls.Load(), n)
+	return n
 }
 
 // TestCopyLateWriterNotReused: an object of the same length but other

@@ -30,11 +30,14 @@ func NewLenientVerifier(dataSetName string) *Verifier {
 	return &Verifier{sc: scanner{expect: dataSetName, col: -1, lenient: &findings{}}}
 }
 
+// NoTotal is the expected entity count of a job that gave no total.
+const NoTotal = -1
+
 // Problems returns, after a successful Close of a lenient Verifier, why the
 // export cannot be vouched for: nil when every check passed. expected is
-// the entity count the export should have; 0 (unknown) is itself a
-// problem, since the count cannot be checked. The order is fixed:
-// structure, schema, text, entity count.
+// the entity count the export should have, 0 for an empty data source;
+// NoTotal (unknown) is itself a problem, since the count cannot be
+// checked. The order is fixed: structure, schema, text, entity count.
 func (v *Verifier) Problems(expected int64) []string {
 	f := v.sc.lenient
 	if f == nil {
@@ -65,7 +68,7 @@ func (v *Verifier) Problems(expected int64) []string {
 		problems = append(problems, "text: "+strings.Join(bad, ", "))
 	}
 	switch got := v.sc.entities; {
-	case expected == 0:
+	case expected < 0:
 		problems = append(problems, fmt.Sprintf("entity count: the job reported no total, so the %d entities could not be checked", got))
 	case got != expected:
 		problems = append(problems, fmt.Sprintf("entity count: the export has %d entities, the job reported %d", got, expected))

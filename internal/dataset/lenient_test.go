@@ -27,6 +27,7 @@ func lenientChunks(doc []byte, name string, chunk int) (*Verifier, error) {
 // in order, instead of failing it; a sound export has no problems.
 func TestLenientProblems(t *testing.T) {
 	good := datasettest.Export{Name: "MyDataSourceName", Entities: 5}.String()
+	empty := datasettest.Export{Name: "MyDataSourceName"}.String()
 	entity := "<" + datasettest.EntityType + ">"
 	cases := []struct {
 		name     string
@@ -38,14 +39,17 @@ func TestLenientProblems(t *testing.T) {
 		{"name in another case", strings.Replace(good, `id="MyDataSourceName"`, `id="mydatasourcename"`, 1), 5, nil},
 		{"more reported", good, 6, []string{"entity count: the export has 5 entities, the job reported 6"}},
 		{"fewer reported", good, 4, []string{"the export has 5 entities, the job reported 4"}},
-		{"no total", good, 0, []string{"the job reported no total, so the 5 entities could not be checked"}},
+		{"no total", good, NoTotal, []string{"the job reported no total, so the 5 entities could not be checked"}},
+		{"empty, total 0", empty, 0, nil},
+		{"empty, no total", empty, NoTotal, []string{"the job reported no total, so the 0 entities could not be checked"}},
+		{"entities, total 0", good, 0, []string{"entity count: the export has 5 entities, the job reported 0"}},
 		{"other data source", strings.Replace(good, `id="MyDataSourceName"`, `id="OtherSource"`, 1), 5, []string{`schema: the xs:schema describes data source "OtherSource", not "MyDataSourceName"`}},
 		{"undefined entity", strings.Replace(good, "<Locality>", "<Locality>&nbsp;", 1), 5, []string{"text: 1 undefined entity references (the first &nbsp;)"}},
 		{"bare ampersand", strings.Replace(good, "<Locality>", "<Locality>A & B ", 2), 5, []string{"text: 2 bare '&'"}},
 		{"invalid UTF-8", strings.Replace(good, "<Locality>", "<Locality>caf\xe9 ", 1), 5, []string{"text: invalid UTF-8 (first at byte"}},
 		{"control character", strings.Replace(good, "<Locality>", "<Locality>\x01", 1), 5, []string{"text: 1 control characters"}},
 		{"another element", strings.Replace(good, entity, "<Stray/>"+entity, 1), 5, []string{"structure: 1 elements other than <MyDataSourceEntityType> among the entities, the first <Stray>"}},
-		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), 0, []string{"undefined entity", "no total"}},
+		{"several at once", strings.Replace(good, "<Locality>", "<Locality>&bogus;", 1), NoTotal, []string{"undefined entity", "no total"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

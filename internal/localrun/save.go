@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
 )
 
 // DefaultSaveDir is where make run and make up leave the archives: a
@@ -80,7 +82,8 @@ func (e *Env) Mirror(ctx context.Context, dir string, interval time.Duration, sa
 			}
 			for _, o := range page.Contents {
 				key, etag := aws.ToString(o.Key), aws.ToString(o.ETag)
-				if seen[key] == etag {
+				// A copy's claim on its job exists only while it runs.
+				if seen[key] == etag || strings.HasSuffix(key, archive.ClaimSuffix) {
 					continue
 				}
 				path := filepath.Join(dir, filepath.FromSlash(key))

@@ -99,7 +99,7 @@ type jsonJob struct {
 	Description          string
 	CreatedDate          flexTime
 	CompletedDate        flexTime
-	TotalEntityCount     flexInt
+	TotalEntityCount     optInt
 	ProcessedEntityCount flexInt
 	FailedEntityCount    flexInt
 	ErrorMessage         string
@@ -149,7 +149,8 @@ func decodeJSONResponse(body []byte) (*Response, error) {
 				Status:               parseStatus(r.Status),
 				CreatedDate:          r.CreatedDate.ptr(),
 				CompletedDate:        r.CompletedDate.ptr(),
-				TotalEntityCount:     int64(r.TotalEntityCount),
+				TotalEntityCount:     int64(r.TotalEntityCount.n),
+				HasTotal:             r.TotalEntityCount.set,
 				ProcessedEntityCount: int64(r.ProcessedEntityCount),
 				FailedEntityCount:    int64(r.FailedEntityCount),
 				ErrorMessage:         r.ErrorMessage,
@@ -190,6 +191,21 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("not an integer: %q", truncate(s, 40))
 	}
 	*f = flexInt(n)
+	return nil
+}
+
+// optInt is a flexInt that remembers whether a number was given.
+type optInt struct {
+	n   flexInt
+	set bool
+}
+
+func (o *optInt) UnmarshalJSON(b []byte) error {
+	if err := o.n.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	s := strings.Trim(strings.TrimSpace(string(b)), `"`)
+	o.set = s != "" && s != "null"
 	return nil
 }
 
@@ -443,6 +459,7 @@ func xmlJob(r *xnode) (Job, error) {
 			j.CompletedDate, err = xmlTime(c, text)
 		case "totalentitycount":
 			j.TotalEntityCount, err = xmlInt(c.name, text)
+			j.HasTotal = text != "" && !c.isNil()
 		case "processedentitycount":
 			j.ProcessedEntityCount, err = xmlInt(c.name, text)
 		case "failedentitycount":

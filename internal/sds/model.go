@@ -52,7 +52,11 @@ type Job struct {
 	CompletedDate *time.Time
 	// Entity counts. The docs say only TotalEntityCount is used by download
 	// jobs; the others are kept as sent (0 when empty).
-	TotalEntityCount     int64
+	TotalEntityCount int64
+	// HasTotal says that TotalEntityCount was given as a number: a total
+	// of 0 (an empty data source) is then a count, not a missing one
+	// (absent, empty, null or xsi:nil).
+	HasTotal             bool
 	ProcessedEntityCount int64
 	FailedEntityCount    int64
 	ErrorMessage         string

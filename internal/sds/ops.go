@@ -86,6 +86,14 @@ func (c *Client) OpenExport(ctx context.Context, job *Job) (*Export, error) {
 	return c.OpenExportURL(ctx, link)
 }
 
+// CheckExportURL returns the error OpenExportURL would refuse downloadURL
+// with, without connecting: a link to another host, another scheme or
+// outside the API is refused before anything else is done with it.
+func (c *Client) CheckExportURL(downloadURL string) error {
+	_, err := c.link("download data", downloadURL)
+	return err
+}
+
 // OpenExportURL opens a download URL (the output link, without a key).
 func (c *Client) OpenExportURL(ctx context.Context, downloadURL string) (*Export, error) {
 	const op = "download data"

@@ -265,8 +265,9 @@ type dataflowJob struct {
 	self   link
 	output *link // succeeded (Completed) or failed (Aborted)
 	// noSelf leaves the self link out (the status URL is in a Location header); noError
-	// leaves the error message out (it is in the envelope's errorDetails).
-	noSelf, noError bool
+	// leaves the error message out (it is in the envelope's errorDetails); noTotal leaves
+	// the total entity count out.
+	noSelf, noError, noTotal bool
 }
 
 // jsonDataflowJob: "__type", then the base fields, then the rest alphabetically, as the service
@@ -281,7 +282,7 @@ type jsonDataflowJob struct {
 	FailedEntityCount    int        `json:"failedEntityCount"`
 	ProcessedEntityCount int        `json:"processedEntityCount"`
 	Status               string     `json:"status"`
-	TotalEntityCount     int        `json:"totalEntityCount"`
+	TotalEntityCount     *int       `json:"totalEntityCount,omitempty"`
 }
 
 func (d dataflowJob) links() []link {
@@ -305,12 +306,15 @@ func (d dataflowJob) totalEntityCount() int {
 
 func (d dataflowJob) jsonValue() any {
 	v := jsonDataflowJob{
-		Type:             typeDataflowJob,
-		ID:               d.job.ID,
-		CreatedDate:      jsonDate(d.job.Created),
-		ErrorMessage:     d.errorMessage(),
-		Status:           string(d.job.Status),
-		TotalEntityCount: d.totalEntityCount(),
+		Type:         typeDataflowJob,
+		ID:           d.job.ID,
+		CreatedDate:  jsonDate(d.job.Created),
+		ErrorMessage: d.errorMessage(),
+		Status:       string(d.job.Status),
+	}
+	if !d.noTotal {
+		n := d.totalEntityCount()
+		v.TotalEntityCount = &n
 	}
 	for _, l := range d.links() {
 		v.Links = append(v.Links, l.json())
@@ -335,7 +339,9 @@ func (d dataflowJob) writeXML(x *xmlWriter) {
 	}
 	x.elem("CreatedDate", xmlDate(d.job.Created))
 	x.date("CompletedDate", d.job.Completed)
-	x.elem("TotalEntityCount", strconv.Itoa(d.totalEntityCount()))
+	if !d.noTotal {
+		x.elem("TotalEntityCount", strconv.Itoa(d.totalEntityCount()))
+	}
 	x.elem("ProcessedEntityCount", "0")
 	x.elem("FailedEntityCount", "0")
 	if m := d.errorMessage(); m != "" {

@@ -65,6 +65,9 @@ const (
 	// FaultErrorDetailsOnly answers the status of an aborted download job without the job's
 	// errorMessage: the reason is only in the envelope's errorDetails.
 	FaultErrorDetailsOnly FaultKind = "errorDetailsOnly"
+	// FaultNoTotal answers the status of a completed download job without its
+	// totalEntityCount, as a job that gives no total.
+	FaultNoTotal FaultKind = "noTotal"
 )
 
 // maxStall bounds a stall fault without a Latency, so that a server never hangs forever.
@@ -200,12 +203,12 @@ func (f Fault) validate() error {
 		return onlyFor(OpDownloadData)
 	case FaultLocationOnly:
 		return onlyFor(OpCreateDownload)
-	case FaultErrorDetailsOnly:
+	case FaultErrorDetailsOnly, FaultNoTotal:
 		return onlyFor(OpDownloadStatus)
 	case FaultEchoKey:
 		return onlyFor(OpLoadFailed)
 	default:
-		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly, echoKey", f.Kind)
+		return fmt.Errorf("kind %q is not one of status, latency, abort, truncate, reset, overlong, stall, zip, gzip, locationOnly, errorDetailsOnly, echoKey, noTotal", f.Kind)
 	}
 	return nil
 }

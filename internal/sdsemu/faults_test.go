@@ -291,6 +291,7 @@ func TestParseFaultsErrors(t *testing.T) {
 		"zip on status":       `[{"op":"downloadStatus","kind":"zip"}]`,
 		"location on status":  `[{"op":"downloadStatus","kind":"locationOnly"}]`,
 		"details on create":   `[{"op":"createDownload","kind":"errorDetailsOnly"}]`,
+		"no total on data":    `[{"op":"downloadData","kind":"noTotal"}]`,
 		"negative stall":      `[{"op":"downloadData","kind":"stall","bytes":-1}]`,
 	}
 	for name, in := range tests {

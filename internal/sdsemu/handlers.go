@@ -203,6 +203,12 @@ func (s *Server) downloadStatus(q *request) {
 			res.noError, details = true, []string{snap.ErrorMessage}
 		}
 	}
+	if snap.Status == StatusCompleted {
+		if f := s.takeFault(OpDownloadStatus, q.r.URL.Path, FaultNoTotal); f != nil {
+			q.rec.addFault(f.Kind)
+			res.noTotal = true
+		}
+	}
 	s.respondStatus(q, []resource{res}, details)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -39,6 +40,11 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if err := validateJobID(st.JobID); err != nil {
 		return nil, err
 	}
+	if st.VersionJobID != "" {
+		if err := validateJobID(st.VersionJobID); err != nil {
+			return nil, err
+		}
+	}
 	created, err := parseStateTime("createdDate", st.CreatedDate)
 	if err != nil {
 		return nil, err
@@ -46,8 +52,11 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 	if created.Year() < 2000 {
 		return nil, invalid("field \"createdDate\" %q is not a download job's creation time", st.CreatedDate)
 	}
-	if st.TotalEntityCount < 0 {
-		return nil, invalid("field \"totalEntityCount\" must not be negative, got %d", st.TotalEntityCount)
+	expected := int64(dataset.NoTotal)
+	if st.TotalEntityCount != nil {
+		if expected = *st.TotalEntityCount; expected < 0 {
+			return nil, invalid("field \"totalEntityCount\" must not be negative, got %d", expected)
+		}
 	}
 	started := created
 	if st.StartedAt != "" {
@@ -61,11 +70,17 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		JobID:            st.JobID,
 		VersionJobID:     st.VersionJobID,
 		JobCreated:       created,
-		ExpectedEntities: st.TotalEntityCount,
+		ExpectedEntities: expected,
 		StartedAt:        started,
 	}
 	var res archive.Result
 	err = s.withSDS(ctx, st.MasterKeySecretID, func(c *sds.Client) (err error) {
+		// The link is checked before the archive is looked at: an event
+		// that could not be copied is refused also when the job is
+		// archived already.
+		if err := c.CheckExportURL(st.DownloadURL); err != nil {
+			return err
+		}
 		req.Redact = c.Redact
 		res, err = s.dep.Archive.Copy(ctx, req, func(ctx context.Context) (archive.Export, error) {
 			return archiveExport(c.OpenExportURL(ctx, st.DownloadURL))

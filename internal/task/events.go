@@ -92,8 +92,9 @@ type State struct {
 	Public      *bool  `json:"public,omitempty"`
 	RequestedAt string `json:"requestedAt,omitempty"`
 
-	// checkstatus
-	TotalEntityCount     int64  `json:"totalEntityCount,omitempty"`
+	// checkstatus. TotalEntityCount is absent when the job gave no total,
+	// and 0 for an empty data source.
+	TotalEntityCount     *int64 `json:"totalEntityCount,omitempty"`
 	ProcessedEntityCount int64  `json:"processedEntityCount,omitempty"`
 	FailedEntityCount    int64  `json:"failedEntityCount,omitempty"`
 	ErrorMessage         string `json:"errorMessage,omitempty"`

@@ -107,7 +107,10 @@ func (s *Service) checkDownload(ctx context.Context, st *State) error {
 		return &Error{Type: JobAborted, Message: fmt.Sprintf("the status link now reports job %s, not download job %s (another download of %s was started?); start the backup again", job.ID, st.JobID, st.dataSource())}
 	}
 	st.Status = reportStatus(job.Status)
-	st.TotalEntityCount = job.TotalEntityCount
+	st.TotalEntityCount = nil
+	if job.HasTotal {
+		st.TotalEntityCount = &job.TotalEntityCount
+	}
 	st.ProcessedEntityCount = job.ProcessedEntityCount
 	st.FailedEntityCount = job.FailedEntityCount
 	st.DownloadURL = ""

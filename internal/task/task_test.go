@@ -58,6 +58,7 @@ type fixture struct {
 	bucket   string
 	runner   *task.Service
 	logs     *syncBuffer
+	mu       sync.Mutex
 	seen     []string // every result and error text
 }
 
@@ -177,14 +178,22 @@ func (f *fixture) invokeCtx(ctx context.Context, function string, event any) (ou
 		if !errors.As(err, &ie) {
 			f.t.Fatalf("%s returned a %T, not a typed Lambda error: %v", function, err, err)
 		}
-		f.seen = append(f.seen, ie.Type+": "+ie.Message)
+		f.see(ie.Type + ": " + ie.Message)
 		return nil, ie.Type, ie.Message
 	}
-	f.seen = append(f.seen, string(res))
+	f.see(string(res))
 	if err := json.Unmarshal(res, &out); err != nil {
 		f.t.Fatalf("%s result is not a JSON object: %s", function, res)
 	}
 	return out, "", ""
+}
+
+// see keeps a result or error text for checkNoKeyLeaked; invocations may
+// run concurrently.
+func (f *fixture) see(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = append(f.seen, s)
 }
 
 func (f *fixture) mustInvoke(function string, event any) map[string]any {
@@ -197,7 +206,9 @@ func (f *fixture) mustInvoke(function string, event any) map[string]any {
 }
 
 func (f *fixture) checkNoKeyLeaked() {
+	f.mu.Lock()
 	all := strings.Join(f.seen, "\n") + f.logs.String()
+	f.mu.Unlock()
 	for _, form := range []string{masterKey, url.QueryEscape(masterKey), "old-wrong-key"} {
 		if strings.Contains(all, form) {
 			f.t.Errorf("a master key appears in a result, error or log line")
