@@ -1,0 +1,277 @@
+package query
+
+import (
+	"container/heap"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/peterstace/simplefeatures/geom"
+	"github.com/peterstace/simplefeatures/rtree"
+
+	"github.com/sdsops/sdsops/internal/dataset"
+)
+
+// Row is one entity of an answer.
+type Row struct {
+	Index    int
+	Distance float64 // km, for nearby and bbox
+}
+
+// Result is a page of an answer and the size of the whole answer.
+type Result struct {
+	Rows  []Row
+	Count int // entities matching before $skip and $top
+}
+
+// Run answers q from t.
+func (t *Table) Run(q *Query) Result {
+	var rows []Row
+	keep := func(i int) {
+		if q.filter != nil && q.filter.eval(t, i) != tTrue {
+			return
+		}
+		r := Row{Index: i}
+		if q.Spatial == Nearby || q.Spatial == BBox {
+			lat, lon, _ := t.Point(i)
+			r.Distance = haversine(q.Lat, q.Lon, lat, lon)
+		}
+		rows = append(rows, r)
+	}
+	switch q.Spatial {
+	case Nearby:
+		for _, b := range nearbyBoxes(q.Lat, q.Lon, q.Km) {
+			_ = t.points.RangeSearch(b, func(i int) error {
+				lat, lon, _ := t.Point(i)
+				if haversine(q.Lat, q.Lon, lat, lon) <= q.Km {
+					keep(i)
+				}
+				return nil
+			})
+		}
+	case BBox:
+		boxes := []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}}
+		if q.W > q.E { // across the antimeridian
+			boxes = []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: 180, MaxY: q.N}, {MinX: -180, MinY: q.S, MaxX: q.E, MaxY: q.N}}
+		}
+		for _, b := range boxes {
+			_ = t.points.RangeSearch(b, func(i int) error { keep(i); return nil })
+		}
+	case Intersects:
+		box, _ := q.Area.Envelope().AsBox()
+		prepared := q.Area
+		_ = t.areas.RangeSearch(box, func(i int) error {
+			if geom.Intersects(prepared, t.shapes[i]) {
+				keep(i)
+			}
+			return nil
+		})
+	default:
+		for i := 0; i < t.n; i++ {
+			keep(i)
+		}
+	}
+	if q.Spatial == Nearby || q.Spatial == BBox {
+		rows = dedupe(rows)
+	}
+	res := Result{Count: len(rows)}
+	res.Rows = page(rows, q.Skip, q.Top, t.less(q))
+	return res
+}
+
+// dedupe drops entities found by two boxes (a box at -180 and one at 180
+// may both hold a point on the antimeridian).
+func dedupe(rows []Row) []Row {
+	if len(rows) < 2 {
+		return rows
+	}
+	seen := make(map[int]bool, len(rows))
+	out := rows[:0]
+	for _, r := range rows {
+		if !seen[r.Index] {
+			seen[r.Index] = true
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// nearbyBoxes returns the longitude/latitude boxes covering a circle.
+func nearbyBoxes(lat, lon, km float64) []rtree.Box {
+	const r = 6378.137
+	dLat := km / r * 180 / math.Pi
+	s, n := lat-dLat, lat+dLat
+	if s <= -90 || n >= 90 {
+		return []rtree.Box{{MinX: -180, MinY: math.Max(s, -90), MaxX: 180, MaxY: math.Min(n, 90)}}
+	}
+	// The widest longitude span of the circle is at the latitude whose
+	// cosine is smallest within it.
+	cos := math.Min(math.Cos(s*math.Pi/180), math.Cos(n*math.Pi/180))
+	sinDLon := math.Sin(km/r) / cos
+	if sinDLon >= 1 {
+		return []rtree.Box{{MinX: -180, MinY: s, MaxX: 180, MaxY: n}}
+	}
+	dLon := math.Asin(sinDLon) * 180 / math.Pi * 1.0001 // a hair more: the test is exact after
+	w, e := lon-dLon, lon+dLon
+	switch {
+	case w < -180:
+		return []rtree.Box{{MinX: w + 360, MinY: s, MaxX: 180, MaxY: n}, {MinX: -180, MinY: s, MaxX: e, MaxY: n}}
+	case e > 180:
+		return []rtree.Box{{MinX: w, MinY: s, MaxX: 180, MaxY: n}, {MinX: -180, MinY: s, MaxX: e - 360, MaxY: n}}
+	}
+	return []rtree.Box{{MinX: w, MinY: s, MaxX: e, MaxY: n}}
+}
+
+// less orders rows by $orderby, then by the default order: distance then
+// entity ID for nearby, entity ID (as a string) otherwise.
+func (t *Table) less(q *Query) func(a, b Row) bool {
+	return func(a, b Row) bool {
+		for _, k := range q.order {
+			c := t.compareRows(k.col, a, b)
+			if k.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c < 0
+			}
+		}
+		if q.Spatial == Nearby && a.Distance != b.Distance {
+			return a.Distance < b.Distance
+		}
+		return t.ID(a.Index) < t.ID(b.Index)
+	}
+}
+
+// compareRows compares column col (-1: distance) of two rows; an omitted
+// value sorts before every value, as in SQL Server.
+func (t *Table) compareRows(col int, a, b Row) int {
+	if col < 0 {
+		return cmpFloat(a.Distance, b.Distance)
+	}
+	d := &t.cols[col]
+	na, nb := d.null[a.Index], d.null[b.Index]
+	switch {
+	case na && nb:
+		return 0
+	case na:
+		return -1
+	case nb:
+		return 1
+	}
+	i, j := a.Index, b.Index
+	switch t.Columns[col].Type {
+	case dataset.Long:
+		return cmpInt(d.ints[i], d.ints[j])
+	case dataset.Double:
+		return cmpFloat(d.nums[i], d.nums[j])
+	case dataset.Boolean:
+		return cmpBool(d.bools[i], d.bools[j])
+	case dataset.DateTime:
+		return d.times[i].Compare(d.times[j])
+	}
+	return strings.Compare(d.str[i], d.str[j])
+}
+
+// page returns rows[skip:skip+top] in order, sorting only as much as it
+// must: a small page of a large answer is selected with a bounded heap.
+func page(rows []Row, skip, top int, less func(a, b Row) bool) []Row {
+	if skip >= len(rows) || top == 0 {
+		return []Row{}
+	}
+	k := skip + top
+	if k >= len(rows)/4 {
+		sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
+		return rows[skip:min(k, len(rows))]
+	}
+	h := &rowHeap{less: less}
+	for _, r := range rows {
+		if len(h.rows) < k {
+			heap.Push(h, r)
+		} else if less(r, h.rows[0]) {
+			h.rows[0] = r
+			heap.Fix(h, 0)
+		}
+	}
+	out := h.rows
+	sort.Slice(out, func(i, j int) bool { return less(out[i], out[j]) })
+	return out[skip:]
+}
+
+// rowHeap is a max-heap under less: its root is the last row kept.
+type rowHeap struct {
+	rows []Row
+	less func(a, b Row) bool
+}
+
+func (h *rowHeap) Len() int           { return len(h.rows) }
+func (h *rowHeap) Less(i, j int) bool { return h.less(h.rows[j], h.rows[i]) }
+func (h *rowHeap) Swap(i, j int)      { h.rows[i], h.rows[j] = h.rows[j], h.rows[i] }
+func (h *rowHeap) Push(x any)         { h.rows = append(h.rows, x.(Row)) }
+func (h *rowHeap) Pop() any {
+	r := h.rows[len(h.rows)-1]
+	h.rows = h.rows[:len(h.rows)-1]
+	return r
+}
+
+// Prop is one property of an entity in an answer.
+type Prop struct {
+	Name  string
+	Type  dataset.Type
+	Value Value
+}
+
+// Project returns the properties $select asks of a row, in its order:
+// every column when it named none.
+func (q *Query) Project(t *Table, r Row) []Prop {
+	if q.sel == nil {
+		props := make([]Prop, len(t.Columns))
+		for c, col := range t.Columns {
+			props[c] = Prop{Name: col.Name, Type: col.Type, Value: t.Value(r.Index, c)}
+		}
+		return props
+	}
+	props := make([]Prop, 0, len(q.sel))
+	for _, s := range q.sel {
+		switch s.kind {
+		case selColumn:
+			props = append(props, Prop{Name: t.Columns[s.col].Name, Type: t.Columns[s.col].Type, Value: t.Value(r.Index, s.col)})
+		case selDistance:
+			props = append(props, Prop{Name: "__Distance", Type: dataset.Double, Value: Value{Num: r.Distance}})
+		case selIntersection:
+			props = append(props, Prop{Name: "__IntersectedGeom", Type: dataset.Geography, Value: intersection(t.shapes[r.Index], s.with)})
+		}
+	}
+	return props
+}
+
+// intersection computes __IntersectedGeom: the entity's shape (its
+// geography, or its point) cut by the requested one, as SQL Server writes
+// WKT ("POLYGON ((x y, x y))"). An entity without a shape, or a shape the
+// overlay cannot process, gives null.
+func intersection(shape, with geom.Geometry) Value {
+	if shape.IsEmpty() {
+		return Value{Null: true}
+	}
+	g, err := geom.Intersection(shape, with)
+	if err != nil {
+		return Value{Null: true}
+	}
+	return Value{Str: sqlWKT(g.AsText())}
+}
+
+// sqlWKT spaces WKT the way SQL Server (and so SDS) prints it: a space
+// between a type name and its parenthesis and after every comma.
+func sqlWKT(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '(' && i > 0 && s[i-1] >= 'A' && s[i-1] <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteByte(c)
+		if c == ',' {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
