@@ -62,6 +62,14 @@ var coffeeStores = []store{
 	{"-666", "27.899343", "-82.715604", fl("666", "Clearwater", "Coffee Shop", false, true)},
 	{"-669", "27.916173", "-82.733002", fl("669", "Clearwater", "Coffee Shop", false, false)},
 	{"-710", "27.960745", "-82.719151", fl("710", "Clearwater", "Coffee Shop", false, false)},
+	{"-1001", "47.609700", "-122.333100", wa("1001", "Seattle", "98101")},
+	{"-1002", "47.639600", "-122.128300", wa("1002", "Redmond", "98052")},
+}
+
+// wa is a store of the docs' prose examples around Seattle.
+func wa(n, city, zip string) string {
+	return `<PrimaryCity>` + city + `</PrimaryCity><Subdivision>WA</Subdivision><PostalCode>` + zip + `</PostalCode><CountryRegion>United States</CountryRegion><DisplayName>Fourth Coffee Store #` + n + `, ` + city +
+		`, WA, United States</DisplayName><StoreType>Coffee Shop</StoreType><IsWiFiHotSpot>false</IsWiFiHotSpot><LastUpdatedDate>2010-11-03T00:00:00Z</LastUpdatedDate>`
 }
 
 func nj(n, city string, wifi bool) string {
