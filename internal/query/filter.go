@@ -150,6 +150,12 @@ func (n cmpNode) eval(t *Table, i int) tri {
 	case dataset.DateTime:
 		c = d.times[i].Compare(n.lit.Time)
 	default:
+		switch n.op { // the common case, without a three-way compare
+		case opEq:
+			return triOf(d.str[i] == n.lit.Str)
+		case opNe:
+			return triOf(d.str[i] != n.lit.Str)
+		}
 		c = strings.Compare(d.str[i], n.lit.Str)
 	}
 	return triOf(n.op.holds(c))

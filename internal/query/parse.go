@@ -29,12 +29,13 @@ type Query struct {
 	S, W, N, E float64
 	Area       geom.Geometry
 
-	filter  node
-	sel     []selItem // nil: every column
-	order   []orderKey
-	Top     int
-	Skip    int
-	hasDist bool
+	area     *area
+	filter   node
+	sel      []selItem // nil: every column
+	order    []orderKey
+	Top      int
+	Skip     int
+	needDist bool // __Distance is selected or ordered by
 }
 
 type selKind int
@@ -133,7 +134,7 @@ func (q *Query) parseSpatial(sf string) error {
 		if err != nil {
 			return err
 		}
-		q.Spatial, q.Area = Intersects, g
+		q.Spatial, q.Area, q.area = Intersects, g, prepareArea(g)
 		return nil
 	}
 	if !strings.HasSuffix(strings.TrimSpace(body), ")") {
@@ -299,7 +300,7 @@ func (q *Query) parseSelect(t *Table, s string) error {
 			if q.Spatial != Nearby && q.Spatial != BBox {
 				return badRequest("__Distance can be selected only with a nearby or bbox spatialFilter.")
 			}
-			q.hasDist = true
+			q.needDist = true
 			add(selItem{kind: selDistance}, "__distance")
 		case strings.HasPrefix(lower, "intersection(") || strings.HasPrefix(lower, "intersection ("):
 			wkt, err := unwrapWKT(item[strings.IndexByte(item, '(')+1:], false)
@@ -365,6 +366,7 @@ func (q *Query) parseOrderBy(t *Table, s string) error {
 			if q.Spatial != Nearby && q.Spatial != BBox {
 				return badRequest("$orderby __Distance needs a nearby or bbox spatialFilter.")
 			}
+			q.needDist = true
 		} else {
 			if k.col = t.Column(f[0]); k.col < 0 {
 				return badRequest("$orderby names %q, which is not a property of %s.", clip(f[0]), t.EntityType)

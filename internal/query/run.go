@@ -32,15 +32,18 @@ func (t *Table) Run(q *Query) Result {
 			return
 		}
 		r := Row{Index: i}
-		if q.Spatial == Nearby || q.Spatial == BBox {
+		if q.Spatial == Nearby || q.needDist {
 			lat, lon, _ := t.Point(i)
 			r.Distance = haversine(q.Lat, q.Lon, lat, lon)
 		}
 		rows = append(rows, r)
 	}
+	boxes := 1
 	switch q.Spatial {
 	case Nearby:
-		for _, b := range nearbyBoxes(q.Lat, q.Lon, q.Km) {
+		bs := nearbyBoxes(q.Lat, q.Lon, q.Km)
+		boxes = len(bs)
+		for _, b := range bs {
 			_ = t.points.RangeSearch(b, func(i int) error {
 				lat, lon, _ := t.Point(i)
 				if haversine(q.Lat, q.Lon, lat, lon) <= q.Km {
@@ -50,18 +53,18 @@ func (t *Table) Run(q *Query) Result {
 			})
 		}
 	case BBox:
-		boxes := []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}}
+		bs := []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}}
 		if q.W > q.E { // across the antimeridian
-			boxes = []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: 180, MaxY: q.N}, {MinX: -180, MinY: q.S, MaxX: q.E, MaxY: q.N}}
+			bs = []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: 180, MaxY: q.N}, {MinX: -180, MinY: q.S, MaxX: q.E, MaxY: q.N}}
 		}
-		for _, b := range boxes {
+		boxes = len(bs)
+		for _, b := range bs {
 			_ = t.points.RangeSearch(b, func(i int) error { keep(i); return nil })
 		}
 	case Intersects:
 		box, _ := q.Area.Envelope().AsBox()
-		prepared := q.Area
 		_ = t.areas.RangeSearch(box, func(i int) error {
-			if geom.Intersects(prepared, t.shapes[i]) {
+			if q.area.intersects(t.shapes[i]) {
 				keep(i)
 			}
 			return nil
@@ -71,7 +74,7 @@ func (t *Table) Run(q *Query) Result {
 			keep(i)
 		}
 	}
-	if q.Spatial == Nearby || q.Spatial == BBox {
+	if boxes > 1 {
 		rows = dedupe(rows)
 	}
 	res := Result{Count: len(rows)}
