@@ -111,15 +111,23 @@ func BenchmarkQuery(b *testing.B) {
 		b.Run(kind, func(b *testing.B) {
 			qs, _ := benchQueries(kind, 200)
 			lat := make([]time.Duration, 0, b.N)
+			cpu := make([]time.Duration, 0, b.N)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				start := time.Now()
+				start, startCPU := time.Now(), threadCPU()
 				answer(b, tb, qs[i%len(qs)])
 				lat = append(lat, time.Since(start))
+				cpu = append(cpu, threadCPU()-startCPU)
 			}
 			p50, p99 := percentiles(lat)
 			b.ReportMetric(ms(p50), "p50-ms")
 			b.ReportMetric(ms(p99), "p99-ms")
+			if c50, c99 := percentiles(cpu); c99 > 0 {
+				b.ReportMetric(ms(c50), "cpu-p50-ms")
+				b.ReportMetric(ms(c99), "cpu-p99-ms")
+			}
 		})
 	}
 }

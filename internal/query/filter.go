@@ -27,52 +27,53 @@ func triOf(b bool) tri {
 	return tFalse
 }
 
+// filterVec keeps the entities of idx for which n is true, in place.
+func filterVec(t *Table, n node, idx []int32) []int32 {
+	out := make([]tri, len(idx))
+	n.evalVec(t, idx, out)
+	kept := idx[:0]
+	for k, i := range idx {
+		if out[k] == tTrue {
+			kept = append(kept, i)
+		}
+	}
+	return kept
+}
+
+// node is a $filter expression, evaluated a column at a time: out[k] is
+// its value for entity idx[k].
 type node interface {
-	eval(t *Table, i int) tri
+	evalVec(t *Table, idx []int32, out []tri)
 }
 
 type andNode struct{ l, r node }
 type orNode struct{ l, r node }
 type notNode struct{ x node }
 
-func (n andNode) eval(t *Table, i int) tri {
-	l := n.l.eval(t, i)
-	if l == tFalse {
-		return tFalse
+// Kleene's tables, indexed [l][r] by tFalse, tTrue, tUnknown.
+var (
+	andTable = [3][3]tri{{tFalse, tFalse, tFalse}, {tFalse, tTrue, tUnknown}, {tFalse, tUnknown, tUnknown}}
+	orTable  = [3][3]tri{{tFalse, tTrue, tUnknown}, {tTrue, tTrue, tTrue}, {tUnknown, tTrue, tUnknown}}
+	notTable = [3]tri{tTrue, tFalse, tUnknown}
+)
+
+func (n andNode) evalVec(t *Table, idx []int32, out []tri) { binary(t, n.l, n.r, &andTable, idx, out) }
+func (n orNode) evalVec(t *Table, idx []int32, out []tri)  { binary(t, n.l, n.r, &orTable, idx, out) }
+
+func binary(t *Table, l, r node, table *[3][3]tri, idx []int32, out []tri) {
+	l.evalVec(t, idx, out)
+	rv := make([]tri, len(idx))
+	r.evalVec(t, idx, rv)
+	for k := range out {
+		out[k] = table[out[k]][rv[k]]
 	}
-	r := n.r.eval(t, i)
-	switch {
-	case r == tFalse:
-		return tFalse
-	case l == tTrue && r == tTrue:
-		return tTrue
-	}
-	return tUnknown
 }
 
-func (n orNode) eval(t *Table, i int) tri {
-	l := n.l.eval(t, i)
-	if l == tTrue {
-		return tTrue
+func (n notNode) evalVec(t *Table, idx []int32, out []tri) {
+	n.x.evalVec(t, idx, out)
+	for k := range out {
+		out[k] = notTable[out[k]]
 	}
-	r := n.r.eval(t, i)
-	switch {
-	case r == tTrue:
-		return tTrue
-	case l == tFalse && r == tFalse:
-		return tFalse
-	}
-	return tUnknown
-}
-
-func (n notNode) eval(t *Table, i int) tri {
-	switch n.x.eval(t, i) {
-	case tTrue:
-		return tFalse
-	case tFalse:
-		return tTrue
-	}
-	return tUnknown
 }
 
 type op uint8
@@ -103,20 +104,14 @@ func (o op) flip() op {
 	return o
 }
 
-func (o op) holds(c int) bool {
-	switch o {
-	case opEq:
-		return c == 0
-	case opNe:
-		return c != 0
-	case opGt:
-		return c > 0
-	case opGe:
-		return c >= 0
-	case opLt:
-		return c < 0
-	}
-	return c <= 0
+// holdsTable[op][c+1] tells whether a three-way comparison c satisfies op.
+var holdsTable = [6][3]bool{
+	opEq: {false, true, false},
+	opNe: {true, false, true},
+	opGt: {false, false, true},
+	opGe: {false, true, true},
+	opLt: {true, false, false},
+	opLe: {true, true, false},
 }
 
 // cmpNode compares a column with a literal of the column's type.
@@ -127,38 +122,59 @@ type cmpNode struct {
 	num bool // a Long column against a literal with a fraction: compared as doubles
 }
 
-func (n cmpNode) eval(t *Table, i int) tri {
+func (n cmpNode) evalVec(t *Table, idx []int32, out []tri) {
 	d := &t.cols[n.col]
-	if d.null[i] {
-		return tUnknown
-	}
-	var c int
+	h := &holdsTable[n.op]
+	set := func(k int, c int) { out[k] = triOf(h[c+1]) }
 	switch t.Columns[n.col].Type {
 	case dataset.Long:
-		if n.num {
-			c = cmpFloat(float64(d.ints[i]), n.lit.Num)
-		} else {
-			c = cmpInt(d.ints[i], n.lit.Int)
+		for k, i := range idx {
+			switch {
+			case d.null[i]:
+				out[k] = tUnknown
+			case n.num:
+				set(k, cmpFloat(float64(d.ints[i]), n.lit.Num))
+			default:
+				set(k, cmpInt(d.ints[i], n.lit.Int))
+			}
 		}
 	case dataset.Double:
-		if math.IsNaN(d.nums[i]) {
-			return tUnknown
+		for k, i := range idx {
+			if d.null[i] || math.IsNaN(d.nums[i]) {
+				out[k] = tUnknown
+				continue
+			}
+			set(k, cmpFloat(d.nums[i], n.lit.Num))
 		}
-		c = cmpFloat(d.nums[i], n.lit.Num)
 	case dataset.Boolean:
-		c = cmpBool(d.bools[i], n.lit.Bool)
-	case dataset.DateTime:
-		c = d.times[i].Compare(n.lit.Time)
-	default:
-		switch n.op { // the common case, without a three-way compare
-		case opEq:
-			return triOf(d.str[i] == n.lit.Str)
-		case opNe:
-			return triOf(d.str[i] != n.lit.Str)
+		for k, i := range idx {
+			if d.null[i] {
+				out[k] = tUnknown
+				continue
+			}
+			set(k, cmpBool(d.bools[i], n.lit.Bool))
 		}
-		c = strings.Compare(d.str[i], n.lit.Str)
+	case dataset.DateTime:
+		for k, i := range idx {
+			if d.null[i] {
+				out[k] = tUnknown
+				continue
+			}
+			set(k, d.times[i].Compare(n.lit.Time))
+		}
+	default:
+		lit, eq := n.lit.Str, n.op == opEq
+		for k, i := range idx {
+			switch {
+			case d.null[i]:
+				out[k] = tUnknown
+			case n.op == opEq || n.op == opNe: // without a three-way compare
+				out[k] = triOf((d.str[i] == lit) == eq)
+			default:
+				set(k, strings.Compare(d.str[i], lit))
+			}
+		}
 	}
-	return triOf(n.op.holds(c))
 }
 
 // nullNode is "property eq null" or "property ne null".
@@ -167,7 +183,12 @@ type nullNode struct {
 	want bool // eq null
 }
 
-func (n nullNode) eval(t *Table, i int) tri { return triOf(t.cols[n.col].null[i] == n.want) }
+func (n nullNode) evalVec(t *Table, idx []int32, out []tri) {
+	null := t.cols[n.col].null
+	for k, i := range idx {
+		out[k] = triOf(null[i] == n.want)
+	}
+}
 
 // wildNode is StartsWith or EndsWith.
 type wildNode struct {
@@ -177,24 +198,31 @@ type wildNode struct {
 	want   bool
 }
 
-func (n wildNode) eval(t *Table, i int) tri {
+func (n wildNode) evalVec(t *Table, idx []int32, out []tri) {
 	d := &t.cols[n.col]
-	if d.null[i] {
-		return tUnknown
+	for k, i := range idx {
+		if d.null[i] {
+			out[k] = tUnknown
+			continue
+		}
+		var ok bool
+		if n.prefix {
+			ok = strings.HasPrefix(d.str[i], n.s)
+		} else {
+			ok = strings.HasSuffix(d.str[i], n.s)
+		}
+		out[k] = triOf(ok == n.want)
 	}
-	var ok bool
-	if n.prefix {
-		ok = strings.HasPrefix(d.str[i], n.s)
-	} else {
-		ok = strings.HasSuffix(d.str[i], n.s)
-	}
-	return triOf(ok == n.want)
 }
 
 // inNode is "entityId in (…)".
 type inNode struct{ ids map[string]bool }
 
-func (n inNode) eval(t *Table, i int) tri { return triOf(n.ids[t.ID(i)]) }
+func (n inNode) evalVec(t *Table, idx []int32, out []tri) {
+	for k, i := range idx {
+		out[k] = triOf(n.ids[t.ID(int(i))])
+	}
+}
 
 func cmpInt(a, b int64) int {
 	switch {

@@ -24,76 +24,95 @@ type Result struct {
 	Count int // entities matching before $skip and $top
 }
 
-// Run answers q from t.
+// Run answers q from t: the spatial filter finds candidates through an
+// R-tree, $filter is evaluated over them a column at a time, and only
+// the page asked for is sorted.
 func (t *Table) Run(q *Query) Result {
-	var rows []Row
-	keep := func(i int) {
-		if q.filter != nil && q.filter.eval(t, i) != tTrue {
-			return
-		}
-		r := Row{Index: i}
+	idx := t.candidates(q)
+	if q.filter != nil {
+		idx = filterVec(t, q.filter, idx)
+	}
+	row := func(i int32) Row {
+		r := Row{Index: int(i)}
 		if q.Spatial == Nearby || q.needDist {
-			lat, lon, _ := t.Point(i)
+			lat, lon, _ := t.Point(int(i))
 			r.Distance = haversine(q.Lat, q.Lon, lat, lon)
 		}
-		rows = append(rows, r)
+		return r
 	}
-	boxes := 1
+	return Result{Count: len(idx), Rows: page(idx, row, q.Skip, q.Top, t.less(q))}
+}
+
+// candidates returns the entities within the spatial filter, each once.
+func (t *Table) candidates(q *Query) []int32 {
+	var idx []int32
+	add := func(i int) error { idx = append(idx, int32(i)); return nil }
 	switch q.Spatial {
 	case Nearby:
 		bs := nearbyBoxes(q.Lat, q.Lon, q.Km)
-		boxes = len(bs)
 		for _, b := range bs {
 			_ = t.points.RangeSearch(b, func(i int) error {
 				lat, lon, _ := t.Point(i)
 				if haversine(q.Lat, q.Lon, lat, lon) <= q.Km {
-					keep(i)
+					idx = append(idx, int32(i))
 				}
 				return nil
 			})
+		}
+		if len(bs) > 1 {
+			idx = dedupe(idx)
 		}
 	case BBox:
 		bs := []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}}
 		if q.W > q.E { // across the antimeridian
 			bs = []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: 180, MaxY: q.N}, {MinX: -180, MinY: q.S, MaxX: q.E, MaxY: q.N}}
 		}
-		boxes = len(bs)
+		if ext, ok := t.points.Extent(); ok && len(bs) == 1 && covers(bs[0], ext) {
+			// The whole data source: a scan beats walking the tree.
+			idx = make([]int32, 0, t.n)
+			for i := 0; i < t.n; i++ {
+				if _, _, ok := t.Point(i); ok {
+					idx = append(idx, int32(i))
+				}
+			}
+			return idx
+		}
 		for _, b := range bs {
-			_ = t.points.RangeSearch(b, func(i int) error { keep(i); return nil })
+			_ = t.points.RangeSearch(b, add)
+		}
+		if len(bs) > 1 {
+			idx = dedupe(idx)
 		}
 	case Intersects:
 		box, _ := q.Area.Envelope().AsBox()
 		_ = t.areas.RangeSearch(box, func(i int) error {
 			if q.area.intersects(t.shapes[i]) {
-				keep(i)
+				idx = append(idx, int32(i))
 			}
 			return nil
 		})
 	default:
-		for i := 0; i < t.n; i++ {
-			keep(i)
+		idx = make([]int32, t.n)
+		for i := range idx {
+			idx[i] = int32(i)
 		}
 	}
-	if boxes > 1 {
-		rows = dedupe(rows)
-	}
-	res := Result{Count: len(rows)}
-	res.Rows = page(rows, q.Skip, q.Top, t.less(q))
-	return res
+	return idx
+}
+
+func covers(outer, inner rtree.Box) bool {
+	return outer.MinX <= inner.MinX && outer.MinY <= inner.MinY && outer.MaxX >= inner.MaxX && outer.MaxY >= inner.MaxY
 }
 
 // dedupe drops entities found by two boxes (a box at -180 and one at 180
 // may both hold a point on the antimeridian).
-func dedupe(rows []Row) []Row {
-	if len(rows) < 2 {
-		return rows
-	}
-	seen := make(map[int]bool, len(rows))
-	out := rows[:0]
-	for _, r := range rows {
-		if !seen[r.Index] {
-			seen[r.Index] = true
-			out = append(out, r)
+func dedupe(idx []int32) []int32 {
+	seen := make(map[int32]bool, len(idx))
+	out := idx[:0]
+	for _, i := range idx {
+		if !seen[i] {
+			seen[i] = true
+			out = append(out, i)
 		}
 	}
 	return out
@@ -175,19 +194,25 @@ func (t *Table) compareRows(col int, a, b Row) int {
 	return strings.Compare(d.str[i], d.str[j])
 }
 
-// page returns rows[skip:skip+top] in order, sorting only as much as it
-// must: a small page of a large answer is selected with a bounded heap.
-func page(rows []Row, skip, top int, less func(a, b Row) bool) []Row {
-	if skip >= len(rows) || top == 0 {
+// page returns the rows of idx[skip:skip+top] in order, sorting only as
+// much as it must: a small page of a large answer is selected with a
+// bounded heap, without a Row for every candidate.
+func page(idx []int32, row func(int32) Row, skip, top int, less func(a, b Row) bool) []Row {
+	if skip >= len(idx) || top == 0 {
 		return []Row{}
 	}
 	k := skip + top
-	if k >= len(rows)/4 {
+	if k >= len(idx)/4 {
+		rows := make([]Row, len(idx))
+		for j, i := range idx {
+			rows[j] = row(i)
+		}
 		sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
 		return rows[skip:min(k, len(rows))]
 	}
-	h := &rowHeap{less: less}
-	for _, r := range rows {
+	h := &rowHeap{less: less, rows: make([]Row, 0, k)}
+	for _, i := range idx {
+		r := row(i)
 		if len(h.rows) < k {
 			heap.Push(h, r)
 		} else if less(r, h.rows[0]) {
