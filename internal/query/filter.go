@@ -215,6 +215,19 @@ func (n wildNode) evalVec(t *Table, idx []int32, out []tri) {
 	}
 }
 
+// keyNode is "entityId eq 'x'" or "ne": a lookup, not a string compare
+// per entity.
+type keyNode struct {
+	index int // of the entity with that ID; -1 if there is none
+	eq    bool
+}
+
+func (n keyNode) evalVec(_ *Table, idx []int32, out []tri) {
+	for k, i := range idx {
+		out[k] = triOf((int(i) == n.index) == n.eq)
+	}
+}
+
 // inNode is "entityId in (…)".
 type inNode struct{ ids map[string]bool }
 
@@ -471,6 +484,13 @@ func (p *filterParser) compare(prop token, o op, lit token) (node, error) {
 			return nil, wrong()
 		}
 		n.lit.Str = lit.text
+		if c == p.t.key && (o == opEq || o == opNe) {
+			i, ok := p.t.Lookup(lit.text)
+			if !ok {
+				i = -1
+			}
+			return keyNode{index: i, eq: o == opEq}, nil
+		}
 	case dataset.Long:
 		if lit.kind != tkNumber {
 			return nil, wrong()

@@ -160,7 +160,7 @@ func (t *Table) less(q *Query) func(a, b Row) bool {
 		if q.Spatial == Nearby && a.Distance != b.Distance {
 			return a.Distance < b.Distance
 		}
-		return t.ID(a.Index) < t.ID(b.Index)
+		return t.rank[a.Index] < t.rank[b.Index]
 	}
 }
 

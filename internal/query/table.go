@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type Table struct {
 	cols               []colData
 	shapes             []geom.Geometry // per entity: its geography, or its point; empty without either
 	ids                map[string]int
+	rank               []int32 // each entity's place in entity ID order
 	points, areas      *rtree.RTree
 }
 
@@ -221,6 +223,18 @@ func (b *Builder) Build() (*Table, error) {
 		if box, ok := t.shapes[i].Envelope().AsBox(); ok {
 			areas = append(areas, rtree.BulkItem{Box: box, RecordID: i})
 		}
+	}
+	// The default order is by entity ID, as a string: ranking the IDs
+	// once turns every later comparison into one of integers.
+	order := make([]int32, t.n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	ids := t.cols[t.key].str
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
+	t.rank = make([]int32, t.n)
+	for r, i := range order {
+		t.rank[i] = int32(r)
 	}
 	t.points = rtree.BulkLoad(points)
 	t.areas = rtree.BulkLoad(areas)
