@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"math"
 	"strconv"
 	"strings"
@@ -133,9 +134,9 @@ func (n cmpNode) evalVec(t *Table, idx []int32, out []tri) {
 			case d.null[i]:
 				out[k] = tUnknown
 			case n.num:
-				set(k, cmpFloat(float64(d.ints[i]), n.lit.Num))
+				set(k, cmp.Compare(float64(d.ints[i]), n.lit.Num))
 			default:
-				set(k, cmpInt(d.ints[i], n.lit.Int))
+				set(k, cmp.Compare(d.ints[i], n.lit.Int))
 			}
 		}
 	case dataset.Double:
@@ -144,7 +145,7 @@ func (n cmpNode) evalVec(t *Table, idx []int32, out []tri) {
 				out[k] = tUnknown
 				continue
 			}
-			set(k, cmpFloat(d.nums[i], n.lit.Num))
+			set(k, cmp.Compare(d.nums[i], n.lit.Num))
 		}
 	case dataset.Boolean:
 		for k, i := range idx {
@@ -237,26 +238,6 @@ func (n inNode) evalVec(t *Table, idx []int32, out []tri) {
 	}
 }
 
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func cmpBool(a, b bool) int {
 	switch {
 	case a == b:
@@ -336,33 +317,26 @@ func (p *filterParser) enter() error {
 }
 
 func (p *filterParser) or() (node, error) {
-	l, err := p.and()
-	if err != nil {
-		return nil, err
-	}
-	for p.keyword("or") {
-		p.bin++
-		r, err := p.and()
-		if err != nil {
-			return nil, err
-		}
-		l = orNode{l, r}
-	}
-	return l, nil
+	return p.chain("or", p.and, func(l, r node) node { return orNode{l, r} })
 }
 
 func (p *filterParser) and() (node, error) {
-	l, err := p.unary()
+	return p.chain("and", p.unary, func(l, r node) node { return andNode{l, r} })
+}
+
+// chain reads operands joined by a left-associative keyword.
+func (p *filterParser) chain(keyword string, operand func() (node, error), join func(l, r node) node) (node, error) {
+	l, err := operand()
 	if err != nil {
 		return nil, err
 	}
-	for p.keyword("and") {
+	for p.keyword(keyword) {
 		p.bin++
-		r, err := p.unary()
+		r, err := operand()
 		if err != nil {
 			return nil, err
 		}
-		l = andNode{l, r}
+		l = join(l, r)
 	}
 	return l, nil
 }

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"container/heap"
 	"math"
 	"sort"
@@ -168,7 +169,7 @@ func (t *Table) less(q *Query) func(a, b Row) bool {
 // value sorts before every value, as in SQL Server.
 func (t *Table) compareRows(col int, a, b Row) int {
 	if col < 0 {
-		return cmpFloat(a.Distance, b.Distance)
+		return cmp.Compare(a.Distance, b.Distance)
 	}
 	d := &t.cols[col]
 	na, nb := d.null[a.Index], d.null[b.Index]
@@ -183,9 +184,9 @@ func (t *Table) compareRows(col int, a, b Row) int {
 	i, j := a.Index, b.Index
 	switch t.Columns[col].Type {
 	case dataset.Long:
-		return cmpInt(d.ints[i], d.ints[j])
+		return cmp.Compare(d.ints[i], d.ints[j])
 	case dataset.Double:
-		return cmpFloat(d.nums[i], d.nums[j])
+		return cmp.Compare(d.nums[i], d.nums[j])
 	case dataset.Boolean:
 		return cmpBool(d.bools[i], d.bools[j])
 	case dataset.DateTime:

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +17,7 @@ import (
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/query"
 	"github.com/sdsops/sdsops/internal/query/querytest"
+	"github.com/sdsops/sdsops/internal/shadow"
 )
 
 const (
@@ -120,27 +120,18 @@ func TestDocsExamples(t *testing.T) {
 				return
 			}
 			src := mustSource(t, srcs, ex.url)
-			var ents []gotEntity
 			isJSON := strings.Contains(strings.ToLower(ex.url), "format=json")
 			path, _, _ := strings.Cut(ex.url, "?")
 			byID := strings.Contains(path, "('")
-			if isJSON {
-				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-					t.Errorf("Content-Type %q", ct)
-				}
-				ents = decodeJSON(t, body, byID)
-			} else {
-				if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/atom+xml") {
-					t.Errorf("Content-Type %q", ct)
-				}
-				ents = decodeAtom(t, body, byID)
+			ct := resp.Header.Get("Content-Type")
+			if wantCT := map[bool]string{true: "application/json", false: "application/atom+xml"}[isJSON]; !strings.HasPrefix(ct, wantCT) {
+				t.Errorf("Content-Type %q, want %s", ct, wantCT)
 			}
 			var ids []string
-			for _, e := range ents {
-				id := e.uri[strings.Index(e.uri, "('")+2 : len(e.uri)-2]
-				ids = append(ids, id)
-				if want := srv.URL + "/REST/v1/data/" + src.AccessID + "/" + src.Name + "/" + src.Published.EntityType + "('"; !strings.HasPrefix(e.uri, want) {
-					t.Errorf("uri %s does not lead back here (%s…)", e.uri, want)
+			for _, e := range decodeAnswer(t, ct, body, isJSON, byID) {
+				ids = append(ids, e.ID)
+				if want := srv.URL + "/REST/v1/data/" + src.AccessID + "/" + src.Name + "/" + src.Published.EntityType + "('"; !strings.HasPrefix(e.URI, want) {
+					t.Errorf("uri %s does not lead back here (%s…)", e.URI, want)
 				}
 				checkTypes(t, src.Published, e, isJSON)
 			}
@@ -167,122 +158,29 @@ func mustSource(t *testing.T, srcs *Sources, u string) *Source {
 	return src
 }
 
-// gotEntity is an entity as a client decodes it: its uri, and each
-// property's name, EDM type (Atom) or JSON value.
-type gotEntity struct {
-	uri   string
-	names []string
-	types []string // Atom m:type ("" for Edm.String)
-	null  []bool
-	texts []string // Atom text
-	json  []any
-}
-
-func decodeAtom(t *testing.T, body []byte, byID bool) []gotEntity {
-	type prop struct {
-		XMLName xml.Name
-		Type    string `xml:"type,attr"`
-		Null    string `xml:"null,attr"`
-		Text    string `xml:",chardata"`
+// decodeAnswer reads an answer as a client does, and checks the parts
+// of the documented structure that are not entities.
+func decodeAnswer(t *testing.T, ctype string, body []byte, isJSON, byID bool) []shadow.Entity {
+	t.Helper()
+	ents, err := shadow.Decode(ctype, body)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, body)
 	}
-	type entry struct {
-		ID    string `xml:"id"`
-		Props struct {
-			List []prop `xml:",any"`
-		} `xml:"content>properties"`
+	switch {
+	case isJSON && !strings.HasPrefix(string(body), `{"d":{"__copyright":`):
+		t.Errorf("JSON does not start with d.__copyright: %.100s", body)
+	case isJSON && byID && strings.Contains(string(body), `"results":`):
+		t.Error("a query by ID has d.results; d should be the entity")
+	case isJSON && !byID && !strings.Contains(string(body), `"results":[`):
+		t.Error("no d.results")
+	case !isJSON && byID && !strings.Contains(string(body), "\n<entry xmlns:m="):
+		t.Errorf("a query by ID is not a bare <entry>: %.200s", body)
+	case !isJSON && !byID && !strings.Contains(string(body), "\n<feed xmlns:d="):
+		t.Errorf("not an Atom feed: %.200s", body)
+	case !isJSON && !strings.Contains(string(body), `<rights type="text">`+DefaultCopyright+`</rights>`):
+		t.Error("no <rights>")
 	}
-	var entries []entry
-	if byID {
-		var e entry
-		if err := xml.Unmarshal(body, &e); err != nil {
-			t.Fatalf("not an Atom entry: %v\n%s", err, body)
-		}
-		if !strings.Contains(string(body), `<entry xmlns:m=`) {
-			t.Errorf("a query by ID is not a bare <entry>: %s", body)
-		}
-		entries = []entry{e}
-	} else {
-		var f struct {
-			XMLName xml.Name `xml:"http://www.w3.org/2005/Atom feed"`
-			Rights  string   `xml:"rights"`
-			Entries []entry  `xml:"entry"`
-		}
-		if err := xml.Unmarshal(body, &f); err != nil {
-			t.Fatalf("not an Atom feed: %v\n%s", err, body)
-		}
-		if f.Rights == "" {
-			t.Error("no <rights>")
-		}
-		entries = f.Entries
-	}
-	var out []gotEntity
-	for _, e := range entries {
-		g := gotEntity{uri: e.ID}
-		for _, p := range e.Props.List {
-			if p.XMLName.Space != "http://schemas.microsoft.com/ado/2007/08/dataservices" {
-				t.Errorf("property %s outside the d: namespace", p.XMLName.Local)
-			}
-			g.names = append(g.names, p.XMLName.Local)
-			g.types = append(g.types, p.Type)
-			g.null = append(g.null, p.Null == "true")
-			g.texts = append(g.texts, p.Text)
-		}
-		out = append(out, g)
-	}
-	return out
-}
-
-func decodeJSON(t *testing.T, body []byte, byID bool) []gotEntity {
-	// Property order matters to clients that print them: read objects as
-	// ordered key lists.
-	dec := json.NewDecoder(strings.NewReader(string(body)))
-	dec.UseNumber()
-	var doc struct {
-		D json.RawMessage `json:"d"`
-	}
-	if err := dec.Decode(&doc); err != nil {
-		t.Fatalf("not JSON: %v\n%s", err, body)
-	}
-	var d map[string]json.RawMessage
-	if err := json.Unmarshal(doc.D, &d); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := d["__copyright"]; !ok {
-		t.Error("no __copyright")
-	}
-	var raws []json.RawMessage
-	if byID {
-		if _, ok := d["results"]; ok {
-			t.Error("a query by ID has d.results; d should be the entity")
-		}
-		raws = []json.RawMessage{doc.D}
-	} else if err := json.Unmarshal(d["results"], &raws); err != nil {
-		t.Fatalf("no d.results: %s", body)
-	}
-	var out []gotEntity
-	for _, raw := range raws {
-		g := gotEntity{}
-		dec := json.NewDecoder(strings.NewReader(string(raw)))
-		dec.UseNumber()
-		_, _ = dec.Token() // {
-		for dec.More() {
-			k, _ := dec.Token()
-			var v any
-			if err := dec.Decode(&v); err != nil {
-				t.Fatal(err)
-			}
-			switch k {
-			case "__metadata":
-				g.uri, _ = v.(map[string]any)["uri"].(string)
-			case "__copyright":
-			default:
-				g.names = append(g.names, k.(string))
-				g.json = append(g.json, v)
-			}
-		}
-		out = append(out, g)
-	}
-	return out
+	return ents
 }
 
 var (
@@ -292,77 +190,72 @@ var (
 
 // checkTypes holds each property to its type in the schema: Atom's m:type
 // and text, JSON's value kinds.
-func checkTypes(t *testing.T, tb *query.Table, e gotEntity, isJSON bool) {
+func checkTypes(t *testing.T, tb *query.Table, e shadow.Entity, isJSON bool) {
 	t.Helper()
-	for i, name := range e.names {
+	for _, p := range e.Props {
 		var typ dataset.Type
-		switch name {
+		switch p.Name {
 		case "__Distance":
 			typ = dataset.Double
 		case "__IntersectedGeom":
 			typ = dataset.Geography
 		default:
-			c := tb.Column(name)
-			if c < 0 || tb.Columns[c].Name != name {
-				t.Errorf("property %q is not spelled as in the schema", name)
+			c := tb.Column(p.Name)
+			if c < 0 || tb.Columns[c].Name != p.Name {
+				t.Errorf("property %q is not spelled as in the schema", p.Name)
 				continue
 			}
 			typ = tb.Columns[c].Type
 		}
 		if isJSON {
-			v := e.json[i]
-			if v == nil {
+			if p.Null {
 				continue
 			}
 			ok := false
-			switch typ {
-			case dataset.Double:
-				_, ok = v.(json.Number)
-			case dataset.Long:
-				n, isNum := v.(json.Number)
-				_, err := n.Int64()
-				ok = isNum && err == nil
-			case dataset.Boolean:
-				_, ok = v.(bool)
-			case dataset.DateTime:
-				s, isStr := v.(string)
-				ok = isStr && jsonDate.MatchString(s)
-			default:
-				_, ok = v.(string)
+			switch v := p.JSON.(type) {
+			case json.Number:
+				_, err := v.Int64()
+				ok = typ == dataset.Double || typ == dataset.Long && err == nil
+			case bool:
+				ok = typ == dataset.Boolean
+			case string:
+				ok = typ == dataset.String || typ == dataset.Geography || typ == dataset.DateTime && jsonDate.MatchString(v)
 			}
 			if !ok {
-				t.Errorf("%s: JSON value %#v is not an %s", name, v, typ.EDM())
+				t.Errorf("%s: JSON value %#v is not an %s", p.Name, p.JSON, typ.EDM())
 			}
 			continue
+		}
+		if p.Space != "http://schemas.microsoft.com/ado/2007/08/dataservices" {
+			t.Errorf("property %s outside the d: namespace", p.Name)
 		}
 		wantAttr := typ.EDM()
 		if typ == dataset.String {
 			wantAttr = ""
 		}
-		if e.types[i] != wantAttr {
-			t.Errorf("%s: m:type %q, want %q", name, e.types[i], wantAttr)
+		if p.Type != wantAttr {
+			t.Errorf("%s: m:type %q, want %q", p.Name, p.Type, wantAttr)
 		}
-		if e.null[i] {
+		if p.Null {
 			continue
 		}
-		s := e.texts[i]
 		var err error
 		switch typ {
 		case dataset.Double:
-			_, err = strconv.ParseFloat(s, 64)
+			_, err = strconv.ParseFloat(p.Text, 64)
 		case dataset.Long:
-			_, err = strconv.ParseInt(s, 10, 64)
+			_, err = strconv.ParseInt(p.Text, 10, 64)
 		case dataset.Boolean:
-			if s != "0" && s != "1" {
+			if p.Text != "0" && p.Text != "1" {
 				err = strconv.ErrSyntax
 			}
 		case dataset.DateTime:
-			if !atomDate.MatchString(s) {
+			if !atomDate.MatchString(p.Text) {
 				err = strconv.ErrSyntax
 			}
 		}
 		if err != nil {
-			t.Errorf("%s: Atom text %q is not an %s", name, s, typ.EDM())
+			t.Errorf("%s: Atom text %q is not an %s", p.Name, p.Text, typ.EDM())
 		}
 	}
 }

@@ -202,19 +202,20 @@ func (c *Comparer) fetch(ctx context.Context, base, pq string) (answer, time.Dur
 	return answer{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: body}, time.Duration(secs) * time.Second, nil
 }
 
-// entity is an answer's entity, normalised: its ID and its properties in
-// order, each as text that compares equal when the values are equal.
-type entity struct {
-	id    string
-	names []string
-	vals  map[string]value
+// Entity is an entity of a Query API answer as a client reads it: its
+// link, its ID (from the link) and its properties in order.
+type Entity struct {
+	URI, ID string
+	Props   []Prop
 }
 
-type value struct {
-	text  string
-	num   float64
-	isNum bool
-	null  bool
+// Prop is one property as written: in Atom its namespace, m:type and
+// text; in JSON its decoded value (json.Number for numbers).
+type Prop struct {
+	Name, Space, Type string
+	Null              bool
+	Text              string
+	JSON              any
 }
 
 var idInURI = regexp.MustCompile(`\('((?:[^']|'')*)'\)$`)
@@ -229,9 +230,10 @@ func entityID(uri string) string {
 	return uri
 }
 
-func decode(a answer) ([]entity, error) {
-	body := a.body
-	if strings.Contains(a.ctype, "javascript") { // JSONP: the argument of the call
+// Decode reads the entities of an answer: Atom (a feed or a bare entry),
+// OData JSON (d.results, or d itself), or JSONP around JSON.
+func Decode(contentType string, body []byte) ([]Entity, error) {
+	if strings.Contains(contentType, "javascript") { // JSONP: the argument of the call
 		open, end := strings.IndexByte(string(body), '('), strings.LastIndexByte(string(body), ')')
 		if open < 0 || end < open {
 			return nil, errors.New("JSONP without a call")
@@ -241,11 +243,13 @@ func decode(a answer) ([]entity, error) {
 			body = body[:i]
 		}
 	}
-	if strings.Contains(a.ctype, "json") || strings.Contains(a.ctype, "javascript") {
+	if strings.Contains(contentType, "json") || strings.Contains(contentType, "javascript") {
 		return decodeJSON(body)
 	}
 	return decodeAtom(body)
 }
+
+func decode(a answer) ([]Entity, error) { return Decode(a.ctype, a.body) }
 
 func lastTopLevelComma(b []byte) int {
 	depth, inStr, esc, last := 0, false, false, -1
@@ -269,7 +273,7 @@ func lastTopLevelComma(b []byte) int {
 	return last
 }
 
-func decodeJSON(body []byte) ([]entity, error) {
+func decodeJSON(body []byte) ([]Entity, error) {
 	var doc struct {
 		D json.RawMessage `json:"d"`
 	}
@@ -284,9 +288,11 @@ func decodeJSON(body []byte) ([]entity, error) {
 	if d.Results != nil {
 		raws = *d.Results
 	}
-	var out []entity
+	var out []Entity
 	for _, raw := range raws {
-		e := entity{vals: map[string]value{}}
+		var e Entity
+		// Objects are read as ordered key lists: property order is part
+		// of what a client sees.
 		dec := json.NewDecoder(strings.NewReader(string(raw)))
 		dec.UseNumber()
 		if _, err := dec.Token(); err != nil {
@@ -305,12 +311,20 @@ func decodeJSON(body []byte) ([]entity, error) {
 			switch name {
 			case "__metadata":
 				m, _ := v.(map[string]any)
-				uri, _ := m["uri"].(string)
-				e.id = entityID(uri)
+				e.URI, _ = m["uri"].(string)
+				e.ID = entityID(e.URI)
 			case "__copyright", "__count":
 			default:
-				e.names = append(e.names, name)
-				e.vals[name] = jsonValue(v)
+				p := Prop{Name: name, JSON: v, Null: v == nil}
+				switch v := v.(type) {
+				case string:
+					p.Text = v
+				case json.Number:
+					p.Text = v.String()
+				case bool:
+					p.Text = strconv.FormatBool(v)
+				}
+				e.Props = append(e.Props, p)
 			}
 		}
 		out = append(out, e)
@@ -318,23 +332,7 @@ func decodeJSON(body []byte) ([]entity, error) {
 	return out, nil
 }
 
-func jsonValue(v any) value {
-	switch v := v.(type) {
-	case nil:
-		return value{null: true}
-	case bool:
-		return value{text: strconv.FormatBool(v)}
-	case json.Number:
-		f, err := v.Float64()
-		return value{text: v.String(), num: f, isNum: err == nil}
-	case string:
-		return value{text: v}
-	}
-	b, _ := json.Marshal(v)
-	return value{text: string(b)}
-}
-
-func decodeAtom(body []byte) ([]entity, error) {
+func decodeAtom(body []byte) ([]Entity, error) {
 	type prop struct {
 		XMLName xml.Name
 		Type    string `xml:"type,attr"`
@@ -359,47 +357,58 @@ func decodeAtom(body []byte) ([]entity, error) {
 	if root.XMLName.Local == "entry" {
 		entries = []entry{root.entry}
 	}
-	var out []entity
+	var out []Entity
 	for _, en := range entries {
-		e := entity{id: entityID(strings.TrimSpace(en.ID)), vals: map[string]value{}}
+		e := Entity{URI: strings.TrimSpace(en.ID)}
+		e.ID = entityID(e.URI)
 		for _, p := range en.Props.List {
-			name := p.XMLName.Local
-			e.names = append(e.names, name)
-			e.vals[name] = atomValue(p.Type, p.Null == "true", p.Text)
+			e.Props = append(e.Props, Prop{Name: p.XMLName.Local, Space: p.XMLName.Space, Type: p.Type, Null: p.Null == "true", Text: p.Text})
 		}
 		out = append(out, e)
 	}
 	return out, nil
 }
 
-func atomValue(typ string, null bool, text string) value {
-	if null {
+// value is a property normalised for comparison across formats.
+type value struct {
+	text  string
+	num   float64
+	isNum bool
+	null  bool
+}
+
+func normalise(p Prop) value {
+	if p.Null {
 		return value{null: true}
 	}
-	switch typ {
+	if n, ok := p.JSON.(json.Number); ok {
+		f, err := n.Float64()
+		return value{text: p.Text, num: f, isNum: err == nil}
+	}
+	switch p.Type {
 	case "Edm.Boolean":
-		switch text {
-		case "1", "true":
+		switch p.Text {
+		case "1":
 			return value{text: "true"}
-		case "0", "false":
+		case "0":
 			return value{text: "false"}
 		}
 	case "Edm.Double", "Edm.Int64":
-		if f, err := strconv.ParseFloat(text, 64); err == nil {
-			return value{text: text, num: f, isNum: true}
+		if f, err := strconv.ParseFloat(p.Text, 64); err == nil {
+			return value{text: p.Text, num: f, isNum: true}
 		}
 	}
-	return value{text: text}
+	return value{text: p.Text}
 }
 
 // diff lists what an application would see differ: entities, their
 // order, their properties and values. __Distance may differ by 1 m.
-func diff(sds, ops []entity) []string {
+func diff(sds, ops []Entity) []string {
 	var d []string
-	ids := func(es []entity) []string {
+	ids := func(es []Entity) []string {
 		out := make([]string, len(es))
 		for i, e := range es {
-			out[i] = e.id
+			out[i] = e.ID
 		}
 		return out
 	}
@@ -411,22 +420,33 @@ func diff(sds, ops []entity) []string {
 			d = append(d, fmt.Sprintf("entities: SDS %s, sdsops %s", list(a), list(b)))
 		}
 	}
-	byID := map[string]entity{}
+	byID := map[string]Entity{}
 	for _, e := range ops {
-		byID[e.id] = e
+		byID[e.ID] = e
+	}
+	names := func(e Entity) string {
+		var n []string
+		for _, p := range e.Props {
+			n = append(n, p.Name)
+		}
+		return strings.Join(n, ",")
 	}
 	for _, e := range sds {
-		o, ok := byID[e.id]
+		o, ok := byID[e.ID]
 		if !ok {
 			continue
 		}
-		if strings.Join(e.names, ",") != strings.Join(o.names, ",") {
-			d = append(d, fmt.Sprintf("entity %s: properties SDS [%s], sdsops [%s]", e.id, strings.Join(e.names, ","), strings.Join(o.names, ",")))
+		if names(e) != names(o) {
+			d = append(d, fmt.Sprintf("entity %s: properties SDS [%s], sdsops [%s]", e.ID, names(e), names(o)))
 		}
-		for _, n := range e.names {
-			v, w := e.vals[n], o.vals[n]
-			if _, has := o.vals[n]; has && !sameValue(n, v, w) {
-				d = append(d, fmt.Sprintf("entity %s: %s: SDS %s, sdsops %s", e.id, n, v, w))
+		theirs := map[string]Prop{}
+		for _, p := range o.Props {
+			theirs[p.Name] = p
+		}
+		for _, p := range e.Props {
+			q, has := theirs[p.Name]
+			if v, w := normalise(p), normalise(q); has && !sameValue(p.Name, v, w) {
+				d = append(d, fmt.Sprintf("entity %s: %s: SDS %s, sdsops %s", e.ID, p.Name, v, w))
 			}
 		}
 	}
