@@ -28,17 +28,25 @@ func triOf(b bool) tri {
 	return tFalse
 }
 
-// filterVec keeps the entities of idx for which n is true, in place.
-func filterVec(t *Table, n node, idx []int32) []int32 {
+// filterVec keeps the entities of idx for which n is true, in place, and
+// the distances of dist beside them (dist may be nil).
+func filterVec(t *Table, n node, idx []int32, dist []float64) ([]int32, []float64) {
 	out := make([]tri, len(idx))
 	n.evalVec(t, idx, out)
-	kept := idx[:0]
+	kept := 0
 	for k, i := range idx {
 		if out[k] == tTrue {
-			kept = append(kept, i)
+			idx[kept] = i
+			if dist != nil {
+				dist[kept] = dist[k]
+			}
+			kept++
 		}
 	}
-	return kept
+	if dist != nil {
+		dist = dist[:kept]
+	}
+	return idx[:kept], dist
 }
 
 // node is a $filter expression, evaluated a column at a time: out[k] is

@@ -35,13 +35,12 @@ const (
 // Request holds the options of a request that are not about which
 // entities answer: how to render them and where from.
 type Request struct {
-	Format      Format
-	InlineCount bool
-	Staging     bool
-	JSONP       string // callback name; "" for none
-	JSONState   string // jsonso, passed as the callback's second argument
-	HasJSONSO   bool
-	Key         string
+	Format    Format
+	Staging   bool
+	JSONP     string // callback name; "" for none
+	JSONState string // jsonso, passed as the callback's second argument
+	HasJSONSO bool
+	Key       string
 }
 
 // Params are a request's parameters with lowercase names.
@@ -90,13 +89,6 @@ func ParseRequest(p Params) (*Request, error) {
 		r.Format = JSON
 	default:
 		return nil, badRequest("$format must be atom or json, not %q.", clip(f))
-	}
-	switch c := strings.ToLower(strings.TrimSpace(p["$inlinecount"])); c {
-	case "", "none":
-	case "allpages":
-		r.InlineCount = true
-	default:
-		return nil, badRequest("$inlinecount must be allpages or none, not %q.", clip(c))
 	}
 	var err error
 	if r.Staging, err = parseBool(p["isstaging"]); err != nil {

@@ -29,13 +29,14 @@ type Query struct {
 	S, W, N, E float64
 	Area       geom.Geometry
 
-	area     *area
-	filter   node
-	sel      []selItem // nil: every column
-	order    []orderKey
-	Top      int
-	Skip     int
-	needDist bool // __Distance is selected or ordered by
+	area        *area
+	filter      node
+	sel         []selItem // nil: every column
+	order       []orderKey
+	Top         int
+	Skip        int
+	InlineCount bool // $inlinecount=allpages: Result.Count is wanted
+	needDist    bool // __Distance is selected or ordered by
 }
 
 type selKind int
@@ -86,6 +87,13 @@ func Parse(t *Table, p Params) (*Query, error) {
 	}
 	if q.Skip, err = parseCount(p, "$skip", 0, MaxSkip); err != nil {
 		return nil, err
+	}
+	switch c := strings.ToLower(strings.TrimSpace(p["$inlinecount"])); c {
+	case "", "none":
+	case "allpages":
+		q.InlineCount = true
+	default:
+		return nil, badRequest("$inlinecount must be allpages or none, not %q.", clip(c))
 	}
 	return q, nil
 }

@@ -184,6 +184,7 @@ func TestRefused(t *testing.T) {
 		{"$filter=Open eq 1&$orderby=Open sideways", "asc or desc"},
 		{"$filter=Open eq 1&$select=__Distance", "nearby or bbox"},
 		{"$filter=Open eq 1&$select=Nope", "not a property"},
+		{"$filter=Open eq 1&$inlinecount=some", "allpages or none"},
 	} {
 		_, _, _, err := run(t, coffee, tc.query)
 		e, ok := err.(*Error)
@@ -222,7 +223,6 @@ func TestParseRequest(t *testing.T) {
 		{"$format=xml", false},
 		{"$format=JSON&$inlinecount=allpages&isStaging=1", true},
 		{"isStaging=yes", false},
-		{"$inlinecount=some", false},
 	} {
 		p, err := ParseParams(tc.query)
 		if err == nil {
@@ -239,7 +239,7 @@ func TestParseRequest(t *testing.T) {
 
 func TestPaging(t *testing.T) {
 	coffee := load(t, querytest.CoffeeShops())
-	all, res, _, err := run(t, coffee, "spatialFilter=bbox(-90,-180,90,180)&$top=250")
+	all, res, _, err := run(t, coffee, "spatialFilter=bbox(-90,-180,90,180)&$top=250&$inlinecount=allpages")
 	if err != nil || res.Count != coffee.Len() {
 		t.Fatalf("%v, count %d", err, res.Count)
 	}

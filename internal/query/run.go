@@ -22,47 +22,113 @@ type Row struct {
 // Result is a page of an answer and the size of the whole answer.
 type Result struct {
 	Rows  []Row
-	Count int // entities matching before $skip and $top
+	Count int // entities matching before $skip and $top; -1 when not counted (no $inlinecount)
 }
 
 // Run answers q from t: the spatial filter finds candidates through an
 // R-tree, $filter is evaluated over them a column at a time, and only
 // the page asked for is sorted.
 func (t *Table) Run(q *Query) Result {
-	idx := t.candidates(q)
-	if q.filter != nil {
-		idx = filterVec(t, q.filter, idx)
+	if rows, ok := t.runInIDOrder(q); ok {
+		return Result{Rows: rows, Count: -1}
 	}
-	row := func(i int32) Row {
-		r := Row{Index: int(i)}
-		if q.Spatial == Nearby || q.needDist {
-			lat, lon, _ := t.Point(int(i))
+	idx, dist := t.candidates(q)
+	if q.filter != nil {
+		idx, dist = filterVec(t, q.filter, idx, dist)
+	}
+	row := func(k int) Row {
+		r := Row{Index: int(idx[k])}
+		switch {
+		case dist != nil:
+			r.Distance = dist[k]
+		case q.needDist:
+			lat, lon, _ := t.Point(r.Index)
 			r.Distance = haversine(q.Lat, q.Lon, lat, lon)
 		}
 		return r
 	}
-	return Result{Count: len(idx), Rows: page(idx, row, q.Skip, q.Top, t.less(q))}
+	return Result{Count: len(idx), Rows: page(len(idx), row, q.Skip, q.Top, t.less(q))}
 }
 
-// candidates returns the entities within the spatial filter, each once.
-func (t *Table) candidates(q *Query) []int32 {
+// runInIDOrder answers, without counting, a query over (nearly) the whole
+// data source in the default order: it walks the entities in entity ID
+// order, a batch at a time, and stops once the page is full.
+func (t *Table) runInIDOrder(q *Query) ([]Row, bool) {
+	if q.InlineCount || len(q.order) > 0 || q.Spatial != NoSpatial && q.Spatial != BBox {
+		return nil, false
+	}
+	box := rtree.Box{MinX: -180, MinY: -90, MaxX: 180, MaxY: 90}
+	if q.Spatial == BBox {
+		box = rtree.Box{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}
+		if ext, ok := t.points.Extent(); !ok || q.W > q.E || !covers(box, ext) {
+			return nil, false
+		}
+	}
+	want := q.Skip + q.Top
+	rows := []Row{}
+	batch := make([]int32, 0, 512)
+	flush := func() {
+		if q.filter != nil {
+			batch, _ = filterVec(t, q.filter, batch, nil)
+		}
+		for _, i := range batch {
+			if len(rows) < want {
+				r := Row{Index: int(i)}
+				if q.needDist {
+					lat, lon, _ := t.Point(int(i))
+					r.Distance = haversine(q.Lat, q.Lon, lat, lon)
+				}
+				rows = append(rows, r)
+			}
+		}
+		batch = batch[:0]
+	}
+	for _, i := range t.byID {
+		if len(rows) >= want {
+			break
+		}
+		if q.Spatial == BBox {
+			if _, _, ok := t.Point(int(i)); !ok {
+				continue
+			}
+		}
+		if batch = append(batch, i); len(batch) == cap(batch) {
+			flush()
+		}
+	}
+	flush()
+	if q.Skip >= len(rows) {
+		return []Row{}, true
+	}
+	return rows[q.Skip:], true
+}
+
+// candidates returns the entities within the spatial filter, each once,
+// and for nearby their distances.
+func (t *Table) candidates(q *Query) ([]int32, []float64) {
 	var idx []int32
 	add := func(i int) error { idx = append(idx, int32(i)); return nil }
 	switch q.Spatial {
 	case Nearby:
+		dist := []float64{}
 		bs := nearbyBoxes(q.Lat, q.Lon, q.Km)
+		var seen map[int]bool // two boxes may share points on the antimeridian
+		if len(bs) > 1 {
+			seen = map[int]bool{}
+		}
 		for _, b := range bs {
 			_ = t.points.RangeSearch(b, func(i int) error {
 				lat, lon, _ := t.Point(i)
-				if haversine(q.Lat, q.Lon, lat, lon) <= q.Km {
-					idx = append(idx, int32(i))
+				if d := haversine(q.Lat, q.Lon, lat, lon); d <= q.Km && !seen[i] {
+					idx, dist = append(idx, int32(i)), append(dist, d)
+					if seen != nil {
+						seen[i] = true
+					}
 				}
 				return nil
 			})
 		}
-		if len(bs) > 1 {
-			idx = dedupe(idx)
-		}
+		return idx, dist
 	case BBox:
 		bs := []rtree.Box{{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}}
 		if q.W > q.E { // across the antimeridian
@@ -76,7 +142,7 @@ func (t *Table) candidates(q *Query) []int32 {
 					idx = append(idx, int32(i))
 				}
 			}
-			return idx
+			return idx, nil
 		}
 		for _, b := range bs {
 			_ = t.points.RangeSearch(b, add)
@@ -98,7 +164,7 @@ func (t *Table) candidates(q *Query) []int32 {
 			idx[i] = int32(i)
 		}
 	}
-	return idx
+	return idx, nil
 }
 
 func covers(outer, inner rtree.Box) bool {
@@ -195,25 +261,25 @@ func (t *Table) compareRows(col int, a, b Row) int {
 	return strings.Compare(d.str[i], d.str[j])
 }
 
-// page returns the rows of idx[skip:skip+top] in order, sorting only as
+// page returns rows skip to skip+top of the n that row makes, in order, sorting only as
 // much as it must: a small page of a large answer is selected with a
 // bounded heap, without a Row for every candidate.
-func page(idx []int32, row func(int32) Row, skip, top int, less func(a, b Row) bool) []Row {
-	if skip >= len(idx) || top == 0 {
+func page(n int, row func(k int) Row, skip, top int, less func(a, b Row) bool) []Row {
+	if skip >= n || top == 0 {
 		return []Row{}
 	}
 	k := skip + top
-	if k >= len(idx)/4 {
-		rows := make([]Row, len(idx))
-		for j, i := range idx {
-			rows[j] = row(i)
+	if k >= n/4 {
+		rows := make([]Row, n)
+		for j := range rows {
+			rows[j] = row(j)
 		}
 		sort.Slice(rows, func(i, j int) bool { return less(rows[i], rows[j]) })
 		return rows[skip:min(k, len(rows))]
 	}
 	h := &rowHeap{less: less, rows: make([]Row, 0, k)}
-	for _, i := range idx {
-		r := row(i)
+	for j := 0; j < n; j++ {
+		r := row(j)
 		if len(h.rows) < k {
 			heap.Push(h, r)
 		} else if less(r, h.rows[0]) {

@@ -45,6 +45,7 @@ type Table struct {
 	shapes             []geom.Geometry // per entity: its geography, or its point; empty without either
 	ids                map[string]int
 	rank               []int32 // each entity's place in entity ID order
+	byID               []int32 // the entities in entity ID order
 	points, areas      *rtree.RTree
 }
 
@@ -232,6 +233,7 @@ func (b *Builder) Build() (*Table, error) {
 	}
 	ids := t.cols[t.key].str
 	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(ids[a], ids[b]) })
+	t.byID = order
 	t.rank = make([]int32, t.n)
 	for r, i := range order {
 		t.rank[i] = int32(r)

@@ -178,7 +178,7 @@ func (h *Handler) answer(ctx context.Context, r *http.Request) (int, []byte, str
 			return 0, nil, "", err
 		}
 		res := tb.Run(q)
-		if req.InlineCount {
+		if q.InlineCount {
 			pg.count = res.Count
 		}
 		pg.entities = make([]entity, len(res.Rows))
