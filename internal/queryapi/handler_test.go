@@ -37,7 +37,7 @@ func loadTable(t testing.TB, export string) *query.Table {
 
 // newServer serves the docs' two data sources: FourthCoffeeSample private
 // without a query key, SampleDataSource private with one.
-func newServer(t *testing.T) (*httptest.Server, *Sources) {
+func newServer(t testing.TB) (*httptest.Server, *Sources) {
 	t.Helper()
 	srcs := &Sources{}
 	srcs.Put(&Source{AccessID: querytest.AccessID, Name: querytest.Name, Published: loadTable(t, querytest.CoffeeShops())})
