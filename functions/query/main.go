@@ -2,8 +2,8 @@
 // from the newest verified archive of each data source, behind an API
 // Gateway HTTP API ($default stage, so the SDS paths arrive unchanged).
 //
-// Environment: ARCHIVE_BUCKET, CATALOG_PREFIX, S3_USE_PATH_STYLE (as the
-// other functions);
+// Environment: ARCHIVE_BUCKET, ARCHIVE_PREFIX, CATALOG_PREFIX,
+// S3_USE_PATH_STYLE (as the other functions);
 // QUERY_KEYS_SECRET_ID, a secret holding a queryapi.KeyConfig (key hashes
 // only); QUERY_RECHECK, how often the catalog is read again (a Go
 // duration, default 1m); QUERY_COPYRIGHT, the __copyright text.
@@ -73,7 +73,7 @@ func newHandler(ctx context.Context, getenv func(string) string, log *slog.Logge
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = pathStyle })
 	return &queryapi.Handler{
 		Catalog: &queryarchive.Catalog{
-			Records: catalog.New(s3c, bucket, getenv("CATALOG_PREFIX")), Objects: s3c, Bucket: bucket,
+			Records: catalog.New(s3c, bucket, getenv("CATALOG_PREFIX")), Objects: s3c, Bucket: bucket, Prefix: getenv("ARCHIVE_PREFIX"),
 			QueryKeys: keys.Query, Recheck: recheck, Log: log,
 		},
 		AccountKeys: keys.Account,

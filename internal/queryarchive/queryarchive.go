@@ -1,29 +1,41 @@
 // Package queryarchive serves data sources to the Query API from their
-// newest verified archives in S3, as the catalog records them: a
-// queryapi.Catalog that reads S3 only, never SDS.
+// newest verified archives in S3: a queryapi.Catalog that reads S3 only,
+// never SDS.
 //
-// A data source is loaded on its first request and checked against the
-// catalog again at most every Recheck; a newer verified archive is loaded
-// beside the served one and replaces it in one step, so no request sees
-// half of each. An archive whose bytes do not match the sha256 the catalog
-// verified is never served: the version before it stays.
+// A data source is known when the catalog has a record of it (which also
+// says whether it is public). Its newest verified archive is the newest
+// archive whose manifest says verified, with the sha256 it recorded: the
+// catalog's verified version is one of them, and a backup on request,
+// which the catalog cannot tie to a version, is another. A data source is
+// loaded on its first request and checked again at most every Recheck; a
+// newer verified archive is loaded beside the served one and replaces it
+// in one step, so no request sees half of each. An archive whose bytes do
+// not match the sha256 verified for it is never served: the version
+// before it stays.
 package queryarchive
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/query"
 	"github.com/sdsops/sdsops/internal/queryapi"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -38,10 +50,15 @@ type Records interface {
 	Get(ctx context.Context, id catalog.ID) (catalog.Record, error)
 }
 
-// Objects reads archives.
+// Objects lists and reads archives and their manifests.
 type Objects interface {
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
+
+// maxManifests bounds how many manifests, newest first, are read to find
+// a verified one.
+const maxManifests = 20
 
 // ErrTampered: an archive's bytes are not those the catalog verified.
 var ErrTampered = errors.New("archive does not match its verified sha256")
@@ -51,6 +68,7 @@ type Catalog struct {
 	Records Records
 	Objects Objects
 	Bucket  string
+	Prefix  string // of the archives; "" for archive.DefaultPrefix
 	// QueryKeys are the SHA-256 hashes of data sources' query keys, by
 	// catalog.ID.Key(); a data source without one answers the account's keys.
 	QueryKeys map[string][32]byte
@@ -123,19 +141,20 @@ func (c *Catalog) refresh(ctx context.Context, id catalog.ID, e *entry) (*querya
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", id, err)
 	}
-	if rec.ArchiveKey == "" || rec.VerifiedVersion == "" || rec.SHA256 == "" {
-		return nil, queryapi.ErrNoSource // never archived and verified
+	key, sum, err := c.newestVerified(ctx, rec)
+	if err != nil {
+		return nil, err
 	}
-	if cur := e.src.Load(); cur != nil && rec.SHA256 == e.sha {
+	if cur := e.src.Load(); cur != nil && sum == e.sha {
 		e.checked.Store(c.now().UnixNano())
 		return c.withRecord(cur, rec, id), nil
 	}
-	tb, err := c.load(ctx, rec)
+	tb, err := c.load(ctx, rec.Name, key, sum)
 	if err != nil {
 		return nil, err
 	}
 	src := c.withRecord(&queryapi.Source{Published: tb}, rec, id)
-	e.sha = rec.SHA256
+	e.sha = sum
 	e.checked.Store(c.now().UnixNano())
 	return src, nil
 }
@@ -153,25 +172,84 @@ func (c *Catalog) withRecord(src *queryapi.Source, rec catalog.Record, id catalo
 	return &next
 }
 
-// load reads the archive and checks its bytes against the sha256 the
-// catalog verified.
-func (c *Catalog) load(ctx context.Context, rec catalog.Record) (*query.Table, error) {
-	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &rec.ArchiveKey})
+// newestVerified finds the newest archive of rec's data source whose
+// manifest says verified, and the sha256 it recorded; without one, the
+// archive the catalog names.
+func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, sum string, err error) {
+	prefix := c.Prefix
+	if prefix == "" {
+		prefix = archive.DefaultPrefix
+	}
+	prefix += rec.AccessID + "/" + rec.Name + "/"
+	var manifests []types.Object
+	in := &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix}
+	for {
+		out, err := c.Objects.ListObjectsV2(ctx, in)
+		if err != nil {
+			return "", "", fmt.Errorf("list s3://%s/%s: %w", c.Bucket, prefix, err)
+		}
+		for _, o := range out.Contents {
+			if strings.HasSuffix(aws.ToString(o.Key), ".xml"+conversion.ManifestSuffix) {
+				manifests = append(manifests, o)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+	slices.SortFunc(manifests, func(a, b types.Object) int {
+		if c := aws.ToTime(b.LastModified).Compare(aws.ToTime(a.LastModified)); c != 0 {
+			return c
+		}
+		return strings.Compare(aws.ToString(b.Key), aws.ToString(a.Key))
+	})
+	for _, o := range manifests[:min(len(manifests), maxManifests)] {
+		var m archive.Manifest
+		if err := c.readJSON(ctx, aws.ToString(o.Key), &m); err != nil {
+			return "", "", err
+		}
+		if m.Verified && len(m.SHA256) == 64 && m.Key == strings.TrimSuffix(aws.ToString(o.Key), conversion.ManifestSuffix) {
+			return m.Key, strings.ToLower(m.SHA256), nil
+		}
+	}
+	if rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64 {
+		return rec.ArchiveKey, rec.SHA256, nil
+	}
+	return "", "", queryapi.ErrNoSource // never archived and verified
+}
+
+func (c *Catalog) readJSON(ctx context.Context, key string, v any) error {
+	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
-		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, rec.ArchiveKey, err)
+		return fmt.Errorf("read s3://%s/%s: %w", c.Bucket, key, err)
+	}
+	defer obj.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(obj.Body, 1<<20)).Decode(v); err != nil {
+		return fmt.Errorf("read s3://%s/%s: %w", c.Bucket, key, err)
+	}
+	return nil
+}
+
+// load reads an archive and checks its bytes against the sha256 verified
+// for it.
+func (c *Catalog) load(ctx context.Context, name, key, sum string) (*query.Table, error) {
+	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, key, err)
 	}
 	defer obj.Body.Close()
 	h := sha256.New()
 	body := io.TeeReader(obj.Body, h)
-	tb, err := query.DataSetLoader{DataSetName: rec.Name}.Load(ctx, body)
+	tb, err := query.DataSetLoader{DataSetName: name}.Load(ctx, body)
 	if _, cerr := io.Copy(io.Discard, body); err == nil && cerr != nil {
 		err = cerr
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != rec.SHA256 {
-		return nil, fmt.Errorf("s3://%s/%s: %w (catalog %s, read %s)", c.Bucket, rec.ArchiveKey, ErrTampered, rec.SHA256, got)
+	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+		return nil, fmt.Errorf("s3://%s/%s: %w (verified %s, read %s)", c.Bucket, key, ErrTampered, sum, got)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load s3://%s/%s: %w", c.Bucket, rec.ArchiveKey, err)
+		return nil, fmt.Errorf("load s3://%s/%s: %w", c.Bucket, key, err)
 	}
 	return tb, nil
 }

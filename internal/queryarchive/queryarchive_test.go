@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,8 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/query/querytest"
 	"github.com/sdsops/sdsops/internal/queryapi"
@@ -57,20 +60,30 @@ func (f *fixture) advance(d time.Duration) {
 	f.mu.Unlock()
 }
 
-// archive puts an export in the bucket and records it in the catalog as
-// the verified version (sha256 given, or the export's own).
-func (f *fixture) archive(t *testing.T, version, export, sum, visibility string) {
+// archive puts an export and its manifest in the bucket, as a backup
+// does, and records the data source in the catalog; with a version, as
+// its verified version (a nightly backup), else only its visibility (a
+// backup on request). sum "" is the export's own sha256.
+func (f *fixture) archive(t *testing.T, job, version, export, sum string, verified bool, visibility string) {
 	t.Helper()
-	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/" + version + ".xml"
-	if _, err := f.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &f.bucket, Key: &key, Body: strings.NewReader(export)}); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/2026/12/06/" + job + ".xml"
 	if sum == "" {
 		h := sha256.Sum256([]byte(export))
 		sum = hex.EncodeToString(h[:])
 	}
-	if _, err := f.store.Update(context.Background(), ds, func(r *catalog.Record) error {
-		r.Verified(catalog.Archive{Version: version, At: f.now, ArchiveKey: key, SHA256: sum, EntityCount: 22})
+	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: ds.AccessID, DataSourceName: ds.Name, JobID: job,
+		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export))})
+	for k, body := range map[string]string{key: export, key + ".manifest.json": string(manifest)} {
+		if _, err := f.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond) // S3 times objects to the second: the next archive is newer
+	if _, err := f.store.Update(ctx, ds, func(r *catalog.Record) error {
+		if version != "" {
+			r.Verified(catalog.Archive{Version: version, At: f.now, ArchiveKey: key, SHA256: sum, EntityCount: 22})
+		}
 		r.Visibility = visibility
 		return nil
 	}); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
@@ -93,7 +106,7 @@ func TestServesNewestVerifiedArchive(t *testing.T) {
 	if _, err := f.cat.Source(ctx, ds.AccessID, ds.Name); !errors.Is(err, queryapi.ErrNoSource) {
 		t.Fatalf("before any archive: %v, want ErrNoSource", err)
 	}
-	f.archive(t, "job1", querytest.CoffeeShops(), "", catalog.Private)
+	f.archive(t, "job1", "", querytest.CoffeeShops(), "", true, catalog.Private) // on request: no version
 	src, err := f.cat.Source(ctx, ds.AccessID, strings.ToLower(ds.Name))
 	if err != nil {
 		t.Fatal(err)
@@ -102,13 +115,19 @@ func TestServesNewestVerifiedArchive(t *testing.T) {
 		t.Errorf("served %+v", src)
 	}
 	// A newer verified archive is served once the catalog is read again.
-	f.archive(t, "job2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", catalog.Public)
+	f.archive(t, "job2", "v2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", true, catalog.Public)
 	if src, _ = f.cat.Source(ctx, ds.AccessID, ds.Name); name22067(t, src) != "Fourth Coffee Store #22067" {
 		t.Error("the catalog was read again before Recheck")
 	}
 	f.advance(2 * time.Minute)
 	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" || !src.Public {
 		t.Errorf("after the recheck: %v, public %v", err, src.Public)
+	}
+	// A newer archive that failed verification is not served.
+	f.archive(t, "job3", "", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Unverified<", 1), "", false, catalog.Public)
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" {
+		t.Errorf("an unverified archive was served: %v", err)
 	}
 }
 
@@ -118,16 +137,16 @@ func TestServesNewestVerifiedArchive(t *testing.T) {
 func TestTamperedArchiveIsNotServed(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	f.archive(t, "job1", querytest.CoffeeShops(), strings.Repeat("0", 64), catalog.Private)
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), strings.Repeat("0", 64), true, catalog.Private)
 	if _, err := f.cat.Source(ctx, ds.AccessID, ds.Name); !errors.Is(err, ErrTampered) {
 		t.Fatalf("tampered first archive: %v, want ErrTampered", err)
 	}
-	f.archive(t, "job2", querytest.CoffeeShops(), "", catalog.Private)
+	f.archive(t, "job2", "v2", querytest.CoffeeShops(), "", true, catalog.Private)
 	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.archive(t, "job3", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Tampered<", 1), strings.Repeat("1", 64), catalog.Private)
+	f.archive(t, "job3", "v3", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Tampered<", 1), strings.Repeat("1", 64), true, catalog.Private)
 	f.advance(2 * time.Minute)
 	again, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
 	if err != nil || again.Published != src.Published || name22067(t, again) != "Fourth Coffee Store #22067" {
@@ -148,7 +167,7 @@ func TestUnknownAndMalformed(t *testing.T) {
 // the answer change, with no request failing during the switch.
 func TestSwitchThroughHandler(t *testing.T) {
 	f := newFixture(t)
-	f.archive(t, "job1", querytest.CoffeeShops(), "", catalog.Private)
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
 	h := &queryapi.Handler{Catalog: f.cat, AccountKeys: [][32]byte{queryapi.HashKey("k")}}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -169,7 +188,7 @@ func TestSwitchThroughHandler(t *testing.T) {
 	if !strings.Contains(get(), `"Name":"Fourth Coffee Store #22067"`) {
 		t.Fatal("first version not served")
 	}
-	f.archive(t, "job2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", catalog.Private)
+	f.archive(t, "job2", "v2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", true, catalog.Private)
 	f.advance(2 * time.Minute)
 	var wg sync.WaitGroup
 	bodies := make([]string, 8)
