@@ -206,3 +206,39 @@ func TestSwitchThroughHandler(t *testing.T) {
 		}
 	}
 }
+
+// failingRecords fails every read once switched on.
+type failingRecords struct {
+	Records
+	fail bool
+}
+
+func (f *failingRecords) Get(ctx context.Context, id catalog.ID) (catalog.Record, error) {
+	if f.fail {
+		return catalog.Record{}, errors.New("S3 is unreachable")
+	}
+	return f.Records.Get(ctx, id)
+}
+
+// When the catalog cannot be read, the served version stays; with none
+// served yet, the error reaches the handler (a 503).
+func TestCatalogUnreadable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	recs := &failingRecords{Records: f.store}
+	f.cat.Records = recs
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
+	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs.fail = true
+	f.advance(2 * time.Minute)
+	if again, err := f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || again.Published != src.Published {
+		t.Errorf("catalog unreadable: %v; the served version should stay", err)
+	}
+	other := &Catalog{Records: recs, Objects: f.api, Bucket: f.bucket, Log: f.cat.Log}
+	if _, err := other.Source(ctx, ds.AccessID, ds.Name); err == nil || errors.Is(err, queryapi.ErrNoSource) {
+		t.Errorf("nothing served and the catalog unreadable: %v, want a server error", err)
+	}
+}
