@@ -31,7 +31,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
@@ -174,14 +173,16 @@ func (c *Catalog) withRecord(src *queryapi.Source, rec catalog.Record, id catalo
 
 // newestVerified finds the newest archive of rec's data source whose
 // manifest says verified, and the sha256 it recorded; without one, the
-// archive the catalog names.
+// archive the catalog names. Newest is by the job's date in the key, then
+// by when the copy finished: not by the manifest's last modification,
+// which a later conversion of an old archive renews.
 func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, sum string, err error) {
 	prefix := c.Prefix
 	if prefix == "" {
 		prefix = archive.DefaultPrefix
 	}
 	prefix += rec.AccessID + "/" + rec.Name + "/"
-	var manifests []types.Object
+	var keys []string
 	in := &s3.ListObjectsV2Input{Bucket: &c.Bucket, Prefix: &prefix}
 	for {
 		out, err := c.Objects.ListObjectsV2(ctx, in)
@@ -189,8 +190,8 @@ func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, 
 			return "", "", fmt.Errorf("list s3://%s/%s: %w", c.Bucket, prefix, err)
 		}
 		for _, o := range out.Contents {
-			if strings.HasSuffix(aws.ToString(o.Key), ".xml"+conversion.ManifestSuffix) {
-				manifests = append(manifests, o)
+			if k := aws.ToString(o.Key); strings.HasSuffix(k, ".xml"+conversion.ManifestSuffix) {
+				keys = append(keys, k)
 			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
@@ -198,20 +199,33 @@ func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, 
 		}
 		in.ContinuationToken = out.NextContinuationToken
 	}
-	slices.SortFunc(manifests, func(a, b types.Object) int {
-		if c := aws.ToTime(b.LastModified).Compare(aws.ToTime(a.LastModified)); c != 0 {
-			return c
+	// Keys end in yyyy/mm/dd/<jobId>.xml.manifest.json: by day, newest first.
+	day := func(k string) string { return k[:strings.LastIndexByte(k, '/')] }
+	slices.SortFunc(keys, func(a, b string) int { return strings.Compare(day(b), day(a)) })
+	read := 0
+	for i := 0; i < len(keys) && read < maxManifests; {
+		j := i
+		for j < len(keys) && day(keys[j]) == day(keys[i]) {
+			j++
 		}
-		return strings.Compare(aws.ToString(b.Key), aws.ToString(a.Key))
-	})
-	for _, o := range manifests[:min(len(manifests), maxManifests)] {
-		var m archive.Manifest
-		if err := c.readJSON(ctx, aws.ToString(o.Key), &m); err != nil {
-			return "", "", err
+		var best *archive.Manifest
+		for _, k := range keys[i:j] {
+			if read++; read > maxManifests {
+				break
+			}
+			var m archive.Manifest
+			if err := c.readJSON(ctx, k, &m); err != nil {
+				return "", "", err
+			}
+			if m.Verified && len(m.SHA256) == 64 && m.Key == strings.TrimSuffix(k, conversion.ManifestSuffix) &&
+				(best == nil || m.FinishedAt.After(best.FinishedAt)) {
+				best = &m
+			}
 		}
-		if m.Verified && len(m.SHA256) == 64 && m.Key == strings.TrimSuffix(aws.ToString(o.Key), conversion.ManifestSuffix) {
-			return m.Key, strings.ToLower(m.SHA256), nil
+		if best != nil {
+			return best.Key, strings.ToLower(best.SHA256), nil
 		}
+		i = j
 	}
 	if rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64 {
 		return rec.ArchiveKey, rec.SHA256, nil

@@ -36,12 +36,15 @@ type fixture struct {
 	cat    *Catalog
 	now    time.Time
 	mu     sync.Mutex
+	// finished is the FinishedAt of the last archive's manifest: each
+	// archive finishes a minute after the one before.
+	finished time.Time
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	api := testenv.S3(t)
-	f := &fixture{api: api, bucket: testenv.Bucket(t, api), now: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)}
+	f := &fixture{api: api, bucket: testenv.Bucket(t, api), now: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC), finished: time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)}
 	f.store = catalog.New(api, f.bucket, "")
 	f.cat = &Catalog{Records: f.store, Objects: api, Bucket: f.bucket, Recheck: time.Minute,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: f.clock}
@@ -66,20 +69,26 @@ func (f *fixture) advance(d time.Duration) {
 // backup on request). sum "" is the export's own sha256.
 func (f *fixture) archive(t *testing.T, job, version, export, sum string, verified bool, visibility string) {
 	t.Helper()
+	f.archiveOn(t, "2026/12/06", job, version, export, sum, verified, visibility)
+}
+
+// archiveOn is archive for a job of another day.
+func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string, verified bool, visibility string) {
+	t.Helper()
 	ctx := context.Background()
-	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/2026/12/06/" + job + ".xml"
+	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/" + date + "/" + job + ".xml"
+	f.finished = f.finished.Add(time.Minute)
 	if sum == "" {
 		h := sha256.Sum256([]byte(export))
 		sum = hex.EncodeToString(h[:])
 	}
 	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: ds.AccessID, DataSourceName: ds.Name, JobID: job,
-		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export))})
+		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export)), FinishedAt: f.finished})
 	for k, body := range map[string]string{key: export, key + ".manifest.json": string(manifest)} {
 		if _, err := f.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(1100 * time.Millisecond) // S3 times objects to the second: the next archive is newer
 	if _, err := f.store.Update(ctx, ds, func(r *catalog.Record) error {
 		if version != "" {
 			r.Verified(catalog.Archive{Version: version, At: f.now, ArchiveKey: key, SHA256: sum, EntityCount: 22})
@@ -122,6 +131,13 @@ func TestServesNewestVerifiedArchive(t *testing.T) {
 	f.advance(2 * time.Minute)
 	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" || !src.Public {
 		t.Errorf("after the recheck: %v, public %v", err, src.Public)
+	}
+	// An older archive whose manifest is rewritten later (a conversion on
+	// request) does not become the newest.
+	f.archiveOn(t, "2026/11/30", "job0", "", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Older<", 1), "", true, catalog.Public)
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" {
+		t.Errorf("an archive of an earlier day was served: %v", err)
 	}
 	// A newer archive that failed verification is not served.
 	f.archive(t, "job3", "", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Unverified<", 1), "", false, catalog.Public)
