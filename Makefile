@@ -4,7 +4,7 @@ GO ?= go
 FUZZTIME ?= 5s
 # Fuzz targets run briefly by `make test`: package:target pairs.
 FUZZ_TARGETS := ./internal/sds:FuzzDecoders ./internal/sds:FuzzValidate ./internal/dataset:FuzzLenientVerifier ./internal/task:FuzzEvents \
-  ./internal/dataset:FuzzVerifier ./internal/geojson:FuzzConvert
+  ./internal/dataset:FuzzVerifier ./internal/geojson:FuzzConvert ./internal/query:FuzzParse ./internal/queryapi:FuzzHandler
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
 # The functions: one main package per directory under functions/.
@@ -143,6 +143,8 @@ build-%Function:
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
+	$(GO) test -run '^$$' -bench 'Query$$' -benchtime 1000x ./internal/query/
+	$(GO) test -run '^$$' -bench 'VersusDuckDB|Load' -benchtime 1x ./internal/query/
 
 # bench-nightly: minutes of nested executions in moto; prints a line per night.
 bench-nightly: tools
