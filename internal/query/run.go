@@ -57,9 +57,8 @@ func (t *Table) runInIDOrder(q *Query) ([]Row, bool) {
 	if q.InlineCount || len(q.order) > 0 || q.Spatial != NoSpatial && q.Spatial != BBox {
 		return nil, false
 	}
-	box := rtree.Box{MinX: -180, MinY: -90, MaxX: 180, MaxY: 90}
 	if q.Spatial == BBox {
-		box = rtree.Box{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}
+		box := rtree.Box{MinX: q.W, MinY: q.S, MaxX: q.E, MaxY: q.N}
 		if ext, ok := t.points.Extent(); !ok || q.W > q.E || !covers(box, ext) {
 			return nil, false
 		}
