@@ -7,7 +7,8 @@ GO ?= go
 # (golang/go#75804). FUZZTIME (e.g. `make fuzz FUZZTIME=1m`) replaces every budget.
 FUZZ_TARGETS := ./internal/sds:FuzzDecoders:50000x ./internal/sds:FuzzValidate:34000x \
   ./internal/dataset:FuzzLenientVerifier:32000x ./internal/task:FuzzEvents:14000x \
-  ./internal/dataset:FuzzVerifier:68000x ./internal/geojson:FuzzConvert:15000x
+  ./internal/dataset:FuzzVerifier:68000x ./internal/geojson:FuzzConvert:15000x \
+  ./internal/query:FuzzParse:120000x ./internal/queryapi:FuzzHandler:50000x
 FUZZTIME ?=
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"
@@ -164,6 +165,8 @@ build-%Function:
 bench: tools build
 	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
+	$(GO) test -run '^$$' -bench 'Query$$' -benchtime 1000x ./internal/query/
+	$(GO) test -run '^$$' -bench 'VersusDuckDB|Load' -benchtime 1x ./internal/query/
 
 # bench-nightly: minutes of nested executions in moto; prints a line per night.
 bench-nightly: tools

@@ -12,6 +12,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sort"
@@ -19,8 +22,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/localrun"
+	"github.com/sdsops/sdsops/internal/queryapi"
+	"github.com/sdsops/sdsops/internal/queryarchive"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
@@ -72,15 +78,43 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 			fmt.Fprintln(os.Stderr, "saved", path)
 		})
 	}
-	printEnv(out, env, cfg)
+	queryURL, stopQuery, err := serveQuery(env)
+	if err != nil {
+		return err
+	}
+	defer stopQuery()
+	printEnv(out, env, cfg, queryURL)
 	<-ctx.Done()
 	return nil
 }
 
+// localQueryKey is the key the local Query API endpoint accepts, besides
+// the emulator's master key.
+const localQueryKey = "sdsops-local-query-key"
+
+// serveQuery serves the Query API from the archives in the local bucket,
+// as the query function does, on a free loopback port.
+func serveQuery(env *localrun.Env) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, fmt.Errorf("query endpoint: %w", err)
+	}
+	h := &queryapi.Handler{
+		Catalog: &queryarchive.Catalog{Records: catalog.New(env.S3, env.Bucket, ""), Objects: env.S3, Bucket: env.Bucket,
+			Recheck: 2 * time.Second, Log: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		AccountKeys: [][32]byte{queryapi.HashKey(localQueryKey)},
+		MasterKeys:  [][32]byte{queryapi.HashKey(localrun.DefaultMasterKey)},
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
-// dummy credentials, one variable per state machine, the bucket and the
-// emulator, then the sample data sources as comments.
-func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config) {
+// dummy credentials, one variable per state machine, the bucket, the
+// emulator and the Query API endpoint with a key that works, then the
+// sample data sources as comments.
+func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string) {
 	region := env.Stack.Moto.Region()
 	fmt.Fprintln(w, "# sdsops local stack: paste into another shell")
 	fmt.Fprintln(w, "unset AWS_PROFILE AWS_SESSION_TOKEN")
@@ -92,6 +126,8 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config) {
 		{"AWS_SECRET_ACCESS_KEY", "testing"},
 		{"ARCHIVE_BUCKET", env.Bucket},
 		{"SDSEMU_URL", env.EmulatorURL},
+		{"QUERY_URL", queryURL},
+		{"QUERY_KEY", localQueryKey},
 	}
 	names := make([]string, 0, len(env.StateMachines))
 	for name := range env.StateMachines {
@@ -110,6 +146,8 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config) {
 			fmt.Fprintf(w, "#   %s %s\n", ds.AccessID, ds.Name)
 		}
 	}
+	fmt.Fprintln(w, "# the Query API over the archives, once a data source is backed up, e.g.:")
+	fmt.Fprintln(w, `#   curl "$QUERY_URL/REST/v1/data/{accessId}/{dataSourceName}/{entityTypeName}?spatialFilter=nearby(47.6,-122.3,50)&\$format=json&key=$QUERY_KEY"`)
 	fmt.Fprintln(w, readyLine)
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,7 +77,7 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 			env[k] = v
 		}
 	}
-	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC", "SM_RESTORE", "SM_ROLLBACK"} {
+	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC", "SM_RESTORE", "SM_ROLLBACK", "QUERY_URL", "QUERY_KEY"} {
 		if env[v] == "" {
 			t.Fatalf("make up printed no %s:\n%s", v, printed)
 		}
@@ -152,6 +154,36 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	if status != "SUCCEEDED" || key == "" || backup["entityCount"] != float64(350) {
 		t.Fatalf("backup: %s, output %v", status, backup)
 	}
+	// The Query API answers from the archive (the catalog is re-read every
+	// 2 s), with the printed key.
+	count := func(id string) string {
+		t.Helper()
+		u := env["QUERY_URL"] + "/REST/v1/data/" + id + "/" + source + "/FourthCoffeeShops?spatialFilter=bbox(-90,-180,90,180)&$top=3&$inlinecount=allpages&$format=json&key=" + env["QUERY_KEY"]
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var doc struct {
+				D struct {
+					Count string `json:"__count"`
+				}
+			}
+			if resp.StatusCode == 200 && json.Unmarshal(body, &doc) == nil {
+				return doc.D.Count
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("query %s: %d %s", id, resp.StatusCode, body)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if n := count(accessID); n != "350" {
+		t.Errorf("the Query API counts %s entities, want 350", n)
+	}
 	// The backup converted the archive; converting it on request finds that.
 	if status, out, _ := run("SM_CONVERT", `{"key":"`+key+`"}`); status != "SUCCEEDED" || out["status"] != "Reused" {
 		t.Errorf("convert: %s, output %v", status, out)
@@ -165,6 +197,10 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	// The data source is gone: backing it up again fails.
 	if status, _, errName := run("SM_BACKUP", sample+`}`); status != "FAILED" || errName != "DataSourceNotFound" {
 		t.Errorf("backup after the delete: %s %s, want FAILED DataSourceNotFound", status, errName)
+	}
+	// Gone from SDS, it is still answered from its archive.
+	if n := count(accessID); n != "350" {
+		t.Errorf("after the delete, the Query API counts %s entities, want 350", n)
 	}
 
 	ls := string(aws("s3", "ls", "s3://"+env["ARCHIVE_BUCKET"], "--recursive"))
@@ -188,6 +224,9 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	}
 	if status, out, _ := run("SM_BACKUP", `{"accessId":"`+newID+`","dataSourceName":"`+source+`"}`); status != "SUCCEEDED" || out["entityCount"] != float64(350) {
 		t.Errorf("backup after the restore: %s, output %v", status, out)
+	}
+	if n := count(newID); n != "350" {
+		t.Errorf("the restored data source: the Query API counts %s entities, want 350", n)
 	}
 
 	stop()

@@ -1,0 +1,260 @@
+package queryarchive
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/query/querytest"
+	"github.com/sdsops/sdsops/internal/queryapi"
+	"github.com/sdsops/sdsops/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var ds = catalog.ID{AccessID: querytest.AccessID, Name: querytest.Name}
+
+type fixture struct {
+	api    *s3.Client
+	bucket string
+	store  *catalog.Store
+	cat    *Catalog
+	now    time.Time
+	mu     sync.Mutex
+	// finished is the FinishedAt of the last archive's manifest: each
+	// archive finishes a minute after the one before.
+	finished time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	api := testenv.S3(t)
+	f := &fixture{api: api, bucket: testenv.Bucket(t, api), now: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC), finished: time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)}
+	f.store = catalog.New(api, f.bucket, "")
+	f.cat = &Catalog{Records: f.store, Objects: api, Bucket: f.bucket, Recheck: time.Minute,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: f.clock}
+	return f
+}
+
+func (f *fixture) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fixture) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// archive puts an export and its manifest in the bucket, as a backup
+// does, and records the data source in the catalog; with a version, as
+// its verified version (a nightly backup), else only its visibility (a
+// backup on request). sum "" is the export's own sha256.
+func (f *fixture) archive(t *testing.T, job, version, export, sum string, verified bool, visibility string) {
+	t.Helper()
+	f.archiveOn(t, "2026/12/06", job, version, export, sum, verified, visibility)
+}
+
+// archiveOn is archive for a job of another day.
+func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string, verified bool, visibility string) {
+	t.Helper()
+	ctx := context.Background()
+	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/" + date + "/" + job + ".xml"
+	f.finished = f.finished.Add(time.Minute)
+	if sum == "" {
+		h := sha256.Sum256([]byte(export))
+		sum = hex.EncodeToString(h[:])
+	}
+	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: ds.AccessID, DataSourceName: ds.Name, JobID: job,
+		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export)), FinishedAt: f.finished})
+	for k, body := range map[string]string{key: export, key + ".manifest.json": string(manifest)} {
+		if _, err := f.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.store.Update(ctx, ds, func(r *catalog.Record) error {
+		if version != "" {
+			r.Verified(catalog.Archive{Version: version, At: f.now, ArchiveKey: key, SHA256: sum, EntityCount: 22})
+		}
+		r.Visibility = visibility
+		return nil
+	}); err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
+		t.Fatal(err)
+	}
+}
+
+func name22067(t *testing.T, src *queryapi.Source) string {
+	t.Helper()
+	i, ok := src.Published.Lookup("-22067")
+	if !ok {
+		t.Fatal("-22067 not served")
+	}
+	return src.Published.Value(i, src.Published.Column("Name")).Str
+}
+
+func TestServesNewestVerifiedArchive(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	if _, err := f.cat.Source(ctx, ds.AccessID, ds.Name); !errors.Is(err, queryapi.ErrNoSource) {
+		t.Fatalf("before any archive: %v, want ErrNoSource", err)
+	}
+	f.archive(t, "job1", "", querytest.CoffeeShops(), "", true, catalog.Private) // on request: no version
+	src, err := f.cat.Source(ctx, ds.AccessID, strings.ToLower(ds.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Public || name22067(t, src) != "Fourth Coffee Store #22067" {
+		t.Errorf("served %+v", src)
+	}
+	// A newer verified archive is served once the catalog is read again.
+	f.archive(t, "job2", "v2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", true, catalog.Public)
+	if src, _ = f.cat.Source(ctx, ds.AccessID, ds.Name); name22067(t, src) != "Fourth Coffee Store #22067" {
+		t.Error("the catalog was read again before Recheck")
+	}
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" || !src.Public {
+		t.Errorf("after the recheck: %v, public %v", err, src.Public)
+	}
+	// An older archive whose manifest is rewritten later (a conversion on
+	// request) does not become the newest.
+	f.archiveOn(t, "2026/11/30", "job0", "", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Older<", 1), "", true, catalog.Public)
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" {
+		t.Errorf("an archive of an earlier day was served: %v", err)
+	}
+	// A newer archive that failed verification is not served.
+	f.archive(t, "job3", "", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Unverified<", 1), "", false, catalog.Public)
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Renamed" {
+		t.Errorf("an unverified archive was served: %v", err)
+	}
+}
+
+// An archive whose bytes differ from the verified sha256 is never served:
+// the version before it stays, and without one the data source is not
+// answered.
+func TestTamperedArchiveIsNotServed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), strings.Repeat("0", 64), true, catalog.Private)
+	if _, err := f.cat.Source(ctx, ds.AccessID, ds.Name); !errors.Is(err, ErrTampered) {
+		t.Fatalf("tampered first archive: %v, want ErrTampered", err)
+	}
+	f.archive(t, "job2", "v2", querytest.CoffeeShops(), "", true, catalog.Private)
+	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.archive(t, "job3", "v3", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Tampered<", 1), strings.Repeat("1", 64), true, catalog.Private)
+	f.advance(2 * time.Minute)
+	again, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil || again.Published != src.Published || name22067(t, again) != "Fourth Coffee Store #22067" {
+		t.Errorf("after a tampered archive: %v; the verified version should stay", err)
+	}
+}
+
+func TestUnknownAndMalformed(t *testing.T) {
+	f := newFixture(t)
+	for _, name := range []string{"NoSuchSource", "bad name", strings.Repeat("x", 300)} {
+		if _, err := f.cat.Source(context.Background(), ds.AccessID, name); !errors.Is(err, queryapi.ErrNoSource) {
+			t.Errorf("%q: %v, want ErrNoSource", name, err)
+		}
+	}
+}
+
+// Through the handler: back up, query, back up a changed version, see
+// the answer change, with no request failing during the switch.
+func TestSwitchThroughHandler(t *testing.T) {
+	f := newFixture(t)
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
+	h := &queryapi.Handler{Catalog: f.cat, AccountKeys: [][32]byte{queryapi.HashKey("k")}}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	url := srv.URL + "/REST/v1/data/" + ds.AccessID + "/" + ds.Name + "/" + querytest.EntityType + "('-22067')?$select=Name&$format=json&key=k"
+	get := func() string { // t.Error, not t.Fatal: it also runs in goroutines
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Error(err)
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Errorf("a request failed during the switch: %d %s", resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if !strings.Contains(get(), `"Name":"Fourth Coffee Store #22067"`) {
+		t.Fatal("first version not served")
+	}
+	f.archive(t, "job2", "v2", strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", "Renamed<", 1), "", true, catalog.Private)
+	f.advance(2 * time.Minute)
+	var wg sync.WaitGroup
+	bodies := make([]string, 8)
+	for i := range bodies {
+		wg.Add(1)
+		go func() { defer wg.Done(); bodies[i] = get() }()
+	}
+	wg.Wait()
+	if !strings.Contains(get(), `"Name":"Renamed"`) {
+		t.Error("the new version is not served")
+	}
+	for _, b := range bodies {
+		if !strings.Contains(b, `"Name":"Renamed"`) && !strings.Contains(b, `"Name":"Fourth Coffee Store #22067"`) {
+			t.Errorf("answer of neither version: %s", b)
+		}
+	}
+}
+
+// failingRecords fails every read once switched on.
+type failingRecords struct {
+	Records
+	fail bool
+}
+
+func (f *failingRecords) Get(ctx context.Context, id catalog.ID) (catalog.Record, error) {
+	if f.fail {
+		return catalog.Record{}, errors.New("S3 is unreachable")
+	}
+	return f.Records.Get(ctx, id)
+}
+
+// When the catalog cannot be read, the served version stays; with none
+// served yet, the error reaches the handler (a 503).
+func TestCatalogUnreadable(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	recs := &failingRecords{Records: f.store}
+	f.cat.Records = recs
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
+	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs.fail = true
+	f.advance(2 * time.Minute)
+	if again, err := f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || again.Published != src.Published {
+		t.Errorf("catalog unreadable: %v; the served version should stay", err)
+	}
+	other := &Catalog{Records: recs, Objects: f.api, Bucket: f.bucket, Log: f.cat.Log}
+	if _, err := other.Source(ctx, ds.AccessID, ds.Name); err == nil || errors.Is(err, queryapi.ErrNoSource) {
+		t.Errorf("nothing served and the catalog unreadable: %v, want a server error", err)
+	}
+}
