@@ -24,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 	"github.com/sdsops/sdsops/internal/testenv"
@@ -172,6 +174,25 @@ func TestBackupSucceeds(t *testing.T) {
 	}
 	if !objectExists(t, x.Output["key"].(string)) || !objectExists(t, x.Output["manifestKey"].(string)) {
 		t.Error("archive or manifest missing in S3")
+	}
+}
+
+// A backup of the staged version says so in its manifest and leaves the
+// catalog's verified (published) version alone.
+func TestBackupOfStagedVersion(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	const staged = "979e9e13a3d58372148f58e6258b72b6"
+	x := run(t, "backup", map[string]any{"accessId": accessID, "dataSourceName": "FourthCoffeeSample", "isStaging": true})
+	if x.Status != sfntypes.ExecutionStatusSucceeded || x.Output["entityCount"] != 362.0 {
+		t.Fatalf("status %s: %s %s, output %v", x.Status, x.Error, x.Cause, x.Output)
+	}
+	m, err := archive.ReadManifest(context.Background(), env.S3, env.Bucket, x.Output["manifestKey"].(string))
+	if err != nil || !m.Staging || m.VersionJobID != staged {
+		t.Errorf("manifest: %v, staging %v, version %s", err, m.Staging, m.VersionJobID)
+	}
+	rec, err := catalog.New(env.S3, env.Bucket, "").Get(context.Background(), catalog.ID{AccessID: accessID, Name: "FourthCoffeeSample"})
+	if err != nil || rec.VerifiedVersion == staged {
+		t.Errorf("catalog record: %v; verified version %q, want not the staged one", err, rec.VerifiedVersion)
 	}
 }
 

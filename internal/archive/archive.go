@@ -152,6 +152,8 @@ type Request struct {
 	AccessID, DataSourceName, JobID string
 	// VersionJobID optionally names the data source version exported.
 	VersionJobID string
+	// Staging: the export is of the staged version, not the published one.
+	Staging bool
 	// JobCreated is the download job's creation time. Its UTC date is part
 	// of the key, so a retry on a later day finds the same archive.
 	JobCreated time.Time
@@ -322,6 +324,7 @@ func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, 
 		DataSourceName:      req.DataSourceName,
 		JobID:               req.JobID,
 		VersionJobID:        req.VersionJobID,
+		Staging:             req.Staging,
 		EntityCount:         sum.entities,
 		ExpectedEntityCount: max(req.ExpectedEntities, 0), // none given: 0, as before
 		Bytes:               sum.bytes,

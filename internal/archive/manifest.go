@@ -24,11 +24,14 @@ const ManifestFormatVersion = 2
 // Manifest is the JSON record written next to an archived export once the
 // export is completely stored. It is the record of the export's SHA-256.
 type Manifest struct {
-	FormatVersion       int    `json:"formatVersion"`
-	AccessID            string `json:"accessId"`
-	DataSourceName      string `json:"dataSourceName"`
-	JobID               string `json:"jobId"`
-	VersionJobID        string `json:"versionJobId"`
+	FormatVersion  int    `json:"formatVersion"`
+	AccessID       string `json:"accessId"`
+	DataSourceName string `json:"dataSourceName"`
+	JobID          string `json:"jobId"`
+	VersionJobID   string `json:"versionJobId"`
+	// Staging is true for an export of the staged version: it is never
+	// served as the published one.
+	Staging             bool   `json:"staging,omitempty"`
 	EntityCount         int64  `json:"entityCount"`
 	ExpectedEntityCount int64  `json:"expectedEntityCount"` // the job's total; also 0 when none was given (verificationProblems then says so)
 	Bytes               int64  `json:"bytes"`

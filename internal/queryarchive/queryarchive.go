@@ -12,6 +12,11 @@
 // in one step, so no request sees half of each. An archive whose bytes do
 // not match the sha256 verified for it is never served: the version
 // before it stays.
+//
+// An archive of a staged version (its manifest says staging) is never
+// served as the published one; it answers isStaging=true while it is
+// newer than the published archive served and of another version (once
+// the staged version is published and backed up, it is that).
 package queryarchive
 
 import (
@@ -80,6 +85,7 @@ type entry struct {
 	load    sync.Mutex // one catalog check or load at a time
 	src     atomic.Pointer[queryapi.Source]
 	sha     string // of the served archive
+	staged  string // of the served staged archive; "" for none
 	checked atomic.Int64
 }
 
@@ -136,23 +142,38 @@ func (c *Catalog) refresh(ctx context.Context, id catalog.ID, e *entry) (*querya
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", id, err)
 	}
-	key, sum, err := c.newestVerified(ctx, rec)
+	pub, staged, err := c.newestVerified(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	if cur := e.src.Load(); cur != nil && sum == e.sha {
+	cur := e.src.Load()
+	if cur != nil && pub.sum == e.sha && staged.sum == e.staged {
 		e.checked.Store(c.now().UnixNano())
 		return c.withRecord(cur, rec, id), nil
 	}
-	tb, err := c.load(ctx, rec.Name, key, sum)
-	if err != nil {
+	next := &queryapi.Source{}
+	if cur != nil && pub.sum == e.sha {
+		next.Published = cur.Published
+	} else if next.Published, err = c.load(ctx, rec.Name, pub.key, pub.sum); err != nil {
 		return nil, err
 	}
-	src := c.withRecord(&queryapi.Source{Published: tb}, rec, id)
-	e.sha = sum
+	if cur != nil && staged.sum == e.staged {
+		next.Staged = cur.Staged
+	} else if staged.key != "" {
+		if next.Staged, err = c.load(ctx, rec.Name, staged.key, staged.sum); err != nil {
+			// The published version is still worth serving.
+			c.logger().Error("query: staged version not served", "dataSource", id.String(), "error", err)
+			staged = archived{}
+		}
+	}
+	src := c.withRecord(next, rec, id)
+	e.sha, e.staged = pub.sum, staged.sum
 	e.checked.Store(c.now().UnixNano())
 	return src, nil
 }
+
+// archived is an archive to serve: its key and the sha256 verified for it.
+type archived struct{ key, sum string }
 
 // withRecord serves src with the visibility the catalog records now
 // (switching public and private needs no reload) and stores it.
@@ -167,16 +188,25 @@ func (c *Catalog) withRecord(src *queryapi.Source, rec catalog.Record, id catalo
 	return &next
 }
 
-// newestVerified finds the newest archive of rec's data source whose
-// manifest says verified, and the sha256 it recorded; without one, the
-// archive the catalog names. Newest is by the job's date in the key, then
-// by when the copy finished: not by the manifest's last modification,
-// which a later conversion of an old archive renews.
-func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, sum string, err error) {
+// newestVerified finds the newest archive of rec's published version
+// whose manifest says verified, and the sha256 it recorded; without one,
+// the archive the catalog names. Newest is by the job's date in the key,
+// then by when the copy finished: not by the manifest's last
+// modification, which a later conversion of an old archive renews. staged
+// is the newest verified archive of a staged version newer than the
+// published one and of another version, if any.
+func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (pub, staged archived, err error) {
 	l := archive.NewLayout(c.Prefix)
-	var best *archive.Manifest
+	type candidate struct {
+		m   archive.Manifest
+		day time.Time
+	}
+	newer := func(a candidate, b *candidate) bool {
+		return b == nil || a.day.After(b.day) || a.day.Equal(b.day) && a.m.FinishedAt.After(b.m.FinishedAt)
+	}
+	var best, bestStaged *candidate
 	read := 0
-	_, err = l.NewestFirst(ctx, c.Objects, c.Bucket, rec.AccessID, rec.Name, func(_ time.Time, keys []string) (bool, error) {
+	_, err = l.NewestFirst(ctx, c.Objects, c.Bucket, rec.AccessID, rec.Name, func(day time.Time, keys []string) (bool, error) {
 		for _, k := range keys {
 			if read++; read > maxManifests {
 				return true, nil
@@ -192,22 +222,33 @@ func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, 
 			if !m.Verified || l.CheckManifest(m, c.Bucket, strings.TrimSuffix(k, archive.ManifestSuffix)) != nil {
 				continue
 			}
-			if best == nil || m.FinishedAt.After(best.FinishedAt) {
-				best = &m
+			cd := candidate{m, day}
+			if m.Staging && newer(cd, bestStaged) {
+				bestStaged = &cd
+			} else if !m.Staging && newer(cd, best) {
+				best = &cd
 			}
 		}
+		// Days are visited newest first: a staged archive newer than the
+		// published one has been seen by the day the published one is found.
 		return best != nil, nil
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("find the newest verified archive of %s/%s: %w", rec.AccessID, rec.Name, err)
+		return pub, staged, fmt.Errorf("find the newest verified archive of %s/%s: %w", rec.AccessID, rec.Name, err)
 	}
-	if best != nil {
-		return best.Key, strings.ToLower(best.SHA256), nil
+	switch {
+	case best != nil:
+		pub = archived{best.m.Key, strings.ToLower(best.m.SHA256)}
+	case rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64:
+		pub = archived{rec.ArchiveKey, rec.SHA256}
+	default:
+		return pub, staged, queryapi.ErrNoSource // never archived and verified
 	}
-	if rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64 {
-		return rec.ArchiveKey, rec.SHA256, nil
+	if bestStaged != nil && (best == nil || newer(*bestStaged, best) &&
+		(bestStaged.m.VersionJobID == "" || !strings.EqualFold(bestStaged.m.VersionJobID, best.m.VersionJobID))) {
+		staged = archived{bestStaged.m.Key, strings.ToLower(bestStaged.m.SHA256)}
 	}
-	return "", "", queryapi.ErrNoSource // never archived and verified
+	return pub, staged, nil
 }
 
 // load reads an archive and checks its bytes against the sha256 verified

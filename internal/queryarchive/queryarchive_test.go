@@ -75,6 +75,19 @@ func (f *fixture) archive(t *testing.T, job, version, export, sum string, verifi
 // archiveOn is archive for a job of another day.
 func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string, verified bool, visibility string) {
 	t.Helper()
+	f.put(t, date, job, version, export, sum, verified, visibility, false)
+}
+
+// archiveStaged puts a verified archive of the staged version whose job
+// id is version, as a backup with isStaging does: the catalog's record
+// does not change.
+func (f *fixture) archiveStaged(t *testing.T, job, version, export string) {
+	t.Helper()
+	f.put(t, "2026/12/06", job, version, export, "", true, "", true)
+}
+
+func (f *fixture) put(t *testing.T, date, job, version, export, sum string, verified bool, visibility string, staging bool) {
+	t.Helper()
 	ctx := context.Background()
 	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/" + date + "/" + job + ".xml"
 	f.finished = f.finished.Add(time.Minute)
@@ -83,11 +96,15 @@ func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string
 		sum = hex.EncodeToString(h[:])
 	}
 	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: ds.AccessID, DataSourceName: ds.Name, JobID: job,
+		VersionJobID: version, Staging: staging,
 		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export)), FinishedAt: f.finished})
 	for k, body := range map[string]string{key: export, key + ".manifest.json": string(manifest)} {
 		if _, err := f.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if staging {
+		return
 	}
 	if _, err := f.store.Update(ctx, ds, func(r *catalog.Record) error {
 		if version != "" {
@@ -167,6 +184,52 @@ func TestTamperedArchiveIsNotServed(t *testing.T) {
 	again, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
 	if err != nil || again.Published != src.Published || name22067(t, again) != "Fourth Coffee Store #22067" {
 		t.Errorf("after a tampered archive: %v; the verified version should stay", err)
+	}
+}
+
+// A staged version's archive answers isStaging=true and never the
+// published queries; once a newer published archive of that version is
+// there, the staged one is no longer served.
+func TestStagedVersion(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	renamed := func(to string) string {
+		return strings.Replace(querytest.CoffeeShops(), "Fourth Coffee Store #22067<", to+"<", 1)
+	}
+	staged22067 := func(src *queryapi.Source) string {
+		t.Helper()
+		if src.Staged == nil {
+			return "(none)"
+		}
+		return name22067(t, &queryapi.Source{Published: src.Staged})
+	}
+	f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
+	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil || src.Staged != nil {
+		t.Fatalf("no staged archive: %v, staged %v", err, src.Staged)
+	}
+	f.archiveStaged(t, "job2", "v2", renamed("Staged"))
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Fourth Coffee Store #22067" || staged22067(src) != "Staged" {
+		t.Fatalf("with a staged archive: %v; published %q, staged %q", err, name22067(t, src), staged22067(src))
+	}
+	// Backups of both versions again: the published one changes, the
+	// staged one, newer still and with the same bytes, stays as loaded.
+	before := src.Staged
+	f.archive(t, "job3", "v1", renamed("Published again"), "", true, catalog.Private)
+	f.archiveStaged(t, "job4", "v2", renamed("Staged"))
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Published again" || staged22067(src) != "Staged" {
+		t.Fatalf("published and staged backed up again: %v; published %q, staged %q", err, name22067(t, src), staged22067(src))
+	}
+	if src.Staged != before {
+		t.Error("the same staged bytes were loaded again")
+	}
+	// The staged version is published and backed up: it is no longer staged.
+	f.archive(t, "job5", "v2", renamed("Staged"), "", true, catalog.Private)
+	f.advance(2 * time.Minute)
+	if src, err = f.cat.Source(ctx, ds.AccessID, ds.Name); err != nil || name22067(t, src) != "Staged" || src.Staged != nil {
+		t.Errorf("after the staged version was published: %v; published %q, staged %q", err, name22067(t, src), staged22067(src))
 	}
 }
 

@@ -68,6 +68,9 @@ func TestBackupEndToEnd(t *testing.T) {
 	if m := decode[manifestDoc](t, manifest); m.SHA256 != cp.SHA256 || m.JobID != done.JobID || m.EntityCount != 350 {
 		t.Errorf("manifest %s", manifest)
 	}
+	if doc := decode[map[string]any](t, manifest); doc["staging"] != nil {
+		t.Errorf("the published version's manifest says staging: %s", manifest)
+	}
 
 	// A retried copy (Step Functions retry, duplicate schedule) reuses the
 	// archive without downloading again.
@@ -303,6 +306,17 @@ func TestStartDownloadOfStagedVersion(t *testing.T) {
 	out := f.mustInvoke("startdownload", ev)
 	if out["versionJobId"] != "979e9e13a3d58372148f58e6258b72b6" {
 		t.Errorf("versionJobId %v, want the staged version's job id", out["versionJobId"])
+	}
+	// Its archive's manifest says it is the staged version, so that it is
+	// never served as the published one.
+	f.completeJobs()
+	cp := f.mustInvoke("copytos3", f.mustInvoke("checkstatus", out))
+	m, err := getObject(t, f.bucket, cp["manifestKey"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc := decode[map[string]any](t, m); doc["staging"] != true || doc["versionJobId"] != "979e9e13a3d58372148f58e6258b72b6" {
+		t.Errorf("manifest of the staged version: %s", m)
 	}
 	ev["jobId"] = "979e9e13a3d58372148f58e6258b72b6"
 	if _, typ, _ := f.invoke("startdownload", ev); typ != "InvalidInput" {

@@ -69,6 +69,7 @@ func (s *Service) CopyToS3(ctx context.Context, raw []byte) (any, error) {
 		DataSourceName:   st.DataSourceName,
 		JobID:            st.JobID,
 		VersionJobID:     st.VersionJobID,
+		Staging:          st.IsStaging,
 		JobCreated:       created,
 		ExpectedEntities: expected,
 		StartedAt:        started,

@@ -87,7 +87,8 @@ type State struct {
 	CreatedDate  string `json:"createdDate,omitempty"`
 	StartedAt    string `json:"startedAt,omitempty"`
 
-	// delete and setPublic
+	// delete and setPublic; IsStaging also on a download of the staged
+	// version, so that its archive's manifest says so
 	IsStaging   bool   `json:"isStaging,omitempty"`
 	Public      *bool  `json:"public,omitempty"`
 	RequestedAt string `json:"requestedAt,omitempty"`

@@ -57,6 +57,7 @@ func (s *Service) StartDownload(ctx context.Context, raw []byte) (any, error) {
 		Status:            reportStatus(job.Status),
 		JobID:             job.ID,
 		VersionJobID:      version,
+		IsStaging:         ev.IsStaging,
 		StatusURL:         sds.StripLink(job.StatusURL()),
 		CreatedDate:       formatTime(created),
 		StartedAt:         formatTime(now),

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,6 +185,22 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	if n := count(accessID); n != "350" {
 		t.Errorf("the Query API counts %s entities, want 350", n)
 	}
+	switchVersion(t, env, aws("s3", "cp", "s3://"+env["ARCHIVE_BUCKET"]+"/"+key, "-"), func() {
+		if status, out, _ := run("SM_BACKUP", sample+`}`); status != "SUCCEEDED" || out["entityCount"] != float64(switchedCount) {
+			t.Errorf("backup of the changed version: %s, output %v", status, out)
+		}
+	})
+	// The staged version, backed up, answers isStaging=1; the published
+	// queries still answer the published version.
+	if status, out, _ := run("SM_BACKUP", sample+`,"isStaging":true}`); status != "SUCCEEDED" || out["entityCount"] != float64(362) {
+		t.Errorf("backup of the staged version: %s, output %v", status, out)
+	}
+	if n := countStaged(t, env, "1"); n != "362" {
+		t.Errorf("isStaging=1: the Query API counts %s entities, want the staged version's 362", n)
+	}
+	if n := countStaged(t, env, "0"); n != strconv.Itoa(switchedCount) {
+		t.Errorf("isStaging=0 after the staged backup: %s entities, want %d", n, switchedCount)
+	}
 	// The backup converted the archive; converting it on request finds that.
 	if status, out, _ := run("SM_CONVERT", `{"key":"`+key+`"}`); status != "SUCCEEDED" || out["status"] != "Reused" {
 		t.Errorf("convert: %s, output %v", status, out)
@@ -199,8 +216,8 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 		t.Errorf("backup after the delete: %s %s, want FAILED DataSourceNotFound", status, errName)
 	}
 	// Gone from SDS, it is still answered from its archive.
-	if n := count(accessID); n != "350" {
-		t.Errorf("after the delete, the Query API counts %s entities, want 350", n)
+	if n := count(accessID); n != strconv.Itoa(switchedCount) {
+		t.Errorf("after the delete, the Query API counts %s entities, want %d", n, switchedCount)
 	}
 
 	ls := string(aws("s3", "ls", "s3://"+env["ARCHIVE_BUCKET"], "--recursive"))
@@ -210,9 +227,10 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 			objects++
 		}
 	}
-	// The backup's archive, and the one the delete made of the version it removed.
-	if !strings.Contains(ls, key) || !strings.Contains(ls, key+".manifest.json") || objects != 2 {
-		t.Errorf("aws s3 ls: want %s, its manifest and the delete's backup:\n%s", key, ls)
+	// The backup's archive, the changed version's, the staged version's,
+	// and the one the delete made of the version it removed.
+	if !strings.Contains(ls, key) || !strings.Contains(ls, key+".manifest.json") || objects != 4 {
+		t.Errorf("aws s3 ls: want %s, its manifest and three more archives:\n%s", key, ls)
 	}
 
 	// Restore the first archive: the data source is back, under the
