@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -176,6 +177,37 @@ func TestRestoreFindsNewestAmongThousands(t *testing.T) {
 	}
 	if got := plan["archive"].(map[string]any)["key"]; got != ms[2].Key {
 		t.Errorf("on 2023-01-01 chose %v, want %s", got, ms[2].Key)
+	}
+}
+
+// TestRestorePassesOverStagedArchives: the newest archive of a staged
+// version is restored only when its version is named; otherwise the
+// newest published one is.
+func TestRestorePassesOverStagedArchives(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	const name = "StagedToo"
+	day := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	published := manifestOf(f.bucket, archive.Ref{AccessID: accessID, DataSourceName: name, Day: day, JobID: jobID("published")}, day.Add(time.Hour), true)
+	staged := manifestOf(f.bucket, archive.Ref{AccessID: accessID, DataSourceName: name, Day: day.AddDate(0, 0, 1), JobID: jobID("staged")}, day.Add(26*time.Hour), true)
+	staged.Staging = true
+	putManifests(t, published, staged)
+	svc := f.service(&countingS3{Client: s3Client})
+	for _, tc := range []struct {
+		ev   map[string]any
+		want string
+	}{
+		{map[string]any{}, published.Key},
+		{map[string]any{"versionJobId": staged.JobID}, staged.Key},
+	} {
+		ev := map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": name}
+		maps.Copy(ev, tc.ev)
+		plan, err := call(t, svc.Restore, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := plan["archive"].(map[string]any)["key"]; got != tc.want {
+			t.Errorf("%v chose %v, want %s", tc.ev, got, tc.want)
+		}
 	}
 }
 

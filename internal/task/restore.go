@@ -260,6 +260,11 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 			if ev.VersionJobID != "" && !strings.EqualFold(m.VersionJobID, ev.VersionJobID) && !strings.EqualFold(m.JobID, ev.VersionJobID) {
 				continue
 			}
+			// A staged version was never what the data source answered:
+			// it is restored only when named by its version.
+			if m.Staging && ev.VersionJobID == "" {
+				continue
+			}
 			better := best == nil ||
 				(m.Verified && !best.Verified && !ev.Force) ||
 				(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
