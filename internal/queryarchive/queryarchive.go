@@ -15,9 +15,11 @@
 package queryarchive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +33,9 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/geojson"
 	"github.com/sdsops/sdsops/internal/query"
 	"github.com/sdsops/sdsops/internal/queryapi"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -136,20 +141,20 @@ func (c *Catalog) refresh(ctx context.Context, id catalog.ID, e *entry) (*querya
 	if err != nil {
 		return nil, fmt.Errorf("catalog of %s: %w", id, err)
 	}
-	key, sum, err := c.newestVerified(ctx, rec)
+	m, err := c.newestVerified(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	if cur := e.src.Load(); cur != nil && sum == e.sha {
+	if cur := e.src.Load(); cur != nil && m.SHA256 == e.sha {
 		e.checked.Store(c.now().UnixNano())
 		return c.withRecord(cur, rec, id), nil
 	}
-	tb, err := c.load(ctx, rec.Name, key, sum)
+	tb, err := c.load(ctx, rec.Name, m)
 	if err != nil {
 		return nil, err
 	}
 	src := c.withRecord(&queryapi.Source{Published: tb}, rec, id)
-	e.sha = sum
+	e.sha = m.SHA256
 	e.checked.Store(c.now().UnixNano())
 	return src, nil
 }
@@ -168,15 +173,16 @@ func (c *Catalog) withRecord(src *queryapi.Source, rec catalog.Record, id catalo
 }
 
 // newestVerified finds the newest archive of rec's data source whose
-// manifest says verified, and the sha256 it recorded; without one, the
-// archive the catalog names. Newest is by the job's date in the key, then
-// by when the copy finished: not by the manifest's last modification,
-// which a later conversion of an old archive renews.
-func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, sum string, err error) {
+// manifest says verified, and its manifest; without one, the archive the
+// catalog names, with a manifest that records only its key and sha256.
+// Newest is by the job's date in the key, then by when the copy finished:
+// not by the manifest's last modification, which a later conversion of an
+// old archive renews.
+func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (*archive.Manifest, error) {
 	l := archive.NewLayout(c.Prefix)
 	var best *archive.Manifest
 	read := 0
-	_, err = l.NewestFirst(ctx, c.Objects, c.Bucket, rec.AccessID, rec.Name, func(_ time.Time, keys []string) (bool, error) {
+	_, err := l.NewestFirst(ctx, c.Objects, c.Bucket, rec.AccessID, rec.Name, func(_ time.Time, keys []string) (bool, error) {
 		for _, k := range keys {
 			if read++; read > maxManifests {
 				return true, nil
@@ -199,20 +205,140 @@ func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (key, 
 		return best != nil, nil
 	})
 	if err != nil {
-		return "", "", fmt.Errorf("find the newest verified archive of %s/%s: %w", rec.AccessID, rec.Name, err)
+		return nil, fmt.Errorf("find the newest verified archive of %s/%s: %w", rec.AccessID, rec.Name, err)
 	}
 	if best != nil {
-		return best.Key, strings.ToLower(best.SHA256), nil
+		best.SHA256 = strings.ToLower(best.SHA256)
+		return best, nil
 	}
 	if rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64 {
-		return rec.ArchiveKey, rec.SHA256, nil
+		return &archive.Manifest{Key: rec.ArchiveKey, SHA256: rec.SHA256}, nil
 	}
-	return "", "", queryapi.ErrNoSource // never archived and verified
+	return nil, queryapi.ErrNoSource // never archived and verified
 }
 
-// load reads an archive and checks its bytes against the sha256 verified
-// for it.
-func (c *Catalog) load(ctx context.Context, name, key, sum string) (*query.Table, error) {
+// load reads the archive of manifest m: from the GeoParquet its
+// conversion recorded where there is one that holds every value, else
+// from the XML.
+func (c *Catalog) load(ctx context.Context, name string, m *archive.Manifest) (*query.Table, error) {
+	tb, err := c.loadGeoParquet(ctx, m)
+	if err == nil {
+		return tb, nil
+	}
+	if !errors.Is(err, errNoGeoParquet) {
+		// The XML is what was verified: a missing, altered or inexact
+		// GeoParquet costs a slower load, never the data source.
+		lvl := slog.LevelError
+		if errors.Is(err, query.ErrInexact) {
+			lvl = slog.LevelInfo
+		}
+		c.logger().Log(ctx, lvl, "query: loading the XML instead of the GeoParquet", "key", m.Key, "error", err)
+	}
+	return c.loadXML(ctx, name, m.Key, m.SHA256)
+}
+
+// errNoGeoParquet: the manifest records no GeoParquet of this archive.
+var errNoGeoParquet = errors.New("no GeoParquet recorded")
+
+// loadGeoParquet loads the GeoParquet and the schema document that m's
+// conversion record names, each checked against the sha256 recorded for
+// it, the record itself made from this archive's bytes.
+func (c *Catalog) loadGeoParquet(ctx context.Context, m *archive.Manifest) (*query.Table, error) {
+	if len(m.Conversion) == 0 {
+		return nil, errNoGeoParquet
+	}
+	var rec conversion.Record
+	if err := json.Unmarshal(m.Conversion, &rec); err != nil {
+		return nil, fmt.Errorf("conversion record of %s: %w", m.Key, err)
+	}
+	if rec.GeoParquet == nil {
+		return nil, errNoGeoParquet
+	}
+	if !strings.EqualFold(rec.SourceSHA256, m.SHA256) {
+		return nil, fmt.Errorf("the GeoParquet of %s was made from other bytes (%s)", m.Key, rec.SourceSHA256)
+	}
+	doc, err := c.verified(ctx, rec.Schema, maxSchemaBytes)
+	if err != nil {
+		return nil, err
+	}
+	l, err := loaderOf(doc)
+	if err != nil {
+		return nil, fmt.Errorf("schema document %s: %w", rec.Schema.Key, err)
+	}
+	if l.EntityType != m.EntityType && m.EntityType != "" {
+		return nil, fmt.Errorf("schema document %s is of entity type %q, the archive of %q", rec.Schema.Key, l.EntityType, m.EntityType)
+	}
+	for _, col := range l.Columns {
+		if col.Type == dataset.Geography {
+			// Refused before the file is read: see query.GeoParquetLoader.
+			return nil, fmt.Errorf("geography column %q: %w", col.Name, query.ErrInexact)
+		}
+	}
+	pq, err := c.verified(ctx, rec.GeoParquet.File, maxParquetBytes)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := l.Load(ctx, bytes.NewReader(pq))
+	if err != nil {
+		return nil, fmt.Errorf("load s3://%s/%s: %w", c.Bucket, rec.GeoParquet.Key, err)
+	}
+	if int64(tb.Len()) != rec.GeoParquet.Rows {
+		return nil, fmt.Errorf("s3://%s/%s: %d rows, %d recorded", c.Bucket, rec.GeoParquet.Key, tb.Len(), rec.GeoParquet.Rows)
+	}
+	return tb, nil
+}
+
+// Bounds of what is read into memory for one GeoParquet load: the file of
+// the largest legal data source (300 MB of XML) is far smaller.
+const (
+	maxSchemaBytes  = 1 << 20
+	maxParquetBytes = 1 << 30
+)
+
+// verified reads the file f whole and checks it against its recorded size
+// and sha256.
+func (c *Catalog) verified(ctx context.Context, f conversion.File, limit int64) ([]byte, error) {
+	if f.Key == "" || f.Bytes < 0 || f.Bytes > limit {
+		return nil, fmt.Errorf("s3://%s/%s: %d bytes recorded, at most %d read", c.Bucket, f.Key, f.Bytes, limit)
+	}
+	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &f.Key})
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, f.Key, err)
+	}
+	defer obj.Body.Close()
+	b := make([]byte, 0, f.Bytes+1) // +1: room to see a longer object
+	buf := bytes.NewBuffer(b)
+	if _, err := io.Copy(buf, io.LimitReader(obj.Body, f.Bytes+1)); err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, f.Key, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	if got := hex.EncodeToString(sum[:]); int64(buf.Len()) != f.Bytes || !strings.EqualFold(got, f.SHA256) {
+		return nil, fmt.Errorf("s3://%s/%s: %w (recorded %s, read %s)", c.Bucket, f.Key, ErrTampered, f.SHA256, got)
+	}
+	return buf.Bytes(), nil
+}
+
+// loaderOf reads a schema document (geojson.SchemaDoc) into the loader of
+// its GeoParquet.
+func loaderOf(doc []byte) (query.GeoParquetLoader, error) {
+	var d geojson.SchemaDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return query.GeoParquetLoader{}, err
+	}
+	l := query.GeoParquetLoader{EntityType: d.EntityType, Key: d.Key}
+	for _, col := range d.Columns {
+		t, ok := dataset.ParseType(col.Type)
+		if !ok {
+			return query.GeoParquetLoader{}, fmt.Errorf("column %q of unknown type %q", col.Name, col.Type)
+		}
+		l.Columns = append(l.Columns, query.Column{Name: col.Name, Type: t})
+	}
+	return l, nil
+}
+
+// loadXML reads an archive and checks its bytes against the sha256
+// verified for it.
+func (c *Catalog) loadXML(ctx context.Context, name, key, sum string) (*query.Table, error) {
 	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, key, err)
