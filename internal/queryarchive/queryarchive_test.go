@@ -42,7 +42,7 @@ type fixture struct {
 	finished time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	api := testenv.S3(t)
 	f := &fixture{api: api, bucket: testenv.Bucket(t, api), now: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC), finished: time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)}
@@ -291,7 +291,7 @@ func (f *fixture) convert(t *testing.T, job string) conversion.Record {
 	return res.Record
 }
 
-func (f *fixture) put(t *testing.T, key, body string) {
+func (f *fixture) put(t testing.TB, key, body string) {
 	t.Helper()
 	if _, err := f.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
 		t.Fatal(err)
