@@ -151,4 +151,3 @@ func peakRSS() func() uint64 {
 		return 0
 	}
 }
-

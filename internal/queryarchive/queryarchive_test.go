@@ -298,22 +298,11 @@ func (f *fixture) put(t testing.TB, key, body string) {
 	}
 }
 
-// logged collects the fixture's log.
+// logged collects the fixture's log; read it once Source has returned.
 func (f *fixture) logged() *strings.Builder {
 	var sb strings.Builder
-	f.cat.Log = slog.New(slog.NewTextHandler(&lockedWriter{w: &sb}, nil))
+	f.cat.Log = slog.New(slog.NewTextHandler(&sb, nil))
 	return &sb
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // The GeoParquet recorded for an archive is what is loaded: an archive
