@@ -334,23 +334,42 @@ func TestLoadsTheRecordedGeoParquet(t *testing.T) {
 // A GeoParquet that is missing, altered or unreadable is not served: the
 // XML, verified by its own sha256, is loaded instead and the fault logged.
 func TestFallsBackToTheXML(t *testing.T) {
-	for name, spoil := range map[string]func(t *testing.T, f *fixture, rec conversion.Record){
-		"altered GeoParquet": func(t *testing.T, f *fixture, rec conversion.Record) {
+	for name, tc := range map[string]struct {
+		spoil func(t *testing.T, f *fixture, rec conversion.Record)
+		why   string // in the log
+	}{
+		"altered GeoParquet": {func(t *testing.T, f *fixture, rec conversion.Record) {
 			f.put(t, rec.GeoParquet.Key, "PAR1 not what was recorded PAR1")
-		},
-		"missing GeoParquet": func(t *testing.T, f *fixture, rec conversion.Record) {
+		}, ".parquet: " + ErrTampered.Error()},
+		"missing GeoParquet": {func(t *testing.T, f *fixture, rec conversion.Record) {
 			if _, err := f.api.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &rec.GeoParquet.Key}); err != nil {
 				t.Fatal(err)
 			}
-		},
-		"altered schema document": func(t *testing.T, f *fixture, rec conversion.Record) {
+		}, "NoSuchKey"},
+		"GeoParquet made from other bytes": {func(t *testing.T, f *fixture, rec conversion.Record) {
+			mkey := f.key("2026/12/06", "job1") + archive.ManifestSuffix
+			obj, err := f.api.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &f.bucket, Key: &mkey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer obj.Body.Close()
+			var m archive.Manifest
+			if err := json.NewDecoder(obj.Body).Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			rec.SourceSHA256 = strings.Repeat("0", 64)
+			m.Conversion, _ = json.Marshal(rec)
+			b, _ := json.Marshal(m)
+			f.put(t, mkey, string(b))
+		}, "made from other bytes"},
+		"altered schema document": {func(t *testing.T, f *fixture, rec conversion.Record) {
 			f.put(t, rec.Schema.Key, `{"entityType":"CoffeeShop","key":"EntityID","columns":[]}`)
-		},
+		}, ".schema.json: " + ErrTampered.Error()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t)
 			f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
-			spoil(t, f, f.convert(t, "job1"))
+			tc.spoil(t, f, f.convert(t, "job1"))
 			log := f.logged()
 			src, err := f.cat.Source(context.Background(), ds.AccessID, ds.Name)
 			if err != nil {
@@ -359,7 +378,7 @@ func TestFallsBackToTheXML(t *testing.T) {
 			if name22067(t, src) != "Fourth Coffee Store #22067" {
 				t.Errorf("served %q", name22067(t, src))
 			}
-			if !strings.Contains(log.String(), "loading the XML instead of the GeoParquet") {
+			if !strings.Contains(log.String(), "loading the XML instead of the GeoParquet") || !strings.Contains(log.String(), tc.why) {
 				t.Errorf("nothing logged:\n%s", log)
 			}
 		})
