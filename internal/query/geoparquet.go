@@ -67,42 +67,66 @@ func (l GeoParquetLoader) Load(ctx context.Context, r io.Reader) (*Table, error)
 	if err != nil {
 		return nil, fmt.Errorf("geoparquet: %w", err)
 	}
-	nleaves := len(f.Schema().Columns())
+	// Column by column, reading only the schema's columns (not the
+	// geometry and its bbox, which Build derives again from Latitude and
+	// Longitude), a row group at a time.
+	grid := make([][]Value, len(l.Columns))
 	vals := make([]Value, len(l.Columns))
-	buf := make([]parquet.Row, 1024)
 	for g, rg := range f.RowGroups() {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		rows := rg.Rows()
+		chunks := rg.ColumnChunks()
+		for i, c := range l.Columns {
+			if grid[i], err = readColumn(grid[i][:0], chunks[leaf[i]], c.Type); err != nil {
+				return nil, fmt.Errorf("geoparquet: row group %d, %s: %w", g, c.Name, err)
+			}
+			if int64(len(grid[i])) != rg.NumRows() {
+				return nil, fmt.Errorf("geoparquet: row group %d, %s: %d values for %d rows", g, c.Name, len(grid[i]), rg.NumRows())
+			}
+		}
+		for r := range int(rg.NumRows()) {
+			for i := range vals {
+				vals[i] = grid[i][r]
+			}
+			if err := b.Add(vals); err != nil {
+				return nil, fmt.Errorf("geoparquet: %w", err)
+			}
+		}
+	}
+	return b.Build()
+}
+
+// readColumn appends the values of one column chunk to dst. Strings are
+// copied out of each page before the page's buffers go back to the pool.
+func readColumn(dst []Value, cc parquet.ColumnChunk, t dataset.Type) ([]Value, error) {
+	pages := cc.Pages()
+	defer pages.Close()
+	buf := make([]parquet.Value, 1024)
+	for {
+		p, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return dst, nil
+		}
+		if err != nil {
+			return dst, err
+		}
+		vr := p.Values()
 		for {
-			n, err := rows.ReadRows(buf)
-			for _, row := range buf[:n] {
-				if len(row) != nleaves {
-					rows.Close()
-					return nil, fmt.Errorf("geoparquet: row group %d: a row of %d values for %d columns", g, len(row), nleaves)
-				}
-				for i, c := range l.Columns {
-					vals[i] = fromParquet(row[leaf[i]], c.Type)
-				}
-				if err := b.Add(vals); err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("geoparquet: %w", err)
-				}
+			n, err := vr.ReadValues(buf)
+			for _, v := range buf[:n] {
+				dst = append(dst, fromParquet(v, t))
 			}
 			if errors.Is(err, io.EOF) {
 				break
 			}
 			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("geoparquet: row group %d: %w", g, err)
+				parquet.Release(p)
+				return dst, err
 			}
 		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("geoparquet: row group %d: %w", g, err)
-		}
+		parquet.Release(p)
 	}
-	return b.Build()
 }
 
 // leaves finds each schema column's leaf in the file, checking that it
