@@ -167,6 +167,7 @@ bench: tools build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
 	$(GO) test -run '^$$' -bench 'Query$$' -benchtime 1000x ./internal/query/
 	$(GO) test -run '^$$' -bench 'VersusDuckDB|Load' -benchtime 1x ./internal/query/
+	$(GO) test -run '^$$' -bench FirstAnswer -benchtime 1x ./internal/queryarchive/
 
 # bench-nightly: minutes of nested executions in moto; prints a line per night.
 bench-nightly: tools

@@ -48,6 +48,16 @@ func (t Type) String() string {
 	return fmt.Sprintf("Type(%d)", uint8(t))
 }
 
+// ParseType is the inverse of String: the type named "xs:long" and so on.
+func ParseType(name string) (Type, bool) {
+	for t, s := range typeNames {
+		if s == name {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
 // EDM returns the type's name in the SDS query API, such as "Edm.Int64".
 func (t Type) EDM() string { return edmNames[t] }
 

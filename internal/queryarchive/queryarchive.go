@@ -20,9 +20,11 @@
 package queryarchive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,6 +38,9 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/geojson"
 	"github.com/sdsops/sdsops/internal/query"
 	"github.com/sdsops/sdsops/internal/queryapi"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -154,13 +159,13 @@ func (c *Catalog) refresh(ctx context.Context, id catalog.ID, e *entry) (*querya
 	next := &queryapi.Source{}
 	if cur != nil && pub.sum == e.sha {
 		next.Published = cur.Published
-	} else if next.Published, err = c.load(ctx, rec.Name, pub.key, pub.sum); err != nil {
+	} else if next.Published, err = c.load(ctx, rec.Name, pub); err != nil {
 		return nil, err
 	}
 	if cur != nil && staged.sum == e.staged {
 		next.Staged = cur.Staged
 	} else if staged.key != "" {
-		if next.Staged, err = c.load(ctx, rec.Name, staged.key, staged.sum); err != nil {
+		if next.Staged, err = c.load(ctx, rec.Name, staged); err != nil {
 			// The published version is still worth serving.
 			c.logger().Error("query: staged version not served", "dataSource", id.String(), "error", err)
 			staged = archived{}
@@ -172,8 +177,17 @@ func (c *Catalog) refresh(ctx context.Context, id catalog.ID, e *entry) (*querya
 	return src, nil
 }
 
-// archived is an archive to serve: its key and the sha256 verified for it.
-type archived struct{ key, sum string }
+// archived is an archive to serve: its key, the sha256 verified for it
+// and its manifest (for the GeoParquet its conversion recorded).
+type archived struct {
+	key, sum string
+	m        *archive.Manifest
+}
+
+func archivedOf(m archive.Manifest) archived {
+	m.SHA256 = strings.ToLower(m.SHA256)
+	return archived{m.Key, m.SHA256, &m}
+}
 
 // withRecord serves src with the visibility the catalog records now
 // (switching public and private needs no reload) and stores it.
@@ -238,22 +252,142 @@ func (c *Catalog) newestVerified(ctx context.Context, rec catalog.Record) (pub, 
 	}
 	switch {
 	case best != nil:
-		pub = archived{best.m.Key, strings.ToLower(best.m.SHA256)}
+		pub = archivedOf(best.m)
 	case rec.ArchiveKey != "" && rec.VerifiedVersion != "" && len(rec.SHA256) == 64:
-		pub = archived{rec.ArchiveKey, rec.SHA256}
+		pub = archivedOf(archive.Manifest{Key: rec.ArchiveKey, SHA256: rec.SHA256})
 	default:
 		return pub, staged, queryapi.ErrNoSource // never archived and verified
 	}
 	if bestStaged != nil && (best == nil || newer(*bestStaged, best) &&
 		(bestStaged.m.VersionJobID == "" || !strings.EqualFold(bestStaged.m.VersionJobID, best.m.VersionJobID))) {
-		staged = archived{bestStaged.m.Key, strings.ToLower(bestStaged.m.SHA256)}
+		staged = archivedOf(bestStaged.m)
 	}
 	return pub, staged, nil
 }
 
-// load reads an archive and checks its bytes against the sha256 verified
-// for it.
-func (c *Catalog) load(ctx context.Context, name, key, sum string) (*query.Table, error) {
+// load reads the archive a: from the GeoParquet its
+// conversion recorded where there is one that holds every value, else
+// from the XML.
+func (c *Catalog) load(ctx context.Context, name string, a archived) (*query.Table, error) {
+	m := a.m
+	tb, err := c.loadGeoParquet(ctx, m)
+	if err == nil {
+		return tb, nil
+	}
+	if !errors.Is(err, errNoGeoParquet) {
+		// The XML is what was verified: a missing, altered or inexact
+		// GeoParquet costs a slower load, never the data source.
+		lvl := slog.LevelError
+		if errors.Is(err, query.ErrInexact) {
+			lvl = slog.LevelInfo
+		}
+		c.logger().Log(ctx, lvl, "query: loading the XML instead of the GeoParquet", "key", m.Key, "error", err)
+	}
+	return c.loadXML(ctx, name, m.Key, m.SHA256)
+}
+
+// errNoGeoParquet: the manifest records no GeoParquet of this archive.
+var errNoGeoParquet = errors.New("no GeoParquet recorded")
+
+// loadGeoParquet loads the GeoParquet and the schema document that m's
+// conversion record names, each checked against the sha256 recorded for
+// it, the record itself made from this archive's bytes.
+func (c *Catalog) loadGeoParquet(ctx context.Context, m *archive.Manifest) (*query.Table, error) {
+	if len(m.Conversion) == 0 {
+		return nil, errNoGeoParquet
+	}
+	var rec conversion.Record
+	if err := json.Unmarshal(m.Conversion, &rec); err != nil {
+		return nil, fmt.Errorf("conversion record of %s: %w", m.Key, err)
+	}
+	if rec.GeoParquet == nil {
+		return nil, errNoGeoParquet
+	}
+	if !strings.EqualFold(rec.SourceSHA256, m.SHA256) {
+		return nil, fmt.Errorf("the GeoParquet of %s was made from other bytes (%s)", m.Key, rec.SourceSHA256)
+	}
+	doc, err := c.verified(ctx, rec.Schema, maxSchemaBytes)
+	if err != nil {
+		return nil, err
+	}
+	l, err := loaderOf(doc)
+	if err != nil {
+		return nil, fmt.Errorf("schema document %s: %w", rec.Schema.Key, err)
+	}
+	if l.EntityType != m.EntityType && m.EntityType != "" {
+		return nil, fmt.Errorf("schema document %s is of entity type %q, the archive of %q", rec.Schema.Key, l.EntityType, m.EntityType)
+	}
+	for _, col := range l.Columns {
+		if col.Type == dataset.Geography {
+			// Refused before the file is read: see query.GeoParquetLoader.
+			return nil, fmt.Errorf("geography column %q: %w", col.Name, query.ErrInexact)
+		}
+	}
+	pq, err := c.verified(ctx, rec.GeoParquet.File, maxParquetBytes)
+	if err != nil {
+		return nil, err
+	}
+	tb, err := l.Load(ctx, bytes.NewReader(pq))
+	if err != nil {
+		return nil, fmt.Errorf("load s3://%s/%s: %w", c.Bucket, rec.GeoParquet.Key, err)
+	}
+	if int64(tb.Len()) != rec.GeoParquet.Rows {
+		return nil, fmt.Errorf("s3://%s/%s: %d rows, %d recorded", c.Bucket, rec.GeoParquet.Key, tb.Len(), rec.GeoParquet.Rows)
+	}
+	return tb, nil
+}
+
+// Bounds of what is read into memory for one GeoParquet load: the file of
+// the largest legal data source (300 MB of XML) is far smaller.
+const (
+	maxSchemaBytes  = 1 << 20
+	maxParquetBytes = 1 << 30
+)
+
+// verified reads the file f whole and checks it against its recorded size
+// and sha256.
+func (c *Catalog) verified(ctx context.Context, f conversion.File, limit int64) ([]byte, error) {
+	if f.Key == "" || f.Bytes < 0 || f.Bytes > limit {
+		return nil, fmt.Errorf("s3://%s/%s: %d bytes recorded, at most %d read", c.Bucket, f.Key, f.Bytes, limit)
+	}
+	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &f.Key})
+	if err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, f.Key, err)
+	}
+	defer obj.Body.Close()
+	b := make([]byte, 0, f.Bytes+1) // +1: room to see a longer object
+	buf := bytes.NewBuffer(b)
+	if _, err := io.Copy(buf, io.LimitReader(obj.Body, f.Bytes+1)); err != nil {
+		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, f.Key, err)
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	if got := hex.EncodeToString(sum[:]); int64(buf.Len()) != f.Bytes || !strings.EqualFold(got, f.SHA256) {
+		return nil, fmt.Errorf("s3://%s/%s: %w (recorded %s, read %s)", c.Bucket, f.Key, ErrTampered, f.SHA256, got)
+	}
+	return buf.Bytes(), nil
+}
+
+// loaderOf reads a schema document (geojson.SchemaDoc) into the loader of
+// its GeoParquet.
+func loaderOf(doc []byte) (query.GeoParquetLoader, error) {
+	var d geojson.SchemaDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return query.GeoParquetLoader{}, err
+	}
+	l := query.GeoParquetLoader{EntityType: d.EntityType, Key: d.Key}
+	for _, col := range d.Columns {
+		t, ok := dataset.ParseType(col.Type)
+		if !ok {
+			return query.GeoParquetLoader{}, fmt.Errorf("column %q of unknown type %q", col.Name, col.Type)
+		}
+		l.Columns = append(l.Columns, query.Column{Name: col.Name, Type: t})
+	}
+	return l, nil
+}
+
+// loadXML reads an archive and checks its bytes against the sha256
+// verified for it.
+func (c *Catalog) loadXML(ctx context.Context, name, key, sum string) (*query.Table, error) {
 	obj, err := c.Objects.GetObject(ctx, &s3.GetObjectInput{Bucket: &c.Bucket, Key: &key})
 	if err != nil {
 		return nil, fmt.Errorf("read s3://%s/%s: %w", c.Bucket, key, err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/query/querytest"
 	"github.com/sdsops/sdsops/internal/queryapi"
 	"github.com/sdsops/sdsops/internal/testenv"
@@ -41,7 +42,7 @@ type fixture struct {
 	finished time.Time
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	api := testenv.S3(t)
 	f := &fixture{api: api, bucket: testenv.Bucket(t, api), now: time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC), finished: time.Date(2026, 12, 6, 1, 0, 0, 0, time.UTC)}
@@ -75,7 +76,7 @@ func (f *fixture) archive(t *testing.T, job, version, export, sum string, verifi
 // archiveOn is archive for a job of another day.
 func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string, verified bool, visibility string) {
 	t.Helper()
-	f.put(t, date, job, version, export, sum, verified, visibility, false)
+	f.putArchive(t, ds, date, job, version, export, sum, verified, visibility, false)
 }
 
 // archiveStaged puts a verified archive of the staged version whose job
@@ -83,21 +84,34 @@ func (f *fixture) archiveOn(t *testing.T, date, job, version, export, sum string
 // does not change.
 func (f *fixture) archiveStaged(t *testing.T, job, version, export string) {
 	t.Helper()
-	f.put(t, "2026/12/06", job, version, export, "", true, "", true)
+	f.putArchive(t, ds, "2026/12/06", job, version, export, "", true, "", true)
 }
 
-func (f *fixture) put(t *testing.T, date, job, version, export, sum string, verified bool, visibility string, staging bool) {
+func (f *fixture) key(date, job string) string { return f.keyOf(ds, date, job) }
+
+func (f *fixture) keyOf(id catalog.ID, date, job string) string {
+	return "sds-exports/" + id.AccessID + "/" + id.Name + "/" + date + "/" + job + ".xml"
+}
+
+// archiveAs is archiveOn for another data source.
+func (f *fixture) archiveAs(t *testing.T, id catalog.ID, date, job, version, export, sum string, verified bool, visibility string) {
+	t.Helper()
+	f.putArchive(t, id, date, job, version, export, sum, verified, visibility, false)
+}
+
+func (f *fixture) putArchive(t *testing.T, id catalog.ID, date, job, version, export, sum string, verified bool, visibility string, staging bool) {
 	t.Helper()
 	ctx := context.Background()
-	key := "sds-exports/" + ds.AccessID + "/" + ds.Name + "/" + date + "/" + job + ".xml"
+	key := f.keyOf(id, date, job)
 	f.finished = f.finished.Add(time.Minute)
 	if sum == "" {
 		h := sha256.Sum256([]byte(export))
 		sum = hex.EncodeToString(h[:])
 	}
-	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: ds.AccessID, DataSourceName: ds.Name, JobID: job,
+	manifest, _ := json.Marshal(archive.Manifest{FormatVersion: 1, AccessID: id.AccessID, DataSourceName: id.Name, JobID: job,
 		VersionJobID: version, Staging: staging,
-		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export)), FinishedAt: f.finished})
+		SHA256: sum, Verified: verified, Bucket: f.bucket, Key: key, Bytes: int64(len(export)), FinishedAt: f.finished,
+		EntityCount: int64(strings.Count(export, "<EntityID>"))})
 	for k, body := range map[string]string{key: export, key + ".manifest.json": string(manifest)} {
 		if _, err := f.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
 			t.Fatal(err)
@@ -106,7 +120,7 @@ func (f *fixture) put(t *testing.T, date, job, version, export, sum string, veri
 	if staging {
 		return
 	}
-	if _, err := f.store.Update(ctx, ds, func(r *catalog.Record) error {
+	if _, err := f.store.Update(ctx, id, func(r *catalog.Record) error {
 		if version != "" {
 			r.Verified(catalog.Archive{Version: version, At: f.now, ArchiveKey: key, SHA256: sum, EntityCount: 22})
 		}
@@ -319,5 +333,149 @@ func TestCatalogUnreadable(t *testing.T) {
 	other := &Catalog{Records: recs, Objects: f.api, Bucket: f.bucket, Log: f.cat.Log}
 	if _, err := other.Source(ctx, ds.AccessID, ds.Name); err == nil || errors.Is(err, queryapi.ErrNoSource) {
 		t.Errorf("nothing served and the catalog unreadable: %v, want a server error", err)
+	}
+}
+
+// convert converts an archive of the fixture as the conversion pass does,
+// writing its GeoParquet and recording it in the manifest.
+func (f *fixture) convert(t *testing.T, job string) conversion.Record {
+	t.Helper()
+	store, err := archive.New(f.api, archive.Config{Bucket: f.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := conversion.New(f.api, store).Convert(context.Background(), f.key("2026/12/06", job)+archive.ManifestSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Record.GeoParquet == nil {
+		t.Fatal("no GeoParquet recorded")
+	}
+	return res.Record
+}
+
+func (f *fixture) put(t testing.TB, key, body string) {
+	t.Helper()
+	if _, err := f.api.PutObject(context.Background(), &s3.PutObjectInput{Bucket: &f.bucket, Key: aws.String(key), Body: strings.NewReader(body)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logged collects the fixture's log; read it once Source has returned.
+func (f *fixture) logged() *strings.Builder {
+	var sb strings.Builder
+	f.cat.Log = slog.New(slog.NewTextHandler(&sb, nil))
+	return &sb
+}
+
+// The GeoParquet recorded for an archive is what is loaded: an archive
+// whose XML is then replaced (which only a test does: the XML is never
+// rewritten) answers from the GeoParquet, verified by its own sha256.
+func TestLoadsTheRecordedGeoParquet(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	export := querytest.CoffeeShops()
+	f.archive(t, "job1", "v1", export, "", true, catalog.Private)
+	rec := f.convert(t, "job1")
+	// Same bytes' sha256 recorded, different contents: only a load from the
+	// GeoParquet still finds the original name. The XML's sha256 no longer
+	// matches, so a load from it would fail as tampered.
+	f.put(t, f.key("2026/12/06", "job1"), strings.Replace(export, "Fourth Coffee Store #22067<", "From the XML<", 1))
+	log := f.logged()
+	src, err := f.cat.Source(ctx, ds.AccessID, ds.Name)
+	if err != nil {
+		t.Fatalf("%v; log:\n%s", err, log)
+	}
+	if name22067(t, src) != "Fourth Coffee Store #22067" || int64(src.Published.Len()) != rec.GeoParquet.Rows {
+		t.Errorf("served %q, %d entities", name22067(t, src), src.Published.Len())
+	}
+	if log.Len() != 0 {
+		t.Errorf("log:\n%s", log)
+	}
+}
+
+// A GeoParquet that is missing, altered or unreadable is not served: the
+// XML, verified by its own sha256, is loaded instead and the fault logged.
+func TestFallsBackToTheXML(t *testing.T) {
+	for name, tc := range map[string]struct {
+		spoil func(t *testing.T, f *fixture, rec conversion.Record)
+		why   string // in the log
+	}{
+		"altered GeoParquet": {func(t *testing.T, f *fixture, rec conversion.Record) {
+			f.put(t, rec.GeoParquet.Key, "PAR1 not what was recorded PAR1")
+		}, ".parquet: " + ErrTampered.Error()},
+		"missing GeoParquet": {func(t *testing.T, f *fixture, rec conversion.Record) {
+			if _, err := f.api.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: &f.bucket, Key: &rec.GeoParquet.Key}); err != nil {
+				t.Fatal(err)
+			}
+		}, "NoSuchKey"},
+		"GeoParquet made from other bytes": {func(t *testing.T, f *fixture, rec conversion.Record) {
+			mkey := f.key("2026/12/06", "job1") + archive.ManifestSuffix
+			obj, err := f.api.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &f.bucket, Key: &mkey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer obj.Body.Close()
+			var m archive.Manifest
+			if err := json.NewDecoder(obj.Body).Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			rec.SourceSHA256 = strings.Repeat("0", 64)
+			m.Conversion, _ = json.Marshal(rec)
+			b, _ := json.Marshal(m)
+			f.put(t, mkey, string(b))
+		}, "made from other bytes"},
+		"altered schema document": {func(t *testing.T, f *fixture, rec conversion.Record) {
+			f.put(t, rec.Schema.Key, `{"entityType":"CoffeeShop","key":"EntityID","columns":[]}`)
+		}, ".schema.json: " + ErrTampered.Error()},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.archive(t, "job1", "v1", querytest.CoffeeShops(), "", true, catalog.Private)
+			tc.spoil(t, f, f.convert(t, "job1"))
+			log := f.logged()
+			src, err := f.cat.Source(context.Background(), ds.AccessID, ds.Name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name22067(t, src) != "Fourth Coffee Store #22067" {
+				t.Errorf("served %q", name22067(t, src))
+			}
+			if !strings.Contains(log.String(), "loading the XML instead of the GeoParquet") || !strings.Contains(log.String(), tc.why) {
+				t.Errorf("nothing logged:\n%s", log)
+			}
+		})
+	}
+}
+
+// A data source with a geography column is loaded from its XML, which
+// keeps the text of every value, invalid WKT included; the GeoParquet
+// does not.
+func TestGeographyIsLoadedFromTheXML(t *testing.T) {
+	f := newFixture(t)
+	export := strings.Replace(querytest.Geoms(), "POINT (-111.5 41.5)", "POINT (-111.5 41.5", 1) // invalid WKT
+	geo := catalog.ID{AccessID: ds.AccessID, Name: querytest.GeomName}
+	f.archiveAs(t, geo, "2026/12/06", "job1", "v1", export, "", true, catalog.Private)
+	store, err := archive.New(f.api, archive.Config{Bucket: f.bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conversion.New(f.api, store).Convert(context.Background(), f.keyOf(geo, "2026/12/06", "job1")+archive.ManifestSuffix); err != nil {
+		t.Fatal(err)
+	}
+	log := f.logged()
+	src, err := f.cat.Source(context.Background(), geo.AccessID, geo.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, ok := src.Published.Lookup("1004000000")
+	if !ok {
+		t.Fatal("the entity with invalid WKT is not served")
+	}
+	if v := src.Published.Value(i, src.Published.Column("Geom")); v.Str != "POINT (-111.5 41.5" {
+		t.Errorf("its Geom is %+v", v)
+	}
+	if !strings.Contains(log.String(), "level=INFO") || !strings.Contains(log.String(), "Geom") {
+		t.Errorf("log:\n%s", log)
 	}
 }
