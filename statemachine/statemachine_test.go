@@ -573,7 +573,7 @@ func keysLeft(ctx context.Context, e *localrun.Env, minimum int) error {
 			}
 			for _, x := range page.Executions {
 				executions++
-				d, err := e.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: x.ExecutionArn})
+				d, err := e.Describe(ctx, aws.ToString(x.ExecutionArn))
 				if err != nil {
 					return err
 				}

@@ -7,6 +7,7 @@ package localrun
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -370,7 +372,7 @@ func (e *Env) StartExecution(ctx context.Context, machine, name string, input an
 func (e *Env) Wait(ctx context.Context, arn string, progress func(sfntypes.HistoryEvent)) (*Execution, error) {
 	seen := 0
 	for {
-		d, err := e.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+		d, err := e.Describe(ctx, arn)
 		if err != nil {
 			return nil, err
 		}
@@ -413,13 +415,37 @@ func (e *Env) Run(ctx context.Context, machine, name string, input any) (*Execut
 // History returns every event of an execution, following pagination.
 func (e *Env) History(ctx context.Context, arn string) ([]sfntypes.HistoryEvent, error) {
 	var all []sfntypes.HistoryEvent
-	p := sfn.NewGetExecutionHistoryPaginator(e.SFN, &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+	in := &sfn.GetExecutionHistoryInput{ExecutionArn: aws.String(arn), MaxResults: 1000}
+	for {
+		page, err := reread(ctx, func() (*sfn.GetExecutionHistoryOutput, error) { return e.SFN.GetExecutionHistory(ctx, in) })
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, page.Events...)
+		if page.NextToken == nil {
+			return all, nil
+		}
+		in.NextToken = page.NextToken
 	}
-	return all, nil
+}
+
+// Describe is DescribeExecution of arn.
+func (e *Env) Describe(ctx context.Context, arn string) (*sfn.DescribeExecutionOutput, error) {
+	return reread(ctx, func() (*sfn.DescribeExecutionOutput, error) {
+		return e.SFN.DescribeExecution(ctx, &sfn.DescribeExecutionInput{ExecutionArn: aws.String(arn)})
+	})
+}
+
+// reread repeats a read whose answer arrived cut short: on a loaded
+// machine moto now and then ends a 200 answer before its body is whole,
+// and a read is safe to repeat.
+func reread[T any](ctx context.Context, read func() (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := read()
+		var de *smithy.DeserializationError
+		if err == nil || attempt == 3 || !errors.As(err, &de) || ctx.Err() != nil {
+			return out, err
+		}
+		time.Sleep(100 * time.Millisecond * time.Duration(attempt))
+	}
 }
