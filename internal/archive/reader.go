@@ -34,10 +34,18 @@ type exportReader struct {
 }
 
 func newExportReader(exp Export, req Request) *exportReader {
-	r := &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New(),
-		check: dataset.NewLenientVerifier(req.DataSourceName), restore: loadrules.NewExportCheck()}
-	r.check.OnEntity(func(rec *dataset.Record) { r.restore.Entity(rec, r.check.Root()) })
+	r := &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New()}
+	r.check, r.restore = newChecks(req.DataSourceName)
 	return r
+}
+
+// newChecks returns the checks of one pass over an export of the named
+// data source: the lenient Verifier, which hands each entity to the load
+// rules' check.
+func newChecks(dataSourceName string) (*dataset.Verifier, *loadrules.ExportCheck) {
+	v, c := dataset.NewLenientVerifier(dataSourceName), loadrules.NewExportCheck()
+	v.OnEntity(func(rec *dataset.Record) { c.Entity(rec, v.Root()) })
+	return v, c
 }
 
 func (r *exportReader) Read(p []byte) (int, error) {
