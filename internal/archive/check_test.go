@@ -23,7 +23,7 @@ func BenchmarkDataSetChecker(b *testing.B) {
 		b.Run(e.name, func(b *testing.B) {
 			b.SetBytes(e.data.Size())
 			for b.Loop() {
-				v, restore := newChecks(e.data.Name)
+				v, restore := newChecks(e.data.Name, int64(e.data.Entities))
 				if _, err := e.data.WriteTo(v); err != nil {
 					b.Fatal(err)
 				}

@@ -35,15 +35,15 @@ type exportReader struct {
 
 func newExportReader(exp Export, req Request) *exportReader {
 	r := &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New()}
-	r.check, r.restore = newChecks(req.DataSourceName)
+	r.check, r.restore = newChecks(req.DataSourceName, req.ExpectedEntities)
 	return r
 }
 
 // newChecks returns the checks of one pass over an export of the named
-// data source: the lenient Verifier, which hands each entity to the load
-// rules' check.
-func newChecks(dataSourceName string) (*dataset.Verifier, *loadrules.ExportCheck) {
-	v, c := dataset.NewLenientVerifier(dataSourceName), loadrules.NewExportCheck()
+// data source, of about entities entities: the lenient Verifier, which
+// hands each entity to the load rules' check.
+func newChecks(dataSourceName string, entities int64) (*dataset.Verifier, *loadrules.ExportCheck) {
+	v, c := dataset.NewLenientVerifier(dataSourceName), loadrules.NewExportCheck(entities)
 	v.OnEntity(func(rec *dataset.Record) { c.Entity(rec, v.Root()) })
 	return v, c
 }

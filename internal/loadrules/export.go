@@ -31,9 +31,10 @@ type reason struct {
 	first, count int64
 }
 
-// NewExportCheck returns a check of one export.
-func NewExportCheck() *ExportCheck {
-	return &ExportCheck{seed: maphash.MakeSeed(), keys: map[uint64]struct{}{}}
+// NewExportCheck returns a check of one export of about entities entities
+// (a hint that saves growing the set of keys; 0 when unknown).
+func NewExportCheck(entities int64) *ExportCheck {
+	return &ExportCheck{seed: maphash.MakeSeed(), keys: make(map[uint64]struct{}, min(max(entities, 0), MaxEntities))}
 }
 
 // Schema checks the export's schema; root is the document's root element.

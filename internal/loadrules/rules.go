@@ -107,9 +107,9 @@ func (s *Schema) CheckEntity(rec *dataset.Record) *Fault {
 		// The reader's message names elements, not values.
 		return &Fault{Rule: "structure: " + err.Error()}
 	}
-	for i, c := range s.Columns {
+	for i := range s.Columns {
 		if v := rec.Value(i); v.Present {
-			if f := checkValue(c, v); f != nil {
+			if f := s.checkValue(i, v); f != nil {
 				return f
 			}
 		}
@@ -118,7 +118,7 @@ func (s *Schema) CheckEntity(rec *dataset.Record) *Fault {
 	switch {
 	case !pk.Present || len(pk.Raw) == 0:
 		return &Fault{Rule: fmt.Sprintf("the entity ID %s is missing", s.Columns[s.Key].Name)}
-	case utf8.RuneCount(pk.Raw) > MaxKeyRunes:
+	case len(pk.Raw) > MaxKeyRunes && utf8.RuneCount(pk.Raw) > MaxKeyRunes:
 		return &Fault{Rule: fmt.Sprintf("the entity ID is longer than %d characters", MaxKeyRunes), Value: truncate(pk.Text(), 60)}
 	}
 	for _, g := range s.Geography {
@@ -135,13 +135,16 @@ func (s *Schema) CheckEntity(rec *dataset.Record) *Fault {
 // The load takes a date without a time as well.
 var dateLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05", "2006-01-02"}
 
-func checkValue(c dataset.Column, v dataset.Value) *Fault {
+// checkValue checks the value of column i. It runs on every value of every
+// archived export, so it allocates only for a fault.
+func (s *Schema) checkValue(i int, v dataset.Value) *Fault {
+	c := s.Columns[i]
 	bad := func() *Fault {
 		return &Fault{Rule: fmt.Sprintf("property %s is not a valid %s", c.Name, c.Type), Value: truncate(v.Text(), 40)}
 	}
 	switch c.Type {
 	case dataset.String:
-		if utf8.RuneCount(v.Raw) > MaxStringRunes {
+		if len(v.Raw) > MaxStringRunes && utf8.RuneCount(v.Raw) > MaxStringRunes {
 			return &Fault{Rule: fmt.Sprintf("property %s is longer than %d characters", c.Name, MaxStringRunes)}
 		}
 	case dataset.Long:
@@ -157,16 +160,11 @@ func checkValue(c dataset.Column, v dataset.Value) *Fault {
 		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 			return bad()
 		}
-		t := strings.TrimSpace(v.Text())
-		switch strings.ToLower(c.Name) {
-		case "latitude":
-			if f < -90 || f > 90 {
-				return &Fault{Rule: "Latitude is outside -90..90", Value: t}
-			}
-		case "longitude":
-			if f < -180 || f > 180 {
-				return &Fault{Rule: "Longitude is outside -180..180", Value: t}
-			}
+		switch {
+		case i == s.Lat && (f < -90 || f > 90):
+			return &Fault{Rule: "Latitude is outside -90..90", Value: truncate(strings.TrimSpace(v.Text()), 40)}
+		case i == s.Lon && (f < -180 || f > 180):
+			return &Fault{Rule: "Longitude is outside -180..180", Value: truncate(strings.TrimSpace(v.Text()), 40)}
 		}
 	case dataset.DateTime:
 		t := strings.TrimSpace(v.Text())
