@@ -363,6 +363,40 @@ func TestRestoreRefusesTamperedAndUnverified(t *testing.T) {
 	mustSucceed(t, x)
 }
 
+// TestRestoreRefusesUnrestorableArchive: an archive whose manifest says
+// restorable: false fails the restore in Prepare, before any load job;
+// force sends it to the load, which SDS refuses.
+func TestRestoreRefusesUnrestorableArchive(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	src := archived(t, accessID, "FourthCoffeeRoasteries")
+	body := string(getObject(t, src["key"].(string)))
+	for _, tag := range []string{"Latitude", "Longitude"} {
+		i, j := strings.Index(body, "<"+tag+">"), strings.Index(body, "</"+tag+">")
+		body = body[:i] + body[j+len("</"+tag+">"):]
+	}
+	key := writeArchive(t, "FourthCoffeeRoasteries", "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a05", []byte(body), 24, true, nil)
+	var m archive.Manifest
+	if err := json.Unmarshal(getObject(t, key+archive.ManifestSuffix), &m); err != nil {
+		t.Fatal(err)
+	}
+	m.Restorable, m.RestoreProblems = new(false), []string{"entity 1: the entity has no location: give Latitude and Longitude or a geography value"}
+	mj, _ := json.Marshal(m)
+	putObject(t, key+archive.ManifestSuffix, mj)
+
+	loads := loadJobs()
+	x := run(t, "restore", map[string]any{"archiveKey": key, "targetName": "UnrestorableTarget", "confirm": "UnrestorableTarget"})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "ArchiveUnrestorable" || countEntered(x, "Load") != 0 || !strings.Contains(x.Cause, "no location") {
+		t.Fatalf("unrestorable: %s %s %s", x.Status, x.Error, x.Cause)
+	}
+	if n := loadJobs(); n != loads {
+		t.Errorf("%d load jobs created by a refused restore", n-loads)
+	}
+	x = run(t, "restore", map[string]any{"archiveKey": key, "targetName": "UnrestorableTarget", "confirm": "UnrestorableTarget", "force": true})
+	if x.Status != sfntypes.ExecutionStatusFailed || x.Error != "JobAborted" || loadJobs() != loads+1 {
+		t.Fatalf("forced: %s %s %s; want the load refused by SDS", x.Status, x.Error, x.Cause)
+	}
+}
+
 // TestRestoreAbortedLoadKeepsFailedEntities: an archive whose entities SDS
 // rejects aborts the load; the failed entities are kept beside the archive
 // and the existing data source keeps its published version.

@@ -306,6 +306,9 @@ func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, 
 		for i := range sum.problems {
 			sum.problems[i] = req.Redact(sum.problems[i])
 		}
+		for i := range sum.restoreProblems {
+			sum.restoreProblems[i] = req.Redact(sum.restoreProblems[i])
+		}
 	}
 
 	// The upload succeeded with exactly the bytes read; check that S3 holds
@@ -334,6 +337,8 @@ func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, 
 		SchemaID:            sum.schemaID,
 		Verified:            len(sum.problems) == 0,
 		Problems:            sum.problems,
+		Restorable:          new(len(sum.restoreProblems) == 0),
+		RestoreProblems:     sum.restoreProblems,
 		Bucket:              s.cfg.Bucket,
 		Key:                 key,
 		StartedAt:           started.UTC(),

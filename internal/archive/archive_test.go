@@ -227,7 +227,7 @@ func TestCopy(t *testing.T) {
 			wantM := Manifest{FormatVersion: 2, AccessID: req.AccessID, DataSourceName: req.DataSourceName, JobID: req.JobID,
 				VersionJobID: req.VersionJobID, EntityCount: int64(tc.data.Entities), ExpectedEntityCount: int64(tc.data.Entities),
 				Bytes: tc.data.Size(), SHA256: wantSum, ContentType: "application/xml", EntityType: testEntityType,
-				SchemaID: tc.data.Name, Verified: true, Bucket: bucket, Key: wantKey,
+				SchemaID: tc.data.Name, Verified: true, Restorable: new(true), Bucket: bucket, Key: wantKey,
 				StartedAt: req.StartedAt, FinishedAt: fixedNow}
 			if !reflect.DeepEqual(m, wantM) {
 				t.Errorf("manifest\n got %+v\nwant %+v", m, wantM)

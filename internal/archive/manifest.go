@@ -43,6 +43,12 @@ type Manifest struct {
 	// reasons of those that failed are in Problems.
 	Verified bool     `json:"verified"`
 	Problems []string `json:"verificationProblems,omitempty"`
+	// Restorable says whether a load of the export would pass every
+	// documented load rule (package loadrules), checked entity by entity
+	// as the export was archived; RestoreProblems says why not, without
+	// entity data. Nil in a manifest written before the check: unknown.
+	Restorable      *bool    `json:"restorable,omitempty"`
+	RestoreProblems []string `json:"restoreProblems,omitempty"`
 	// Delivery records how the export was received when the service packed
 	// it (gzip, ZIP); what is stored is the XML inside.
 	Delivery   *DeliveryRecord `json:"delivery,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/sdsops/sdsops/internal/dataset"
+	"github.com/sdsops/sdsops/internal/loadrules"
 )
 
 // exportReader is what the uploader reads: the export as it streams, hashed,
@@ -26,11 +27,25 @@ type exportReader struct {
 	err      error             // sticky: the first failure, already classified
 	eof      bool
 	problems []string // verification's findings, once complete
+	// restore checks every entity against the load's rules in the same
+	// pass; restoreProblems are its findings, once complete.
+	restore         *loadrules.ExportCheck
+	restoreProblems []string
 }
 
 func newExportReader(exp Export, req Request) *exportReader {
-	return &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New(),
-		check: dataset.NewLenientVerifier(req.DataSourceName)}
+	r := &exportReader{src: exp.Body, want: exp.Length, corrupt: exp.Corrupt, req: req, h: sha256.New()}
+	r.check, r.restore = newChecks(req.DataSourceName, req.ExpectedEntities)
+	return r
+}
+
+// newChecks returns the checks of one pass over an export of the named
+// data source, of about entities entities: the lenient Verifier, which
+// hands each entity to the load rules' check.
+func newChecks(dataSourceName string, entities int64) (*dataset.Verifier, *loadrules.ExportCheck) {
+	v, c := dataset.NewLenientVerifier(dataSourceName), loadrules.NewExportCheck(entities)
+	v.OnEntity(func(rec *dataset.Record) { c.Entity(rec, v.Root()) })
+	return v, c
 }
 
 func (r *exportReader) Read(p []byte) (int, error) {
@@ -78,6 +93,8 @@ func (r *exportReader) finish() error {
 		return r.fail(ErrIntegrity, err)
 	}
 	r.problems = r.check.Problems(r.req.ExpectedEntities)
+	s := r.check.Summary()
+	r.restoreProblems = r.restore.Problems(s.Schema, r.check.Root(), s.Bytes, s.Entities)
 	return nil
 }
 
@@ -94,6 +111,7 @@ type streamSummary struct {
 	sha256               string
 	entityType, schemaID string
 	problems             []string
+	restoreProblems      []string
 }
 
 // summary describes a stream that has been read to a successful io.EOF.
@@ -105,5 +123,6 @@ func (r *exportReader) summary() (streamSummary, error) {
 	}
 	s := r.check.Summary()
 	return streamSummary{bytes: r.n, entities: s.Entities, sha256: hex.EncodeToString(r.h.Sum(nil)),
-		entityType: s.Schema.EntityType, schemaID: s.Schema.DataSetName, problems: r.problems}, nil
+		entityType: s.Schema.EntityType, schemaID: s.Schema.DataSetName, problems: r.problems,
+		restoreProblems: r.restoreProblems}, nil
 }

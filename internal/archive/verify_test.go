@@ -329,3 +329,56 @@ func TestCopyRedactsExportText(t *testing.T) {
 		t.Errorf("manifest %s", b.String())
 	}
 }
+
+// TestCopyRestorable: the export is checked against the load's rules in
+// the same pass; an export SDS would not take back is archived (it is what
+// the data source holds) but its manifest says restorable: false and why,
+// without any entity data.
+func TestCopyRestorable(t *testing.T) {
+	api := newS3(t)
+	data := testDataSet{Name: "MyDataSourceName", Entities: 5}
+	good := data.String()
+	cases := []struct {
+		name    string
+		body    string
+		reasons []string // nil: restorable
+	}{
+		{"restorable", good, nil},
+		// Not a column of the schema: the entity fails the load as a whole.
+		{"an unknown property", strings.Replace(strings.Replace(good, "<Latitude>47.", "<Note>47.", 1), "</Latitude>", "</Note>", 1),
+			[]string{"entity 1: structure: entity 1 has a <Note> element"}},
+		{"latitude out of range", strings.Replace(good, "<Latitude>47.", "<Latitude>147.", 1),
+			[]string{"entity 1: Latitude is outside -90..90"}},
+		{"entities without a location", strings.NewReplacer("<Latitude>", "<!--", "</Latitude>", "-->").Replace(good),
+			[]string{"5 entities, the first entity 1: the entity has no location"}},
+		{"a duplicate entity ID", strings.Replace(good, "<EntityID>000000002</EntityID>", "<EntityID>000000001</EntityID>", 1),
+			[]string{"entity 2: the entity ID is used by an earlier entity"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			bucket := newBucket(t, api)
+			src := newTestSource(t, data, serveBody)
+			src.body = tc.body
+			store := newStore(t, api, bucket, Config{})
+			res, err := store.Copy(context.Background(), testRequest(5), src.open())
+			if err != nil || !res.Verified {
+				t.Fatalf("err %v, verified %v: restorability must not fail the backup", err, res.Verified)
+			}
+			m := readManifest(t, api, bucket, wantKey+".manifest.json")
+			if m.Restorable == nil || *m.Restorable != (tc.reasons == nil) {
+				t.Fatalf("manifest restorable %v, problems %q; want %v", m.Restorable, m.RestoreProblems, tc.reasons == nil)
+			}
+			all := strings.Join(m.RestoreProblems, "\n")
+			for _, r := range tc.reasons {
+				if !strings.Contains(all, r) {
+					t.Errorf("reason %q missing from %q", r, m.RestoreProblems)
+				}
+			}
+			for _, leak := range []string{"147.", "000000001", "Redmond"} {
+				if strings.Contains(all, leak) {
+					t.Errorf("restoreProblems carry entity data %q: %q", leak, m.RestoreProblems)
+				}
+			}
+		})
+	}
+}

@@ -16,7 +16,8 @@ type Summary struct {
 // keeps no more than the names of the open elements. Write fails as soon
 // as the bytes cannot be a DataSet; Close tells whether they ended as one.
 type Verifier struct {
-	sc scanner
+	sc   scanner
+	each func(*Record) // OnEntity's
 }
 
 // NewVerifier returns a Verifier for an export of the named data source
@@ -25,13 +26,35 @@ func NewVerifier(dataSetName string) *Verifier {
 	return &Verifier{sc: scanner{expect: dataSetName, col: -1}}
 }
 
+// OnEntity makes the Verifier read each entity's values and hand the
+// record to f as the entity completes, in the same pass; the record is
+// valid until f returns. A field that is no column of the schema, or given
+// twice, is then reported by Record.Err rather than failing the export.
+// Call it before the first Write.
+func (v *Verifier) OnEntity(f func(*Record)) {
+	v.each = f
+	v.sc.records, v.sc.recordErrs = true, true
+}
+
+// Root returns the name of the export's root element, once it has been read.
+func (v *Verifier) Root() string { return v.sc.root }
+
 // Write checks the next bytes of the export.
 func (v *Verifier) Write(p []byte) (int, error) {
-	n, err := v.sc.feed(p)
-	if err != nil {
-		return 0, err
+	total := 0
+	for len(p) > 0 {
+		n, err := v.sc.feed(p)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+		p = p[n:]
+		if v.sc.ready {
+			v.sc.ready = false
+			v.each(&v.sc.rec)
+		}
 	}
-	return n, nil
+	return total, nil
 }
 
 // Close reports whether the export ended as a complete DataSet.

@@ -69,6 +69,7 @@ type scanner struct {
 	val      []byte // its value so far
 	recBytes int
 	ready    bool // rec holds a complete entity not yet handed out
+	inOther  bool // a lenient scan is inside an element other than an entity
 
 	err error // sticky
 }
@@ -624,8 +625,10 @@ func (c *scanner) open(empty bool) error {
 				c.phase = schemaClosed
 			}
 		case schemaDone:
+			c.inOther = false
 			if string(local) != c.schema.EntityType && c.lenient != nil {
 				c.lenient.other(c.name)
+				c.inOther = true
 				break
 			}
 			if string(local) != c.schema.EntityType {
@@ -644,7 +647,7 @@ func (c *scanner) open(empty bool) error {
 				c.ready = empty
 			}
 		}
-	case depth == 2 && c.records && c.phase == schemaDone:
+	case depth == 2 && c.records && c.phase == schemaDone && !c.inOther:
 		// Fields come in schema order: try the column after the last one
 		// before hashing the name.
 		col, ok := c.guess, c.guess < len(c.schema.Columns) && string(c.name) == c.schema.Columns[c.guess].Name
@@ -674,7 +677,7 @@ func (c *scanner) open(empty bool) error {
 			}
 			c.recordErr(err)
 		}
-	case depth == 3 && c.records && c.phase == schemaDone:
+	case depth == 3 && c.records && c.phase == schemaDone && !c.inOther:
 		err := fmt.Errorf("entity %d: field <%s> holds an element <%s>", c.entities, show(c.stack[c.ends[2]:]), show(c.name))
 		if !c.recordErrs {
 			return err
@@ -719,7 +722,7 @@ func (c *scanner) close() error {
 		col := c.col
 		c.col = -1
 		return c.store(col)
-	case last == 1 && c.records && c.phase == schemaDone:
+	case last == 1 && c.records && c.phase == schemaDone && !c.inOther:
 		c.ready = true
 	}
 	return nil

@@ -14,14 +14,15 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sdsops/sdsops/internal/loadrules"
 )
 
-// Documented upload limits (Geocode and Data Source Limits): 300 MB of
-// uncompressed UTF-8 data and 200,000 entities per data source. MB is read
-// as 10^6 bytes, the smaller reading.
+// Documented upload limits (package loadrules): uncompressed UTF-8 data
+// and entities per data source.
 const (
-	MaxLoadBytes    = 300_000_000
-	MaxLoadEntities = 200_000
+	MaxLoadBytes    = loadrules.MaxBytes
+	MaxLoadEntities = loadrules.MaxEntities
 )
 
 // LoadOperation is the loadOperation of a Load Data Source job. Only the

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/loadrules"
 )
 
 // Limits from the "Geocode and Data Source Limits" page. The enterprise values are the defaults; a
@@ -16,7 +18,7 @@ const (
 	DefaultMaxDataSources    = 25
 
 	// MaxEntities is the documented maximum number of entities in a data source.
-	MaxEntities = 200000
+	MaxEntities = loadrules.MaxEntities
 
 	// maxPriorVersions: a data source keeps up to two versions before the published one.
 	maxPriorVersions = 2

@@ -19,7 +19,7 @@ func TestReadUploadEntityFaults(t *testing.T) {
 		{"unknownProperty", "<Latitude>1</Latitude>", "<Latitude>1</Latitude><Height>3</Height>", 1, "Height"},
 		{"givenTwice", "<Latitude>1</Latitude>", "<Latitude>1</Latitude><latitude>1</latitude>", 1, "two <latitude>"},
 		{"holdsElements", "<Latitude>1</Latitude>", "<Latitude><v>1</v></Latitude>", 1, "holds an element"},
-		{"badDouble", "<Latitude>1</Latitude>", "<Latitude>north</Latitude>", 1, `"north" is not a valid xs:double`},
+		{"badDouble", "<Latitude>1</Latitude>", "<Latitude>north</Latitude>", 1, `Latitude is not a valid xs:double: "north"`},
 		{"noKey", "<E><Id>1</Id>", "<E>", 1, "entity ID Id is missing"},
 		{"sameKey", "<Id>1</Id>", "<Id>0</Id>", 1, "used by an earlier entity"},
 	} {

@@ -33,6 +33,13 @@ const (
 	// alarm, counts as a failure of the nightly run, and stops a delete
 	// that asked for a backup first.
 	ArchiveUnverified = "ArchiveUnverified"
+	// ArchiveUnrestorable: restore refused in prepare, before any SDS
+	// request, because the archive's manifest says restorable: false (an
+	// entity or the schema breaks a documented load rule, so SDS would
+	// refuse the load); the message names the reasons. Not retried. force:
+	// true sends it to the load anyway. A manifest written before the check
+	// has no restorable field and is not refused.
+	ArchiveUnrestorable = "ArchiveUnrestorable"
 	// FunctionTimeout: the function stopped itself just before its Lambda
 	// timeout; retried once (a one-off stall), not more (a copy that cannot
 	// fit in the time would only repeat).

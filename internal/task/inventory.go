@@ -44,7 +44,8 @@ type Inventory struct {
 }
 
 // ArchiveList is one data source's archives, newest first, each its
-// manifest as stored.
+// manifest as stored: with verified and restorable (absent, that is
+// unknown, in a manifest written before restorability was checked).
 type ArchiveList struct {
 	AccessID       string            `json:"accessId"`
 	DataSourceName string            `json:"dataSourceName"`

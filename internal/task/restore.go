@@ -42,7 +42,7 @@ type RestoreEvent struct {
 	TargetName        string `json:"targetName,omitempty"` // default: the archived name
 	Staging           bool   `json:"staging,omitempty"`
 	Public            bool   `json:"public,omitempty"`
-	Force             bool   `json:"force,omitempty"` // restore an unverified archive
+	Force             bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
 	// Load only: the state machine's retry number and when the state was
 	// entered, so that a retried load adopts the job an earlier attempt
@@ -64,6 +64,10 @@ type ArchiveRef struct {
 	SHA256         string   `json:"sha256"`
 	Verified       bool     `json:"verified"`
 	Problems       []string `json:"verificationProblems,omitempty"`
+	// Restorable is the manifest's: nil (unknown) for an archive made
+	// before restorability was checked.
+	Restorable      *bool    `json:"restorable,omitempty"`
+	RestoreProblems []string `json:"restoreProblems,omitempty"`
 }
 
 // RestorePlan is what prepare returns: the archive, and whether the target
@@ -162,8 +166,8 @@ func loadRequest(ev RestoreEvent, target string, ref *ArchiveRef) sds.LoadReques
 func (s *Service) layout() archive.Layout { return archive.NewLayout(s.cfg.ArchivePrefix) }
 
 // resolve finds the archive an event names and checks it may be restored:
-// its manifest is in place and describes it, and it is verified unless
-// force is set.
+// its manifest is in place and describes it, and it is verified and not
+// known to be unrestorable unless force is set.
 func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, error) {
 	var m *archive.Manifest
 	var mkey string
@@ -204,7 +208,7 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 	}
 	ref := &ArchiveRef{Bucket: s.cfg.ArchiveBucket, Key: m.Key, ManifestKey: mkey, AccessID: m.AccessID,
 		DataSourceName: m.DataSourceName, JobID: m.JobID, Bytes: m.Bytes, EntityCount: m.EntityCount,
-		SHA256: m.SHA256, Verified: m.Verified, Problems: m.Problems}
+		SHA256: m.SHA256, Verified: m.Verified, Problems: m.Problems, Restorable: m.Restorable, RestoreProblems: m.RestoreProblems}
 	key := strings.TrimSuffix(mkey, archive.ManifestSuffix)
 	if err := s.layout().CheckManifest(*m, s.cfg.ArchiveBucket, key); err != nil {
 		return nil, &Error{Type: IntegrityError, Message: fmt.Sprintf("manifest %s does not describe its archive (%v); nothing was loaded", mkey, err)}
@@ -212,6 +216,10 @@ func (s *Service) resolve(ctx context.Context, ev RestoreEvent) (*ArchiveRef, er
 	if !m.Verified && !ev.Force {
 		return nil, &Error{Type: ArchiveUnverified, Message: fmt.Sprintf("archive s3://%s/%s is not verified (%s); nothing was loaded. Pass force: true to restore it anyway",
 			ref.Bucket, ref.Key, strings.Join(m.Problems, "; "))}
+	}
+	if m.Restorable != nil && !*m.Restorable && !ev.Force {
+		return nil, &Error{Type: ArchiveUnrestorable, Message: fmt.Sprintf("archive s3://%s/%s breaks the documented load rules, so SDS would refuse it (%s); nothing was loaded. Pass force: true to send it to the load anyway",
+			ref.Bucket, ref.Key, strings.Join(m.RestoreProblems, "; "))}
 	}
 	return ref, nil
 }

@@ -156,3 +156,93 @@ func benchRestore(b *testing.B, svc *task.Service, event []byte, ds datasettest.
 		b.Errorf("peak heap %.1f MiB, the budget is 64 MiB", float64(peak)/(1<<20))
 	}
 }
+
+// TestRestoreRefusesUnrestorableArchive: an export with an entity that has
+// neither Latitude/Longitude nor a geography is archived as verified (it is
+// what the data source holds), but its manifest says restorable: false, the
+// archive list shows it, and prepare refuses its restore before any SDS
+// job; with force it goes to the load, which the service refuses.
+func TestRestoreRefusesUnrestorableArchive(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ctx := context.Background()
+	good := f.mustInvoke("copytos3", f.backupToCompleted())
+	if m := readManifest(t, f.bucket, good["key"].(string)); m.Restorable == nil || !*m.Restorable {
+		t.Fatalf("the emulator's export: restorable %v %q, want true", m.Restorable, m.RestoreProblems)
+	}
+
+	// The same export with the first entity's location taken out.
+	body, err := getObject(t, f.bucket, good["key"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(body)
+	for _, tag := range []string{"Latitude", "Longitude"} {
+		i, j := strings.Index(s, "<"+tag+">"), strings.Index(s, "</"+tag+">")
+		s = s[:i] + s[j+len("</"+tag+">"):]
+	}
+	entities := int64(strings.Count(s, "</EntityID>"))
+	store, err := archive.New(s3Client, archive.Config{Bucket: f.bucket, Prefix: "sds-exports/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	res, err := store.Copy(ctx, archive.Request{AccessID: accessID, DataSourceName: coffee, JobID: "0badc0de0badc0de0badc0de0badc0de",
+		VersionJobID: "0badc0de0badc0de0badc0de0badc0df", JobCreated: now, ExpectedEntities: entities, StartedAt: now},
+		func(context.Context) (archive.Export, error) {
+			return archive.Export{Body: io.NopCloser(strings.NewReader(s)), Length: int64(len(s))}, nil
+		})
+	if err != nil || !res.Verified {
+		t.Fatalf("copy: %v, verified %v: want a verified archive, as before", err, res.Verified)
+	}
+	m := readManifest(t, f.bucket, res.Key)
+	if m.Restorable == nil || *m.Restorable || len(m.RestoreProblems) != 1 || !strings.Contains(m.RestoreProblems[0], "entity 1: the entity has no location") {
+		t.Fatalf("manifest restorable %v, restoreProblems %q; want false, entity 1 has no location", m.Restorable, m.RestoreProblems)
+	}
+
+	list, err := call(t, f.service(&countingS3{Client: s3Client}).Inventory, map[string]any{"accessId": accessID, "dataSourceName": coffee})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[any]any{}
+	for _, a := range list["archives"].([]any) {
+		a := a.(map[string]any)
+		shown[a["key"]] = a["restorable"]
+	}
+	if shown[res.Key] != false || shown[good["key"]] != true {
+		t.Errorf("archive list shows restorable %v", shown)
+	}
+
+	jobs := len(f.emu.Jobs())
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": res.Key, "targetName": "CoffeeRestored"})
+	if typ != task.ArchiveUnrestorable || !strings.Contains(msg, "has no location") || !strings.Contains(msg, "force") {
+		t.Fatalf("prepare: %s: %s; want ArchiveUnrestorable naming the reason and force", typ, msg)
+	}
+	if n := len(f.emu.Jobs()); n != jobs {
+		t.Errorf("%d SDS jobs started by a refused restore", n-jobs)
+	}
+
+	// With force it goes ahead, and the load refuses the entity.
+	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "archiveKey": res.Key, "targetName": "CoffeeRestored", "force": true})
+	if plan["archive"].(map[string]any)["restorable"] != false {
+		t.Errorf("plan %v does not carry restorable: false", plan)
+	}
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": res.Key, "targetName": "CoffeeRestored", "force": true})
+	f.completeJobs()
+	job = f.mustInvoke("loadstatus", job)
+	if job["status"] != "Aborted" || !strings.Contains(job["errorMessage"].(string), "failed validation") {
+		t.Fatalf("forced load: %v; want the load aborted by the service", job)
+	}
+	failed, err := getObject(t, f.bucket, job["failedOutputKey"].(string))
+	if err != nil || !strings.Contains(string(failed), "no location") {
+		t.Errorf("failed output %q, %v; want the entity without location", failed, err)
+	}
+}
+
+func readManifest(t *testing.T, bucket, key string) archive.Manifest {
+	t.Helper()
+	sm, err := archive.ReadManifest(context.Background(), s3Client, bucket, key+archive.ManifestSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sm.Manifest
+}
