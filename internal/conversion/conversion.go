@@ -404,6 +404,19 @@ func (c *Converter) inPlace(ctx context.Context, m manifest) (bool, error) {
 	return true, nil
 }
 
+// RecordOf decodes the conversion record of manifest m; nil when m records
+// no conversion.
+func RecordOf(m archive.Manifest) (*Record, error) {
+	if len(m.Conversion) == 0 || string(m.Conversion) == "null" {
+		return nil, nil
+	}
+	r := new(Record)
+	if err := json.Unmarshal(m.Conversion, r); err != nil {
+		return nil, fmt.Errorf("its conversion record: %w", err)
+	}
+	return r, nil
+}
+
 func (c *Converter) readManifest(ctx context.Context, mkey string) (map[string]json.RawMessage, *string, manifest, error) {
 	bucket := c.store.Bucket()
 	var m manifest
@@ -417,11 +430,8 @@ func (c *Converter) readManifest(ctx context.Context, mkey string) (map[string]j
 		return nil, nil, m, classed(ErrStorage, "read "+mkey, err)
 	}
 	m.Manifest = sm.Manifest
-	if len(sm.Conversion) > 0 && string(sm.Conversion) != "null" {
-		m.record = new(Record)
-		if err := json.Unmarshal(sm.Conversion, m.record); err != nil {
-			return nil, nil, m, classed(ErrInvalid, mkey, fmt.Errorf("its conversion record: %w", err))
-		}
+	if m.record, err = RecordOf(sm.Manifest); err != nil {
+		return nil, nil, m, classed(ErrInvalid, mkey, err)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(sm.Raw, &raw); err != nil {

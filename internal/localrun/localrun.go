@@ -443,9 +443,13 @@ func reread[T any](ctx context.Context, read func() (T, error)) (T, error) {
 	for attempt := 1; ; attempt++ {
 		out, err := read()
 		var de *smithy.DeserializationError
-		if err == nil || attempt == 3 || !errors.As(err, &de) || ctx.Err() != nil {
+		if err == nil || attempt == 3 || !errors.As(err, &de) {
 			return out, err
 		}
-		time.Sleep(100 * time.Millisecond * time.Duration(attempt))
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(100 * time.Millisecond * time.Duration(attempt)):
+		}
 	}
 }

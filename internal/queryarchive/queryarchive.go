@@ -293,14 +293,11 @@ var errNoGeoParquet = errors.New("no GeoParquet recorded")
 // conversion record names, each checked against the sha256 recorded for
 // it, the record itself made from this archive's bytes.
 func (c *Catalog) loadGeoParquet(ctx context.Context, m *archive.Manifest) (*query.Table, error) {
-	if len(m.Conversion) == 0 {
-		return nil, errNoGeoParquet
+	rec, err := conversion.RecordOf(*m)
+	if err != nil {
+		return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
-	var rec conversion.Record
-	if err := json.Unmarshal(m.Conversion, &rec); err != nil {
-		return nil, fmt.Errorf("conversion record of %s: %w", m.Key, err)
-	}
-	if rec.GeoParquet == nil {
+	if rec == nil || rec.GeoParquet == nil {
 		return nil, errNoGeoParquet
 	}
 	if !strings.EqualFold(rec.SourceSHA256, m.SHA256) {
