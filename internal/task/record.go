@@ -64,6 +64,8 @@ type backupOutcome struct {
 	Verified     *bool  `json:"verified"`
 	IsStaging    bool   `json:"isStaging"`
 	Public       *bool  `json:"public"`
+	// PublicFrom: a restore's, where its visibility came from.
+	PublicFrom string `json:"publicFrom"`
 	// Conversion is the backup's Convert step output: the GeoJSON beside the archive.
 	Conversion *struct {
 		GeoJSONKey string `json:"geojsonKey"`
@@ -172,15 +174,17 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 			return nil, invalid("record: a setpublic result needs public")
 		}
 		mutate = func(r *catalog.Record) error {
-			r.Visibility = catalog.Private
-			if *res.Public {
-				r.Visibility = catalog.Public
-			}
+			r.Visibility = visibility(*res.Public)
 			return nil
 		}
 	case ev.Operation == RecordRestore:
 		mutate = func(r *catalog.Record) error {
 			r.DeletedAt, r.LastError, r.LastErrorAt = time.Time{}, "", time.Time{}
+			// The load set the visibility, except a publish of a staged
+			// version, which keeps the data source's.
+			if res.Public != nil && res.PublicFrom != PublicFromStaging {
+				r.Visibility = visibility(*res.Public)
+			}
 			if r.PendingSince.IsZero() {
 				r.PendingSince = now
 			}
@@ -300,6 +304,14 @@ func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
 
 // observeAndRevive is plan.Observe that also clears a deletion mark: the
 // data source exists again.
+// visibility is the catalog's word for a data source's public flag.
+func visibility(public bool) string {
+	if public {
+		return catalog.Public
+	}
+	return catalog.Private
+}
+
 func observeAndRevive(plan *nightly.Plan, it nightly.Item) func(*catalog.Record) error {
 	obs := plan.Observe(it)
 	return func(r *catalog.Record) error {

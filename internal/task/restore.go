@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -33,15 +34,17 @@ const maxManifestsScanned = 1000
 // (the SDS version or the download job) or date (YYYY-MM-DD); without
 // either, the newest archive is taken.
 type RestoreEvent struct {
-	Action            string `json:"action"` // prepare or load
-	ArchiveKey        string `json:"archiveKey,omitempty"`
-	AccessID          string `json:"accessId,omitempty"`
-	DataSourceName    string `json:"dataSourceName,omitempty"`
-	VersionJobID      string `json:"versionJobId,omitempty"`
-	Date              string `json:"date,omitempty"`
-	TargetName        string `json:"targetName,omitempty"` // default: the archived name
-	Staging           bool   `json:"staging,omitempty"`
-	Public            bool   `json:"public,omitempty"`
+	Action         string `json:"action"` // prepare or load
+	ArchiveKey     string `json:"archiveKey,omitempty"`
+	AccessID       string `json:"accessId,omitempty"`
+	DataSourceName string `json:"dataSourceName,omitempty"`
+	VersionJobID   string `json:"versionJobId,omitempty"`
+	Date           string `json:"date,omitempty"`
+	TargetName     string `json:"targetName,omitempty"` // default: the archived name
+	Staging        bool   `json:"staging,omitempty"`
+	// Public, when given, is the visibility of the restored data source;
+	// without it prepare takes the data source's own (RestorePlan.Public).
+	Public            *bool  `json:"public,omitempty"`
 	Force             bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
 	// Load only: the state machine's retry number and when the state was
@@ -70,14 +73,26 @@ type ArchiveRef struct {
 	RestoreProblems []string `json:"restoreProblems,omitempty"`
 }
 
-// RestorePlan is what prepare returns: the archive, and whether the target
-// exists (then its published version is backed up before the load).
+// RestorePlan is what prepare returns: the archive, whether the target
+// exists (then its published version is backed up before the load), and
+// the visibility the load gives it, with where that came from.
 type RestorePlan struct {
 	Archive        ArchiveRef `json:"archive"`
 	TargetName     string     `json:"targetName"`
 	TargetExists   bool       `json:"targetExists"`
 	TargetAccessID string     `json:"targetAccessId,omitempty"`
+	Public         bool       `json:"public"`
+	PublicFrom     string     `json:"publicFrom"`
 }
+
+// Where a restore's visibility comes from (RestorePlan.PublicFrom).
+const (
+	PublicFromRequest    = "request"    // the event's public field
+	PublicFromDataSource = "dataSource" // the existing target, as SDS lists it
+	PublicFromCatalog    = "catalog"    // the archived data source's catalog record
+	PublicFromStaging    = "staging"    // a staged load cannot be public
+	PublicFromNone       = "none"       // nothing recorded: private, SDS's default
+)
 
 // Restore prepares a restore (action prepare: choose the archive, check it,
 // look up the target; nothing is sent) or starts its load (action load).
@@ -89,7 +104,7 @@ func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
 	}
-	if ev.Staging && ev.Public {
+	if ev.Staging && ev.Public != nil && *ev.Public {
 		return nil, invalid("a staged restore cannot be made public; publish it, then set it public")
 	}
 	switch ev.Action {
@@ -107,6 +122,7 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		return nil, err
 	}
 	plan := &RestorePlan{Archive: *ref, TargetName: target}
+	var targetPublic bool
 	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		all, err := c.DataSources(ctx)
 		if err != nil {
@@ -114,7 +130,7 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		}
 		for _, d := range all {
 			if strings.EqualFold(d.Name, target) && d.AccessID != "" {
-				plan.TargetExists, plan.TargetAccessID = true, d.AccessID
+				plan.TargetExists, plan.TargetAccessID, targetPublic = true, d.AccessID, d.IsPublic
 				return nil
 			}
 		}
@@ -123,7 +139,46 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case ev.Public != nil:
+		plan.Public, plan.PublicFrom = *ev.Public, PublicFromRequest
+	case ev.Staging:
+		plan.PublicFrom = PublicFromStaging
+	case plan.TargetExists:
+		// A complete load sets the visibility afresh (SDS's default is
+		// private): keep what the data source has now.
+		plan.Public, plan.PublicFrom = targetPublic, PublicFromDataSource
+	case strings.EqualFold(target, ref.DataSourceName):
+		if plan.Public, plan.PublicFrom, err = s.recordedPublic(ctx, ref); err != nil {
+			return nil, err
+		}
+	default:
+		// A copy under another name is a new data source: private unless asked.
+		plan.PublicFrom = PublicFromNone
+	}
 	return plan, nil
+}
+
+// recordedPublic is the visibility the catalog recorded for the archived
+// data source (discover sees it every night, set public records it). A
+// catalog that cannot be read fails the restore rather than silently
+// restoring a public data source as private.
+func (s *Service) recordedPublic(ctx context.Context, ref *ArchiveRef) (bool, string, error) {
+	if s.dep.Catalog == nil {
+		return false, "", &Error{Type: Internal, Message: "restore: no catalog configured to read the recorded visibility from"}
+	}
+	rec, err := s.dep.Catalog.Get(ctx, catalog.ID{AccessID: ref.AccessID, Name: ref.DataSourceName})
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return false, PublicFromNone, nil
+	case err != nil:
+		e := catalogFailure(err)
+		e.Message += `; nothing was loaded. Give "public": true or false to restore without the recorded visibility`
+		return false, "", e
+	case rec.Visibility == "":
+		return false, PublicFromNone, nil
+	}
+	return rec.Visibility == catalog.Public, PublicFromCatalog, nil
 }
 
 // resolveTarget resolves the archive and names the data source it goes
@@ -159,7 +214,7 @@ func loadRequest(ev RestoreEvent, target string, ref *ArchiveRef) sds.LoadReques
 	if ev.Staging {
 		op = sds.LoadCompleteStaging
 	}
-	return sds.LoadRequest{Name: target, Operation: op, Public: ev.Public, Size: ref.Bytes, Entities: ref.EntityCount}
+	return sds.LoadRequest{Name: target, Operation: op, Public: ev.Public != nil && *ev.Public, Size: ref.Bytes, Entities: ref.EntityCount}
 }
 
 // layout is the key layout of the archive bucket.

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -245,4 +246,85 @@ func readManifest(t *testing.T, bucket, key string) archive.Manifest {
 		t.Fatal(err)
 	}
 	return sm.Manifest
+}
+
+// TestRestoreVisibility: prepare chooses the visibility the load gives
+// the data source: the request's when given, else the existing target's,
+// else (after a delete) the one the catalog recorded; a copy under a new
+// name and a staged load are private. A catalog that cannot be read stops
+// the restore instead of silently restoring a public data source private.
+func TestRestoreVisibility(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ctx := context.Background()
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	cat := catalog.New(s3Client, f.bucket, "")
+	id := catalog.ID{AccessID: accessID, Name: coffee}
+	setRecorded := func(v string) {
+		t.Helper()
+		if _, err := cat.Update(ctx, id, func(r *catalog.Record) error { r.Visibility = v; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare := func(extra map[string]any) map[string]any {
+		t.Helper()
+		ev := map[string]any{"action": "prepare", "archiveKey": key}
+		for k, v := range extra {
+			ev[k] = v
+		}
+		return f.mustInvoke("restore", ev)
+	}
+	type want struct {
+		public bool
+		from   string
+	}
+	check := func(name string, plan map[string]any, w want) {
+		t.Helper()
+		if plan["public"] != w.public || plan["publicFrom"] != w.from {
+			t.Errorf("%s: public %v from %v, want %v from %s", name, plan["public"], plan["publicFrom"], w.public, w.from)
+		}
+	}
+
+	// The emulator's FourthCoffeeSample is public; the catalog says private:
+	// the live data source wins while it exists.
+	setRecorded(catalog.Private)
+	check("existing public target", prepare(nil), want{true, task.PublicFromDataSource})
+	check("existing target, public false asked", prepare(map[string]any{"public": false}), want{false, task.PublicFromRequest})
+	check("copy under a new name", prepare(map[string]any{"targetName": "CoffeeCopy"}), want{false, task.PublicFromNone})
+	check("copy, public asked", prepare(map[string]any{"targetName": "CoffeeCopy", "public": true}), want{true, task.PublicFromRequest})
+	check("staged", prepare(map[string]any{"staging": true}), want{false, task.PublicFromStaging})
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "staging": true, "public": true}); typ != task.InvalidInput {
+		t.Errorf("staged and public: %s, want InvalidInput", typ)
+	}
+
+	// Deleted: the catalog's record decides.
+	f.mustInvoke("delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee})
+	f.completeJobs()
+	if _, ok := f.emu.DataSource(accessID, coffee); ok {
+		t.Fatal("the data source still exists")
+	}
+	setRecorded(catalog.Public)
+	check("deleted, recorded public", prepare(nil), want{true, task.PublicFromCatalog})
+	check("deleted, recorded public, public false asked", prepare(map[string]any{"public": false}), want{false, task.PublicFromRequest})
+	setRecorded(catalog.Private)
+	check("deleted, recorded private", prepare(nil), want{false, task.PublicFromCatalog})
+	setRecorded("")
+	check("deleted, nothing recorded", prepare(nil), want{false, task.PublicFromNone})
+
+	f.putObject(cat.RecordKey(id), "not json")
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
+	if typ != task.CatalogCorrupt || !strings.Contains(msg, `"public"`) {
+		t.Errorf("damaged record: %s: %s; want CatalogCorrupt saying how to go on", typ, msg)
+	}
+	check("damaged record, public given", prepare(map[string]any{"public": true}), want{true, task.PublicFromRequest})
+
+	// The load applies the plan's visibility.
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "public": true})
+	f.completeJobs()
+	if job = f.mustInvoke("loadstatus", job); job["status"] != "Completed" {
+		t.Fatalf("load %v", job)
+	}
+	d, ok := f.emu.DataSource(job["accessId"].(string), coffee)
+	if !ok || !d.IsPublic {
+		t.Errorf("restored data source: %v, public %v; want it public", ok, d.IsPublic)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -125,6 +126,7 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.runner = task.NewService(tc, task.Deps{Keys: masterkey.New(smClient, time.Minute), Archive: store, Objects: s3Client, Log: log,
+		Catalog: catalog.New(s3Client, f.bucket, ""),
 		SDS: append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
 			sds.WithLogger(log)}, opts...)})
 	t.Cleanup(f.checkNoKeyLeaked)
