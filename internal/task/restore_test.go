@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
@@ -327,4 +328,47 @@ func TestRestoreVisibility(t *testing.T) {
 	if !ok || !d.IsPublic {
 		t.Errorf("restored data source: %v, public %v; want it public", ok, d.IsPublic)
 	}
+}
+
+// TestArchiveInColdStorage: an archive moved to GLACIER (S3 answers
+// InvalidObjectState to reading it) fails restore and convert at once with
+// ArchiveInColdStorage, which no state machine retries, naming the remedy;
+// nothing is loaded.
+func TestArchiveInColdStorage(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ctx := context.Background()
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	toGlacier := func(k string) {
+		t.Helper()
+		body, err := getObject(t, f.bucket, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(k), Body: strings.NewReader(string(body)), StorageClass: s3types.StorageClassGlacier}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coldOnly := func(what string, typ, msg string) {
+		t.Helper()
+		if typ != task.ArchiveInColdStorage || !strings.Contains(msg, "restore-object") {
+			t.Errorf("%s: %s: %s; want ArchiveInColdStorage naming the S3 restore", what, typ, msg)
+		}
+	}
+
+	// The archive only: the manifest is read, the archive's bytes are not.
+	toGlacier(key)
+	jobs := len(f.emu.Jobs())
+	f.mustInvoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "targetName": "ColdCopy"})
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "ColdCopy", "public": false})
+	coldOnly("load", typ, msg)
+	if n := len(f.emu.Jobs()); n != jobs {
+		t.Errorf("%d SDS jobs started by a load of an archive in GLACIER", n-jobs)
+	}
+	_, typ, msg = f.invoke("convert", map[string]any{"key": key})
+	coldOnly("convert", typ, msg)
+
+	// The manifest too (the lifecycle rule moves both): prepare stops.
+	toGlacier(key + archive.ManifestSuffix)
+	_, typ, msg = f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
+	coldOnly("prepare", typ, msg)
 }
