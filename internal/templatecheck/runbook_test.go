@@ -1,11 +1,9 @@
 package templatecheck
 
 import (
-	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,39 +46,16 @@ func taskErrorTypes(t *testing.T) []string {
 // writes into a failure ("Error":"BackupStopped" in a States.JsonMerge).
 func machineErrors(t *testing.T) map[string]string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(repoRoot(t), "statemachine", "*.asl.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no state machine definitions: %v", err)
-	}
 	inString := regexp.MustCompile(`\\"Error\\"\s*:\s*\\"([A-Za-z.]+)\\"`)
 	out := map[string]string{}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var def map[string]any
-		if err := json.Unmarshal(raw, &def); err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		var walk func(states map[string]any)
-		walk = func(states map[string]any) {
-			for _, st := range states {
-				st := obj(st)
-				if str(st["Type"]) == "Fail" && str(st["Error"]) != "" {
-					out[str(st["Error"])] = filepath.Base(file)
-				}
-				for _, k := range []string{"Iterator", "ItemProcessor"} {
-					walk(obj(obj(st[k])["States"]))
-				}
-				for _, b := range list(st["Branches"]) {
-					walk(obj(obj(b)["States"]))
-				}
+	for _, f := range aslFiles(t) {
+		eachState(f.def, func(_ string, st map[string]any) {
+			if str(st["Type"]) == "Fail" && str(st["Error"]) != "" {
+				out[str(st["Error"])] = f.name
 			}
-		}
-		walk(obj(def["States"]))
-		for _, m := range inString.FindAllSubmatch(raw, -1) {
-			out[string(m[1])] = filepath.Base(file)
+		})
+		for _, m := range inString.FindAllSubmatch(f.raw, -1) {
+			out[string(m[1])] = f.name
 		}
 	}
 	return out
