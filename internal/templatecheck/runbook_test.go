@@ -74,7 +74,7 @@ func runbookEntries(t *testing.T) map[string]bool {
 // TestRunbookCoversEveryErrorAndAlarm: every errorType of the functions,
 // every error a state machine ends with and every alarm of the template
 // has its "### <name>" entry in README's Runbook, and every alarm's
-// description links into the runbook.
+// description says what to do and links into the runbook.
 func TestRunbookCoversEveryErrorAndAlarm(t *testing.T) {
 	src, _ := load(t)
 	entries := runbookEntries(t)
@@ -100,6 +100,9 @@ func TestRunbookCoversEveryErrorAndAlarm(t *testing.T) {
 		}
 		if !runbookLink(desc, id) {
 			t.Errorf("alarm %s: description %q does not link to README.md#runbook or README.md#%s", id, desc, strings.ToLower(id))
+		}
+		if !strings.Contains(strings.ToLower(desc), "to do") {
+			t.Errorf("alarm %s: description %q does not say what to do", id, desc)
 		}
 	}
 	for _, name := range sortedKeys(want) {
