@@ -578,6 +578,9 @@ func TestRestoreAfterDeleteKeepsVisibility(t *testing.T) {
 	mustSucceed(t, run(t, "setpublic", map[string]any{"accessId": accessID, "dataSourceName": name, "public": true}))
 	src := archived(t, accessID, name)
 	cat := catalog.New(env.S3, env.Bucket, "")
+	if x := run(t, "restore", map[string]any{"archiveKey": src["key"], "confirm": name, "public": "yes"}); x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" || countEntered(x, "Prepare") != 0 {
+		t.Fatalf(`restore with "public": "yes": %s %s, entered Prepare %d times; want InvalidInput before anything`, x.Status, x.Error, countEntered(x, "Prepare"))
+	}
 
 	access := accessID
 	for _, tc := range []struct {
