@@ -571,7 +571,8 @@ func TestRestoreRefusesUnloadableArchiveBeforeBackup(t *testing.T) {
 
 // TestRestoreAfterDeleteKeepsVisibility: a public data source deleted and
 // restored comes back public (the catalog recorded it public), under a new
-// accessId; with "public": false it comes back private.
+// accessId, also through a staged load and its publish; with "public":
+// false it comes back private.
 func TestRestoreAfterDeleteKeepsVisibility(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
 	name := newTarget(t, "VisibleCoffee")
@@ -589,6 +590,8 @@ func TestRestoreAfterDeleteKeepsVisibility(t *testing.T) {
 		wantFrom   string
 	}{
 		{map[string]any{}, true, "catalog"},
+		// A staged load cannot be public: published, it is made public.
+		{map[string]any{"staging": true, "publish": true}, true, "catalog"},
 		{map[string]any{"public": false}, false, "request"},
 	} {
 		mustSucceed(t, run(t, "delete", map[string]any{"accessId": access, "dataSourceName": name, "confirm": name, "backupFirst": false}))

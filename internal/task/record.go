@@ -64,8 +64,6 @@ type backupOutcome struct {
 	Verified     *bool  `json:"verified"`
 	IsStaging    bool   `json:"isStaging"`
 	Public       *bool  `json:"public"`
-	// PublicFrom: a restore's, where its visibility came from.
-	PublicFrom string `json:"publicFrom"`
 	// Conversion is the backup's Convert step output: the GeoJSON beside the archive.
 	Conversion *struct {
 		GeoJSONKey string `json:"geojsonKey"`
@@ -180,9 +178,7 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 	case ev.Operation == RecordRestore:
 		mutate = func(r *catalog.Record) error {
 			r.DeletedAt, r.LastError, r.LastErrorAt = time.Time{}, "", time.Time{}
-			// The load set the visibility, except a publish of a staged
-			// version, which keeps the data source's.
-			if res.Public != nil && res.PublicFrom != PublicFromStaging {
+			if res.Public != nil {
 				r.Visibility = visibility(*res.Public)
 			}
 			if r.PendingSince.IsZero() {

@@ -75,7 +75,10 @@ type ArchiveRef struct {
 
 // RestorePlan is what prepare returns: the archive, whether the target
 // exists (then its published version is backed up before the load), and
-// the visibility the load gives it, with where that came from.
+// the visibility the restored data source ends with, with where that came
+// from. A staged load cannot be public (SDS refuses it), so LoadPublic is
+// what the load sets; a staged restore of a new data source that is to be
+// public is made public after its publish.
 type RestorePlan struct {
 	Archive        ArchiveRef `json:"archive"`
 	TargetName     string     `json:"targetName"`
@@ -83,6 +86,7 @@ type RestorePlan struct {
 	TargetAccessID string     `json:"targetAccessId,omitempty"`
 	Public         bool       `json:"public"`
 	PublicFrom     string     `json:"publicFrom"`
+	LoadPublic     bool       `json:"loadPublic"`
 }
 
 // Where a restore's visibility comes from (RestorePlan.PublicFrom).
@@ -90,7 +94,6 @@ const (
 	PublicFromRequest    = "request"    // the event's public field
 	PublicFromDataSource = "dataSource" // the existing target, as SDS lists it
 	PublicFromCatalog    = "catalog"    // the archived data source's catalog record
-	PublicFromStaging    = "staging"    // a staged load cannot be public
 	PublicFromNone       = "none"       // nothing recorded: private, SDS's default
 )
 
@@ -142,11 +145,10 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 	switch {
 	case ev.Public != nil:
 		plan.Public, plan.PublicFrom = *ev.Public, PublicFromRequest
-	case ev.Staging:
-		plan.PublicFrom = PublicFromStaging
 	case plan.TargetExists:
 		// A complete load sets the visibility afresh (SDS's default is
-		// private): keep what the data source has now.
+		// private): keep what the data source has now. A publish of a
+		// staged version keeps it anyway.
 		plan.Public, plan.PublicFrom = targetPublic, PublicFromDataSource
 	case strings.EqualFold(target, ref.DataSourceName):
 		if plan.Public, plan.PublicFrom, err = s.recordedPublic(ctx, ref); err != nil {
@@ -156,6 +158,7 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		// A copy under another name is a new data source: private unless asked.
 		plan.PublicFrom = PublicFromNone
 	}
+	plan.LoadPublic = plan.Public && !ev.Staging
 	return plan, nil
 }
 

@@ -249,11 +249,12 @@ func readManifest(t *testing.T, bucket, key string) archive.Manifest {
 	return sm.Manifest
 }
 
-// TestRestoreVisibility: prepare chooses the visibility the load gives
-// the data source: the request's when given, else the existing target's,
+// TestRestoreVisibility: prepare chooses the visibility the restored data
+// source ends with: the request's when given, else the existing target's,
 // else (after a delete) the one the catalog recorded; a copy under a new
-// name and a staged load are private. A catalog that cannot be read stops
-// the restore instead of silently restoring a public data source private.
+// name is private. A staged load itself is never public. A catalog that
+// cannot be read stops the restore instead of silently restoring a public
+// data source private.
 func TestRestoreVisibility(t *testing.T) {
 	f := newFixture(t, masterKey, nil)
 	ctx := context.Background()
@@ -278,21 +279,26 @@ func TestRestoreVisibility(t *testing.T) {
 		public bool
 		from   string
 	}
-	check := func(name string, plan map[string]any, w want) {
+	check := func(name string, extra map[string]any, w want) {
 		t.Helper()
+		plan := prepare(extra)
 		if plan["public"] != w.public || plan["publicFrom"] != w.from {
 			t.Errorf("%s: public %v from %v, want %v from %s", name, plan["public"], plan["publicFrom"], w.public, w.from)
+		}
+		// The load sets it, unless staged: SDS refuses a public staged load.
+		if want := w.public && extra["staging"] != true; plan["loadPublic"] != want {
+			t.Errorf("%s: loadPublic %v, want %v", name, plan["loadPublic"], want)
 		}
 	}
 
 	// The emulator's FourthCoffeeSample is public; the catalog says private:
 	// the live data source wins while it exists.
 	setRecorded(catalog.Private)
-	check("existing public target", prepare(nil), want{true, task.PublicFromDataSource})
-	check("existing target, public false asked", prepare(map[string]any{"public": false}), want{false, task.PublicFromRequest})
-	check("copy under a new name", prepare(map[string]any{"targetName": "CoffeeCopy"}), want{false, task.PublicFromNone})
-	check("copy, public asked", prepare(map[string]any{"targetName": "CoffeeCopy", "public": true}), want{true, task.PublicFromRequest})
-	check("staged", prepare(map[string]any{"staging": true}), want{false, task.PublicFromStaging})
+	check("existing public target", nil, want{true, task.PublicFromDataSource})
+	check("existing target, public false asked", map[string]any{"public": false}, want{false, task.PublicFromRequest})
+	check("copy under a new name", map[string]any{"targetName": "CoffeeCopy"}, want{false, task.PublicFromNone})
+	check("copy, public asked", map[string]any{"targetName": "CoffeeCopy", "public": true}, want{true, task.PublicFromRequest})
+	check("staged over the existing public target", map[string]any{"staging": true}, want{true, task.PublicFromDataSource})
 	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "staging": true, "public": true}); typ != task.InvalidInput {
 		t.Errorf("staged and public: %s, want InvalidInput", typ)
 	}
@@ -304,19 +310,20 @@ func TestRestoreVisibility(t *testing.T) {
 		t.Fatal("the data source still exists")
 	}
 	setRecorded(catalog.Public)
-	check("deleted, recorded public", prepare(nil), want{true, task.PublicFromCatalog})
-	check("deleted, recorded public, public false asked", prepare(map[string]any{"public": false}), want{false, task.PublicFromRequest})
+	check("deleted, recorded public", nil, want{true, task.PublicFromCatalog})
+	check("staged, deleted, recorded public", map[string]any{"staging": true}, want{true, task.PublicFromCatalog})
+	check("deleted, recorded public, public false asked", map[string]any{"public": false}, want{false, task.PublicFromRequest})
 	setRecorded(catalog.Private)
-	check("deleted, recorded private", prepare(nil), want{false, task.PublicFromCatalog})
+	check("deleted, recorded private", nil, want{false, task.PublicFromCatalog})
 	setRecorded("")
-	check("deleted, nothing recorded", prepare(nil), want{false, task.PublicFromNone})
+	check("deleted, nothing recorded", nil, want{false, task.PublicFromNone})
 
 	f.putObject(cat.RecordKey(id), "not json")
 	_, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
 	if typ != task.CatalogCorrupt || !strings.Contains(msg, `"public"`) {
 		t.Errorf("damaged record: %s: %s; want CatalogCorrupt saying how to go on", typ, msg)
 	}
-	check("damaged record, public given", prepare(map[string]any{"public": true}), want{true, task.PublicFromRequest})
+	check("damaged record, public given", map[string]any{"public": true}, want{true, task.PublicFromRequest})
 
 	// The load applies the plan's visibility.
 	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "public": true})
