@@ -83,7 +83,12 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 		return err
 	}
 	defer stopQuery()
-	printEnv(out, env, cfg, queryURL)
+	apiURL, stopAPI, err := env.ServeAPI()
+	if err != nil {
+		return fmt.Errorf("API endpoint: %w", err)
+	}
+	defer stopAPI()
+	printEnv(out, env, cfg, queryURL, apiURL)
 	<-ctx.Done()
 	return nil
 }
@@ -113,8 +118,9 @@ func serveQuery(env *localrun.Env) (string, func(), error) {
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
 // dummy credentials, one variable per state machine, the bucket, the
 // emulator and the Query API endpoint with a key that works, then the
-// sample data sources as comments.
-func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string) {
+// sample data sources as comments. The SDSOPS_ variables are the operator
+// CLI's (there are no stack outputs locally).
+func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL, apiURL string) {
 	region := env.Stack.Moto.Region()
 	fmt.Fprintln(w, "# sdsops local stack: paste into another shell")
 	fmt.Fprintln(w, "unset AWS_PROFILE AWS_SESSION_TOKEN")
@@ -122,12 +128,16 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string
 		{"AWS_ENDPOINT_URL", env.Stack.Endpoint()},
 		{"AWS_REGION", region},
 		{"AWS_DEFAULT_REGION", region},
-		{"AWS_ACCESS_KEY_ID", "testing"},
-		{"AWS_SECRET_ACCESS_KEY", "testing"},
+		{"AWS_ACCESS_KEY_ID", localrun.LocalAccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", localrun.LocalSecretAccessKey},
 		{"ARCHIVE_BUCKET", env.Bucket},
 		{"SDSEMU_URL", env.EmulatorURL},
 		{"QUERY_URL", queryURL},
 		{"QUERY_KEY", localQueryKey},
+		{"SDSOPS_API", apiURL},
+		{"SDSOPS_BUCKET", env.Bucket},
+		{"SDSOPS_DISCOVER_FUNCTION", "discover"},
+		{"SDSOPS_CONVERT_MACHINE", env.StateMachines["convert"]},
 	}
 	names := make([]string, 0, len(env.StateMachines))
 	for name := range env.StateMachines {
