@@ -137,6 +137,7 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL, apiUR
 		{"SDSOPS_API", apiURL},
 		{"SDSOPS_BUCKET", env.Bucket},
 		{"SDSOPS_DISCOVER_FUNCTION", "discover"},
+		{"SDSOPS_RESTORE_FUNCTION", "restore"},
 		{"SDSOPS_CONVERT_MACHINE", env.StateMachines["convert"]},
 	}
 	names := make([]string, 0, len(env.StateMachines))
