@@ -105,7 +105,10 @@ func (a *app) s3(ctx context.Context) (*s3.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = a.localEndpoint() }), nil
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = a.localEndpoint()
+		o.DisableLogOutputChecksumValidationSkipped = true
+	}), nil
 }
 
 func (a *app) sfn(ctx context.Context) (*sfn.Client, error) {

@@ -207,7 +207,7 @@ func readRecord(ctx context.Context, api ObjectGetter, bucket, key string) (reco
 
 func printStatus(w io.Writer, st Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tDATA SOURCE\tLAST VERIFIED ARCHIVE\tSTALENESS\tLAST ERROR\tLAST DRILL")
+	fmt.Fprintln(tw, "STATE\tDATA SOURCE\tLAST VERIFIED\tSTALENESS\tLAST ERROR\tLAST DRILL")
 	for _, s := range st.DataSources {
 		state := strings.ToUpper(s.State)
 		if s.PastRPO {
@@ -215,17 +215,17 @@ func printStatus(w io.Writer, st Status) {
 		}
 		verified := "never"
 		if !s.VerifiedAt.IsZero() {
-			verified = s.VerifiedAt.UTC().Format("2006-01-02 15:04Z") + " " + s.VerifiedVersion
+			verified = s.VerifiedAt.UTC().Format("2006-01-02 15:04Z")
 		}
 		stale := "-"
 		if s.StalenessHours > 0 {
 			stale = hours(s.StalenessHours)
 			if !s.PendingSince.IsZero() {
-				stale += " (since " + s.PendingSince.UTC().Format("01-02 15:04Z") + ")"
+				stale += " (since " + s.PendingSince.UTC().Format(time.DateOnly) + ")"
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", state, s.AccessID, s.DataSourceName, verified, stale,
-			orDash(clip(s.LastError, 60)), drillText(s.LastDrill))
+			orDash(clip(s.LastError, 48)), drillText(s.LastDrill))
 	}
 	tw.Flush()
 	for _, d := range st.Damaged {

@@ -110,10 +110,7 @@ func (a *app) follow(ctx context.Context, arn string) (*Execution, error) {
 	if h, err := a.sfn(ctx); err == nil {
 		history = h
 	}
-	shown := 0
-	if !a.opts.json {
-		fmt.Fprintf(a.io.Stdout, "following %s\n", arn)
-	}
+	shown := -1 // the header is not out yet
 	for {
 		var d apiExecution
 		if err := c.do(ctx, "GET", "/executions/"+url.PathEscape(arn), nil, &d); err != nil {
@@ -143,6 +140,10 @@ func (a *app) follow(ctx context.Context, arn string) (*Execution, error) {
 			}
 		}
 		if !a.opts.json {
+			if shown < 0 {
+				fmt.Fprintf(a.io.Stdout, "following %s\n", arn)
+				shown = 0
+			}
 			shown = showSteps(a, x, shown)
 		}
 		if x.Status != "RUNNING" {
@@ -206,7 +207,9 @@ func readSteps(ctx context.Context, h HistoryReader, arn string) ([]Step, error)
 // failure is the error of a failed task or execution event, "" for
 // other events.
 func failure(ev sfntypes.HistoryEvent) string {
-	pick := func(e, c *string) string { return joinNonEmpty(": ", aws.ToString(e), clip(aws.ToString(c), 200)) }
+	pick := func(e, c *string) string {
+		return joinNonEmpty(": ", aws.ToString(e), clip(causeText(aws.ToString(c)), 200))
+	}
 	switch {
 	case ev.TaskFailedEventDetails != nil:
 		return pick(ev.TaskFailedEventDetails.Error, ev.TaskFailedEventDetails.Cause)
@@ -244,7 +247,7 @@ func printEnd(a *app, x *Execution) {
 	}
 	fmt.Fprintf(a.io.Stdout, "%s%s\n", x.Status, took)
 	if x.Error != "" || x.Cause != "" {
-		fmt.Fprintf(a.io.Stdout, "error: %s\n", joinNonEmpty(": ", x.Error, x.Cause))
+		fmt.Fprintf(a.io.Stdout, "error: %s\n", joinNonEmpty(": ", x.Error, causeText(x.Cause)))
 	}
 	printOutput(a.io.Stdout, x.Output)
 }
@@ -264,4 +267,14 @@ func printOutput(w io.Writer, raw json.RawMessage) {
 			}
 		}
 	}
+}
+
+// causeText is the message of a cause that is a Lambda error document
+// ({"errorType","errorMessage"}), else the cause as it is.
+func causeText(cause string) string {
+	var e FunctionError
+	if json.Unmarshal([]byte(cause), &e) == nil && e.Message != "" {
+		return e.Message
+	}
+	return cause
 }
