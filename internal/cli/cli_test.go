@@ -6,12 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/cli"
 	"github.com/sdsops/sdsops/internal/localrun"
+	"github.com/sdsops/sdsops/internal/localrun/uptest"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -29,8 +27,6 @@ const (
 	coffeeID = "20181f26d9e94c81acdf9496133d4f23"
 	coffee   = "FourthCoffeeSample"
 	transit  = "6b1c9e2f04d84a7f9a3e5d7c8b2f1e40/Transit"
-	// readyLine ends make up's printed environment.
-	readyLine = "# ready: Ctrl-C stops everything"
 )
 
 // result is one run of the command line.
@@ -308,65 +304,11 @@ func startMakeUp(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := exec.Command("make", "-s", "up", "UP_ARGS=-wait-scale 0.02 -job-duration 300ms -out "+t.TempDir())
-	up.Dir = root
-	up.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr syncBuffer
-	up.Stdout, up.Stderr = &stdout, &stderr
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	t.Cleanup(func() {
-		syscall.Kill(-up.Process.Pid, syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			syscall.Kill(-up.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Errorf("make up did not stop within 30 s of Ctrl-C")
-		}
-	})
-	deadline := time.After(3 * time.Minute)
-	for !strings.Contains(stdout.String(), readyLine+"\n") {
-		select {
-		case err := <-exited:
-			t.Fatalf("make up exited before it was ready (%v):\n%s\n%s", err, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("make up not ready after 3 minutes:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	env := map[string]string{}
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		if kv, ok := strings.CutPrefix(line, "export "); ok {
-			k, v, _ := strings.Cut(kv, "=")
-			env[k] = v
-		}
-	}
+	up := uptest.Start(t, root, "-wait-scale 0.02 -job-duration 300ms -out "+t.TempDir())
 	for _, k := range []string{"SDSOPS_API", "SDSOPS_BUCKET", "SDSOPS_DISCOVER_FUNCTION", "SDSOPS_RESTORE_FUNCTION", "SDSOPS_CONVERT_MACHINE", "SM_NIGHTLY", "SDSEMU_URL"} {
-		if env[k] == "" {
-			t.Fatalf("make up printed no %s:\n%s", k, stdout.String())
+		if up.Env[k] == "" {
+			t.Fatalf("make up printed no %s:\n%s", k, up.Printed)
 		}
 	}
-	return env
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	return up.Env
 }

@@ -30,9 +30,6 @@ import (
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
-// ReadyLine ends the printed environment: everything is up.
-const readyLine = "# ready: Ctrl-C stops everything"
-
 func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
@@ -159,7 +156,7 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL, apiUR
 	}
 	fmt.Fprintln(w, "# the Query API over the archives, once a data source is backed up, e.g.:")
 	fmt.Fprintln(w, `#   curl "$QUERY_URL/REST/v1/data/{accessId}/{dataSourceName}/{entityTypeName}?spatialFilter=nearby(47.6,-122.3,50)&\$format=json&key=$QUERY_KEY"`)
-	fmt.Fprintln(w, readyLine)
+	fmt.Fprintln(w, localrun.ReadyLine)
 }
 
 // MachineVar is the variable holding a state machine's ARN: SM_BACKUP for
