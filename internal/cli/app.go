@@ -44,7 +44,9 @@ type options struct {
 type app struct {
 	io   IO
 	opts options
-	set  map[string]bool // common flags given, so a verb's copy does not reset them
+	// flagsSet: the options have their defaults; a verb's flags then
+	// only override what its command line gives.
+	flagsSet bool
 
 	cfg       *aws.Config
 	stackInfo *stackInfo
@@ -52,8 +54,8 @@ type app struct {
 }
 
 func (a *app) commonFlags(fs *flag.FlagSet) {
-	if a.set == nil {
-		a.set = map[string]bool{}
+	if !a.flagsSet {
+		a.flagsSet = true
 		a.opts = options{stack: a.io.Getenv(envStackName), interval: 2 * time.Second}
 		if a.opts.stack == "" {
 			a.opts.stack = defaultStack
