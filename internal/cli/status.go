@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -75,6 +76,9 @@ type ObjectGetter interface {
 	GetObject(ctx context.Context, in *s3.GetObjectInput, opts ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 }
 
+// recordReads bounds the catalog records status reads at once.
+const recordReads = 8
+
 func runStatus(ctx context.Context, a *app, args []string) error {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	rpoFlag := fs.Duration("rpo", 0, "recovery-point objective (default: the stack's NightlyRpoHours, 48h)")
@@ -97,19 +101,35 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 	if st.Damaged == nil {
 		st.Damaged = []catalog.Damaged{}
 	}
-	for _, e := range inv.DataSources {
-		s := sourceStatus(e, rpo)
-		if e.State != "damaged" {
-			v, err := records(ctx, catalog.ID{AccessID: e.AccessID, Name: e.Name})
-			if err != nil {
-				return err
-			}
-			s.ArchiveKey, s.LastError, s.LastErrorAt, s.LastDrill = v.ArchiveKey, v.LastError, v.LastErrorAt, v.LastDrill
+	// One record read per data source, a few at once: an account of
+	// hundreds answers in seconds.
+	st.DataSources = make([]SourceStatus, len(inv.DataSources))
+	errs := make([]error, len(inv.DataSources))
+	sem := make(chan struct{}, recordReads)
+	var wg sync.WaitGroup
+	for i, e := range inv.DataSources {
+		st.DataSources[i] = sourceStatus(e, rpo)
+		if e.State == "damaged" {
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			v, err := records(ctx, catalog.ID{AccessID: e.AccessID, Name: e.Name})
+			s := &st.DataSources[i]
+			s.ArchiveKey, s.LastError, s.LastErrorAt, s.LastDrill, errs[i] = v.ArchiveKey, v.LastError, v.LastErrorAt, v.LastDrill, err
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, s := range st.DataSources {
 		if s.PastRPO {
 			st.PastRPO++
 		}
-		st.DataSources = append(st.DataSources, s)
 	}
 	slices.SortStableFunc(st.DataSources, func(x, y SourceStatus) int {
 		return cmp.Or(cmp.Compare(severity(x), severity(y)), cmp.Compare(y.StalenessHours, x.StalenessHours),
