@@ -3,8 +3,11 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -287,6 +291,52 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 	}
 	if r := run(t, "wait", strings.Replace(aws.ToString(night.ExecutionArn), "sdsops-nightly:", "sdsops-nightly:nope", 1)); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "ExecutionDoesNotExist") {
 		t.Errorf("wait on an unknown execution: %s", r)
+	}
+
+	// The routes the CLI does not use answer as on AWS too: visibility
+	// starts setpublic, a delete without its confirmation is refused, an
+	// unsigned request is refused.
+	api := func(method, path, body string, sign bool) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(ctx, method, env["SDSOPS_API"]+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if sign {
+			creds, err := cfg.Credentials.Retrieve(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256([]byte(body))
+			if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "execute-api", cfg.Region, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	ds := "/datasources/" + coffeeID + "/" + coffee
+	code, ans := api("PUT", ds+"/visibility", `{"public":false}`, true)
+	arn, _ := ans["executionArn"].(string)
+	if code != 202 || !strings.HasPrefix(fmt.Sprint(ans["statusPath"]), "/v1/executions/"+arn) {
+		t.Fatalf("PUT visibility: %d %v", code, ans)
+	}
+	runJSON(t, &x, cli.ExitOK, "wait", arn)
+	if x.Status != "SUCCEEDED" || !strings.Contains(x.StateMachineArn, "setpublic") {
+		t.Errorf("visibility: %+v", x)
+	}
+	if code, ans := api("DELETE", ds, `{"confirm":"SomethingElse"}`, true); code != 400 || ans["error"] != "InvalidRequest" {
+		t.Errorf("DELETE with a wrong confirmation: %d %v", code, ans)
+	}
+	if code, _ := api("GET", "/datasources", "", false); code != 403 {
+		t.Errorf("an unsigned request: %d, want 403", code)
 	}
 
 	// Requests are signed: other credentials are refused.
