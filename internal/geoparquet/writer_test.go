@@ -82,7 +82,7 @@ func TestTypeMapping(t *testing.T) {
 		got = append(got, c.Name()+" "+c.Type().String())
 	}
 	want := []string{"ID INT(64,true)", "S STRING", "D DOUBLE", "B BOOLEAN", "T TIMESTAMP(isAdjustedToUTC=true,unit=NANOS)",
-		"geometry_1 BYTE_ARRAY", "geometry STRING", "G2 BYTE_ARRAY", "bbox group"}
+		"geometry_1 BYTE_ARRAY", "G STRING", "geometry STRING", "G2 BYTE_ARRAY", "bbox group"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("columns\n got %s\nwant %s", strings.Join(got, "; "), strings.Join(want, "; "))
 	}
@@ -126,7 +126,7 @@ func TestAthenaTable(t *testing.T) {
 	s := schemaOf(t, header)
 	got := AthenaTable(s, s.Index("G"), "Stores", "s3://b/p/")
 	want := "CREATE EXTERNAL TABLE `stores` (\n  `id` bigint,\n  `s` string,\n  `d` double,\n  `b` boolean,\n  `t` timestamp,\n" +
-		"  `geometry_1` binary,\n  `geometry` string,\n  `g2` binary,\n  `bbox` struct<xmin:double,ymin:double,xmax:double,ymax:double>\n)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'"
+		"  `geometry_1` binary,\n  `g` string,\n  `geometry` string,\n  `g2` binary,\n  `bbox` struct<xmin:double,ymin:double,xmax:double,ymax:double>\n)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}

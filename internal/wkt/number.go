@@ -68,35 +68,39 @@ func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	if neg {
 		p++
 	}
+	// Every digit goes into mant; more than 19 of them, which may not
+	// fit, take strconv's path.
 	var mant uint64
-	digits, exp := 0, 0
 	intStart := p
-	for ; p < len(t) && '0' <= t[p] && t[p] <= '9'; p++ {
-		if mant == 0 && t[p] == '0' {
-			continue
+	for ; p < len(t); p++ {
+		d := t[p] - '0'
+		if d > 9 {
+			break
 		}
-		mant = mant*10 + uint64(t[p]-'0')
-		digits++
+		mant = mant*10 + uint64(d)
 	}
-	if p == intStart {
+	digits := p - intStart
+	if digits == 0 {
 		return 0, p, false, false
 	}
 	// JSON forbids leading zeros.
-	verbatim = t[intStart] != '0' || p-intStart == 1
+	verbatim = t[intStart] != '0' || digits == 1
+	exp := 0
 	if p < len(t) && t[p] == '.' {
 		p++
 		fracStart := p
-		for ; p < len(t) && '0' <= t[p] && t[p] <= '9'; p++ {
-			exp--
-			if mant == 0 && t[p] == '0' {
-				continue
+		for ; p < len(t); p++ {
+			d := t[p] - '0'
+			if d > 9 {
+				break
 			}
-			mant = mant*10 + uint64(t[p]-'0')
-			digits++
+			mant = mant*10 + uint64(d)
 		}
 		if p == fracStart {
 			return 0, p, false, false
 		}
+		exp = fracStart - p
+		digits += p - fracStart
 	}
 	if p < len(t) && (t[p] == 'e' || t[p] == 'E') {
 		p++

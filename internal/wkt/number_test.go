@@ -33,3 +33,11 @@ func TestAppendFloat(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkNumber(b *testing.B) {
+	t := []byte("-122.123456 47.654321")
+	for b.Loop() {
+		number(t, 0)
+		number(t, 12)
+	}
+}

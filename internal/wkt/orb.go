@@ -71,6 +71,10 @@ func checkDepth(text string) error {
 	return nil
 }
 
+// tighten drops the spaces orb's decoder does not take around
+// parentheses and commas.
+var tighten = strings.NewReplacer("( ", "(", " )", ")", " (", "(", " ,", ",", ", ", ",")
+
 // parseWKT parses text with orb's WKT decoder, after bringing the forms
 // it does not read into ones it does: runs of whitespace, bare MULTIPOINT
 // positions, POINT EMPTY (returned as nil).
@@ -82,7 +86,7 @@ func parseWKT(text string) (orb.Geometry, error) {
 		return g, nil
 	}
 	s := strings.Join(strings.Fields(text), " ")
-	s = strings.NewReplacer("( ", "(", " )", ")", " (", "(", " ,", ",", ", ", ",").Replace(s)
+	s = tighten.Replace(s)
 	upper := strings.ToUpper(s)
 	switch {
 	case upper == "POINT EMPTY":
