@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-		"github.com/paulmach/orb"
+	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
 )
@@ -74,9 +74,12 @@ type Writer struct {
 	off   int64
 	refs  []rowRef
 	wide  bool // a time outside what nanoseconds hold
-	types []map[string]bool
-	bound []orb.Bound
-	any   []bool
+	// readRows has Finish read the spilled rows with a system call each,
+	// as where the file cannot be mapped.
+	readRows bool
+	types    []map[string]bool
+	bound    []orb.Bound
+	any      []bool
 }
 
 type rowRef struct {
@@ -346,9 +349,21 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		parquet.KeyValueMetadata("geo", string(meta)),
 	)
 	st := Stats{Rows: int64(len(order))}
+	// The rows are read in curve order, all over the spill file: mapped,
+	// each costs no system call and no copy.
+	var (
+		mapped []byte
+		unmap  func() error
+	)
+	if !w.readRows {
+		if mapped, unmap, err = mapSpill(w.spill, w.off); err == nil {
+			defer unmap()
+		}
+	}
 	var (
 		batch  []parquet.Row
-		arena  []byte
+		vals   []parquet.Value // of the rows in batch
+		arena  []byte          // the spilled bytes of the rows in batch, when not mapped
 		inRG   int
 		rgSize int
 	)
@@ -359,29 +374,39 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		if _, err := pw.WriteRows(batch); err != nil {
 			return err
 		}
-		batch, arena = batch[:0], arena[:0]
+		batch, vals, arena = batch[:0], vals[:0], arena[:0]
 		return nil
 	}
 	for _, i := range order {
 		r := w.refs[i]
-		if len(arena)+int(r.n) > cap(arena) {
-			if err := flush(); err != nil {
-				return st, fmt.Errorf("geoparquet: %w", err)
+		var buf []byte
+		if mapped != nil {
+			if len(batch) == batchRows {
+				if err := flush(); err != nil {
+					return st, fmt.Errorf("geoparquet: %w", err)
+				}
 			}
-			if int(r.n) > cap(arena) {
-				arena = make([]byte, 0, max(int(r.n), 1<<20))
+			buf = mapped[r.off : r.off+int64(r.n)]
+		} else {
+			if len(arena)+int(r.n) > cap(arena) {
+				if err := flush(); err != nil {
+					return st, fmt.Errorf("geoparquet: %w", err)
+				}
+				if int(r.n) > cap(arena) {
+					arena = make([]byte, 0, max(int(r.n), 1<<20))
+				}
+			}
+			buf = arena[len(arena) : len(arena)+int(r.n)]
+			arena = arena[:len(arena)+int(r.n)]
+			if _, err := w.spill.ReadAt(buf, r.off); err != nil {
+				return st, fmt.Errorf("geoparquet spill: %w", err)
 			}
 		}
-		buf := arena[len(arena) : len(arena)+int(r.n)]
-		arena = arena[:len(arena)+int(r.n)]
-		if _, err := w.spill.ReadAt(buf, r.off); err != nil {
-			return st, fmt.Errorf("geoparquet spill: %w", err)
-		}
-		row, err := w.decode(buf, unit)
-		if err != nil {
+		start := len(vals)
+		if vals, err = w.decode(vals, buf, unit); err != nil {
 			return st, err
 		}
-		batch = append(batch, row)
+		batch = append(batch, vals[start:len(vals):len(vals)])
 		inRG++
 		rgSize += int(r.n)
 		if inRG == maxGroupRows || rgSize >= maxGroupBytes {
@@ -407,14 +432,18 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 	return st, nil
 }
 
-// decode turns a spilled row into a Parquet row.
-func (w *Writer) decode(b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
-	row := make(parquet.Row, 0, len(w.cols)+3)
+// batchRows is how many rows go to the Parquet writer at once.
+const batchRows = 256
+
+// errCorrupt is a spilled row that does not decode.
+var errCorrupt = errors.New("geoparquet: corrupt spill row")
+
+// decode appends the values of a spilled row to row.
+func (w *Writer) decode(row parquet.Row, b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
 	p := 1
-	bad := errors.New("geoparquet: corrupt spill row")
 	for _, c := range w.cols {
 		if p >= len(b) {
-			return nil, bad
+			return row, errCorrupt
 		}
 		present := b[p] == 1
 		p++
@@ -432,7 +461,7 @@ func (w *Writer) decode(b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
 		case kString, kWKB, kRefused:
 			n, k := binary.Uvarint(b[p:])
 			if k <= 0 || uint64(len(b)-p-k) < n {
-				return nil, bad
+				return row, errCorrupt
 			}
 			p += k
 			row = append(row, parquet.ByteArrayValue(b[p:p+int(n)]).Level(0, 1, c.leaf))
