@@ -240,9 +240,17 @@ func (c *Converter) geometry(top bool) (typ uint32, empty bool, err error) {
 // which writes each's WKB with its header and its GeoJSON.
 func (c *Converter) multi(typ uint32, member func() error) error {
 	c.header(typ)
+	_, err := c.list(func(int) error { return member() })
+	return err
+}
+
+// list reads a parenthesized list of members, comma-separated, writing
+// their WKB count before them and a GeoJSON array around them; member
+// reads member i. It returns how many there were.
+func (c *Converter) list(member func(i int) error) (int, error) {
 	at := c.count()
 	if err := c.open(); err != nil {
-		return err
+		return 0, err
 	}
 	c.gj = append(c.gj, '[')
 	n := 0
@@ -250,8 +258,8 @@ func (c *Converter) multi(typ uint32, member func() error) error {
 		if n > 0 {
 			c.gj = append(c.gj, ',')
 		}
-		if err := member(); err != nil {
-			return err
+		if err := member(n); err != nil {
+			return 0, err
 		}
 		n++
 		if !c.next() {
@@ -260,7 +268,7 @@ func (c *Converter) multi(typ uint32, member func() error) error {
 	}
 	c.setCount(at, n)
 	c.gj = append(c.gj, ']')
-	return c.close()
+	return n, c.close()
 }
 
 // line reads a LINESTRING's positions, WKB header included.
@@ -278,16 +286,7 @@ func (c *Converter) line() error {
 // clockwise.
 func (c *Converter) polygon() error {
 	c.header(tPolygon)
-	at := c.count()
-	if err := c.open(); err != nil {
-		return err
-	}
-	c.gj = append(c.gj, '[')
-	n := 0
-	for {
-		if n > 0 {
-			c.gj = append(c.gj, ',')
-		}
+	_, err := c.list(func(i int) error {
 		start := len(c.gj)
 		k, err := c.run(true)
 		if err != nil {
@@ -296,17 +295,12 @@ func (c *Converter) polygon() error {
 		r := c.ring
 		if k < 4 || r[0] != r[2*k-2] || r[1] != r[2*k-1] {
 			c.bad = true
-		} else if o := orientation(r); (n == 0 && o < 0) || (n > 0 && o > 0) {
+		} else if o := orientation(r); (i == 0 && o < 0) || (i > 0 && o > 0) {
 			c.reverse(start)
 		}
-		n++
-		if !c.next() {
-			break
-		}
-	}
-	c.setCount(at, n)
-	c.gj = append(c.gj, ']')
-	return c.close()
+		return nil
+	})
+	return err
 }
 
 // orientation is the sign of the ring's area (x, y pairs), computed as
@@ -350,30 +344,12 @@ func (c *Converter) reverse(start int) {
 // points and its GeoJSON array, and returns how many there were. With
 // keep, their coordinates are kept in ring.
 func (c *Converter) run(keep bool) (int, error) {
-	at := c.count()
-	if err := c.open(); err != nil {
-		return 0, err
-	}
-	c.gj = append(c.gj, '[')
-	start := len(c.gj)
 	c.ring, c.offs = c.ring[:0], c.offs[:0]
-	n := 0
-	for {
-		if n > 0 {
-			c.gj = append(c.gj, ',')
-		}
+	start := len(c.gj) + 1 // after the '['
+	return c.list(func(int) error {
 		c.offs = append(c.offs, len(c.gj)-start)
-		if err := c.position(keep); err != nil {
-			return 0, err
-		}
-		n++
-		if !c.next() {
-			break
-		}
-	}
-	c.setCount(at, n)
-	c.gj = append(c.gj, ']')
-	return n, c.close()
+		return c.position(keep)
+	})
 }
 
 // position reads "x y", a single space between.

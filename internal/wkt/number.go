@@ -54,6 +54,19 @@ func appendMicros(b []byte, f float64) ([]byte, bool) {
 var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
 	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
+// digitRun appends the decimal digits at t[p:] to mant, returning it
+// and where they end. mant may wrap: more than 19 digits are strconv's.
+func digitRun(t []byte, p int, mant uint64) (uint64, int) {
+	for ; p < len(t); p++ {
+		d := t[p] - '0'
+		if d > 9 {
+			break
+		}
+		mant = mant*10 + uint64(d)
+	}
+	return mant, p
+}
+
 // maxVerbatim is the longest number copied into GeoJSON as written.
 const maxVerbatim = 24
 
@@ -70,15 +83,8 @@ func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	}
 	// Every digit goes into mant; more than 19 of them, which may not
 	// fit, take strconv's path.
-	var mant uint64
 	intStart := p
-	for ; p < len(t); p++ {
-		d := t[p] - '0'
-		if d > 9 {
-			break
-		}
-		mant = mant*10 + uint64(d)
-	}
+	mant, p := digitRun(t, p, 0)
 	digits := p - intStart
 	if digits == 0 {
 		return 0, p, false, false
@@ -89,14 +95,7 @@ func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	if p < len(t) && t[p] == '.' {
 		p++
 		fracStart := p
-		for ; p < len(t); p++ {
-			d := t[p] - '0'
-			if d > 9 {
-				break
-			}
-			mant = mant*10 + uint64(d)
-		}
-		if p == fracStart {
+		if mant, p = digitRun(t, p, mant); p == fracStart {
 			return 0, p, false, false
 		}
 		exp = fracStart - p
