@@ -25,9 +25,9 @@ type Converter struct {
 	p        int
 	gj, wkb  []byte
 	depth    int
-	bad      bool      // a part RFC 7946 cannot carry: refused once read
-	ring     []float64 // x, y of the run of positions being read
-	offs     []int     // where each of them starts in gj, from the run's start
+	bad      bool     // a part RFC 7946 cannot carry: refused once read
+	ring     orb.Ring // the run of positions being read, when kept
+	offs     []int    // where each of them starts in gj, from the run's start
 	scratch  []byte
 	bound    orb.Bound
 	hasBound bool
@@ -292,33 +292,21 @@ func (c *Converter) polygon() error {
 		if err != nil {
 			return err
 		}
-		r := c.ring
-		if k < 4 || r[0] != r[2*k-2] || r[1] != r[2*k-1] {
+		if k < 4 || c.ring[0] != c.ring[k-1] {
 			c.bad = true
-		} else if o := orientation(r); (i == 0 && o < 0) || (i > 0 && o > 0) {
+			return nil
+		}
+		// Exterior counter-clockwise, holes clockwise, by orb's reckoning.
+		want := orb.CCW
+		if i > 0 {
+			want = orb.CW
+		}
+		if c.ring.Orientation() == -want {
 			c.reverse(start)
 		}
 		return nil
 	})
 	return err
-}
-
-// orientation is the sign of the ring's area (x, y pairs), computed as
-// orb's Ring.Orientation does: positive counter-clockwise.
-func orientation(r []float64) int {
-	area := 0.0
-	offsetX, offsetY := r[0], r[1]
-	for i := 2; i < len(r)-2; i += 2 {
-		area += (r[i]-offsetX)*(r[i+3]-offsetY) -
-			(r[i+2]-offsetX)*(r[i+1]-offsetY)
-	}
-	switch {
-	case area > 0:
-		return 1
-	case area < 0:
-		return -1
-	}
-	return 0
 }
 
 // reverse reverses the order of the positions of the run written to gj
@@ -384,7 +372,7 @@ func (c *Converter) position(keep bool) error {
 	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(x))
 	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(y))
 	if keep {
-		c.ring = append(c.ring, x, y)
+		c.ring = append(c.ring, orb.Point{x, y})
 	}
 	if !c.hasBound {
 		c.bound, c.hasBound = orb.Bound{Min: orb.Point{x, y}, Max: orb.Point{x, y}}, true
