@@ -356,19 +356,26 @@ func (c *Converter) position(keep bool) error {
 	if !ValidPosition(x, y) {
 		c.bad = true
 	}
-	c.gj = append(c.gj, '[')
-	if xv {
-		c.gj = append(c.gj, c.t[xs:xe]...)
+	if xv && yv {
+		// "x y" as written, the space made a comma.
+		at := len(c.gj) + 1 + xe - xs
+		c.gj = append(append(append(c.gj, '['), c.t[xs:ye]...), ']')
+		c.gj[at] = ','
 	} else {
-		c.gj = AppendFloat(c.gj, x)
+		c.gj = append(c.gj, '[')
+		if xv {
+			c.gj = append(c.gj, c.t[xs:xe]...)
+		} else {
+			c.gj = AppendFloat(c.gj, x)
+		}
+		c.gj = append(c.gj, ',')
+		if yv {
+			c.gj = append(c.gj, c.t[ys:ye]...)
+		} else {
+			c.gj = AppendFloat(c.gj, y)
+		}
+		c.gj = append(c.gj, ']')
 	}
-	c.gj = append(c.gj, ',')
-	if yv {
-		c.gj = append(c.gj, c.t[ys:ye]...)
-	} else {
-		c.gj = AppendFloat(c.gj, y)
-	}
-	c.gj = append(c.gj, ']')
 	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(x))
 	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(y))
 	if keep {
@@ -377,8 +384,16 @@ func (c *Converter) position(keep bool) error {
 	if !c.hasBound {
 		c.bound, c.hasBound = orb.Bound{Min: orb.Point{x, y}, Max: orb.Point{x, y}}, true
 	} else {
-		c.bound.Min[0], c.bound.Max[0] = min(c.bound.Min[0], x), max(c.bound.Max[0], x)
-		c.bound.Min[1], c.bound.Max[1] = min(c.bound.Min[1], y), max(c.bound.Max[1], y)
+		if x < c.bound.Min[0] {
+			c.bound.Min[0] = x
+		} else if x > c.bound.Max[0] {
+			c.bound.Max[0] = x
+		}
+		if y < c.bound.Min[1] {
+			c.bound.Min[1] = y
+		} else if y > c.bound.Max[1] {
+			c.bound.Max[1] = y
+		}
 	}
 	return nil
 }
