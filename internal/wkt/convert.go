@@ -333,11 +333,26 @@ func (c *Converter) reverse(start int) {
 // keep, their coordinates are kept in ring.
 func (c *Converter) run(keep bool) (int, error) {
 	c.ring, c.offs = c.ring[:0], c.offs[:0]
-	start := len(c.gj) + 1 // after the '['
-	return c.list(func(int) error {
+	// list's loop, without a call through a func value per position.
+	at := c.count()
+	if err := c.open(); err != nil {
+		return 0, err
+	}
+	c.gj = append(c.gj, '[')
+	start := len(c.gj)
+	for {
 		c.offs = append(c.offs, len(c.gj)-start)
-		return c.position(keep)
-	})
+		if err := c.position(keep); err != nil {
+			return 0, err
+		}
+		if !c.next() {
+			break
+		}
+		c.gj = append(c.gj, ',')
+	}
+	c.setCount(at, len(c.offs))
+	c.gj = append(c.gj, ']')
+	return len(c.offs), c.close()
 }
 
 // position reads "x y", a single space between.
