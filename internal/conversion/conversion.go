@@ -459,6 +459,9 @@ func (c *Converter) putManifest(ctx context.Context, mkey string, etag *string, 
 		ContentType: ptr("application/json"), IfMatch: etag, Metadata: up.Metadata,
 		ServerSideEncryption: up.ServerSideEncryption, SSEKMSKeyId: up.SSEKMSKeyId,
 	}
+	// The new version gets a retention of its own; the one it replaces
+	// keeps its lock as history.
+	c.store.Retain(in)
 	_, err = c.api.PutObject(ctx, in)
 	return err
 }
