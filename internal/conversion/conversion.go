@@ -12,6 +12,12 @@
 // a conversion that fails aborts its uploads, and outputs already written
 // are deleted when the manifest cannot be updated.
 //
+// Under S3 Object Lock (the Store's archive.Retention) each output and
+// each manifest version is locked in the request that writes it. A failed
+// conversion's outputs are then removed from view only: a delete without
+// a version id leaves a delete marker over the locked version, which S3
+// keeps until its retention ends.
+//
 // An archive whose manifest says verified: false is converted all the
 // same (the data is what the service sent, and a way out is wanted most
 // when something is wrong); the record then says fromUnverifiedArchive.
