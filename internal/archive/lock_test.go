@@ -246,3 +246,30 @@ func TestLockNeedsALockBucket(t *testing.T) {
 		assertNothingStored(t, api, bucket)
 	}
 }
+
+// TestRecopyOverLockedArchive: when the stored object no longer matches its
+// manifest (replaced by someone), a repeated copy deletes the stale
+// manifest (a delete marker: its locked version stays) and archives again,
+// locked; the replaced versions remain readable.
+func TestRecopyOverLockedArchive(t *testing.T) {
+	ctx := context.Background()
+	r := Retention{Mode: types.ObjectLockModeGovernance, Days: 3}
+	data := testDataSet{Name: "MyDataSourceName", Entities: smallEntities}
+	api, bucket, res, _ := lockedCopy(t, r, data)
+	oldManifest := assertLocked(t, api, bucket, res.ManifestKey, r)
+	if _, err := api.PutObject(ctx, &s3.PutObjectInput{Bucket: &bucket, Key: &res.Key, Body: strings.NewReader("replaced")}); err != nil {
+		t.Fatal(err)
+	}
+	store := newStore(t, api, bucket, Config{PartSize: partSize, Retention: r, Now: time.Now})
+	again, err := store.Copy(ctx, testRequest(int64(data.Entities)), newTestSource(t, data, serveOK).open())
+	if err != nil || again.Reused || !again.Verified || again.SHA256 != data.SHA256() {
+		t.Fatalf("copy over a replaced archive: %+v, %v", again, err)
+	}
+	assertLocked(t, api, bucket, res.Key, r)
+	if v := assertLocked(t, api, bucket, res.ManifestKey, r); v == oldManifest {
+		t.Error("the manifest was not written again")
+	}
+	if _, err := api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &bucket, Key: &res.ManifestKey, VersionId: &oldManifest}); err != nil {
+		t.Errorf("the stale manifest's locked version is gone: %v", err)
+	}
+}
