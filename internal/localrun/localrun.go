@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -125,6 +127,10 @@ type Options struct {
 	MasterKey string
 	// Log receives moto's and the functions' output; nil discards it.
 	Log io.Writer
+	// Retention, when on, creates the archive bucket with S3 Object Lock
+	// and has the functions lock what must not be lost, as the template's
+	// ArchiveObjectLockMode and ArchiveObjectLockDays do.
+	Retention archive.Retention
 }
 
 // Env is a running local deployment.
@@ -211,7 +217,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	e.Secrets = secretsmanager.NewFromConfig(cfg)
 
 	e.Bucket = "sdsops-archive-local"
-	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}); err != nil {
+	bucket := &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}
+	if opts.Retention.On() {
+		bucket.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if _, err := e.S3.CreateBucket(ctx, bucket); err != nil {
 		return nil, fmt.Errorf("creating the archive bucket: %w", err)
 	}
 	e.SecretID = "sdsops/master-key"
@@ -226,6 +236,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		"MASTER_KEY_SECRET_ID": e.SecretID,
 		"ARCHIVE_BUCKET":       e.Bucket,
 		"S3_USE_PATH_STYLE":    "true",
+	}
+	if r := opts.Retention; r.On() {
+		fnEnv["ARCHIVE_LOCK_MODE"], fnEnv["ARCHIVE_LOCK_DAYS"] = string(r.Mode), strconv.Itoa(r.Days)
 	}
 	for k, v := range opts.FunctionEnv {
 		fnEnv[k] = v
@@ -262,6 +275,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	return e, nil
 }
+
+// ReadyLine ends what `make up` prints: everything is up.
+const ReadyLine = "# ready: Ctrl-C stops everything"
 
 // machinePrefix starts the name of every local state machine.
 const machinePrefix = "sdsops-"

@@ -47,6 +47,10 @@ type Config struct {
 	ArchivePrefix     string        // ARCHIVE_PREFIX
 	ArchiveKMSKeyID   string        // ARCHIVE_KMS_KEY_ID: SSE-KMS when set, SSE-S3 otherwise
 	SecretTTL         time.Duration // SECRET_CACHE_TTL (Go duration)
+	// ArchiveRetention locks every archive, manifest version and
+	// conversion output as it is written (ARCHIVE_LOCK_MODE: GOVERNANCE,
+	// COMPLIANCE or empty; ARCHIVE_LOCK_DAYS).
+	ArchiveRetention archive.Retention
 	// SDSTimeout bounds each SDS request until its headers arrive, and
 	// each silence while its body streams (SDS_TIMEOUT, Go duration;
 	// default sds.DefaultTimeout). A download's body may take longer in all.
@@ -99,6 +103,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.ArchivePrefix == "" {
 		c.ArchivePrefix = archive.DefaultPrefix
 	}
+	r, err := archive.ParseRetention(getenv("ARCHIVE_LOCK_MODE"), getenv("ARCHIVE_LOCK_DAYS"))
+	if err != nil {
+		return c, fmt.Errorf("ARCHIVE_LOCK_MODE, ARCHIVE_LOCK_DAYS: %w", err)
+	}
+	c.ArchiveRetention = r
 	if v := getenv("SECRET_CACHE_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -157,7 +166,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Limits.RPO = time.Duration(h) * time.Hour
 	}
-	var err error
 	if c.Limits, err = c.Limits.WithDefaults(); err != nil {
 		return c, err
 	}
@@ -215,7 +223,10 @@ func (e *Env) archive() (*archive.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := archive.New(client, archive.Config{Bucket: e.Config.ArchiveBucket, Prefix: e.Config.ArchivePrefix, KMSKeyID: e.Config.ArchiveKMSKeyID})
+	a, err := archive.New(client, archive.Config{
+		Bucket: e.Config.ArchiveBucket, Prefix: e.Config.ArchivePrefix, KMSKeyID: e.Config.ArchiveKMSKeyID,
+		Retention: e.Config.ArchiveRetention,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}

@@ -115,7 +115,7 @@ func tableRows(text string) [][]string {
 
 // TestReadmeParameterTable: README's "Template parameters" table under
 // Deploy has one row per parameter of template.yaml, with its default
-// (written as in the template: "" as an empty cell or "(empty)"), and
+// (as in the template; "" written as an empty cell or "(empty)"), and
 // names no parameter the template does not have.
 func TestReadmeParameterTable(t *testing.T) {
 	src, _ := load(t)
@@ -126,8 +126,8 @@ func TestReadmeParameterTable(t *testing.T) {
 	if len(rows) < 2 {
 		t.Fatal("README's Template parameters section has no table")
 	}
-	if h := strings.ToLower(strings.Join(rows[0], "|")); !strings.HasPrefix(h, "parameter|default|") {
-		t.Fatalf("table header %q: want parameter | default | what it does", rows[0])
+	if h := strings.ToLower(strings.Join(rows[0], "|")); !strings.HasPrefix(h, "name|default|") {
+		t.Fatalf("table header %q: want name | default | what it does", rows[0])
 	}
 	seen := map[string]bool{}
 	for _, r := range rows[1:] {

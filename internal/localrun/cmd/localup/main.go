@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/localrun"
@@ -30,19 +31,23 @@ import (
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
-// ReadyLine ends the printed environment: everything is up.
-const readyLine = "# ready: Ctrl-C stops everything"
-
 func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
 	out := flag.String("out", localrun.DefaultSaveDir, "folder kept a copy of the archive bucket (archives, GeoJSON, schema documents) while up")
+	lockMode := flag.String("lock-mode", "", "GOVERNANCE or COMPLIANCE: an archive bucket with S3 Object Lock, the functions locking what they archive (as ArchiveObjectLockMode)")
+	lockDays := flag.String("lock-days", "1", "with -lock-mode: days each archived object version is locked (as ArchiveObjectLockDays)")
 	flag.Parse()
+	retention, err := archive.ParseRetention(*lockMode, *lockDays)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "up:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out); err != nil {
+	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out, retention); err != nil {
 		if errors.Is(err, localaws.ErrMotoUnavailable) {
 			fmt.Fprintln(os.Stderr, "make up needs moto_server:", localaws.InstallHint)
 		}
@@ -51,7 +56,7 @@ func main() {
 	}
 }
 
-func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string) error {
+func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string, retention archive.Retention) error {
 	var logw io.Writer
 	if verbose {
 		logw = os.Stderr
@@ -60,7 +65,7 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 	cfg.DownloadJobDuration = jobTime
 	cfg.JobDuration = jobTime
 	fmt.Fprintln(os.Stderr, "building the functions and starting the SDS emulator, moto and the Lambda endpoint ...")
-	env, err := localrun.Start(ctx, localrun.Options{Emulator: cfg, WaitScale: scale, Log: logw})
+	env, err := localrun.Start(ctx, localrun.Options{Emulator: cfg, WaitScale: scale, Log: logw, Retention: retention})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted while starting
@@ -83,7 +88,12 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 		return err
 	}
 	defer stopQuery()
-	printEnv(out, env, cfg, queryURL)
+	apiURL, stopAPI, err := env.ServeAPI()
+	if err != nil {
+		return fmt.Errorf("API endpoint: %w", err)
+	}
+	defer stopAPI()
+	printEnv(out, env, cfg, queryURL, apiURL)
 	<-ctx.Done()
 	return nil
 }
@@ -113,8 +123,9 @@ func serveQuery(env *localrun.Env) (string, func(), error) {
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
 // dummy credentials, one variable per state machine, the bucket, the
 // emulator and the Query API endpoint with a key that works, then the
-// sample data sources as comments.
-func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string) {
+// sample data sources as comments. The SDSOPS_ variables are the operator
+// CLI's (there are no stack outputs locally).
+func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL, apiURL string) {
 	region := env.Stack.Moto.Region()
 	fmt.Fprintln(w, "# sdsops local stack: paste into another shell")
 	fmt.Fprintln(w, "unset AWS_PROFILE AWS_SESSION_TOKEN")
@@ -122,12 +133,17 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string
 		{"AWS_ENDPOINT_URL", env.Stack.Endpoint()},
 		{"AWS_REGION", region},
 		{"AWS_DEFAULT_REGION", region},
-		{"AWS_ACCESS_KEY_ID", "testing"},
-		{"AWS_SECRET_ACCESS_KEY", "testing"},
+		{"AWS_ACCESS_KEY_ID", localrun.LocalAccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", localrun.LocalSecretAccessKey},
 		{"ARCHIVE_BUCKET", env.Bucket},
 		{"SDSEMU_URL", env.EmulatorURL},
 		{"QUERY_URL", queryURL},
 		{"QUERY_KEY", localQueryKey},
+		{"SDSOPS_API", apiURL},
+		{"SDSOPS_BUCKET", env.Bucket},
+		{"SDSOPS_DISCOVER_FUNCTION", "discover"},
+		{"SDSOPS_RESTORE_FUNCTION", "restore"},
+		{"SDSOPS_CONVERT_MACHINE", env.StateMachines["convert"]},
 	}
 	names := make([]string, 0, len(env.StateMachines))
 	for name := range env.StateMachines {
@@ -148,7 +164,7 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string
 	}
 	fmt.Fprintln(w, "# the Query API over the archives, once a data source is backed up, e.g.:")
 	fmt.Fprintln(w, `#   curl "$QUERY_URL/REST/v1/data/{accessId}/{dataSourceName}/{entityTypeName}?spatialFilter=nearby(47.6,-122.3,50)&\$format=json&key=$QUERY_KEY"`)
-	fmt.Fprintln(w, readyLine)
+	fmt.Fprintln(w, localrun.ReadyLine)
 }
 
 // MachineVar is the variable holding a state machine's ARN: SM_BACKUP for
