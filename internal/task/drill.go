@@ -92,6 +92,9 @@ type drillEvent struct {
 	DataSourceName string     `json:"dataSourceName"`
 	ScratchName    string     `json:"scratchName"`
 	Item           *drillItem `json:"item"`
+	// DataSources (plan): drill these now instead of those drilled
+	// longest ago.
+	DataSources *[]DrillTarget `json:"dataSources"`
 }
 
 // DrillResult is finish's output, one drill of the run.
@@ -112,7 +115,17 @@ func (s *Service) Drill(ctx context.Context, raw []byte) (any, error) {
 	}
 	switch ev.Action {
 	case DrillPlan:
-		return s.drillPlan(ctx)
+		if ev.DataSources != nil {
+			for _, d := range *ev.DataSources {
+				if err := validateDataSource(d.AccessID, d.DataSourceName); err != nil {
+					return nil, err
+				}
+				if drill.IsScratch(d.DataSourceName) {
+					return nil, invalid("%s is a scratch data source, not one to drill", d.DataSourceName)
+				}
+			}
+		}
+		return s.drillPlan(ctx, ev.DataSources)
 	case DrillBegin:
 		if err := validateDataSource(ev.AccessID, ev.DataSourceName); err != nil {
 			return nil, err
@@ -138,7 +151,7 @@ func (s *Service) Drill(ctx context.Context, raw []byte) (any, error) {
 // drillPlan finds the scratch data sources interrupted drills left (a
 // scratch name with its mark), drops the marks of those already gone, and
 // picks the data sources to drill, tried longest ago first.
-func (s *Service) drillPlan(ctx context.Context) (*DrillPlanResult, error) {
+func (s *Service) drillPlan(ctx context.Context, named *[]DrillTarget) (*DrillPlanResult, error) {
 	now := s.now().UTC()
 	var list []sds.DataSourceInfo
 	err := s.withSDS(ctx, "", func(c *sds.Client) (err error) {
@@ -166,8 +179,12 @@ func (s *Service) drillPlan(ctx context.Context) (*DrillPlanResult, error) {
 	if err != nil {
 		return nil, catalogFailure(err)
 	}
-	for _, id := range drill.Next(recs, s.cfg.Drill.PerRun) {
-		res.Items = append(res.Items, DrillTarget{AccessID: id.AccessID, DataSourceName: id.Name})
+	if named != nil {
+		res.Items = append(res.Items, *named...)
+	} else {
+		for _, id := range drill.Next(recs, s.cfg.Drill.PerRun) {
+			res.Items = append(res.Items, DrillTarget{AccessID: id.AccessID, DataSourceName: id.Name})
+		}
 	}
 	res.PastDrillAge = drill.PastAge(recs, now, s.cfg.Drill.MaxAge)
 	s.metrics(ctx, now, nightly.Metric{Name: MetricPastDrillAge, Unit: "Count", Value: float64(res.PastDrillAge)})
