@@ -118,7 +118,7 @@ func TestDrillSteps(t *testing.T) {
 	f.addScratch(begin.ScratchName)
 	drillStep(t, svc, map[string]any{"action": "finish", "item": map[string]any{
 		"accessId": accessID, "dataSourceName": coffee, "begin": begin,
-		"restore": map[string]any{"archiveKey": "sds-exports/x.xml", "entityCount": 350, "processedEntityCount": 349, "failedEntityCount": 0},
+		"restore":       map[string]any{"archiveKey": "sds-exports/x.xml", "entityCount": 350, "processedEntityCount": 349, "failedEntityCount": 0},
 		"deleteFailure": map[string]any{"Error": "SdsUnavailable", "Cause": "HTTP 503"}}}, &res)
 	if res.Outcome != catalog.DrillFailed || len(res.Reasons) != 2 || !strings.Contains(res.Reasons[0], "processed 349") || !strings.Contains(res.Reasons[1], "not deleted") {
 		t.Errorf("finish %+v", res)
