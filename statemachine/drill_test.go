@@ -200,11 +200,7 @@ func TestDrillOfGoodArchive(t *testing.T) {
 func TestDrillOfArchiveTheLoadRefuses(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
 	src := archived(t, accessID, "FourthCoffeeRoasteries")
-	body := string(getObject(t, src["key"].(string)))
-	for _, tag := range []string{"Latitude", "Longitude"} {
-		i, j := strings.Index(body, "<"+tag+">"), strings.Index(body, "</"+tag+">")
-		body = body[:i] + body[j+len("</"+tag+">"):]
-	}
+	body := withoutLocation(string(getObject(t, src["key"].(string))))
 	const name = "DrillRefused"
 	writeArchive(t, name, "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a11", []byte(body), 24, true, nil)
 	before := userSnapshot(t)

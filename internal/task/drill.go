@@ -198,15 +198,7 @@ func (s *Service) drillPlan(ctx context.Context, named *[]DrillTarget) (*DrillPl
 // source before anything is loaded into it.
 func (s *Service) drillBegin(ctx context.Context, id catalog.ID) (*DrillBeginResult, error) {
 	now := s.now().UTC()
-	var list []sds.DataSourceInfo
-	var jobs []sds.Job
-	err := s.withSDS(ctx, "", func(c *sds.Client) (err error) {
-		if list, err = c.DataSources(ctx); err != nil {
-			return err
-		}
-		jobs, err = c.ListJobs(ctx)
-		return err
-	})
+	list, jobs, err := s.account(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -269,15 +261,7 @@ func (s *Service) drillFinish(ctx context.Context, it drillItem) (*DrillResult, 
 		if !drill.IsScratch(scratch) {
 			return nil, invalid("drill finish: %q is not a scratch data source's name", truncate(scratch, 60))
 		}
-		var jobs []sds.Job
-		var list []sds.DataSourceInfo
-		err := s.withSDS(ctx, "", func(c *sds.Client) (err error) {
-			if jobs, err = c.ListJobs(ctx); err != nil {
-				return err
-			}
-			list, err = c.DataSources(ctx)
-			return err
-		})
+		list, jobs, err := s.account(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -335,6 +319,19 @@ func failureText(f *failureInfo) string {
 		msg += ": " + f.Cause
 	}
 	return truncate(msg, maxDrillReasonBytes)
+}
+
+// account lists the account's data sources and its jobs, with the
+// default master key.
+func (s *Service) account(ctx context.Context) (list []sds.DataSourceInfo, jobs []sds.Job, err error) {
+	err = s.withSDS(ctx, "", func(c *sds.Client) (err error) {
+		if list, err = c.DataSources(ctx); err != nil {
+			return err
+		}
+		jobs, err = c.ListJobs(ctx)
+		return err
+	})
+	return list, jobs, err
 }
 
 // byName finds a data source of the list by name, as SDS compares names.
