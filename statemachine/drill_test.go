@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"github.com/sdsops/sdsops/internal/catalog"
@@ -202,7 +204,11 @@ func TestDrillOfArchiveTheLoadRefuses(t *testing.T) {
 	src := archived(t, accessID, "FourthCoffeeRoasteries")
 	body := withoutLocation(string(getObject(t, src["key"].(string))))
 	const name = "DrillRefused"
-	writeArchive(t, name, "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a11", []byte(body), 24, true, nil)
+	key := writeArchive(t, name, "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a11", []byte(body), 24, true, nil)
+	// This data source exists only for this test: its archive and the failed
+	// entities kept beside it go, so that the archive checks of later tests
+	// see only what their own runs wrote.
+	t.Cleanup(func() { removeUnder(t, strings.TrimSuffix(key, ".xml")) })
 	before := userSnapshot(t)
 	lines := metricLines.count()
 
@@ -230,6 +236,21 @@ func TestDrillOfArchiveTheLoadRefuses(t *testing.T) {
 	rec, err := catalog.New(env.S3, env.Bucket, "").Get(context.Background(), catalog.ID{AccessID: accessID, Name: name})
 	if err != nil || rec.LastDrill == nil || rec.LastDrill.Outcome != catalog.DrillFailed || len(rec.LastDrill.Reasons) == 0 {
 		t.Errorf("catalog lastDrill %+v (%v)", rec.LastDrill, err)
+	}
+}
+
+// removeUnder deletes every object whose key starts with prefix.
+func removeUnder(t *testing.T, prefix string) {
+	ctx := context.Background()
+	out, err := env.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(env.Bucket), Prefix: aws.String(prefix)})
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	for _, o := range out.Contents {
+		if _, err := env.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(env.Bucket), Key: o.Key}); err != nil {
+			t.Error(err)
+		}
 	}
 }
 
