@@ -20,6 +20,7 @@ import (
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -38,6 +39,12 @@ const (
 	// DefaultJobDeadline is an hour past the documented worst case of 12 h.
 	DefaultJobDeadline = 13 * time.Hour
 )
+
+// DrillConfig is the restore drills' configuration.
+type DrillConfig struct {
+	PerRun int           // data sources drilled per run
+	MaxAge time.Duration // a data source's last successful drill older than this counts in DataSourcesPastDrillAge
+}
 
 // Config is the functions' configuration, read from the environment.
 type Config struct {
@@ -77,6 +84,9 @@ type Config struct {
 	// Filter: NIGHTLY_INCLUDE / NIGHTLY_EXCLUDE, comma-separated patterns
 	// (name or accessId/name).
 	Filter nightly.Filter
+	// Drill: DRILL_PER_RUN, DRILL_MAX_AGE_DAYS (the drill package's
+	// defaults when unset).
+	Drill DrillConfig
 }
 
 // ConfigFromEnv reads Config, applying defaults.
@@ -165,6 +175,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("RPO_HOURS %q: want whole hours, at least 1", s)
 		}
 		c.Limits.RPO = time.Duration(h) * time.Hour
+	}
+	c.Drill = DrillConfig{PerRun: drill.DefaultPerRun, MaxAge: drill.DefaultMaxAge}
+	if s := getenv("DRILL_PER_RUN"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > drill.MaxDataSources {
+			return c, fmt.Errorf("DRILL_PER_RUN %q: want a whole number from 1 to %d", s, drill.MaxDataSources)
+		}
+		c.Drill.PerRun = n
+	}
+	if s := getenv("DRILL_MAX_AGE_DAYS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("DRILL_MAX_AGE_DAYS %q: want whole days, at least 1", s)
+		}
+		c.Drill.MaxAge = time.Duration(n) * 24 * time.Hour
 	}
 	if c.Limits, err = c.Limits.WithDefaults(); err != nil {
 		return c, err

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -44,8 +45,12 @@ type RestoreEvent struct {
 	Staging        bool   `json:"staging,omitempty"`
 	// Public, when given, is the visibility of the restored data source;
 	// without it prepare takes the data source's own (RestorePlan.Public).
-	Public            *bool  `json:"public,omitempty"`
-	Force             bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
+	Public *bool `json:"public,omitempty"`
+	Force  bool  `json:"force,omitempty"` // restore an unverified or unrestorable archive
+	// Drill: a restore drill's load, into a scratch data source (its
+	// target must carry drill.ScratchPrefix, which other restores may not
+	// use), never public, never staged.
+	Drill             bool   `json:"drill,omitempty"`
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
 	// Load only: the state machine's retry number and when the state was
 	// entered, so that a retried load adopts the job an earlier attempt
@@ -145,6 +150,9 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 	switch {
 	case ev.Public != nil:
 		plan.Public, plan.PublicFrom = *ev.Public, PublicFromRequest
+	case ev.Drill:
+		// A drill's scratch data source is private, whatever it restores.
+		plan.PublicFrom = PublicFromNone
 	case plan.TargetExists:
 		// A complete load sets the visibility afresh (SDS's default is
 		// private): keep what the data source has now. A publish of a
@@ -199,6 +207,14 @@ func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveR
 	}
 	if err := sds.ValidateName(target); err != nil {
 		return nil, "", invalid("field \"targetName\": %v", err)
+	}
+	switch {
+	case ev.Drill && !drill.IsScratch(target):
+		return nil, "", invalid("a drill restores into a scratch data source (a name starting with %s), not %s", drill.ScratchPrefix, target)
+	case ev.Drill && (ev.Public != nil && *ev.Public || ev.Staging):
+		return nil, "", invalid("a drill's scratch data source is loaded published and private: public and staging must be false")
+	case !ev.Drill && drill.IsScratch(target):
+		return nil, "", invalid("field \"targetName\": names starting with %s are reserved for restore drills", drill.ScratchPrefix)
 	}
 	if err := loadRequest(ev, target, ref).Check(); err != nil {
 		msg := err.Error()
@@ -299,9 +315,10 @@ func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest,
 }
 
 // find chooses among a data source's archives: the newest one matching the
-// version or date; verified ones first unless force is set. The days are
-// walked newest first and the walk stops at the first day that holds a
-// verified match (any match with force), so the newest archive costs a few
+// version or date; verified and restorable ones first unless force is set,
+// so that the newest archive that would be refused gives way to the newest
+// one that would not. The days are walked newest first and the walk stops
+// at the first day that holds such a match (any match with force), so the newest archive costs a few
 // listings whatever the number of archives; at most maxManifestsScanned
 // manifests are read.
 func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
@@ -331,14 +348,11 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 			if m.Staging && ev.VersionJobID == "" {
 				continue
 			}
-			better := best == nil ||
-				(m.Verified && !best.Verified && !ev.Force) ||
-				(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
-			if better {
+			if better(m, best, ev.Force) {
 				best, bestKey = m, k
 			}
 		}
-		return best != nil && (best.Verified || ev.Force), nil
+		return best != nil && (ev.Force || usable(best)), nil
 	}
 	var err error
 	prefix := l.DataSourcePrefix(ev.AccessID, ev.DataSourceName)
@@ -369,6 +383,28 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix, among)}
 	}
 	return best, bestKey, nil
+}
+
+// usable: an archive a restore takes without force, verified and not
+// known to be unrestorable.
+func usable(m *archive.Manifest) bool {
+	return m.Verified && (m.Restorable == nil || *m.Restorable)
+}
+
+// better says whether m is preferred to best as the archive to restore:
+// without force, a usable archive over one that is not (so that a restore
+// that names no archive falls back to the newest usable one), then the
+// newer; with force, the newer.
+func better(m, best *archive.Manifest, force bool) bool {
+	switch {
+	case best == nil:
+		return true
+	case !force && usable(m) != usable(best):
+		return usable(m)
+	case !force && m.Verified != best.Verified:
+		return m.Verified
+	}
+	return m.FinishedAt.After(best.FinishedAt)
 }
 
 // load streams the archive into a Load Data Source job. The bytes are
