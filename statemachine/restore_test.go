@@ -574,3 +574,56 @@ func TestRestoreRefusesUnloadableArchiveBeforeBackup(t *testing.T) {
 		t.Errorf("the target was backed up or a job started before the archive was refused (%d jobs)", len(env.Emulator.Jobs())-jobs)
 	}
 }
+
+// TestRestoreAfterDeleteKeepsVisibility: a public data source deleted and
+// restored comes back public (the catalog recorded it public), under a new
+// accessId, also through a staged load and its publish; with "public":
+// false it comes back private.
+func TestRestoreAfterDeleteKeepsVisibility(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	name := newTarget(t, "VisibleCoffee")
+	mustSucceed(t, run(t, "setpublic", map[string]any{"accessId": accessID, "dataSourceName": name, "public": true}))
+	src := archived(t, accessID, name)
+	cat := catalog.New(env.S3, env.Bucket, "")
+	if x := run(t, "restore", map[string]any{"archiveKey": src["key"], "confirm": name, "public": "yes"}); x.Status != sfntypes.ExecutionStatusFailed || x.Error != "InvalidInput" || countEntered(x, "Prepare") != 0 {
+		t.Fatalf(`restore with "public": "yes": %s %s, entered Prepare %d times; want InvalidInput before anything`, x.Status, x.Error, countEntered(x, "Prepare"))
+	}
+
+	access := accessID
+	for _, tc := range []struct {
+		input      map[string]any
+		wantPublic bool
+		wantFrom   string
+	}{
+		{map[string]any{}, true, "catalog"},
+		// A staged load cannot be public: published, it is made public.
+		{map[string]any{"staging": true, "publish": true}, true, "catalog"},
+		{map[string]any{"public": false}, false, "request"},
+	} {
+		mustSucceed(t, run(t, "delete", map[string]any{"accessId": access, "dataSourceName": name, "confirm": name, "backupFirst": false}))
+		in := map[string]any{"archiveKey": src["key"], "confirm": name}
+		for k, v := range tc.input {
+			in[k] = v
+		}
+		x := run(t, "restore", in)
+		mustSucceed(t, x)
+		if x.Output["public"] != tc.wantPublic || x.Output["publicFrom"] != tc.wantFrom {
+			t.Errorf("restore %v: output public %v from %v, want %v from %s", tc.input, x.Output["public"], x.Output["publicFrom"], tc.wantPublic, tc.wantFrom)
+		}
+		info, ok := findDataSource(t, name)
+		if !ok || info.IsPublic != tc.wantPublic {
+			t.Fatalf("restore %v: data source %v %+v, want public %v", tc.input, ok, info, tc.wantPublic)
+		}
+		if info.AccessID == access {
+			t.Errorf("restore %v after a delete kept accessId %s; SDS gives a new one", tc.input, access)
+		}
+		access = info.AccessID
+		want := catalog.Private
+		if tc.wantPublic {
+			want = catalog.Public
+		}
+		if rec, err := cat.Get(context.Background(), catalog.ID{AccessID: access, Name: name}); err != nil || rec.Visibility != want {
+			t.Errorf("restore %v: catalog record of the new accessId %+v, %v; want visibility %s", tc.input, rec, err, want)
+		}
+	}
+}

@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("restore", (*task.Service).Restore, task.NeedKeys, task.NeedObjects)
+	task.Start("restore", (*task.Service).Restore, task.NeedKeys, task.NeedObjects, task.NeedCatalog)
 }

@@ -225,9 +225,27 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 	if dry.Archive.Key != newest.Key || !dry.Archive.Verified || !dry.TargetExists || dry.TargetAccessID != coffeeID || !dry.BackupFirst || len(dry.WillHappen) == 0 {
 		t.Errorf("restore --dry-run: %+v, want the newest archive %s into the existing data source", dry, newest.Key)
 	}
+	// The visibility a restore ends with: the existing data source's
+	// (the sample's FourthCoffeeSample is public), unless asked.
+	if !dry.Public || dry.PublicFrom != "dataSource" || !strings.Contains(strings.Join(dry.WillHappen, " "), "is public (as "+coffee+" is now; --private") {
+		t.Errorf("restore --dry-run: public %v from %q, %q; want public, from the existing data source", dry.Public, dry.PublicFrom, dry.WillHappen)
+	}
+	runJSON(t, &dry, cli.ExitOK, "restore", coffee, "--dry-run", "--private")
+	if dry.Public || dry.PublicFrom != "request" || dry.Request["public"] != false {
+		t.Errorf("restore --dry-run --private: public %v from %q, request %v", dry.Public, dry.PublicFrom, dry.Request)
+	}
+	if r := run(t, "restore", coffee, "--dry-run", "--private"); !strings.Contains(r.stdout, "--private --confirm") {
+		t.Errorf("restore --dry-run --private: the command to do it drops --private:\n%s", r.stdout)
+	}
+	if r := run(t, "restore", coffee, "--dry-run", "--private", "--public"); r.code != cli.ExitUsage {
+		t.Errorf("restore --private --public: %s, want a usage error", r)
+	}
 	runJSON(t, &dry, cli.ExitOK, "restore", coffee, "--dry-run", "--archive", older.Key, "--target", "CoffeeCopy")
 	if dry.Archive.Key != older.Key || dry.TargetExists || !strings.Contains(strings.Join(dry.WillHappen, " "), "NEW accessId") {
 		t.Errorf("restore --dry-run --archive --target: %+v", dry)
+	}
+	if dry.Public || dry.PublicFrom != "none" {
+		t.Errorf("restore --dry-run into a new name: public %v from %q, want private, nothing recorded", dry.Public, dry.PublicFrom)
 	}
 	if r := run(t, "restore", coffee, "--dry-run"); r.code != cli.ExitOK || !strings.Contains(r.stdout, "verified    yes") || !strings.Contains(r.stdout, "nothing was started") {
 		t.Errorf("restore --dry-run (text): %s", r)

@@ -26,9 +26,12 @@ type RestoreDryRun struct {
 	BackupFirst    bool            `json:"backupFirst"`
 	Staging        bool            `json:"staging"`
 	Publish        bool            `json:"publish"`
-	Public         bool            `json:"public"`
-	WillHappen     []string        `json:"willHappen"`
-	Request        map[string]any  `json:"request"` // the body the restore would send to the API
+	// Public is the visibility the restored data source ends with, and
+	// PublicFrom where the restore takes it from (task.PublicFrom*).
+	Public     bool           `json:"public"`
+	PublicFrom string         `json:"publicFrom"`
+	WillHappen []string       `json:"willHappen"`
+	Request    map[string]any `json:"request"` // the body the restore would send to the API
 }
 
 func runRestore(ctx context.Context, a *app, args []string) error {
@@ -38,7 +41,8 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 	target := fs.String("target", "", "load into this data source name instead (default: the archived one)")
 	staging := fs.Bool("staging", false, "load as a staged version, not published")
 	publish := fs.Bool("publish", false, "with --staging: publish the staged version afterwards")
-	public := fs.Bool("public", false, "make the restored data source public (default: private)")
+	public := fs.Bool("public", false, "make the restored data source public (default: the visibility it had)")
+	private := fs.Bool("private", false, "make the restored data source private (default: the visibility it had)")
 	force := fs.Bool("force", false, "restore an unverified or unrestorable archive anyway")
 	noBackup := fs.Bool("no-backup-first", false, "do not back up the data source it replaces first")
 	dryRun := fs.Bool("dry-run", false, "show the archive and what would happen, start nothing")
@@ -50,6 +54,9 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 	}
 	if *key != "" && *date != "" {
 		return usageErrorf("give --archive or --date, not both")
+	}
+	if *public && *private {
+		return usageErrorf("give --public or --private, not both")
 	}
 	if *date != "" {
 		if _, err := time.Parse(time.DateOnly, *date); err != nil {
@@ -86,6 +93,9 @@ func runRestore(ctx context.Context, a *app, args []string) error {
 			body[k] = true
 		}
 	}
+	if *private {
+		body["public"] = false
+	}
 	if *noBackup {
 		body["backupFirst"] = false
 	}
@@ -108,7 +118,9 @@ func (a *app) restoreDryRun(ctx context.Context, id dsID, key string, body map[s
 	}
 	ev.TargetName, _ = body["targetName"].(string)
 	ev.Staging, _ = body["staging"].(bool)
-	ev.Public, _ = body["public"].(bool)
+	if v, ok := body["public"].(bool); ok {
+		ev.Public = &v
+	}
 	ev.Force, _ = body["force"].(bool)
 	var plan task.RestorePlan
 	if err := a.invoke(ctx, envRestore, "RestoreFunction", ev, &plan); err != nil {
@@ -116,7 +128,7 @@ func (a *app) restoreDryRun(ctx context.Context, id dsID, key string, body map[s
 	}
 	d := RestoreDryRun{DryRun: true, Archive: plan.Archive, TargetName: plan.TargetName, TargetExists: plan.TargetExists,
 		TargetAccessID: plan.TargetAccessID, BackupFirst: body["backupFirst"] != false, Staging: ev.Staging,
-		Publish: body["publish"] == true, Public: ev.Public, Request: body}
+		Publish: body["publish"] == true, Public: plan.Public, PublicFrom: plan.PublicFrom, Request: body}
 	if r, err := archive.NewLayout("").ParseKey(keyTail(plan.Archive.Key)); err == nil {
 		d.ArchiveDate = r.Day.Format(time.DateOnly)
 	}
@@ -155,15 +167,42 @@ func willHappen(d RestoreDryRun) []string {
 	} else {
 		w = append(w, fmt.Sprintf("no data source named %s exists: the load creates it with a NEW accessId, which applications must be given (the output names it)", t))
 	}
-	switch {
-	case d.Staging && d.Publish:
+	if d.Staging && d.Publish {
 		w = append(w, "the staged version is then published")
-	case !d.Staging && d.Public:
-		w = append(w, "the restored data source is public")
-	case !d.Staging:
-		w = append(w, "the restored data source is private (--public to make it public)")
+	}
+	if d.Staging && !d.Publish {
+		w = append(w, "the staged version stays unpublished (and private) until it is published")
+	} else {
+		w = append(w, visibilityWillBe(d))
 	}
 	return append(w, "nothing was started (dry run)")
+}
+
+// visibilityWillBe says which visibility the restored data source ends
+// with, and why.
+func visibilityWillBe(d RestoreDryRun) string {
+	v, other := "private", "--public"
+	if d.Public {
+		v, other = "public", "--private"
+	}
+	why := map[string]string{
+		task.PublicFromRequest:    "as asked",
+		task.PublicFromDataSource: "as " + d.TargetName + " is now",
+		task.PublicFromCatalog:    "as the catalog recorded it before the delete",
+		task.PublicFromNone:       "nothing recorded, SDS's default",
+	}[d.PublicFrom]
+	if why == "" {
+		why = d.PublicFrom
+	}
+	s := fmt.Sprintf("the restored data source is %s (%s", v, why)
+	if d.PublicFrom != task.PublicFromRequest {
+		s += "; " + other + " to choose otherwise"
+	}
+	s += ")"
+	if d.Public && d.Staging && !d.TargetExists {
+		s += ", made public after the publish"
+	}
+	return s
 }
 
 func printRestoreDryRun(w io.Writer, d RestoreDryRun) {
@@ -198,6 +237,9 @@ func restoreFlags(body map[string]any) string {
 		if body[f] == true {
 			b.WriteString(" --" + f)
 		}
+	}
+	if body["public"] == false {
+		b.WriteString(" --private")
 	}
 	if body["backupFirst"] == false {
 		b.WriteString(" --no-backup-first")

@@ -45,6 +45,12 @@ func PreconditionFailed(err error) bool {
 	return Status(err) == http.StatusPreconditionFailed
 }
 
+// InArchiveTier reports S3's answer to reading an object in an archive
+// storage class (GLACIER, DEEP_ARCHIVE, or INTELLIGENT_TIERING's archive
+// access tiers) that has not been restored: InvalidObjectState. Reading it
+// again will not help; an S3 restore of the object will.
+func InArchiveTier(err error) bool { return Code(err) == "InvalidObjectState" }
+
 // Code is the error code S3 answered with ("" when it did not answer).
 func Code(err error) string {
 	var ae smithy.APIError

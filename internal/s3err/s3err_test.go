@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/testenv"
@@ -35,20 +36,27 @@ func TestClassifiesS3Answers(t *testing.T) {
 	_, noBucket := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(testenv.Name(t, "nobucket")), Key: aws.String("x")})
 	exists := put("there", &s3.PutObjectInput{IfNoneMatch: aws.String("*")})
 	stale := put("there", &s3.PutObjectInput{IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
+	if err := put("frozen", &s3.PutObjectInput{StorageClass: types.StorageClassDeepArchive}); err != nil {
+		t.Fatal(err)
+	}
+	_, getFrozen := api.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: aws.String("frozen")})
 
 	tests := []struct {
 		name                  string
 		err                   error
 		notFound, precondFail bool
+		archiveTier           bool
 	}{
-		{"GET of a missing key", getMissing, true, false},
-		{"HEAD of a missing key", headMissing, true, false},
-		{"GET in a missing bucket", noBucket, false, false},
-		{"If-None-Match on an existing key", exists, false, true},
-		{"If-Match with another ETag", stale, false, true},
-		{"wrapped GET of a missing key", fmt.Errorf("catalog: %w", getMissing), true, false},
-		{"no error", nil, false, false},
-		{"an error that only says 404", errors.New("StatusCode: 404, NoSuchKey"), false, false},
+		{"GET of a missing key", getMissing, true, false, false},
+		{"HEAD of a missing key", headMissing, true, false, false},
+		{"GET in a missing bucket", noBucket, false, false, false},
+		{"If-None-Match on an existing key", exists, false, true, false},
+		{"If-Match with another ETag", stale, false, true, false},
+		{"wrapped GET of a missing key", fmt.Errorf("catalog: %w", getMissing), true, false, false},
+		{"GET of an object in DEEP_ARCHIVE", fmt.Errorf("restore: %w", getFrozen), false, false, true},
+		{"no error", nil, false, false, false},
+		{"an error that only says 404", errors.New("StatusCode: 404, NoSuchKey"), false, false, false},
+		{"an error that only says InvalidObjectState", errors.New("InvalidObjectState"), false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -60,6 +68,9 @@ func TestClassifiesS3Answers(t *testing.T) {
 			}
 			if got := s3err.PreconditionFailed(tt.err); got != tt.precondFail {
 				t.Errorf("PreconditionFailed = %v, want %v (%v)", got, tt.precondFail, tt.err)
+			}
+			if got := s3err.InArchiveTier(tt.err); got != tt.archiveTier {
+				t.Errorf("InArchiveTier = %v, want %v (%v)", got, tt.archiveTier, tt.err)
 			}
 		})
 	}

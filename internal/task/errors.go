@@ -11,6 +11,7 @@ import (
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/masterkey"
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -59,6 +60,10 @@ const (
 	// (garbage, another data source's, a newer format); the message names
 	// the object. Not retried: reading it again gives the same bytes.
 	CatalogCorrupt = "CatalogCorrupt"
+	// ArchiveInColdStorage: an archive or manifest S3 cannot read at once
+	// (InvalidObjectState: GLACIER, DEEP_ARCHIVE or an archive access tier,
+	// not restored). Not retried: it needs an S3 restore, which takes hours.
+	ArchiveInColdStorage = "ArchiveInColdStorage"
 	// Internal: a fault of this function (configuration, a bug).
 	Internal = "Internal"
 )
@@ -79,6 +84,11 @@ func invalid(format string, args ...any) *Error {
 
 // classify gives any error from the layers below its Lambda error type.
 func classify(err error) *Error {
+	if s3err.InArchiveTier(err) {
+		// Whatever step met it (a manifest, an archive, a conversion): the
+		// same remedy, never a retry.
+		return &Error{Type: ArchiveInColdStorage, Message: err.Error() + "; the object is in an archive storage class and must be restored in S3 first (aws s3api restore-object), or copied back to a class read at once; nothing was loaded or written", Err: err}
+	}
 	var te *Error
 	if errors.As(err, &te) {
 		return te

@@ -172,15 +172,15 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 			return nil, invalid("record: a setpublic result needs public")
 		}
 		mutate = func(r *catalog.Record) error {
-			r.Visibility = catalog.Private
-			if *res.Public {
-				r.Visibility = catalog.Public
-			}
+			r.Visibility = visibility(*res.Public)
 			return nil
 		}
 	case ev.Operation == RecordRestore:
 		mutate = func(r *catalog.Record) error {
 			r.DeletedAt, r.LastError, r.LastErrorAt = time.Time{}, "", time.Time{}
+			if res.Public != nil {
+				r.Visibility = visibility(*res.Public)
+			}
 			if r.PendingSince.IsZero() {
 				r.PendingSince = now
 			}
@@ -300,6 +300,14 @@ func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
 
 // observeAndRevive is plan.Observe that also clears a deletion mark: the
 // data source exists again.
+// visibility is the catalog's word for a data source's public flag.
+func visibility(public bool) string {
+	if public {
+		return catalog.Public
+	}
+	return catalog.Private
+}
+
 func observeAndRevive(plan *nightly.Plan, it nightly.Item) func(*catalog.Record) error {
 	obs := plan.Observe(it)
 	return func(r *catalog.Record) error {

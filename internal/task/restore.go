@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -42,8 +43,10 @@ type RestoreEvent struct {
 	Date           string `json:"date,omitempty"`
 	TargetName     string `json:"targetName,omitempty"` // default: the archived name
 	Staging        bool   `json:"staging,omitempty"`
-	Public         bool   `json:"public,omitempty"`
-	Force          bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
+	// Public, when given, is the visibility of the restored data source;
+	// without it prepare takes the data source's own (RestorePlan.Public).
+	Public *bool `json:"public,omitempty"`
+	Force  bool  `json:"force,omitempty"` // restore an unverified or unrestorable archive
 	// Drill: a restore drill's load, into a scratch data source (its
 	// target must carry drill.ScratchPrefix, which other restores may not
 	// use), never public, never staged.
@@ -75,14 +78,29 @@ type ArchiveRef struct {
 	RestoreProblems []string `json:"restoreProblems,omitempty"`
 }
 
-// RestorePlan is what prepare returns: the archive, and whether the target
-// exists (then its published version is backed up before the load).
+// RestorePlan is what prepare returns: the archive, whether the target
+// exists (then its published version is backed up before the load), and
+// the visibility the restored data source ends with, with where that came
+// from. A staged load cannot be public (SDS refuses it), so LoadPublic is
+// what the load sets; a staged restore of a new data source that is to be
+// public is made public after its publish.
 type RestorePlan struct {
 	Archive        ArchiveRef `json:"archive"`
 	TargetName     string     `json:"targetName"`
 	TargetExists   bool       `json:"targetExists"`
 	TargetAccessID string     `json:"targetAccessId,omitempty"`
+	Public         bool       `json:"public"`
+	PublicFrom     string     `json:"publicFrom"`
+	LoadPublic     bool       `json:"loadPublic"`
 }
+
+// Where a restore's visibility comes from (RestorePlan.PublicFrom).
+const (
+	PublicFromRequest    = "request"    // the event's public field
+	PublicFromDataSource = "dataSource" // the existing target, as SDS lists it
+	PublicFromCatalog    = "catalog"    // the archived data source's catalog record
+	PublicFromNone       = "none"       // nothing recorded: private, SDS's default
+)
 
 // Restore prepares a restore (action prepare: choose the archive, check it,
 // look up the target; nothing is sent) or starts its load (action load).
@@ -94,7 +112,7 @@ func (s *Service) Restore(ctx context.Context, raw []byte) (any, error) {
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
 	}
-	if ev.Staging && ev.Public {
+	if ev.Staging && ev.Public != nil && *ev.Public {
 		return nil, invalid("a staged restore cannot be made public; publish it, then set it public")
 	}
 	switch ev.Action {
@@ -112,6 +130,7 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		return nil, err
 	}
 	plan := &RestorePlan{Archive: *ref, TargetName: target}
+	var targetPublic bool
 	err = s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {
 		all, err := c.DataSources(ctx)
 		if err != nil {
@@ -119,7 +138,7 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		}
 		for _, d := range all {
 			if strings.EqualFold(d.Name, target) && d.AccessID != "" {
-				plan.TargetExists, plan.TargetAccessID = true, d.AccessID
+				plan.TargetExists, plan.TargetAccessID, targetPublic = true, d.AccessID, d.IsPublic
 				return nil
 			}
 		}
@@ -128,7 +147,49 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 	if err != nil {
 		return nil, err
 	}
+	switch {
+	case ev.Public != nil:
+		plan.Public, plan.PublicFrom = *ev.Public, PublicFromRequest
+	case ev.Drill:
+		// A drill's scratch data source is private, whatever it restores.
+		plan.PublicFrom = PublicFromNone
+	case plan.TargetExists:
+		// A complete load sets the visibility afresh (SDS's default is
+		// private): keep what the data source has now. A publish of a
+		// staged version keeps it anyway.
+		plan.Public, plan.PublicFrom = targetPublic, PublicFromDataSource
+	case strings.EqualFold(target, ref.DataSourceName):
+		if plan.Public, plan.PublicFrom, err = s.recordedPublic(ctx, ref); err != nil {
+			return nil, err
+		}
+	default:
+		// A copy under another name is a new data source: private unless asked.
+		plan.PublicFrom = PublicFromNone
+	}
+	plan.LoadPublic = plan.Public && !ev.Staging
 	return plan, nil
+}
+
+// recordedPublic is the visibility the catalog recorded for the archived
+// data source (discover sees it every night, set public records it). A
+// catalog that cannot be read fails the restore rather than silently
+// restoring a public data source as private.
+func (s *Service) recordedPublic(ctx context.Context, ref *ArchiveRef) (bool, string, error) {
+	if s.dep.Catalog == nil {
+		return false, "", &Error{Type: Internal, Message: "restore: no catalog configured to read the recorded visibility from"}
+	}
+	rec, err := s.dep.Catalog.Get(ctx, catalog.ID{AccessID: ref.AccessID, Name: ref.DataSourceName})
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return false, PublicFromNone, nil
+	case err != nil:
+		e := catalogFailure(err)
+		e.Message += `; nothing was loaded. Give "public": true or false to restore without the recorded visibility`
+		return false, "", e
+	case rec.Visibility == "":
+		return false, PublicFromNone, nil
+	}
+	return rec.Visibility == catalog.Public, PublicFromCatalog, nil
 }
 
 // resolveTarget resolves the archive and names the data source it goes
@@ -150,7 +211,7 @@ func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveR
 	switch {
 	case ev.Drill && !drill.IsScratch(target):
 		return nil, "", invalid("a drill restores into a scratch data source (a name starting with %s), not %s", drill.ScratchPrefix, target)
-	case ev.Drill && (ev.Public || ev.Staging):
+	case ev.Drill && (ev.Public != nil && *ev.Public || ev.Staging):
 		return nil, "", invalid("a drill's scratch data source is loaded published and private: public and staging must be false")
 	case !ev.Drill && drill.IsScratch(target):
 		return nil, "", invalid("field \"targetName\": names starting with %s are reserved for restore drills", drill.ScratchPrefix)
@@ -172,7 +233,7 @@ func loadRequest(ev RestoreEvent, target string, ref *ArchiveRef) sds.LoadReques
 	if ev.Staging {
 		op = sds.LoadCompleteStaging
 	}
-	return sds.LoadRequest{Name: target, Operation: op, Public: ev.Public, Size: ref.Bytes, Entities: ref.EntityCount}
+	return sds.LoadRequest{Name: target, Operation: op, Public: ev.Public != nil && *ev.Public, Size: ref.Bytes, Entities: ref.EntityCount}
 }
 
 // layout is the key layout of the archive bucket.

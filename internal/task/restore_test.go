@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
@@ -256,4 +258,135 @@ func readManifest(t *testing.T, bucket, key string) archive.Manifest {
 		t.Fatal(err)
 	}
 	return sm.Manifest
+}
+
+// TestRestoreVisibility: prepare chooses the visibility the restored data
+// source ends with: the request's when given, else the existing target's,
+// else (after a delete) the one the catalog recorded; a copy under a new
+// name is private. A staged load itself is never public. A catalog that
+// cannot be read stops the restore instead of silently restoring a public
+// data source private.
+func TestRestoreVisibility(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ctx := context.Background()
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	cat := catalog.New(s3Client, f.bucket, "")
+	id := catalog.ID{AccessID: accessID, Name: coffee}
+	setRecorded := func(v string) {
+		t.Helper()
+		if _, err := cat.Update(ctx, id, func(r *catalog.Record) error { r.Visibility = v; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prepare := func(extra map[string]any) map[string]any {
+		t.Helper()
+		ev := map[string]any{"action": "prepare", "archiveKey": key}
+		for k, v := range extra {
+			ev[k] = v
+		}
+		return f.mustInvoke("restore", ev)
+	}
+	type want struct {
+		public bool
+		from   string
+	}
+	check := func(name string, extra map[string]any, w want) {
+		t.Helper()
+		plan := prepare(extra)
+		if plan["public"] != w.public || plan["publicFrom"] != w.from {
+			t.Errorf("%s: public %v from %v, want %v from %s", name, plan["public"], plan["publicFrom"], w.public, w.from)
+		}
+		// The load sets it, unless staged: SDS refuses a public staged load.
+		if want := w.public && extra["staging"] != true; plan["loadPublic"] != want {
+			t.Errorf("%s: loadPublic %v, want %v", name, plan["loadPublic"], want)
+		}
+	}
+
+	// The emulator's FourthCoffeeSample is public; the catalog says private:
+	// the live data source wins while it exists.
+	setRecorded(catalog.Private)
+	check("existing public target", nil, want{true, task.PublicFromDataSource})
+	check("existing target, public false asked", map[string]any{"public": false}, want{false, task.PublicFromRequest})
+	check("copy under a new name", map[string]any{"targetName": "CoffeeCopy"}, want{false, task.PublicFromNone})
+	check("copy, public asked", map[string]any{"targetName": "CoffeeCopy", "public": true}, want{true, task.PublicFromRequest})
+	check("staged over the existing public target", map[string]any{"staging": true}, want{true, task.PublicFromDataSource})
+	if _, typ, _ := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "staging": true, "public": true}); typ != task.InvalidInput {
+		t.Errorf("staged and public: %s, want InvalidInput", typ)
+	}
+
+	// Deleted: the catalog's record decides.
+	f.mustInvoke("delete", map[string]any{"accessId": accessID, "dataSourceName": coffee, "confirm": coffee})
+	f.completeJobs()
+	if _, ok := f.emu.DataSource(accessID, coffee); ok {
+		t.Fatal("the data source still exists")
+	}
+	setRecorded(catalog.Public)
+	check("deleted, recorded public", nil, want{true, task.PublicFromCatalog})
+	check("staged, deleted, recorded public", map[string]any{"staging": true}, want{true, task.PublicFromCatalog})
+	check("deleted, recorded public, public false asked", map[string]any{"public": false}, want{false, task.PublicFromRequest})
+	setRecorded(catalog.Private)
+	check("deleted, recorded private", nil, want{false, task.PublicFromCatalog})
+	setRecorded("")
+	check("deleted, nothing recorded", nil, want{false, task.PublicFromNone})
+
+	f.putObject(cat.RecordKey(id), "not json")
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
+	if typ != task.CatalogCorrupt || !strings.Contains(msg, `"public"`) {
+		t.Errorf("damaged record: %s: %s; want CatalogCorrupt saying how to go on", typ, msg)
+	}
+	check("damaged record, public given", map[string]any{"public": true}, want{true, task.PublicFromRequest})
+
+	// The load applies the plan's visibility.
+	job := f.mustInvoke("restore", map[string]any{"action": "load", "archiveKey": key, "public": true})
+	f.completeJobs()
+	if job = f.mustInvoke("loadstatus", job); job["status"] != "Completed" {
+		t.Fatalf("load %v", job)
+	}
+	d, ok := f.emu.DataSource(job["accessId"].(string), coffee)
+	if !ok || !d.IsPublic {
+		t.Errorf("restored data source: %v, public %v; want it public", ok, d.IsPublic)
+	}
+}
+
+// TestArchiveInColdStorage: an archive moved to GLACIER (S3 answers
+// InvalidObjectState to reading it) fails restore and convert at once with
+// ArchiveInColdStorage, which no state machine retries, naming the remedy;
+// nothing is loaded.
+func TestArchiveInColdStorage(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	ctx := context.Background()
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	toGlacier := func(k string) {
+		t.Helper()
+		body, err := getObject(t, f.bucket, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(f.bucket), Key: aws.String(k), Body: strings.NewReader(string(body)), StorageClass: s3types.StorageClassGlacier}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	coldOnly := func(what string, typ, msg string) {
+		t.Helper()
+		if typ != task.ArchiveInColdStorage || !strings.Contains(msg, "restore-object") {
+			t.Errorf("%s: %s: %s; want ArchiveInColdStorage naming the S3 restore", what, typ, msg)
+		}
+	}
+
+	// The archive only: the manifest is read, the archive's bytes are not.
+	toGlacier(key)
+	jobs := len(f.emu.Jobs())
+	f.mustInvoke("restore", map[string]any{"action": "prepare", "archiveKey": key, "targetName": "ColdCopy"})
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "ColdCopy", "public": false})
+	coldOnly("load", typ, msg)
+	if n := len(f.emu.Jobs()); n != jobs {
+		t.Errorf("%d SDS jobs started by a load of an archive in GLACIER", n-jobs)
+	}
+	_, typ, msg = f.invoke("convert", map[string]any{"key": key})
+	coldOnly("convert", typ, msg)
+
+	// The manifest too (the lifecycle rule moves both): prepare stops.
+	toGlacier(key + archive.ManifestSuffix)
+	_, typ, msg = f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
+	coldOnly("prepare", typ, msg)
 }

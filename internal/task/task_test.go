@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/sds"
 	"github.com/sdsops/sdsops/internal/sdsemu"
@@ -125,6 +127,7 @@ func newFixture(t *testing.T, secretValue string, tweak func(*sdsemu.Config), op
 		SecretTTL: time.Minute, FirstWait: 15 * time.Second, MaxWait: 15 * time.Minute}
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	f.runner = task.NewService(tc, task.Deps{Keys: masterkey.New(smClient, time.Minute), Archive: store, Objects: s3Client, Log: log,
+		Catalog: catalog.New(s3Client, f.bucket, ""), Converter: conversion.New(s3Client, store),
 		SDS: append([]sds.Option{sds.WithRetry(sds.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 5 * time.Millisecond, MaxRetryAfter: time.Second}),
 			sds.WithLogger(log)}, opts...)})
 	t.Cleanup(f.checkNoKeyLeaked)
@@ -162,6 +165,8 @@ func (f *fixture) invokeCtx(ctx context.Context, function string, event any) (ou
 		fn = f.runner.Rollback
 	case "loadstatus":
 		fn = f.runner.LoadStatus
+	case "convert":
+		fn = f.runner.Convert
 	default:
 		f.t.Fatalf("unknown function %s", function)
 	}

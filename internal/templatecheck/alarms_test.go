@@ -14,8 +14,14 @@ import (
 // ended without success: an alarm on a state machine must count them all.
 var executionFailureMetrics = []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"}
 
-// runbookSection is the README section a failure alarm sends the reader to.
-const runbookSection = "Failure behaviour"
+// runbookSection is the README section every alarm sends the reader to.
+const runbookSection = "Runbook"
+
+// runbookLink reports whether an alarm description points into the
+// README's runbook: to the section, or to the alarm's own entry.
+func runbookLink(desc, alarmID string) bool {
+	return strings.Contains(desc, "README.md#runbook") || strings.Contains(desc, "README.md#"+strings.ToLower(alarmID))
+}
 
 // stateMachineAlarms maps each alarm on AWS/States metrics to the one state
 // machine (logical id) its metrics are about.
@@ -50,7 +56,8 @@ func stateMachineAlarms(t *testing.T, tp Template) map[string]string {
 
 // TestEveryStateMachineHasAFailureAlarm: a failed, timed-out or aborted
 // execution of any state machine notifies the alarm topic, with a
-// description that names the workflow and says where to look.
+// description that names the workflow, says what to do and links to the
+// runbook.
 func TestEveryStateMachineHasAFailureAlarm(t *testing.T) {
 	_, tp := load(t)
 	sms := tp.ofType("AWS::StepFunctions::StateMachine")
@@ -108,8 +115,11 @@ func TestEveryStateMachineHasAFailureAlarm(t *testing.T) {
 			if !strings.Contains(desc, name) {
 				t.Errorf("alarm %s: description %q does not name the %s state machine", found[0], desc, name)
 			}
-			if !strings.Contains(desc, runbookSection) {
-				t.Errorf("alarm %s: description %q does not point to the README's %q", found[0], desc, runbookSection)
+			if !runbookLink(desc, found[0]) {
+				t.Errorf("alarm %s: description %q does not point to the README's runbook (README.md#runbook or README.md#%s)", found[0], desc, strings.ToLower(found[0]))
+			}
+			if !strings.Contains(strings.ToLower(desc), "to do") {
+				t.Errorf("alarm %s: description %q does not say what to do", found[0], desc)
 			}
 		})
 	}

@@ -15,23 +15,11 @@ import (
 // errors must be the same policy wherever it appears, and every function call
 // retries Lambda's own faults.
 func TestRetryPoliciesAgree(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join(repoRoot(t), "statemachine", "*.asl.json"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no statemachine/*.asl.json: %v", err)
-	}
 	policies := map[string]map[string][]string{} // errors → retrier JSON → where
 	calls := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var def map[string]any
-		if err := json.Unmarshal(b, &def); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		eachTask(def, func(name string, state map[string]any) {
-			where := filepath.Base(f) + " " + name
+	for _, f := range aslFiles(t) {
+		eachTask(f.def, func(name string, state map[string]any) {
+			where := f.name + " " + name
 			lambdaFaults := false
 			for _, r := range list(state["Retry"]) {
 				var errs []string
@@ -73,21 +61,55 @@ func TestRetryPoliciesAgree(t *testing.T) {
 // eachTask calls fn for every Task state of a definition, inside Parallel
 // branches and Map item processors too.
 func eachTask(def map[string]any, fn func(name string, state map[string]any)) {
+	eachState(def, func(name string, state map[string]any) {
+		if str(state["Type"]) == "Task" {
+			fn(name, state)
+		}
+	})
+}
+
+// eachState calls fn for every state of a definition, those of Parallel
+// branches and Map processors included.
+func eachState(def map[string]any, fn func(name string, state map[string]any)) {
 	for name, s := range obj(def["States"]) {
 		state := obj(s)
-		switch str(state["Type"]) {
-		case "Task":
-			fn(name, state)
-		case "Parallel":
-			for _, b := range list(state["Branches"]) {
-				eachTask(obj(b), fn)
-			}
-		case "Map":
-			for _, k := range []string{"ItemProcessor", "Iterator"} {
-				if p := obj(state[k]); p != nil {
-					eachTask(p, fn)
-				}
+		fn(name, state)
+		for _, b := range list(state["Branches"]) {
+			eachState(obj(b), fn)
+		}
+		for _, k := range []string{"ItemProcessor", "Iterator"} {
+			if p := obj(state[k]); p != nil {
+				eachState(p, fn)
 			}
 		}
 	}
+}
+
+// aslFile is one state machine definition, statemachine/<name>.
+type aslFile struct {
+	name string
+	raw  []byte
+	def  map[string]any
+}
+
+// aslFiles reads and decodes statemachine/*.asl.json.
+func aslFiles(t *testing.T) []aslFile {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot(t), "statemachine", "*.asl.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no statemachine/*.asl.json: %v", err)
+	}
+	var out []aslFile
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var def map[string]any
+		if err := json.Unmarshal(b, &def); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, aslFile{name: filepath.Base(f), raw: b, def: def})
+	}
+	return out
 }

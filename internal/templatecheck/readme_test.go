@@ -31,9 +31,17 @@ func readmeSection(t *testing.T, heading string) string {
 		t.Fatalf("README.md has no section %q", heading)
 	}
 	rest := text[loc[1]:]
-	next := regexp.MustCompile(fmt.Sprintf(`(?m)^#{1,%d} `, loc[3]-loc[2])).FindStringIndex(rest)
-	if next != nil {
-		rest = rest[:next[0]]
+	next := regexp.MustCompile(fmt.Sprintf(`^#{1,%d} `, loc[3]-loc[2]))
+	end, fenced := 0, false
+	// A "# comment" line of a shell example is not a heading.
+	for line := range strings.Lines(rest) {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			fenced = !fenced
+		}
+		if !fenced && next.MatchString(line) {
+			return rest[:end]
+		}
+		end += len(line)
 	}
 	return rest
 }

@@ -213,6 +213,11 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	if n := count(newID); n != "350" {
 		t.Errorf("the restored data source: the Query API counts %s entities, want 350", n)
 	}
+	// Applications still holding the old accessId in their URLs get the
+	// archive of the deleted data source, as before the restore.
+	if n := count(accessID); n != strconv.Itoa(switchedCount) {
+		t.Errorf("the old accessId after the restore: the Query API counts %s entities, want %d", n, switchedCount)
+	}
 
 	stop()
 	if !strings.Contains(stderr.String(), "stopped the emulator, moto and the functions") {
