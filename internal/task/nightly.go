@@ -54,6 +54,8 @@ type DiscoverResult struct {
 	// read: their data sources are planned as new, and the backup's record
 	// step replaces each, keeping the damaged object aside.
 	DamagedRecords []string `json:"damagedRecords"`
+	// Jobs is the SDS job budget as the plan found it (for the report).
+	Jobs nightly.JobUse `json:"jobs"`
 }
 
 // discoverEvent may narrow the deploy-time filter for one run.
@@ -69,6 +71,9 @@ const infoParallel = 8
 // plans the night within the job limits, records what it saw in the
 // catalog and returns the data sources to back up.
 func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
+	// The heartbeat first: it says the run started, whatever happens next
+	// (a failure raises NightlyFailedAlarm).
+	s.heartbeat(ctx, s.now().UTC())
 	var ev discoverEvent
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
 		if err := decodeStrict(raw, &ev); err != nil {
@@ -121,7 +126,8 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 		fmt.Fprintf(s.dep.Metrics, "%s\n", line)
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
-		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{}}
+		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{},
+		Jobs: nightly.JobUse{Budget: plan.Limits.Budget, InWindowAtStart: plan.JobsInWindow, ConcurrencyCap: plan.Limits.Concurrency, InProcessAtStart: plan.InProcess}}
 	for _, d := range damaged {
 		res.DamagedRecords = append(res.DamagedRecords, d.Key)
 		s.log.WarnContext(ctx, "damaged catalog record: its data source is backed up as if new", slog.String("key", d.Key), slog.String("error", d.Problem))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/retention"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -43,6 +44,12 @@ type Deps struct {
 	Catalog   *catalog.Store // Discover, Record, Inventory
 	Secrets   SecretReader   // Discover: the key overrides secret
 	Metrics   io.Writer      // Discover: its metrics line (EMF); discarded when nil
+	Heartbeat MetricPutter   // Discover: the nightly heartbeat; none when nil
+	// Retention: the archive objects it lists, reads and deletes, and the
+	// guard state machines' executions.
+	Sweep      retention.S3
+	Executions Executions
+	Notifier   Notifier // Report: the night's summary
 	Log       *slog.Logger   // discarded when nil
 	SDS       []sds.Option   // options of every SDS client
 }
