@@ -4,5 +4,5 @@ package main
 import "github.com/sdsops/sdsops/internal/task"
 
 func main() {
-	task.Start("discover", (*task.Service).Discover, task.NeedKeys, task.NeedCatalog, task.NeedHeartbeat)
+	task.Start("discover", (*task.Service).Discover, task.NeedKeys, task.NeedCatalog)
 }

@@ -5,10 +5,11 @@ import (
 	"time"
 )
 
-// The heartbeat: every nightly run puts one data point as it starts, also
-// when there is nothing to do; the template's NightlyHeartbeatAlarm fires
-// when none arrived for NightlyHeartbeatHours, missing data counting as
-// breaching. The alarm's metric is these names, in MetricNamespace.
+// The heartbeat: every nightly run puts one data point as it starts (an
+// EMF line of discover), also when there is nothing to do; the template's
+// NightlyHeartbeatAlarm fires when none arrived for NightlyHeartbeatHours,
+// missing data counting as breaching. The alarm's metric is these names,
+// in MetricNamespace.
 const (
 	MetricHeartbeat = "NightlyHeartbeat"
 	// DimensionStack is the heartbeat's only dimension: the stack's name,
@@ -17,6 +18,11 @@ const (
 	// DefaultStackName is the dimension's value when STACK_NAME is unset.
 	DefaultStackName = "sdsops"
 )
+
+// HeartbeatLine is the EMF line of one heartbeat of stack at.
+func HeartbeatLine(stack string, at time.Time) ([]byte, error) {
+	return EMFLine(MetricNamespace, at, map[string]string{DimensionStack: stack}, []Metric{{MetricHeartbeat, "Count", 1}})
+}
 
 // ReportSchema is the version of the report format written. Fields do not
 // change meaning within a version; new fields are optional.

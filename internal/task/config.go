@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -312,11 +311,6 @@ var (
 		d.Catalog = catalog.New(client, e.Config.ArchiveBucket, e.Config.CatalogPrefix)
 		d.Secrets = secretsmanager.NewFromConfig(e.AWS)
 		d.Metrics = os.Stdout
-		return nil
-	}
-	// NeedHeartbeat: CloudWatch, for the nightly heartbeat.
-	NeedHeartbeat Need = func(e *Env, d *Deps) error {
-		d.Heartbeat = cloudwatch.NewFromConfig(e.AWS)
 		return nil
 	}
 	// NeedRetention: the archive bucket's objects to delete, and Step

@@ -73,7 +73,7 @@ const infoParallel = 8
 func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 	// The heartbeat first: it says the run started, whatever happens next
 	// (a failure raises NightlyFailedAlarm).
-	s.heartbeat(ctx, s.now().UTC())
+	s.heartbeat(s.now().UTC())
 	var ev discoverEvent
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
 		if err := decodeStrict(raw, &ev); err != nil {

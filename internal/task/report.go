@@ -15,8 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
-	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
@@ -30,7 +28,7 @@ import (
 
 // The end of a nightly run: retention applies the stack's policy, report
 // writes the night's report to S3 and then publishes its summary. Discover
-// puts the heartbeat as the run starts.
+// prints the heartbeat as the run starts.
 
 // Executions lists the running executions of the state machines whose
 // work retention must not pull archives from under (restore, drill).
@@ -42,11 +40,6 @@ type Executions interface {
 // Notifier publishes the night's summary.
 type Notifier interface {
 	Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error)
-}
-
-// MetricPutter puts the heartbeat.
-type MetricPutter interface {
-	PutMetricData(context.Context, *cloudwatch.PutMetricDataInput, ...func(*cloudwatch.Options)) (*cloudwatch.PutMetricDataOutput, error)
 }
 
 // Operations of the report function.
@@ -405,18 +398,28 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 			e.Status = nightly.ReportUpToDate
 			rep.Counts.UpToDate++
 		default:
-			e.Status = nightly.ReportCarriedOver
-			e.Reason = fmt.Sprintf("no room tonight: %d of the budget's %d jobs were started in the 24 hours before the run, %d of %d in process; it comes first next night",
-				d.Jobs.InWindowAtStart, d.Jobs.Budget, d.Jobs.InProcessAtStart, d.Jobs.ConcurrencyCap)
+			e.Status, e.Reason = nightly.ReportCarriedOver, carriedOverReason(d.Jobs)
 			rep.Counts.CarriedOver++
 		}
 		rep.DataSources = append(rep.DataSources, e)
 	}
 	rep.Counts.CarriedOver += rep.Counts.Throttled + rep.Counts.Skipped
+	// A failed backup is counted as one job: SDS counts a job that was
+	// created and then failed, and the catalog records only the jobs of
+	// archived backups.
+	rep.Jobs.StartedTonight += rep.Counts.Failed
 	slices.SortStableFunc(rep.DataSources, func(a, b nightly.Entry) int {
 		return cmp.Or(statusRank(a.Status)-statusRank(b.Status), strings.Compare(strings.ToLower(a.DataSourceName), strings.ToLower(b.DataSourceName)))
 	})
 	return rep, nil
+}
+
+// carriedOverReason says why a pending data source waits for another night.
+func carriedOverReason(j nightly.JobUse) string {
+	if j.ConcurrencyCap > 0 && j.InProcessAtStart >= j.ConcurrencyCap {
+		return fmt.Sprintf("not started tonight: %d SDS jobs were in process when the run started, the cap is %d; it comes first next night", j.InProcessAtStart, j.ConcurrencyCap)
+	}
+	return fmt.Sprintf("not started tonight: the job budget (%d in any 24 hours; %d were started in the 24 hours before the run) was used up; it comes first next night", j.Budget, j.InWindowAtStart)
 }
 
 // statusRank orders a report's data sources: what needs attention first.
@@ -501,17 +504,11 @@ func summary(rep nightly.Report, where string) (subject, text string) {
 	return truncate(subject, 100), b.String()
 }
 
-// heartbeat puts the nightly run's heartbeat. A failure is logged, not
-// returned: the run goes on, and the missing data point raises the
-// heartbeat alarm, which is what an unprovable night should do.
-func (s *Service) heartbeat(ctx context.Context, at time.Time) {
-	if s.dep.Heartbeat == nil {
-		return
-	}
-	_, err := s.dep.Heartbeat.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String(nightly.MetricNamespace),
-		MetricData: []cwtypes.MetricDatum{{MetricName: aws.String(nightly.MetricHeartbeat), Timestamp: &at, Value: aws.Float64(1), Unit: cwtypes.StandardUnitCount,
-			Dimensions: []cwtypes.Dimension{{Name: aws.String(nightly.DimensionStack), Value: &s.cfg.StackName}}}}})
-	if err != nil {
-		s.log.ErrorContext(ctx, "heartbeat not put: the heartbeat alarm will fire", slog.String("error", err.Error()))
+// heartbeat prints the nightly run's heartbeat (EMF, as the other
+// metrics of discover), first thing, so that every run that starts puts
+// one whatever happens next.
+func (s *Service) heartbeat(at time.Time) {
+	if line, err := nightly.HeartbeatLine(s.cfg.StackName, at); err == nil {
+		fmt.Fprintf(s.dep.Metrics, "%s\n", line)
 	}
 }

@@ -23,9 +23,6 @@ var resourceStarAllowed = map[string]string{
 	"logs:PutResourcePolicy":        "Step Functions log delivery: no resource-level permissions",
 	"logs:DescribeResourcePolicies": "Step Functions log delivery: no resource-level permissions",
 	"logs:DescribeLogGroups":        "Step Functions log delivery: no resource-level permissions",
-	// The service authorization reference lists no resource type for
-	// PutMetricData; the statement narrows it with cloudwatch:namespace.
-	"cloudwatch:PutMetricData": "CloudWatch metrics: no resource-level permissions (narrowed by the cloudwatch:namespace condition)",
 }
 
 // managedPolicyAllowed lists the AWS managed policies a role may carry, with

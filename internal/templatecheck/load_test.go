@@ -76,8 +76,9 @@ json.dump({"source": src, "transformed": out}, sys.stdout, default=str)
 
 // Template is a CloudFormation template as generic JSON.
 type Template struct {
-	Globals   map[string]any      `json:"Globals"`
-	Resources map[string]Resource `json:"Resources"`
+	Globals    map[string]any            `json:"Globals"`
+	Parameters map[string]map[string]any `json:"Parameters"`
+	Resources  map[string]Resource       `json:"Resources"`
 }
 
 // Resource is one resource of a Template.
