@@ -366,7 +366,7 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 			rep.Counts.Failed++
 			rep.Outcome = nightly.OutcomeFailed
 			if !r.LastErrorAt.Before(runStarted) && r.LastError != "" {
-				e.Reason = clean(r.LastError, 500)
+				e.Reason = clean(strings.TrimPrefix(r.LastError, res.Error+": "), 500)
 			} else if res.Error == "CatalogNotUpdated" {
 				e.Reason = "the outcome could not be written to the catalog"
 			}
@@ -463,9 +463,22 @@ func summary(rep nightly.Report, where string) (subject, text string) {
 	c := rep.Counts
 	day := rep.StartedAt.UTC().Format(time.DateOnly)
 	if rep.Outcome == nightly.OutcomeFailed {
-		subject = fmt.Sprintf("sdsops nightly %s FAILED: %d failed, %d archived", day, c.Failed, c.Archived)
+		// The subject names what failed: the run's error, or the data
+		// sources, as many as fit.
+		subject = fmt.Sprintf("sdsops nightly %s FAILED:", day)
 		if rep.RunError != nil {
-			subject = fmt.Sprintf("sdsops nightly %s FAILED: %s", day, rep.RunError.Error)
+			subject += " " + rep.RunError.Error
+		}
+		for _, e := range rep.DataSources {
+			if e.Status != StatusFailed {
+				continue
+			}
+			next := fmt.Sprintf(" %s (%s)", e.DataSourceName, e.Error)
+			if len(subject)+len(next) > 96 {
+				subject += " …"
+				break
+			}
+			subject += next
 		}
 	} else {
 		subject = fmt.Sprintf("sdsops nightly %s OK: %d archived, %d up to date, %d carried over", day, c.Archived, c.UpToDate, c.CarriedOver)
