@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -253,7 +254,7 @@ func (s *Service) Report(ctx context.Context, raw []byte) (any, error) {
 	if ev.Execution == "" {
 		return nil, invalid("report: execution is required")
 	}
-	rep, err := s.buildReport(ctx, ev)
+	rep, recs, err := s.buildReport(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
@@ -267,6 +268,7 @@ func (s *Service) Report(ctx context.Context, raw []byte) (any, error) {
 			return nil, err
 		}
 	}
+	s.recordNight(ctx, rep, key, recs)
 	out := ReportResult{Bucket: s.cfg.ArchiveBucket, Key: key, Outcome: rep.Outcome}
 	if s.cfg.SummaryTopicARN != "" && (rep.Outcome == nightly.OutcomeFailed || s.cfg.SummaryOnSuccess) {
 		subject, text := summary(rep, "s3://"+s.cfg.ArchiveBucket+"/"+key)
@@ -284,6 +286,39 @@ func (s *Service) Report(ctx context.Context, raw []byte) (any, error) {
 	return out, nil
 }
 
+// recordNight writes each data source's line of the report into its
+// catalog record (lastNight) and the index. The report is already
+// written: a catalog that cannot be written is logged, not a failure.
+func (s *Service) recordNight(ctx context.Context, rep nightly.Report, key string, recs []catalog.Record) {
+	byKey := make(map[string]catalog.Record, len(recs))
+	for _, r := range recs {
+		byKey[r.ID().Key()] = r
+	}
+	var written []catalog.Record
+	var errs []error
+	for _, e := range rep.DataSources {
+		cur, ok := byKey[catalog.ID{AccessID: e.AccessID, Name: e.DataSourceName}.Key()]
+		if !ok {
+			continue // a damaged record: only a backup's record step replaces it
+		}
+		w, err := s.dep.Catalog.UpdateFrom(ctx, cur, func(r *catalog.Record) error {
+			r.LastNight = &catalog.Night{Report: key, At: rep.StartedAt, Status: e.Status, Error: e.Error, Reason: e.Reason}
+			return nil
+		})
+		if err != nil && !errors.Is(err, catalog.ErrIndexNotUpdated) {
+			errs = append(errs, err)
+			continue
+		}
+		written = append(written, w)
+	}
+	if err := s.dep.Catalog.UpdateIndex(ctx, written...); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		s.log.WarnContext(ctx, "the night's outcomes not all written to the catalog", slog.String("error", err.Error()))
+	}
+}
+
 // putWhole writes body in one request with its checksum: S3 stores all
 // of it or nothing, so a report is never half-written.
 func (s *Service) putWhole(ctx context.Context, key string, body []byte) error {
@@ -298,7 +333,7 @@ func (s *Service) putWhole(ctx context.Context, key string, body []byte) error {
 
 // buildReport puts together the night from the event and the catalog
 // after the run.
-func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Report, error) {
+func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Report, []catalog.Record, error) {
 	now := s.now().UTC()
 	rep := nightly.Report{Schema: nightly.ReportSchema, Execution: ev.Execution, ExecutionARN: ev.ExecutionARN, FinishedAt: now,
 		Outcome: nightly.OutcomeSucceeded, DataSources: []nightly.Entry{}, DamagedRecords: []string{}}
@@ -326,11 +361,11 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 		if rep.StartedAt.IsZero() {
 			rep.StartedAt = now
 		}
-		return rep, nil
+		return rep, nil, nil
 	}
 	runStarted, err := time.Parse(time.RFC3339Nano, d.RunStartedAt)
 	if err != nil {
-		return rep, invalid("report: discover.runStartedAt: want RFC 3339")
+		return rep, nil, invalid("report: discover.runStartedAt: want RFC 3339")
 	}
 	if rep.StartedAt.IsZero() {
 		rep.StartedAt = runStarted
@@ -341,7 +376,7 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 
 	recs, _, err := s.dep.Catalog.List(ctx)
 	if err != nil {
-		return rep, catalogFailure(err)
+		return rep, nil, catalogFailure(err)
 	}
 	byKey := make(map[string]catalog.Record, len(recs))
 	for _, r := range recs {
@@ -411,7 +446,7 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 	slices.SortStableFunc(rep.DataSources, func(a, b nightly.Entry) int {
 		return cmp.Or(statusRank(a.Status)-statusRank(b.Status), strings.Compare(strings.ToLower(a.DataSourceName), strings.ToLower(b.DataSourceName)))
 	})
-	return rep, nil
+	return rep, recs, nil
 }
 
 // carriedOverReason says why a pending data source waits for another night.

@@ -221,8 +221,9 @@ func TestConvertWritesOnlyItsOutputs(t *testing.T) {
 }
 
 // TestOnlyReportDeletesArchives: retention (the report function) may
-// delete an archive's objects and write the night's reports, nothing else
-// of the bucket: not the catalog, not a report's neighbours. No other
+// delete an archive's objects, write the night's reports and the
+// catalog's lastNight, and delete nothing else of the bucket: not the
+// catalog, not a report. No other
 // function may delete an archive (copytos3 replaces a stale manifest, and
 // convert removes the outputs of a failed conversion: their own tests).
 func TestOnlyReportDeletesArchives(t *testing.T) {
@@ -245,7 +246,7 @@ func TestOnlyReportDeletesArchives(t *testing.T) {
 			{"s3:PutObject", "reports/nightly/latest.json", true},
 			{"s3:DeleteObject", "catalog/v1/index.json", false},
 			{"s3:DeleteObject", "reports/nightly/latest.json", false},
-			{"s3:PutObject", "catalog/v1/index.json", false},
+			{"s3:PutObject", "catalog/v1/sources/a1/places.json", true},
 			{"s3:PutObject", base + ".xml", false},
 			{"s3:PutObject", base + ".xml.manifest.json", false},
 			{"s3:DeleteObjectVersion", base + ".xml", false},

@@ -586,6 +586,20 @@ func (a *account) checkReport(n night, outcome string) {
 			}
 		}
 	}
+	// Each data source's record says what the night did with it.
+	recs, _, err := a.store.List(context.Background())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	for _, rec := range recs {
+		e, ok := listed[rec.Name]
+		if !ok {
+			continue
+		}
+		if ln := rec.LastNight; ln == nil || ln.Status != e.Status || ln.Report != nightly.ReportKey("", r.StartedAt, r.Execution) || ln.Reason != e.Reason {
+			a.t.Errorf("%s: %s's lastNight %+v, the report says %+v", name, rec.Name, ln, e)
+		}
+	}
 	if len(listed) != n.seen {
 		a.t.Errorf("%s: the report lists %d data sources, the run saw %d", name, len(listed), n.seen)
 	}
