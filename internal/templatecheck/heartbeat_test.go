@@ -161,3 +161,24 @@ cw.set_alarm_state(AlarmName=a["AlarmName"], StateValue="ALARM", StateReason="no
 d = cw.describe_alarms(AlarmNames=[a["AlarmName"]])["MetricAlarms"][0]
 print(json.dumps({"Metrics": len(metrics), "TreatMissingData": d.get("TreatMissingData"), "Evaluation": d["EvaluationPeriods"], "StateAfterSet": d["StateValue"]}))
 `
+
+// TestOldCatalogVersionsExpire: the catalog and the reports are rewritten
+// every night in a versioned bucket; their old versions expire (the
+// archives' rule covers ArchivePrefix only).
+func TestOldCatalogVersionsExpire(t *testing.T) {
+	_, tp := load(t)
+	rules := list(obj(tp.Resources["ArchiveBucket"].Properties["LifecycleConfiguration"])["Rules"])
+	for _, prefix := range []string{"catalog/", "reports/"} {
+		found := false
+		for _, r := range rules {
+			r := obj(r)
+			exp := obj(r["NoncurrentVersionExpiration"])
+			if str(r["Prefix"]) == prefix && str(r["Status"]) == "Enabled" && str(obj(exp["NoncurrentDays"])["Ref"]) == "CatalogVersionExpirationDays" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no enabled lifecycle rule expires the noncurrent versions under %s after CatalogVersionExpirationDays", prefix)
+		}
+	}
+}
