@@ -99,9 +99,15 @@ func (s *Service) Retention(ctx context.Context, raw []byte) (any, error) {
 	}
 	sw := retention.Sweeper{API: s.dep.Sweep, Bucket: s.cfg.ArchiveBucket, Layout: s.layout()}
 	now := s.now().UTC()
+	// The nights start at a different data source each, so that when time
+	// or the deletion cap runs out the same ones are not always left.
 	slices.SortFunc(recs, func(a, b catalog.Record) int { return strings.Compare(a.ID().Key(), b.ID().Key()) })
+	if len(recs) > 0 {
+		start := int(now.Unix()/86400) % len(recs)
+		recs = slices.Concat(recs[start:], recs[:start])
+	}
 	for _, r := range recs {
-		if len(out.Deleted) >= maxDeletionsPerNight {
+		if len(out.Deleted) >= maxDeletionsPerNight || timeShort(ctx) {
 			out.More = true
 			break
 		}
@@ -113,6 +119,16 @@ func (s *Service) Retention(ctx context.Context, raw []byte) (any, error) {
 	}
 	s.log.InfoContext(ctx, "retention applied", slog.Int("deleted", len(out.Deleted)), slog.Int("protected", len(out.Protected)), slog.Int("errors", len(out.Errors)))
 	return out, nil
+}
+
+// retentionReserve is the time left at which retention starts no further
+// data source: one data source's sweep must fit in it, so that the step
+// ends with its result (what it deleted) rather than a timeout.
+const retentionReserve = time.Minute
+
+func timeShort(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ok && time.Until(dl) < retentionReserve
 }
 
 // sweep applies the policy to one data source.
