@@ -277,6 +277,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	return e, nil
 }
 
+// ReadyLine ends what `make up` prints: everything is up.
+const ReadyLine = "# ready: Ctrl-C stops everything"
+
 // machinePrefix starts the name of every local state machine.
 const machinePrefix = "sdsops-"
 

@@ -205,3 +205,69 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// A dry run plans as a night would and records nothing: no catalog record,
+// no metrics line, no item for a state machine to back up; the plan lists
+// every data source with what a run would do.
+func TestDiscoverDryRunRecordsNothing(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	var metrics bytes.Buffer
+	svc, store := f.nightlyService(&metrics)
+	ctx := context.Background()
+
+	out, err := svc.Discover(ctx, []byte(`{"dryRun":true}`))
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	var res task.DiscoverResult
+	roundTrip(t, out, &res)
+	if len(res.Items) != 0 || res.Plan == nil {
+		t.Fatalf("dry run: items %+v, plan %+v: want no items and a plan", res.Items, res.Plan)
+	}
+	backups := 0
+	for _, it := range res.Plan.Items {
+		if it.Action == "backup" {
+			backups++
+		}
+		if it.State == "" || it.Action == "" || it.Version == "" {
+			t.Errorf("plan item %+v: want state, action and version", it)
+		}
+	}
+	if backups == 0 || backups != res.Seen-res.UpToDate-res.CarriedOver-res.NeedsKey {
+		t.Errorf("plan schedules %d backups of %d seen (%d up to date, %d carried over)", backups, res.Seen, res.UpToDate, res.CarriedOver)
+	}
+	if res.Plan.Budget == 0 || res.Plan.RPOHours == 0 {
+		t.Errorf("plan limits %+v", res.Plan)
+	}
+	if metrics.Len() != 0 {
+		t.Errorf("a dry run published metrics: %s", metrics.String())
+	}
+	recs, _, err := store.List(ctx)
+	if err != nil || len(recs) != 0 {
+		t.Errorf("a dry run wrote %d catalog records (%v)", len(recs), err)
+	}
+
+	// The same night for real records what it saw and schedules the same.
+	out, err = svc.Discover(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var real task.DiscoverResult
+	roundTrip(t, out, &real)
+	if len(real.Items) != backups {
+		t.Errorf("the real run schedules %d, the dry run planned %d", len(real.Items), backups)
+	}
+	if recs, _, _ := store.List(ctx); len(recs) == 0 {
+		t.Error("the real run recorded nothing")
+	}
+	// The real run put the heartbeat; a run that fails at once still does.
+	if n := strings.Count(metrics.String(), `"NightlyHeartbeat":1`); n != 1 {
+		t.Errorf("the real run printed %d heartbeats, want 1:\n%s", n, metrics.String())
+	}
+	if _, err := svc.Discover(ctx, []byte(`{"include":["[bad"]}`)); err == nil {
+		t.Fatal("a malformed pattern was accepted")
+	}
+	if n := strings.Count(metrics.String(), `"NightlyHeartbeat":1`); n != 2 {
+		t.Errorf("a run that failed in discovery printed no heartbeat:\n%s", metrics.String())
+	}
+}

@@ -91,7 +91,8 @@ type Config struct {
 	// failure (SUMMARY_ON_SUCCESS, default true).
 	SummaryTopicARN  string
 	SummaryOnSuccess bool
-	// StackName is the heartbeat metric's Stack dimension (STACK_NAME).
+	// StackName is the heartbeat metric's Stack dimension (STACK_NAME;
+	// nightly.DefaultStackName when empty).
 	StackName string
 }
 
@@ -117,9 +118,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		SummaryTopicARN:    strings.TrimSpace(getenv("SUMMARY_TOPIC_ARN")),
 		SummaryOnSuccess:   true,
 		StackName:          strings.TrimSpace(getenv("STACK_NAME")),
-	}
-	if c.StackName == "" {
-		c.StackName = nightly.DefaultStackName
 	}
 	if v := strings.TrimSpace(getenv("SUMMARY_ON_SUCCESS")); v != "" {
 		b, err := strconv.ParseBool(v)

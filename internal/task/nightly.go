@@ -56,12 +56,69 @@ type DiscoverResult struct {
 	DamagedRecords []string `json:"damagedRecords"`
 	// Jobs is the SDS job budget as the plan found it (for the report).
 	Jobs nightly.JobUse `json:"jobs"`
+	// Plan is the whole decision, in a dry run only.
+	Plan *PlanView `json:"plan,omitempty"`
 }
 
-// discoverEvent may narrow the deploy-time filter for one run.
+// PlanView is a dry run's account of the plan: the limits and what counted
+// against them, and every data source with what tonight would do with it.
+type PlanView struct {
+	Budget          int            `json:"budget"`
+	Concurrency     int            `json:"concurrency"`
+	RPOHours        float64        `json:"rpoHours"`
+	JobsInWindow    int            `json:"jobsInWindow"`
+	OwnJobsInWindow int            `json:"ownJobsInWindow"`
+	InProcess       int            `json:"inProcess"`
+	Items           []PlanViewItem `json:"items"`
+}
+
+// PlanViewItem is one discovered data source in a PlanView. Action is
+// "backup" (scheduled, NotBefore when it must wait for budget),
+// "carry-over" (no budget tonight) or "none" (its State says why).
+type PlanViewItem struct {
+	AccessID       string  `json:"accessId"`
+	DataSourceName string  `json:"dataSourceName"`
+	Version        string  `json:"version"`
+	State          string  `json:"state"`
+	Action         string  `json:"action"`
+	StalenessHours float64 `json:"stalenessHours"`
+	NotBefore      string  `json:"notBefore,omitempty"`
+}
+
+func planView(p nightly.Plan) *PlanView {
+	v := &PlanView{Budget: p.Limits.Budget, Concurrency: p.Concurrency, RPOHours: p.Limits.RPO.Hours(),
+		JobsInWindow: p.JobsInWindow, OwnJobsInWindow: p.OwnJobsInWindow, InProcess: p.InProcess, Items: []PlanViewItem{}}
+	scheduled := map[string]nightly.Item{}
+	for _, it := range p.Scheduled {
+		scheduled[it.ID.Key()] = it
+	}
+	carried := map[string]bool{}
+	for _, it := range p.CarriedOver {
+		carried[it.ID.Key()] = true
+	}
+	for _, it := range p.Items {
+		vi := PlanViewItem{AccessID: it.ID.AccessID, DataSourceName: it.ID.Name, Version: it.Version, State: string(it.State),
+			Action: "none", StalenessHours: it.Staleness.Round(time.Minute).Hours()}
+		if s, ok := scheduled[it.ID.Key()]; ok {
+			vi.Action = "backup"
+			if s.NotBefore.After(p.Now) {
+				vi.NotBefore = s.NotBefore.UTC().Format(time.RFC3339)
+			}
+		} else if carried[it.ID.Key()] {
+			vi.Action = "carry-over"
+		}
+		v.Items = append(v.Items, vi)
+	}
+	return v
+}
+
+// discoverEvent may narrow the deploy-time filter for one run. DryRun
+// plans without recording anything (catalog, metrics): the answer then
+// carries the whole plan (`sdsops night --dry-run`).
 type discoverEvent struct {
 	Include []string `json:"include,omitempty"`
 	Exclude []string `json:"exclude,omitempty"`
+	DryRun  bool     `json:"dryRun,omitempty"`
 }
 
 // infoParallel bounds concurrent data source information requests.
@@ -71,14 +128,19 @@ const infoParallel = 8
 // plans the night within the job limits, records what it saw in the
 // catalog and returns the data sources to back up.
 func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
-	// The heartbeat first: it says the run started, whatever happens next
-	// (a failure raises NightlyFailedAlarm).
-	s.heartbeat(s.now().UTC())
 	var ev discoverEvent
+	var err error
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
-		if err := decodeStrict(raw, &ev); err != nil {
-			return nil, err
-		}
+		err = decodeStrict(raw, &ev)
+	}
+	// The heartbeat before anything can fail: it says a run started,
+	// whatever happens next (a failure raises NightlyFailedAlarm). A dry
+	// run is no run.
+	if !ev.DryRun {
+		s.heartbeat(s.now().UTC())
+	}
+	if err != nil {
+		return nil, err
 	}
 	filter := s.cfg.Filter
 	filter.Include = append(append([]string(nil), filter.Include...), ev.Include...)
@@ -118,12 +180,14 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 	if err != nil {
 		return nil, invalid("%v", err)
 	}
-	if err := s.observe(ctx, &plan, recs, damaged); err != nil {
-		return nil, err
-	}
-	metrics := append(plan.Metrics(), nightly.Metric{Name: nightly.MetricDamagedRecords, Unit: "Count", Value: float64(len(damaged))})
-	if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, metrics); err == nil {
-		fmt.Fprintf(s.dep.Metrics, "%s\n", line)
+	if !ev.DryRun {
+		if err := s.observe(ctx, &plan, recs, damaged); err != nil {
+			return nil, err
+		}
+		metrics := append(plan.Metrics(), nightly.Metric{Name: nightly.MetricDamagedRecords, Unit: "Count", Value: float64(len(damaged))})
+		if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, metrics); err == nil {
+			fmt.Fprintf(s.dep.Metrics, "%s\n", line)
+		}
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
 		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{},
@@ -146,6 +210,12 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 			si.NotBefore = it.NotBefore.UTC().Format(time.RFC3339)
 		}
 		res.Items = append(res.Items, si)
+	}
+	if ev.DryRun {
+		// Nothing for a state machine to run: a nightly execution started
+		// with dryRun backs up nothing. The plan says what a run would.
+		res.Items, res.Plan = []ScheduledItem{}, planView(plan)
+		return res, nil
 	}
 	s.log.InfoContext(ctx, "night planned", slog.Int("seen", res.Seen), slog.Int("scheduled", len(res.Items)),
 		slog.Int("carriedOver", res.CarriedOver), slog.Int("jobsInWindow", plan.JobsInWindow), slog.Int("inProcess", plan.InProcess))

@@ -73,7 +73,15 @@ const maxDeletionsPerNight = 200
 
 // retentionEvent is what the nightly state machine passes retention.
 type retentionEvent struct {
-	Operation string `json:"operation"`
+	Operation string          `json:"operation"`
+	Input     json.RawMessage `json:"input"` // the execution's input
+}
+
+// dryRun reports whether a nightly execution's input asks for a dry run:
+// it backs up nothing, and retention and the report do nothing either.
+func dryRun(input json.RawMessage) bool {
+	var ev discoverEvent
+	return len(input) > 0 && json.Unmarshal(input, &ev) == nil && ev.DryRun
 }
 
 // Retention applies the retention policy to every data source of the
@@ -86,7 +94,7 @@ func (s *Service) Retention(ctx context.Context, raw []byte) (any, error) {
 	p := s.cfg.Retention
 	out := nightly.RetentionReport{Enabled: p.Enabled(), KeepVersions: p.KeepVersions, KeepDays: int(p.KeepFor / (24 * time.Hour)),
 		Deleted: []nightly.DeletedArchive{}, Protected: []nightly.ProtectedArchive{}}
-	if !p.Enabled() {
+	if !p.Enabled() || dryRun(ev.Input) {
 		return out, nil
 	}
 	recs, _, err := s.dep.Catalog.List(ctx)
@@ -250,6 +258,9 @@ type reportEvent struct {
 	Retention json.RawMessage `json:"retention"`
 }
 
+// OutcomeDryRun is report's outcome for a dry run: nothing written.
+const OutcomeDryRun = "dry-run"
+
 // ReportResult is report's output.
 type ReportResult struct {
 	Bucket    string `json:"bucket"`
@@ -269,6 +280,9 @@ func (s *Service) Report(ctx context.Context, raw []byte) (any, error) {
 	}
 	if ev.Execution == "" {
 		return nil, invalid("report: execution is required")
+	}
+	if dryRun(ev.Input) {
+		return ReportResult{Bucket: s.cfg.ArchiveBucket, Outcome: OutcomeDryRun}, nil
 	}
 	rep, recs, err := s.buildReport(ctx, ev)
 	if err != nil {
@@ -572,7 +586,10 @@ func summary(rep nightly.Report, where string) (subject, text string) {
 // metrics of discover), first thing, so that every run that starts puts
 // one whatever happens next.
 func (s *Service) heartbeat(at time.Time) {
-	if line, err := nightly.HeartbeatLine(s.cfg.StackName, at); err == nil {
-		fmt.Fprintf(s.dep.Metrics, "%s\n", line)
+	line, err := nightly.HeartbeatLine(cmp.Or(s.cfg.StackName, nightly.DefaultStackName), at)
+	if err != nil {
+		s.log.Error("heartbeat not printed: the heartbeat alarm will fire", slog.String("error", err.Error()))
+		return
 	}
+	fmt.Fprintf(s.dep.Metrics, "%s\n", line)
 }

@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/retention"
 	"github.com/sdsops/sdsops/internal/task"
 	"github.com/sdsops/sdsops/internal/testenv"
 )
@@ -115,5 +117,52 @@ func TestSummaryPublishedOnFailureAndOnSuccessWhenAsked(t *testing.T) {
 				t.Errorf("summary %q (outcome %q), want %q naming %s:\n%s", m.Subject, m.MessageAttributes["outcome"].Value, tc.subject, res.Key, m.Message)
 			}
 		})
+	}
+}
+
+// A nightly execution started as a dry run backs up nothing; retention
+// deletes nothing and no report or summary is written.
+func TestDryRunNightDeletesAndReportsNothing(t *testing.T) {
+	ctx := context.Background()
+	s3c := testenv.S3(t)
+	bucket := testenv.Bucket(t, s3c)
+	key := "sds-exports/a1/Places/2020/01/02/" + strings.Repeat("d", 32) + ".xml"
+	for _, a := range []stored{{name: "old", version: "v1", ageDays: 2000}, {name: "new", version: "v2", ageDays: 1000}} {
+		k := strings.Replace(key, "2020/01/02", fmt.Sprintf("2020/01/%02d", a.ageDays/1000), 1)
+		putArchive(t, s3c, bucket, k, a, time.Now().Add(-time.Duration(a.ageDays)*24*time.Hour))
+	}
+	store := catalog.New(s3c, bucket, "")
+	if _, err := store.UpdateRecord(ctx, catalog.ID{AccessID: "a1", Name: "Places"}, func(*catalog.Record) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	svc := task.NewService(task.Config{ArchiveBucket: bucket, ArchivePrefix: "sds-exports/", Retention: retention.Policy{KeepVersions: 1}, SummaryTopicARN: "arn:aws:sns:us-east-1:123456789012:none"},
+		task.Deps{Catalog: store, Objects: s3c, Sweep: s3c})
+	out, err := svc.Night(ctx, []byte(`{"operation":"retention","input":{"dryRun":true}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got nightly.RetentionReport
+	roundTrip(t, out, &got)
+	if len(got.Deleted) != 0 {
+		t.Errorf("a dry run deleted %+v", got.Deleted)
+	}
+	out, err = svc.Night(ctx, []byte(`{"operation":"report","execution":"dry","input":{"dryRun":true},"results":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res task.ReportResult
+	roundTrip(t, out, &res)
+	list, err := s3c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: aws.String("reports/")})
+	if err != nil || res.Outcome != task.OutcomeDryRun || res.Published || len(list.Contents) != 0 {
+		t.Errorf("dry run: %+v, %d report objects (%v)", res, len(list.Contents), err)
+	}
+	// Without the dry run, the same retention deletes the old archive.
+	out, err = svc.Night(ctx, []byte(`{"operation":"retention","input":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, out, &got)
+	if len(got.Deleted) != 1 {
+		t.Errorf("the real retention deleted %+v, want the old archive", got.Deleted)
 	}
 }

@@ -30,9 +30,6 @@ import (
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
-// ReadyLine ends the printed environment: everything is up.
-const readyLine = "# ready: Ctrl-C stops everything"
-
 func main() {
 	scale := flag.Float64("wait-scale", 0.1, "scale of the state machines' waits (1 = real time: the first check after 15 s)")
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
@@ -83,7 +80,12 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 		return err
 	}
 	defer stopQuery()
-	printEnv(out, env, cfg, queryURL)
+	apiURL, stopAPI, err := env.ServeAPI()
+	if err != nil {
+		return fmt.Errorf("API endpoint: %w", err)
+	}
+	defer stopAPI()
+	printEnv(out, env, cfg, queryURL, apiURL)
 	<-ctx.Done()
 	return nil
 }
@@ -113,8 +115,9 @@ func serveQuery(env *localrun.Env) (string, func(), error) {
 // printEnv writes shell lines to paste: the AWS CLI's endpoint, region and
 // dummy credentials, one variable per state machine, the bucket, the
 // emulator and the Query API endpoint with a key that works, then the
-// sample data sources as comments.
-func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string) {
+// sample data sources as comments. The SDSOPS_ variables are the operator
+// CLI's (there are no stack outputs locally).
+func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL, apiURL string) {
 	region := env.Stack.Moto.Region()
 	fmt.Fprintln(w, "# sdsops local stack: paste into another shell")
 	fmt.Fprintln(w, "unset AWS_PROFILE AWS_SESSION_TOKEN")
@@ -122,12 +125,17 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string
 		{"AWS_ENDPOINT_URL", env.Stack.Endpoint()},
 		{"AWS_REGION", region},
 		{"AWS_DEFAULT_REGION", region},
-		{"AWS_ACCESS_KEY_ID", "testing"},
-		{"AWS_SECRET_ACCESS_KEY", "testing"},
+		{"AWS_ACCESS_KEY_ID", localrun.LocalAccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", localrun.LocalSecretAccessKey},
 		{"ARCHIVE_BUCKET", env.Bucket},
 		{"SDSEMU_URL", env.EmulatorURL},
 		{"QUERY_URL", queryURL},
 		{"QUERY_KEY", localQueryKey},
+		{"SDSOPS_API", apiURL},
+		{"SDSOPS_BUCKET", env.Bucket},
+		{"SDSOPS_DISCOVER_FUNCTION", "discover"},
+		{"SDSOPS_RESTORE_FUNCTION", "restore"},
+		{"SDSOPS_CONVERT_MACHINE", env.StateMachines["convert"]},
 	}
 	names := make([]string, 0, len(env.StateMachines))
 	for name := range env.StateMachines {
@@ -148,7 +156,7 @@ func printEnv(w io.Writer, env *localrun.Env, cfg sdsemu.Config, queryURL string
 	}
 	fmt.Fprintln(w, "# the Query API over the archives, once a data source is backed up, e.g.:")
 	fmt.Fprintln(w, `#   curl "$QUERY_URL/REST/v1/data/{accessId}/{dataSourceName}/{entityTypeName}?spatialFilter=nearby(47.6,-122.3,50)&\$format=json&key=$QUERY_KEY"`)
-	fmt.Fprintln(w, readyLine)
+	fmt.Fprintln(w, localrun.ReadyLine)
 }
 
 // MachineVar is the variable holding a state machine's ARN: SM_BACKUP for

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/localrun/uptest"
 )
 
 const (
@@ -41,43 +41,10 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 	}
 
 	saved := t.TempDir()
-	up := exec.Command("make", "-s", "up", "UP_ARGS=-wait-scale 0.02 -job-duration 300ms -out "+saved)
-	up.Dir = root
-	up.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the whole group
-	var stdout, stderr syncBuffer
-	up.Stdout, up.Stderr = &stdout, &stderr
-	if err := up.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- up.Wait() }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		syscall.Kill(-up.Process.Pid, syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			syscall.Kill(-up.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Errorf("make up did not stop within 30 s of Ctrl-C")
-		}
-	}
-	t.Cleanup(stop)
-
 	started := time.Now()
-	printed := waitReady(t, &stdout, &stderr, exited)
+	up := uptest.Start(t, root, "-wait-scale 0.02 -job-duration 300ms -out "+saved)
 	t.Logf("make up ready after %s", time.Since(started).Round(time.Millisecond))
-	env := map[string]string{}
-	for _, line := range strings.Split(printed, "\n") {
-		if kv, ok := strings.CutPrefix(line, "export "); ok {
-			k, v, _ := strings.Cut(kv, "=")
-			env[k] = v
-		}
-	}
+	env, printed, stderr, stop := up.Env, up.Printed, up.Stderr, up.Stop
 	for _, v := range []string{"AWS_ENDPOINT_URL", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ARCHIVE_BUCKET", "SDSEMU_URL", "SM_BACKUP", "SM_DELETE", "SM_SETPUBLIC", "SM_RESTORE", "SM_ROLLBACK", "QUERY_URL", "QUERY_KEY"} {
 		if env[v] == "" {
 			t.Fatalf("make up printed no %s:\n%s", v, printed)
@@ -261,40 +228,4 @@ func TestMakeUpWithAWSCLI(t *testing.T) {
 			t.Errorf("make up did not print the path %s", base+suffix)
 		}
 	}
-}
-
-// waitReady waits for the ready line of make up and returns what it printed.
-func waitReady(t *testing.T, stdout, stderr *syncBuffer, exited <-chan error) string {
-	t.Helper()
-	deadline := time.After(3 * time.Minute)
-	for {
-		if out := stdout.String(); strings.Contains(out, readyLine+"\n") {
-			return out
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("make up exited before it was ready (%v):\n%s\n%s", err, stdout.String(), stderr.String())
-		case <-deadline:
-			t.Fatalf("make up not ready after 3 minutes:\n%s\n%s", stdout.String(), stderr.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// syncBuffer is a bytes.Buffer that a process writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
