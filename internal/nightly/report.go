@@ -120,6 +120,11 @@ type Entry struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// MaxProtectedListed bounds the protected archives a report lists: the
+// list travels in the execution's state (256 KB at most), and a bucket
+// under Object Lock would otherwise list every old archive every night.
+const MaxProtectedListed = 100
+
 // RetentionReport is what the retention step did.
 type RetentionReport struct {
 	Enabled      bool `json:"enabled"`
@@ -129,7 +134,9 @@ type RetentionReport struct {
 	Deleted []DeletedArchive `json:"deleted"`
 	// Protected are archives the policy would delete but that were kept:
 	// under Object Lock, or of a data source a restore or drill is using.
-	Protected []ProtectedArchive `json:"protected"`
+	// At most MaxProtectedListed are listed; ProtectedTotal counts all.
+	Protected      []ProtectedArchive `json:"protected"`
+	ProtectedTotal int                `json:"protectedTotal"`
 	// More is true when the night's deletion cap was reached: the rest
 	// follows the next night.
 	More   bool     `json:"more,omitempty"`

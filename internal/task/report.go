@@ -150,7 +150,10 @@ func (s *Service) sweep(ctx context.Context, sw retention.Sweeper, r catalog.Rec
 			continue
 		}
 		protect := func(reason string) {
-			out.Protected = append(out.Protected, nightly.ProtectedArchive{AccessID: r.AccessID, DataSourceName: r.Name, Key: d.Key, Reason: reason})
+			out.ProtectedTotal++
+			if len(out.Protected) < nightly.MaxProtectedListed {
+				out.Protected = append(out.Protected, nightly.ProtectedArchive{AccessID: r.AccessID, DataSourceName: r.Name, Key: d.Key, Reason: reason})
+			}
 		}
 		if busy(r.ID()) {
 			protect(retention.KeptInUse)
@@ -558,7 +561,7 @@ func summary(rep nightly.Report, where string) (subject, text string) {
 	fmt.Fprintf(&b, "SDS jobs: %d started tonight; %d of the budget's %d were used in the 24 hours before the run.\n",
 		rep.Jobs.StartedTonight, rep.Jobs.InWindowAtStart, rep.Jobs.Budget)
 	if r := rep.Retention; r != nil && r.Enabled {
-		fmt.Fprintf(&b, "Retention (keep %d versions, %d days): %d archives deleted, %d protected.\n", r.KeepVersions, r.KeepDays, len(r.Deleted), len(r.Protected))
+		fmt.Fprintf(&b, "Retention (keep %d versions, %d days): %d archives deleted, %d protected.\n", r.KeepVersions, r.KeepDays, len(r.Deleted), r.ProtectedTotal)
 		for _, e := range r.Errors {
 			fmt.Fprintf(&b, "  retention error: %s\n", truncate(e, 300))
 		}

@@ -165,7 +165,7 @@ func TestRetentionDeletesExactlyWhatThePolicyAllows(t *testing.T) {
 			for _, p := range got.Protected {
 				protected[nameOf(keys, p.Key)] = p.Reason
 			}
-			if len(protected) != len(tc.protected) {
+			if len(protected) != len(tc.protected) || got.ProtectedTotal != len(tc.protected) {
 				t.Errorf("protected %v, want %v", protected, tc.protected)
 			}
 			for n, r := range tc.protected {
