@@ -274,8 +274,9 @@ type ReportResult struct {
 
 // Report writes the night's report to S3, then a copy as the latest, and
 // then publishes the summary: on failure always, on success when
-// SUMMARY_ON_SUCCESS says so. A retried report writes the same report
-// again from the same event.
+// SUMMARY_ON_SUCCESS says so. A failed publish is ArchiveUnavailable,
+// which the state machine retries: the report is written again from the
+// same event (only its finish time moves), and then published.
 func (s *Service) Report(ctx context.Context, raw []byte) (any, error) {
 	var ev reportEvent
 	if err := s.decodeCatalogEvent(raw, "report", &ev); err != nil {
