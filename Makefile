@@ -8,7 +8,8 @@ GO ?= go
 FUZZ_TARGETS := ./internal/sds:FuzzDecoders:50000x ./internal/sds:FuzzValidate:34000x \
   ./internal/dataset:FuzzLenientVerifier:32000x ./internal/task:FuzzEvents:14000x \
   ./internal/dataset:FuzzVerifier:68000x ./internal/geojson:FuzzConvert:15000x \
-  ./internal/query:FuzzParse:120000x ./internal/queryapi:FuzzHandler:50000x
+  ./internal/query:FuzzParse:120000x ./internal/queryapi:FuzzHandler:50000x \
+  ./internal/wkt:FuzzConvert:60000x
 FUZZTIME ?=
 # Lambda binaries: provided.al2023 on arm64, no RPC, stripped.
 LAMBDA_BUILD := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w"

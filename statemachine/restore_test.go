@@ -363,17 +363,23 @@ func TestRestoreRefusesTamperedAndUnverified(t *testing.T) {
 	mustSucceed(t, x)
 }
 
+// withoutLocation takes the first entity's Latitude and Longitude out of
+// an export: SDS's load refuses it.
+func withoutLocation(body string) string {
+	for _, tag := range []string{"Latitude", "Longitude"} {
+		i, j := strings.Index(body, "<"+tag+">"), strings.Index(body, "</"+tag+">")
+		body = body[:i] + body[j+len("</"+tag+">"):]
+	}
+	return body
+}
+
 // TestRestoreRefusesUnrestorableArchive: an archive whose manifest says
 // restorable: false fails the restore in Prepare, before any load job;
 // force sends it to the load, which SDS refuses.
 func TestRestoreRefusesUnrestorableArchive(t *testing.T) {
 	setTiming(t, sdsemu.Timing{})
 	src := archived(t, accessID, "FourthCoffeeRoasteries")
-	body := string(getObject(t, src["key"].(string)))
-	for _, tag := range []string{"Latitude", "Longitude"} {
-		i, j := strings.Index(body, "<"+tag+">"), strings.Index(body, "</"+tag+">")
-		body = body[:i] + body[j+len("</"+tag+">"):]
-	}
+	body := withoutLocation(string(getObject(t, src["key"].(string))))
 	key := writeArchive(t, "FourthCoffeeRoasteries", "7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a05", []byte(body), 24, true, nil)
 	var m archive.Manifest
 	if err := json.Unmarshal(getObject(t, key+archive.ManifestSuffix), &m); err != nil {

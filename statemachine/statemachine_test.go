@@ -67,7 +67,7 @@ func TestMain(m *testing.M) {
 	}
 	var err error
 	env, err = localrun.Start(ctx, localrun.Options{RepoRoot: "..", Emulator: cfg, SkipWaits: true,
-		FunctionEnv: map[string]string{"SDS_TIMEOUT": "2s"}})
+		FunctionEnv: map[string]string{"SDS_TIMEOUT": "2s"}, Log: metricLines})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local deployment:", err)
 		os.Exit(1)

@@ -86,6 +86,9 @@ type Config struct {
 	// ClaimLease is how long a copy's claim on its job holds without
 	// renewal; default DefaultClaimLease.
 	ClaimLease time.Duration
+	// Retention locks what must not be lost (see Retention); the zero
+	// value locks nothing. The bucket must have Object Lock enabled.
+	Retention Retention
 }
 
 // S3API is the part of the S3 client a Store uses.
@@ -289,7 +292,7 @@ func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, 
 	defer exp.Body.Close()
 
 	body := newExportReader(exp, req)
-	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req)); err != nil {
+	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req), true); err != nil {
 		if rerr := body.failure(); rerr != nil {
 			// The stream's own error says what went wrong; the
 			// uploader's wrapping of it adds nothing.
@@ -390,9 +393,12 @@ func (s *Store) metadata(req Request) map[string]string {
 }
 
 // upload streams body to key through the transfer manager with the
-// archive's encryption. When it fails, abortErr is the failure to abort the
-// multipart upload it leaves, if that failed too.
-func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string) (err, abortErr error) {
+// archive's encryption and, when retain is set, its retention (see
+// Retain: the lock goes with the PutObject or the CreateMultipartUpload,
+// the checksum with the PutObject or every part). When it fails, abortErr
+// is the failure to abort the multipart upload it leaves, if that failed
+// too.
+func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string, retain bool) (err, abortErr error) {
 	in := &transfermanager.UploadObjectInput{
 		Bucket:      &s.cfg.Bucket,
 		Key:         &key,
@@ -402,6 +408,11 @@ func (s *Store) upload(ctx context.Context, key, contentType string, body io.Rea
 	}
 	mode, kmsKey := s.sse()
 	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
+	if r := s.cfg.Retention; retain && r.On() {
+		in.ObjectLockMode = tmtypes.ObjectLockMode(r.Mode)
+		in.ObjectLockRetainUntilDate = ptr(r.Until(s.cfg.Now()))
+		in.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32
+	}
 	if _, err := s.uploader.UploadObject(ctx, in); err != nil {
 		return err, s.abortLeftover(ctx, key, err)
 	}

@@ -235,6 +235,7 @@ func (s *Store) putManifest(ctx context.Context, mkey string, m Manifest) error 
 		Metadata:      map[string]string{MetaAccessID: m.AccessID, MetaDataSource: m.DataSourceName, MetaJobID: m.JobID},
 	}
 	in.ServerSideEncryption, in.SSEKMSKeyId = s.sse()
+	s.Retain(in)
 	in.IfNoneMatch = ptr("*")
 	_, err = s.api.PutObject(ctx, in)
 	return err

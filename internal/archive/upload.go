@@ -15,12 +15,12 @@ type Upload struct {
 }
 
 // PutStream streams body into the Store's bucket under key with the
-// archive's encryption, in multipart parts of the configured size, so
+// archive's encryption and retention (Retain), in multipart parts of the configured size, so
 // memory stays bounded whatever the length. When body fails or S3 does,
 // the upload is aborted and nothing is left under key by this call; the
 // error wraps body's failure when that is the cause.
 func (s *Store) PutStream(ctx context.Context, key, contentType string, body io.Reader) (Upload, error) {
-	if err, abortErr := s.upload(ctx, key, contentType, body, nil); err != nil {
+	if err, abortErr := s.upload(ctx, key, contentType, body, nil, true); err != nil {
 		return Upload{}, joinAbort(classed(ErrStorage, "upload s3://"+s.cfg.Bucket+"/"+key, err), abortErr)
 	}
 	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})

@@ -28,6 +28,9 @@ func TestRecordFormat(t *testing.T) {
 	r.StartJob("0123456789abcdef0123456789abcdef", at.Add(-26*time.Hour))
 	r.EndJob("0123456789abcdef0123456789abcdef")
 	r.StartJob("fedcba9876543210fedcba9876543210", at.Add(-time.Minute))
+	r.Drilled(Drill{At: at.Add(-72 * time.Hour), ArchiveKey: "archives/20181f26d9e94c81acdf9496133d4f23/FourthCoffeeSample/2026-11-25T021405Z.xml.gz", Jobs: 2, Outcome: DrillSucceeded})
+	r.Drilled(Drill{At: at.Add(-2 * time.Hour), ArchiveKey: "archives/20181f26d9e94c81acdf9496133d4f23/FourthCoffeeSample/2026-11-27T021405Z.xml.gz", Jobs: 2, Outcome: DrillFailed,
+		Reasons: []string{"JobAborted: 1 entity has neither Latitude and Longitude nor a geography"}})
 	got, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -53,5 +56,31 @@ func TestRecordFormat(t *testing.T) {
 	again, _ := json.MarshalIndent(back, "", "  ")
 	if string(append(again, '\n')) != string(want) {
 		t.Errorf("decoding loses something:\n%s", again)
+	}
+}
+
+// A drill's record carries the last success and the last try forward; a
+// skipped drill is no try; a record with an unknown outcome is refused.
+func TestDrilled(t *testing.T) {
+	day := func(d int) time.Time { return time.Date(2026, 11, d, 0, 0, 0, 0, time.UTC) }
+	var r Record
+	r.Drilled(Drill{At: day(1), Jobs: 2, Outcome: DrillSucceeded})
+	r.Drilled(Drill{At: day(8), Jobs: 2, Outcome: DrillFailed, Reasons: []string{"x"}})
+	r.Drilled(Drill{At: day(15), Outcome: DrillSkipped, Reasons: []string{"no free data source slot"}})
+	d := r.LastDrill
+	if d.Outcome != DrillSkipped || !d.At.Equal(day(15)) || !d.SucceededAt.Equal(day(1)) || !d.TriedAt.Equal(day(8)) {
+		t.Errorf("last drill %+v: want skipped on the 15th, tried on the 8th, succeeded on the 1st", d)
+	}
+	r = Record{Schema: SchemaVersion, AccessID: "a1", Name: "N", LastDrill: &Drill{At: day(1), Outcome: "maybe"}}
+	if err := r.validate(r.ID()); err == nil {
+		t.Error("a drill outcome outside succeeded, failed, skipped was accepted")
+	}
+	data, _ := json.Marshal(Record{LastDrill: &Drill{At: day(1), Outcome: DrillFailed}})
+	var m map[string]map[string]any
+	_ = json.Unmarshal(data, &m)
+	for _, k := range []string{"at", "jobs", "outcome"} {
+		if _, ok := m["lastDrill"][k]; !ok {
+			t.Errorf("lastDrill has no %q: %s", k, data)
+		}
 	}
 }

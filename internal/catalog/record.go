@@ -88,6 +88,8 @@ type Record struct {
 	// DeletedAt is when sdsops deleted the data source; cleared when it is
 	// discovered again. Its archives stay.
 	DeletedAt time.Time `json:"deletedAt,omitzero"`
+	// LastDrill is the data source's last restore drill, if any.
+	LastDrill *Drill `json:"lastDrill,omitempty"`
 	// LastNight is what the last nightly run that saw the data source did
 	// with it, as its report says.
 	LastNight *Night `json:"lastNight,omitempty"`
@@ -116,6 +118,49 @@ type Night struct {
 	Status string    `json:"status"` // the report's status: Archived, UpToDate, Failed, CarriedOver, ...
 	Error  string    `json:"error,omitempty"`
 	Reason string    `json:"reason,omitempty"`
+}
+
+// Outcomes of a restore drill (Drill.Outcome).
+const (
+	DrillSucceeded = "succeeded"
+	DrillFailed    = "failed"
+	// DrillSkipped: the drill did not start (no free data source slot, or
+	// no room in the job budget); nothing was sent to SDS.
+	DrillSkipped = "skipped"
+)
+
+// Drill is the record of a data source's last restore drill: its archive
+// loaded into a scratch data source, checked, and the scratch deleted.
+type Drill struct {
+	At         time.Time `json:"at"`
+	ArchiveKey string    `json:"archiveKey,omitempty"`
+	// Jobs is the number of SDS jobs the drill started (its load and the
+	// scratch data source's delete).
+	Jobs    int      `json:"jobs"`
+	Outcome string   `json:"outcome"`
+	Reasons []string `json:"reasons,omitempty"`
+	// SucceededAt is when a drill of this data source last succeeded, and
+	// TriedAt when one last started (succeeded or failed), this one or an
+	// earlier one; zero if never. The next drills take the data sources
+	// tried longest ago.
+	SucceededAt time.Time `json:"succeededAt,omitzero"`
+	TriedAt     time.Time `json:"triedAt,omitzero"`
+}
+
+// Drilled records a drill's result, carrying the time of the last
+// successful one forward.
+func (r *Record) Drilled(d Drill) {
+	d.At = d.At.UTC()
+	if r.LastDrill != nil {
+		d.SucceededAt, d.TriedAt = r.LastDrill.SucceededAt, r.LastDrill.TriedAt
+	}
+	if d.Outcome != DrillSkipped {
+		d.TriedAt = d.At
+	}
+	if d.Outcome == DrillSucceeded {
+		d.SucceededAt = d.At
+	}
+	r.LastDrill = &d
 }
 
 // ID identifies a data source in the catalog: access id and name, compared
@@ -207,6 +252,10 @@ func (r *Record) validate(want ID) error {
 		return bad("visibility %q, want %q or %q", r.Visibility, Public, Private)
 	case len(r.Jobs) > maxJobs:
 		return bad("%d jobs, at most %d", len(r.Jobs), maxJobs)
+	case r.LastDrill != nil && !slices.Contains([]string{DrillSucceeded, DrillFailed, DrillSkipped}, r.LastDrill.Outcome):
+		return bad("last drill's outcome %q, want %q, %q or %q", r.LastDrill.Outcome, DrillSucceeded, DrillFailed, DrillSkipped)
+	case r.LastDrill != nil && (r.LastDrill.At.IsZero() || r.LastDrill.Jobs < 0):
+		return bad("last drill needs a time and a job count of 0 or more")
 	}
 	return nil
 }
@@ -238,6 +287,7 @@ type IndexEntry struct {
 	HasError        bool      `json:"hasError"`
 	LastSeen        time.Time `json:"lastSeen,omitzero"`
 	DeletedAt       time.Time `json:"deletedAt,omitzero"`
+	LastDrill       *Drill    `json:"lastDrill,omitempty"`
 	// LastNight is the status of the data source in the last night's report.
 	LastNight string    `json:"lastNight,omitempty"`
 	Updated   time.Time `json:"updated"`
@@ -259,7 +309,7 @@ func entryOf(r Record) IndexEntry {
 		AccessID: r.AccessID, Name: r.Name,
 		VerifiedVersion: r.VerifiedVersion, VerifiedAt: r.VerifiedAt, PendingSince: r.PendingSince,
 		Visibility: r.Visibility, NeedsKey: r.NeedsKey, HasError: r.LastError != "",
-		LastSeen: r.LastSeen, DeletedAt: r.DeletedAt, Updated: r.Updated, Revision: r.Revision,
+		LastSeen: r.LastSeen, DeletedAt: r.DeletedAt, LastDrill: r.LastDrill, Updated: r.Updated, Revision: r.Revision,
 	}
 	if r.LastNight != nil {
 		e.LastNight = r.LastNight.Status

@@ -12,6 +12,12 @@
 // a conversion that fails aborts its uploads, and outputs already written
 // are deleted when the manifest cannot be updated.
 //
+// Under S3 Object Lock (the Store's archive.Retention) each output and
+// each manifest version is locked in the request that writes it. A failed
+// conversion's outputs are then removed from view only: a delete without
+// a version id leaves a delete marker over the locked version, which S3
+// keeps until its retention ends.
+//
 // An archive whose manifest says verified: false is converted all the
 // same (the data is what the service sent, and a way out is wanted most
 // when something is wrong); the record then says fromUnverifiedArchive.
@@ -459,6 +465,9 @@ func (c *Converter) putManifest(ctx context.Context, mkey string, etag *string, 
 		ContentType: ptr("application/json"), IfMatch: etag, Metadata: up.Metadata,
 		ServerSideEncryption: up.ServerSideEncryption, SSEKMSKeyId: up.SSEKMSKeyId,
 	}
+	// The new version gets a retention of its own; the one it replaces
+	// keeps its lock as history.
+	c.store.Retain(in)
 	_, err = c.api.PutObject(ctx, in)
 	return err
 }

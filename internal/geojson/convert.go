@@ -1,6 +1,7 @@
 package geojson
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/geoparquet"
+	"github.com/sdsops/sdsops/internal/wkt"
 )
 
 // Output describes one file written.
@@ -189,9 +191,12 @@ func (m *mapping) doc() SchemaDoc {
 	return d
 }
 
-// appendFeature appends the entity as a GeoJSON Feature, returning its
-// geometry too: ok is false for a null one, g is nil for POINT EMPTY.
-func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) (_ []byte, g orb.Geometry, ok bool) {
+// appendFeature appends the entity of j as a GeoJSON Feature; with
+// GeoParquet, its geometry's WKB goes to j.wkb and j.geoms[0].
+func (m *mapping) appendFeature(b []byte, j *job, cv *wkt.Converter) []byte {
+	rec := j.vals
+	clear(j.geoms)
+	j.wkb = j.wkb[:0]
 	b = append(b, `{"type":"Feature"`...)
 	if m.key >= 0 {
 		if v := rec[m.key]; v.Present {
@@ -204,7 +209,7 @@ func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) (_ []b
 		}
 	}
 	b = append(b, `,"geometry":`...)
-	b, invalidWKT, g, ok := m.appendGeometry(b, rec, st)
+	b, invalidWKT := m.appendGeometry(b, j, cv)
 	b = append(b, `,"properties":{`...)
 	n := 0
 	if invalidWKT {
@@ -224,24 +229,31 @@ func (m *mapping) appendFeature(b []byte, rec []dataset.Value, st *tally) (_ []b
 		b = append(b, m.names[i]...)
 		b = appendValue(b, v)
 	}
-	return append(b, "}}"...), g, ok
+	return append(b, "}}"...)
 }
 
 // appendGeometry appends the entity's geometry or null. invalidWKT
 // reports that the geography column's text is to be kept as a property.
-func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []byte, invalidWKT bool, g orb.Geometry, ok bool) {
+func (m *mapping) appendGeometry(b []byte, j *job, cv *wkt.Converter) (_ []byte, invalidWKT bool) {
+	rec, st := j.vals, &j.t
 	if m.geo >= 0 {
-		if v := rec[m.geo]; v.Present && len(strings.TrimSpace(string(v.Raw))) > 0 {
-			out, g, typ, empty, err := appendWKT(b, string(v.Raw))
+		if v := rec[m.geo]; v.Present && len(bytes.TrimSpace(v.Raw)) > 0 {
+			start := len(j.wkb)
+			var (
+				g   wkt.Geometry
+				err error
+			)
+			b, j.wkb, g, err = cv.Convert(v.Raw, b, j.wkb)
 			if err != nil {
 				st.invalid++
-				return append(b, "null"...), true, nil, false
+				return append(b, "null"...), true
 			}
-			st.geometries[typ]++
-			if empty {
+			st.geometries[g.Type]++
+			if g.Empty {
 				st.empty++
 			}
-			return out, false, g, true
+			j.setGeometry(0, start, g)
+			return b, false
 		}
 	}
 	if m.lat >= 0 {
@@ -249,17 +261,20 @@ func (m *mapping) appendGeometry(b []byte, rec []dataset.Value, st *tally) (_ []
 		if lat.Present && lon.Present {
 			y, yerr := lat.Double()
 			x, xerr := lon.Double()
-			if xerr != nil || yerr != nil || !validPosition(x, y) {
+			if xerr != nil || yerr != nil || !wkt.ValidPosition(x, y) {
 				st.invalid++
-				return append(b, "null"...), false, nil, false
+				return append(b, "null"...), false
 			}
 			st.geometries["Point"]++
+			j.wkb = wkt.AppendPointWKB(j.wkb, x, y)
+			p := orb.Point{x, y}
+			j.setGeometry(0, 0, wkt.Geometry{Type: "Point", Bound: orb.Bound{Min: p, Max: p}, HasBound: true})
 			b = append(b, `{"type":"Point","coordinates":`...)
-			return append(appendPosition(b, x, y), '}'), false, orb.Point{x, y}, true
+			return append(wkt.AppendPosition(b, x, y), '}'), false
 		}
 	}
 	st.missing++
-	return append(b, "null"...), false, nil, false
+	return append(b, "null"...), false
 }
 
 // digestWriter counts and hashes what it passes on.

@@ -18,6 +18,7 @@ import (
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
+	"github.com/sdsops/sdsops/internal/wkt"
 )
 
 // mappingSchema has a column of every type, two geography columns and a
@@ -112,10 +113,10 @@ func TestMapping(t *testing.T) {
 			`{"type":"Feature","id":18,"geometry":{"type":"GeometryCollection","geometries":[]},"properties":{}}`, 0, 0},
 		{"extra whitespace", "<ID>19</ID><G>  POINT (  1\t\t2 )\n</G>",
 			`{"type":"Feature","id":19,"geometry":{"type":"Point","coordinates":[1,2]},"properties":{}}`, 0, 0},
-		{"collections nested as deep as allowed", "<ID>20</ID><G>" + nestedCollections(maxWKTDepth-1) + "</G>",
-			`{"type":"Feature","id":20,"geometry":` + nestedGeoJSON(maxWKTDepth-1) + `,"properties":{}}`, 0, 0},
-		{"collections nested too deep", "<ID>21</ID><G>" + nestedCollections(maxWKTDepth) + "</G>",
-			`{"type":"Feature","id":21,"geometry":null,"properties":{"G":"` + nestedCollections(maxWKTDepth) + `"}}`, 1, 0},
+		{"collections nested as deep as allowed", "<ID>20</ID><G>" + nestedCollections(wkt.MaxDepth-1) + "</G>",
+			`{"type":"Feature","id":20,"geometry":` + nestedGeoJSON(wkt.MaxDepth-1) + `,"properties":{}}`, 0, 0},
+		{"collections nested too deep", "<ID>21</ID><G>" + nestedCollections(wkt.MaxDepth) + "</G>",
+			`{"type":"Feature","id":21,"geometry":null,"properties":{"G":"` + nestedCollections(wkt.MaxDepth) + `"}}`, 1, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,7 +164,7 @@ func TestSchemaDocument(t *testing.T) {
 	if !reflect.DeepEqual(doc.Columns, want) {
 		t.Errorf("columns %+v", doc.Columns)
 	}
-	if !strings.HasPrefix(doc.AthenaCreateTable, "CREATE EXTERNAL TABLE `map` (\n  `id` bigint,") || !strings.Contains(doc.AthenaCreateTable, "  `geometry` binary,\n  `g2` binary,\n  `bbox` struct<") {
+	if !strings.HasPrefix(doc.AthenaCreateTable, "CREATE EXTERNAL TABLE `map` (\n  `id` bigint,") || !strings.Contains(doc.AthenaCreateTable, "  `geometry` binary,\n  `g` string,\n  `g2` binary,\n  `bbox` struct<") {
 		t.Errorf("Athena table:\n%s", doc.AthenaCreateTable)
 	}
 	sum := sha256.Sum256(schema)

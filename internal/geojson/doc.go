@@ -6,9 +6,9 @@
 // The mapping, entity by entity:
 //
 //   - Geometry comes from the first geography (xs:anyType, WKT) column,
-//     parsed by github.com/paulmach/orb: POINT, LINESTRING, POLYGON (with
-//     holes), MULTIPOINT, MULTILINESTRING, MULTIPOLYGON,
-//     GEOMETRYCOLLECTION and their EMPTY forms. Where the entity has no
+//     read as github.com/paulmach/orb reads it (package wkt): POINT,
+//     LINESTRING, POLYGON (with holes), MULTIPOINT, MULTILINESTRING,
+//     MULTIPOLYGON, GEOMETRYCOLLECTION and their EMPTY forms. Where the entity has no
 //     value in that column (or the schema no such column), a Point is made
 //     from its Latitude and Longitude columns; without those too, the
 //     geometry is null.

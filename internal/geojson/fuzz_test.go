@@ -12,6 +12,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/paulmach/orb"
 	"github.com/paulmach/orb/encoding/wkb"
+
+	"github.com/sdsops/sdsops/internal/wkt"
 )
 
 // FuzzConvert builds a one-entity export around a fuzzed WKT text, an
@@ -26,15 +28,15 @@ func FuzzConvert(f *testing.F) {
 	f.Add("POINT EMPTY", "D", uint8(2), "NaN", "x")
 	f.Add("POINT(1e400 2)", "S", uint8(0), "é\x01", "x")
 	f.Add("MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,5 6,6 6,5 5)))", "G2", uint8(5), "POINT(1 2)", "y")
-	f.Add(nestedCollections(maxWKTDepth-1), "N", uint8(0), "", "z")
-	f.Add(nestedCollections(maxWKTDepth)+"((", "N", uint8(0), "", "z")
+	f.Add(nestedCollections(wkt.MaxDepth-1), "N", uint8(0), "", "z")
+	f.Add(nestedCollections(wkt.MaxDepth)+"((", "N", uint8(0), "", "z")
 	types := []string{"xs:string", "xs:long", "xs:double", "xs:boolean", "xs:dateTime", "xs:anyType", "xs:int"}
-	f.Fuzz(func(t *testing.T, wkt, column string, typ uint8, value, key string) {
+	f.Fuzz(func(t *testing.T, text, column string, typ uint8, value, key string) {
 		esc := func(s string) string { return html.EscapeString(s) }
 		doc := strings.Replace(mappingSchema, `<xs:element name="G2" type="xs:anyType" minOccurs="0"/>`,
 			`<xs:element name="G2" type="xs:anyType" minOccurs="0"/><xs:element name="`+esc(column)+`" type="`+types[int(typ)%len(types)]+`" minOccurs="0"/>`, 1)
 		doc = strings.Replace(doc, `type="xs:long"/>`, `type="xs:string"/>`, 1) // a string key takes any text
-		doc += "<E><ID>" + esc(key) + "</ID><G>" + esc(wkt) + "</G><" + esc(column) + ">" + esc(value) + "</" + esc(column) + "></E>\n</Root>\n"
+		doc += "<E><ID>" + esc(key) + "</ID><G>" + esc(text) + "</G><" + esc(column) + ">" + esc(value) + "</" + esc(column) + "></E>\n</Root>\n"
 		var out, schema, pq bytes.Buffer
 		st, err := Convert(context.Background(), strings.NewReader(doc), "Map", &out, &schema, WithGeoParquet(&pq, ""))
 		if err != nil {
@@ -62,22 +64,31 @@ func FuzzConvert(f *testing.F) {
 		if (string(feat.Geometry) == "null") != (geom == nil) {
 			t.Fatalf("GeoJSON geometry %s, GeoParquet's %v", feat.Geometry, geom)
 		}
-		if geom != nil && strings.TrimSpace(wkt) != "" {
-			want, err := parseWKT(wkt)
+		if geom != nil && strings.TrimSpace(text) != "" {
+			var cv wkt.Converter
+			_, b, _, err := cv.Convert([]byte(text), nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want == nil {
-				want = orb.Point{math.NaN(), math.NaN()}
+			want, err := wkb.Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
 			}
 			if !orb.Equal(want, geom) && !(want.GeoJSONType() == "Point" && geom.GeoJSONType() == "Point" && math.IsNaN(geom.(orb.Point)[0])) {
 				t.Fatalf("GeoParquet geometry %v, the WKT's %v", geom, want)
 			}
 		}
+		// The text of a refused geography is kept by both outputs, alike.
+		if column != "G" && column != "geometry" {
+			kept, ok := feat.Properties["G"]
+			if pv := parquetValueOf(t, pq.Bytes(), "G"); ok == pv.IsNull() || (ok && kept != string(pv.ByteArray())) {
+				t.Fatalf("GeoJSON keeps %q (%v), GeoParquet %q (null %v)", kept, ok, pv.ByteArray(), pv.IsNull())
+			}
+		}
 		if string(feat.Geometry) == "null" {
-			if strings.TrimSpace(wkt) != "" {
-				if st.Invalid != 1 || feat.Properties["G"] != wkt {
-					t.Fatalf("null geometry for %q: invalid %d, kept %q", wkt, st.Invalid, feat.Properties["G"])
+			if strings.TrimSpace(text) != "" {
+				if st.Invalid != 1 || feat.Properties["G"] != text {
+					t.Fatalf("null geometry for %q: invalid %d, kept %q", text, st.Invalid, feat.Properties["G"])
 				}
 			}
 			return
@@ -163,6 +174,21 @@ func checkGeometry(t *testing.T, raw json.RawMessage) {
 // primary geometry, nil when null.
 func parquetGeometryOf(t *testing.T, data []byte) orb.Geometry {
 	t.Helper()
+	v := parquetValueOf(t, data, "geometry")
+	if v.IsNull() {
+		return nil
+	}
+	g, err := wkb.Unmarshal(v.ByteArray())
+	if err != nil {
+		t.Fatalf("geometry is not WKB: %v", err)
+	}
+	return g
+}
+
+// parquetValueOf reads the one row of a GeoParquet file and returns its
+// value in the named column.
+func parquetValueOf(t *testing.T, data []byte, name string) parquet.Value {
+	t.Helper()
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 	if err != nil {
 		t.Fatalf("GeoParquet does not open: %v", err)
@@ -170,9 +196,9 @@ func parquetGeometryOf(t *testing.T, data []byte) orb.Geometry {
 	if f.NumRows() != 1 {
 		t.Fatalf("%d GeoParquet rows", f.NumRows())
 	}
-	col, ok := f.Schema().Lookup("geometry")
+	col, ok := f.Schema().Lookup(name)
 	if !ok {
-		t.Fatal("no geometry column")
+		t.Fatalf("no %s column", name)
 	}
 	rows := f.RowGroups()[0].Rows()
 	defer rows.Close()
@@ -181,18 +207,10 @@ func parquetGeometryOf(t *testing.T, data []byte) orb.Geometry {
 		t.Fatalf("reading the row: %v", err)
 	}
 	for _, v := range buf[0] {
-		if v.Column() != col.ColumnIndex {
-			continue
+		if v.Column() == col.ColumnIndex {
+			return v.Clone()
 		}
-		if v.IsNull() {
-			return nil
-		}
-		g, err := wkb.Unmarshal(v.ByteArray())
-		if err != nil {
-			t.Fatalf("geometry is not WKB: %v", err)
-		}
-		return g
 	}
-	t.Fatal("no geometry value")
-	return nil
+	t.Fatalf("no %s value", name)
+	return parquet.Value{}
 }

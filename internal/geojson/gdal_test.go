@@ -121,7 +121,7 @@ func (w *fromXML) add(t *testing.T, fields map[string]string, geo string) {
 		return
 	}
 	w.types[strings.ToUpper(g.GeoJSONType())]++
-	if b := g.Bound(); !isEmpty(g) {
+	if b := g.Bound(); b.Min[0] <= b.Max[0] {
 		if !w.bounded {
 			w.bound, w.bounded = b, true
 		}

@@ -1,15 +1,11 @@
 package geojson
 
 import (
-	"encoding/binary"
+	"bytes"
 	"io"
-	"math"
-	"strings"
-
-	"github.com/paulmach/orb"
-	"github.com/paulmach/orb/encoding/wkb"
 
 	"github.com/sdsops/sdsops/internal/geoparquet"
+	"github.com/sdsops/sdsops/internal/wkt"
 )
 
 // Option changes what Convert writes.
@@ -35,102 +31,35 @@ type ParquetOutput struct {
 	RowGroups int   `json:"rowGroups"`
 }
 
-// parquetGeometry is the GeoParquet form of geometry g (nil: POINT
-// EMPTY), appended to buf.
-func parquetGeometry(buf []byte, g orb.Geometry) (geoparquet.Geometry, error) {
-	if g == nil {
-		// WKB has no empty point; the convention GEOS and GDAL follow is NaN, NaN.
-		buf = append(buf, 1)
-		buf = binary.LittleEndian.AppendUint32(buf, 1)
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(math.NaN()))
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(math.NaN()))
-		return geoparquet.Geometry{WKB: buf, Type: "Point", Empty: true}, nil
+// setGeometry makes geometry k of the GeoParquet row the one whose WKB
+// is j.wkb from start on (without GeoParquet, nothing).
+func (j *job) setGeometry(k, start int, g wkt.Geometry) {
+	if j.geoms == nil {
+		return
 	}
-	data, err := wkb.Marshal(g, binary.LittleEndian)
-	if err != nil {
-		return geoparquet.Geometry{}, err
-	}
-	b, ok := bound(g)
-	return geoparquet.Geometry{WKB: append(buf, data...), Type: g.GeoJSONType(), Bound: b, Empty: !ok}, nil
-}
-
-// bound is g's bounding box; ok is false when g has no positions. orb's
-// own Bound counts empty members of a collection as a box.
-func bound(g orb.Geometry) (b orb.Bound, ok bool) {
-	var walk func(orb.Geometry)
-	walk = func(g orb.Geometry) {
-		switch g := g.(type) {
-		case orb.Collection:
-			for _, m := range g {
-				walk(m)
-			}
-		case orb.MultiPolygon:
-			for _, p := range g {
-				walk(p)
-			}
-		case orb.Polygon:
-			for _, r := range g {
-				walk(r)
-			}
-		case orb.MultiLineString:
-			for _, l := range g {
-				walk(l)
-			}
-		default: // a point or a run of them; orb's empty box has Min > Max
-			if gb := g.Bound(); gb.Min[0] <= gb.Max[0] {
-				if ok {
-					b = b.Union(gb)
-				} else {
-					b, ok = gb, true
-				}
-			}
-		}
-	}
-	walk(g)
-	return b, ok
+	j.geoms[k] = geoparquet.Geometry{WKB: j.wkb[start:len(j.wkb):len(j.wkb)], Type: g.Type, Bound: g.Bound, Empty: !g.HasBound}
 }
 
 // parquetRow appends the entity's GeoParquet row to j.pq: its values and
-// its geometries, the primary one (prim) as the GeoJSON has it and the
-// further geography columns parsed and checked the same way.
-func (m *mapping) parquetRow(j *job, prim orb.Geometry, hasPrim bool) {
-	for i := range j.geoms {
-		j.geoms[i] = geoparquet.Geometry{}
-	}
-	j.wkb = j.wkb[:0]
-	put := func(k int, g orb.Geometry) {
-		start := len(j.wkb)
-		pg, err := parquetGeometry(j.wkb, g)
-		if err != nil {
-			return
-		}
-		j.wkb = pg.WKB
-		pg.WKB = j.wkb[start:len(j.wkb):len(j.wkb)]
-		j.geoms[k] = pg
-	}
-	if hasPrim {
-		put(0, prim)
-	}
+// its geometries, the primary one as appendFeature made it and the
+// further geography columns converted the same way (the same refusals).
+func (m *mapping) parquetRow(j *job, cv *wkt.Converter) {
 	for k, col := range m.pqGeoms {
 		if k == 0 || col < 0 {
 			continue
 		}
 		v := j.vals[col]
-		if !v.Present || len(strings.TrimSpace(string(v.Raw))) == 0 {
+		if !v.Present || len(bytes.TrimSpace(v.Raw)) == 0 {
 			continue
 		}
-		g, err := parseWKT(string(v.Raw))
-		if err != nil {
-			continue
+		start := len(j.wkb)
+		var (
+			g   wkt.Geometry
+			err error
+		)
+		if j.scratch, j.wkb, g, err = cv.Convert(v.Raw, j.scratch[:0], j.wkb); err == nil {
+			j.setGeometry(k, start, g)
 		}
-		// The same geometries as GeoJSON carries: refuse what it refuses.
-		if g != nil {
-			var err error
-			if j.scratch, err = appendGeometry(j.scratch[:0], g); err != nil {
-				continue
-			}
-		}
-		put(k, g)
 	}
 	j.pq = m.pq.AppendRow(j.pq[:0], j.vals, j.geoms)
 }

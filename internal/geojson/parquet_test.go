@@ -3,12 +3,15 @@ package geojson
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // python is the interpreter with the pinned readers: $SDSOPS_PYTHON (set
@@ -142,4 +145,95 @@ func TestGeoParquetPruning(t *testing.T) {
 	if groups != st.GeoParquet.RowGroups || groups < 10 || may*4 > groups {
 		t.Errorf("%d of %d row groups may intersect the box; want at most a quarter", may, groups)
 	}
+}
+
+// TestGeoParquetKeepsRefusedWKT: where the GeoJSON has a null geometry
+// and keeps the geography's text as a property, the GeoParquet has a null
+// geometry and the same text under the column's name; elsewhere that
+// column is null.
+func TestGeoParquetKeepsRefusedWKT(t *testing.T) {
+	doc := mappingSchema + mappingEntities(
+		`<ID>1</ID><G>POINT(1 2</G><Latitude>1</Latitude><Longitude>2</Longitude>`,
+		`<ID>2</ID><G>POINT (1 2)</G>`,
+		`<ID>3</ID><G>POLYGON ((0 0, 1 1, 0 0))</G>`,
+		`<ID>4</ID><G> </G><Latitude>1</Latitude><Longitude>2</Longitude>`,
+		`<ID>5</ID>`,
+	)
+	var features, pq bytes.Buffer
+	if _, err := Convert(context.Background(), strings.NewReader(doc), "", &features, &bytes.Buffer{}, WithGeoParquet(&pq, t.TempDir())); err != nil {
+		t.Fatal(err)
+	}
+	var fc struct {
+		Features []struct {
+			ID         int64           `json:"id"`
+			Geometry   json.RawMessage `json:"geometry"`
+			Properties map[string]any  `json:"properties"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(features.Bytes(), &fc); err != nil {
+		t.Fatal(err)
+	}
+	rows := parquetColumns(t, pq.Bytes(), "ID", "geometry", "G")
+	if len(rows) != len(fc.Features) {
+		t.Fatalf("%d rows, %d features", len(rows), len(fc.Features))
+	}
+	refused := 0
+	for _, f := range fc.Features {
+		r, ok := rows[f.ID]
+		if !ok {
+			t.Fatalf("entity %d missing from the GeoParquet", f.ID)
+		}
+		text, kept := f.Properties["G"]
+		if (string(f.Geometry) == "null") != r[1].IsNull() || kept == r[2].IsNull() || (kept && text != string(r[2].ByteArray())) {
+			t.Errorf("entity %d: GeoJSON geometry %s, G %v; GeoParquet geometry null %v, G %q", f.ID, f.Geometry, text, r[1].IsNull(), r[2].ByteArray())
+		}
+		if kept {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%d texts kept, want 2", refused)
+	}
+}
+
+// parquetColumns reads the named columns of every row of a GeoParquet
+// file, by the int64 of the first.
+func parquetColumns(t *testing.T, data []byte, names ...string) map[int64][]parquet.Value {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := make([]int, len(names))
+	for i, n := range names {
+		c, ok := f.Schema().Lookup(n)
+		if !ok {
+			t.Fatalf("no column %s", n)
+		}
+		idx[i] = c.ColumnIndex
+	}
+	out := map[int64][]parquet.Value{}
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		buf := make([]parquet.Row, 64)
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, row := range buf[:n] {
+				vals := make([]parquet.Value, len(names))
+				for _, v := range row {
+					for i, c := range idx {
+						if v.Column() == c {
+							vals[i] = v.Clone()
+						}
+					}
+				}
+				out[vals[0].Int64()] = vals
+			}
+			if err != nil {
+				break
+			}
+		}
+		rows.Close()
+	}
+	return out
 }

@@ -9,10 +9,9 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/paulmach/orb"
-
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/geoparquet"
+	"github.com/sdsops/sdsops/internal/wkt"
 )
 
 // Parsing WKT and formatting coordinates cost several times what reading
@@ -71,14 +70,11 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
+			var cv wkt.Converter
 			for j := range work {
-				var (
-					g  orb.Geometry
-					ok bool
-				)
-				j.out, g, ok = m.appendFeature(j.out[:0], j.vals, &j.t)
+				j.out = m.appendFeature(j.out[:0], j, &cv)
 				if m.pq != nil {
-					m.parquetRow(j, g, ok)
+					m.parquetRow(j, &cv)
 				}
 				j.done <- struct{}{}
 			}

@@ -15,8 +15,12 @@
 //   - The entity's geometry (the caller's: the first geography column,
 //     else Latitude/Longitude) is the primary geometry column, WKB, named
 //     "geometry" and standing in place of the first geography column (at
-//     the end without one). Further geography columns are geometry
-//     columns under their own names.
+//     the end without one). Where the first geography column holds text
+//     that is no geometry (the caller refused it: the geometry is null),
+//     that text stays in a STRING column under the geography column's
+//     name, after the geometry, as the GeoJSON keeps it as a property;
+//     the column is null elsewhere. Further geography columns are
+//     geometry columns under their own names.
 //   - "bbox", a struct of xmin, ymin, xmax, ymax, covers the primary
 //     geometry; it is null where the geometry is null or empty.
 //

@@ -2,6 +2,7 @@ package geoparquet
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -14,7 +15,6 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/compress/snappy"
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
@@ -50,6 +50,7 @@ const (
 	kTime
 	kWKB
 	kBBox
+	kRefused // the primary geography's text where it is not a geometry
 )
 
 // column is one top-level column of the file.
@@ -73,9 +74,12 @@ type Writer struct {
 	off   int64
 	refs  []rowRef
 	wide  bool // a time outside what nanoseconds hold
-	types []map[string]bool
-	bound []orb.Bound
-	any   []bool
+	// readRows has Finish read the spilled rows with a system call each,
+	// as where the file cannot be mapped.
+	readRows bool
+	types    []map[string]bool
+	bound    []orb.Bound
+	any      []bool
 }
 
 type rowRef struct {
@@ -127,7 +131,10 @@ func layout(s *dataset.Schema, geo int) (cols []column, ngeom int) {
 	for i, c := range s.Columns {
 		switch {
 		case i == geo:
-			cols = append(cols, column{name: primary, kind: kWKB, src: i})
+			// The text of a value that is no geometry stays, as in the
+			// GeoJSON, under the column's name.
+			cols = append(cols, column{name: primary, kind: kWKB, src: i},
+				column{name: c.Name, kind: kRefused, src: i, geom: -1})
 		case c.Type == dataset.Geography:
 			cols = append(cols, column{name: c.Name, kind: kWKB, src: i, geom: ngeom})
 			ngeom++
@@ -217,12 +224,12 @@ func (w *Writer) AppendRow(dst []byte, rec []dataset.Value, geoms []Geometry) []
 			continue
 		}
 		v := rec[c.src]
-		if !v.Present {
+		if !v.Present || (c.kind == kRefused && (geoms[0].WKB != nil || len(bytes.TrimSpace(v.Raw)) == 0)) {
 			dst = append(dst, 0)
 			continue
 		}
 		switch c.kind {
-		case kString:
+		case kString, kRefused:
 			dst = append(dst, 1)
 			dst = binary.AppendUvarint(dst, uint64(len(v.Raw)))
 			dst = append(dst, v.Raw...)
@@ -334,17 +341,31 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		return Stats{}, err
 	}
 	schema := parquet.NewSchema("schema", w.node(unit))
-	// Snappy: on the 300 MB export zstd made the file 14 % smaller (115 MB
-	// against 134 MB) for 35 % more CPU in the conversion and twice the
-	// heap (about 110 MiB against 59 MiB); zstd's fastest level was between.
+	// Snappy's faster level: on the 300 MB export the file is 144 MB
+	// against 134 MB with the denser one, which took about 8 % more of the
+	// conversion's CPU; zstd made it 115 MB for 35 % more CPU and twice
+	// the heap (zstd's fastest level was between); uncompressed, WKB and
+	// all, it is about 40 % larger.
 	pw := parquet.NewWriter(out, schema,
-		parquet.Compression(&snappy.Codec{}),
+		parquet.Compression(&fastSnappy{}),
 		parquet.KeyValueMetadata("geo", string(meta)),
 	)
 	st := Stats{Rows: int64(len(order))}
+	// The rows are read in curve order, all over the spill file: mapped,
+	// each costs no system call and no copy.
+	var (
+		mapped []byte
+		unmap  func() error
+	)
+	if !w.readRows {
+		if mapped, unmap, err = mapSpill(w.spill, w.off); err == nil {
+			defer unmap()
+		}
+	}
 	var (
 		batch  []parquet.Row
-		arena  []byte
+		vals   []parquet.Value // of the rows in batch
+		arena  []byte          // the spilled bytes of the rows in batch, when not mapped
 		inRG   int
 		rgSize int
 	)
@@ -355,29 +376,39 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		if _, err := pw.WriteRows(batch); err != nil {
 			return err
 		}
-		batch, arena = batch[:0], arena[:0]
+		batch, vals, arena = batch[:0], vals[:0], arena[:0]
 		return nil
 	}
 	for _, i := range order {
 		r := w.refs[i]
-		if len(arena)+int(r.n) > cap(arena) {
-			if err := flush(); err != nil {
-				return st, fmt.Errorf("geoparquet: %w", err)
+		var buf []byte
+		if mapped != nil {
+			if len(batch) == batchRows {
+				if err := flush(); err != nil {
+					return st, fmt.Errorf("geoparquet: %w", err)
+				}
 			}
-			if int(r.n) > cap(arena) {
-				arena = make([]byte, 0, max(int(r.n), 1<<20))
+			buf = mapped[r.off : r.off+int64(r.n)]
+		} else {
+			if len(arena)+int(r.n) > cap(arena) {
+				if err := flush(); err != nil {
+					return st, fmt.Errorf("geoparquet: %w", err)
+				}
+				if int(r.n) > cap(arena) {
+					arena = make([]byte, 0, max(int(r.n), 1<<20))
+				}
+			}
+			buf = arena[len(arena) : len(arena)+int(r.n)]
+			arena = arena[:len(arena)+int(r.n)]
+			if _, err := w.spill.ReadAt(buf, r.off); err != nil {
+				return st, fmt.Errorf("geoparquet spill: %w", err)
 			}
 		}
-		buf := arena[len(arena) : len(arena)+int(r.n)]
-		arena = arena[:len(arena)+int(r.n)]
-		if _, err := w.spill.ReadAt(buf, r.off); err != nil {
-			return st, fmt.Errorf("geoparquet spill: %w", err)
-		}
-		row, err := w.decode(buf, unit)
-		if err != nil {
+		start := len(vals)
+		if vals, err = w.decode(vals, buf, unit); err != nil {
 			return st, err
 		}
-		batch = append(batch, row)
+		batch = append(batch, vals[start:len(vals):len(vals)])
 		inRG++
 		rgSize += int(r.n)
 		if inRG == maxGroupRows || rgSize >= maxGroupBytes {
@@ -403,14 +434,18 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 	return st, nil
 }
 
-// decode turns a spilled row into a Parquet row.
-func (w *Writer) decode(b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
-	row := make(parquet.Row, 0, len(w.cols)+3)
+// batchRows is how many rows go to the Parquet writer at once.
+const batchRows = 256
+
+// errCorrupt is a spilled row that does not decode.
+var errCorrupt = errors.New("geoparquet: corrupt spill row")
+
+// decode appends the values of a spilled row to row.
+func (w *Writer) decode(row parquet.Row, b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
 	p := 1
-	bad := errors.New("geoparquet: corrupt spill row")
 	for _, c := range w.cols {
 		if p >= len(b) {
-			return nil, bad
+			return row, errCorrupt
 		}
 		present := b[p] == 1
 		p++
@@ -425,10 +460,10 @@ func (w *Writer) decode(b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
 			continue
 		}
 		switch c.kind {
-		case kString, kWKB:
+		case kString, kWKB, kRefused:
 			n, k := binary.Uvarint(b[p:])
 			if k <= 0 || uint64(len(b)-p-k) < n {
-				return nil, bad
+				return row, errCorrupt
 			}
 			p += k
 			row = append(row, parquet.ByteArrayValue(b[p:p+int(n)]).Level(0, 1, c.leaf))
@@ -470,7 +505,7 @@ func (w *Writer) node(unit parquet.TimeUnit) parquet.Node {
 		c.leaf = leaf
 		var n parquet.Node
 		switch c.kind {
-		case kString:
+		case kString, kRefused:
 			n = parquet.String()
 		case kLong:
 			n = parquet.Leaf(parquet.Int64Type)

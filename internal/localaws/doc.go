@@ -54,7 +54,11 @@
 //     names and responses come back in PascalCase with epoch-millisecond dates, as on
 //     AWS: {ExecutionArn, Status, Output, ...}, and a failed child gives States.TaskFailed
 //     with its DescribeExecution as JSON in the cause.
+//   - s3-multipart-lock: CreateMultipartUpload ignored the Object Lock headers, so an
+//     object stored by a multipart upload was not locked; they are now kept with the
+//     upload and put on the object its completion stores, as S3 does.
 //
-// Patches apply when moto first loads its Step Functions code (the first Step Functions
-// request, about 2 s); moto's output says which were applied.
+// The Step Functions patches apply when moto first loads its Step Functions code (the
+// first Step Functions request, about 2 s), the S3 one with moto's S3 code; moto's output
+// says which were applied.
 package localaws

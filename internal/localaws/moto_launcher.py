@@ -1,4 +1,4 @@
-"""Start moto_server with fixes for Step Functions defects of moto 5.2.x.
+"""Start moto_server with fixes for Step Functions and S3 defects of moto 5.2.x.
 
 Usage: python3 moto_launcher.py [moto_server arguments, e.g. -H 127.0.0.1 -p 5000]
 
@@ -23,6 +23,11 @@ request), each only where the installed moto still has the defect; stderr tells 
                     milliseconds, as on AWS: the result is {ExecutionArn, Status, Output, ...}
                     and a failed child gives States.TaskFailed with its DescribeExecution as
                     JSON in the cause.
+  s3-multipart-lock CreateMultipartUpload ignores the Object Lock headers
+                    (x-amz-object-lock-mode, x-amz-object-lock-retain-until-date): the
+                    completed object was not locked, where S3 locks it. They are now kept
+                    with the upload (refused with InvalidRequest, as by S3, on a bucket
+                    without Object Lock) and put on the object its completion stores.
 
 Exit status 3 with a one-line message means moto is not importable by this interpreter;
 exit status 4, that its version is outside the range these patches were written and checked
@@ -32,6 +37,7 @@ for (MOTO_VERSIONS; requirements-dev.txt pins one inside it).
 import importlib.abc
 import importlib.util
 import os
+import re
 import sys
 import time
 import uuid
@@ -226,6 +232,48 @@ def patch_sync_poll(callback, scale):
     return "sfn-sync-poll-scale(%g)" % scale
 
 
+_UPLOAD_ID = re.compile(r"<UploadId>([^<]+)</UploadId>")
+
+
+def patch_multipart_lock(responses):
+    cls = getattr(responses, "S3Response", None)
+    post = getattr(cls, "_key_response_post", None)
+    if post is None or getattr(post, "_sdsops_lock", False):
+        return None
+    if "object-lock" in _source(post):
+        return None  # this moto locks multipart uploads itself
+    models = importlib.import_module("moto.s3.models")
+    exceptions = importlib.import_module("moto.s3.exceptions")
+    backend = models.S3Backend
+    complete = backend.complete_multipart_upload
+    locks = {}  # upload id -> (mode, retain-until date)
+
+    def _key_response_post(self, request, body, bucket_name, query, key_name):
+        mode = request.headers.get("x-amz-object-lock-mode")
+        until = request.headers.get("x-amz-object-lock-retain-until-date")
+        starts = "uploads" in query and (mode or until)
+        if starts and not self.backend.get_bucket(bucket_name).object_lock_enabled:
+            raise exceptions.LockNotEnabled()
+        res = post(self, request, body, bucket_name, query, key_name)
+        if starts:
+            text = res[2].decode() if isinstance(res[2], bytes) else str(res[2])
+            found = _UPLOAD_ID.search(text)
+            if found:
+                locks[found.group(1)] = (mode, until)
+        return res
+
+    def complete_multipart_upload(self, bucket_name, multipart_id, body):
+        key = complete(self, bucket_name, multipart_id, body)
+        if key is not None and multipart_id in locks:
+            key.lock_mode, key.lock_until = locks.pop(multipart_id)
+        return key
+
+    _key_response_post._sdsops_lock = True
+    cls._key_response_post = _key_response_post
+    backend.complete_multipart_upload = complete_multipart_upload
+    return "s3-multipart-lock"
+
+
 _SFN = "moto.stepfunctions.parser."
 _SFN_SERVICE = _SFN + "asl.component.state.exec.state_task.service."
 
@@ -235,6 +283,7 @@ def patches(scale):
     table = {
         _SFN + "models": [patch_deepcopy, patch_execution_name],
         _SFN_SERVICE + "state_task_service_sfn": [patch_nested],
+        "moto.s3.responses": [patch_multipart_lock],
     }
     if scale != 1.0:
         table[_SFN + "asl.component.state.wait.wait_function.wait_function"] = [
@@ -347,7 +396,7 @@ def main(argv):
             _apply(name, sys.modules[name], table.pop(name))
     sys.meta_path.insert(0, _PatchFinder(table))
     log(
-        "moto %s; patches armed for Step Functions: sfn-deepcopy, sfn-execution-name, sfn-nested%s"
+        "moto %s; patches armed: sfn-deepcopy, sfn-execution-name, sfn-nested, s3-multipart-lock%s"
         % (
             getattr(moto, "__version__", "?"),
             "" if scale == 1.0 else ", sfn-wait-scale(%g)" % scale,

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/smithy-go"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
@@ -126,6 +128,10 @@ type Options struct {
 	MasterKey string
 	// Log receives moto's and the functions' output; nil discards it.
 	Log io.Writer
+	// Retention, when on, creates the archive bucket with S3 Object Lock
+	// and has the functions lock what must not be lost, as the template's
+	// ArchiveObjectLockMode and ArchiveObjectLockDays do.
+	Retention archive.Retention
 }
 
 // Env is a running local deployment.
@@ -217,7 +223,11 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	e.Secrets = secretsmanager.NewFromConfig(cfg)
 
 	e.Bucket = "sdsops-archive-local"
-	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}); err != nil {
+	bucket := &s3.CreateBucketInput{Bucket: aws.String(e.Bucket)}
+	if opts.Retention.On() {
+		bucket.ObjectLockEnabledForBucket = aws.Bool(true)
+	}
+	if _, err := e.S3.CreateBucket(ctx, bucket); err != nil {
 		return nil, fmt.Errorf("creating the archive bucket: %w", err)
 	}
 	e.SecretID = "sdsops/master-key"
@@ -246,6 +256,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		// As the template sets them for report.
 		"SUMMARY_TOPIC_ARN":              e.AlarmTopic,
 		"RETENTION_GUARD_STATE_MACHINES": arns["restore"],
+	}
+	if r := opts.Retention; r.On() {
+		fnEnv["ARCHIVE_LOCK_MODE"], fnEnv["ARCHIVE_LOCK_DAYS"] = string(r.Mode), strconv.Itoa(r.Days)
 	}
 	for k, v := range opts.FunctionEnv {
 		fnEnv[k] = v

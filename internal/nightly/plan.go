@@ -208,33 +208,9 @@ func Make(in Input) (Plan, error) {
 		}
 	}
 
-	// What the account has used.
-	var window []time.Time
-	for _, j := range in.Jobs {
-		created := now // a job without a date counts as long as possible
-		if j.CreatedDate != nil {
-			created = j.CreatedDate.UTC()
-		}
-		if now.Sub(created) < SDSWindow {
-			window = append(window, created)
-		}
-		if !j.Status.Done() {
-			p.InProcess++
-		}
-	}
-	for _, r := range in.Records {
-		for _, j := range r.Jobs {
-			age := now.Sub(j.Created)
-			if age < SDSWindow {
-				window = append(window, j.Created.UTC())
-				p.OwnJobsInWindow++
-			}
-			if !j.Done && age < sdsMaxJobDuration {
-				p.InProcess++
-			}
-		}
-	}
-	p.JobsInWindow = len(window)
+	u := Used(now, in.Jobs, in.Records)
+	window := u.Window
+	p.JobsInWindow, p.OwnJobsInWindow, p.InProcess = len(window), u.OwnJobsInWindow, u.InProcess
 	p.Concurrency = max(0, lim.Concurrency-p.InProcess)
 
 	// Candidates, longest-unarchived first.
@@ -251,7 +227,6 @@ func Make(in Input) (Plan, error) {
 	// The i-th job tonight may start once at most Budget-1 others remain in
 	// the 24 h window: immediately while the window has room, else when
 	// enough older jobs have left it.
-	slices.SortFunc(window, time.Time.Compare)
 	for i, it := range todo {
 		if p.Concurrency == 0 {
 			p.CarriedOver = todo[i:]
@@ -266,6 +241,49 @@ func Make(in Input) (Plan, error) {
 		p.Scheduled = append(p.Scheduled, it)
 	}
 	return p, nil
+}
+
+// Usage is what the account has used of its job limits at a time.
+type Usage struct {
+	// Window holds the creation times of the jobs started in the last 24 h
+	// (the account's listed jobs, and sdsops's own download jobs from the
+	// catalog, which SDS does not list), sorted.
+	Window          []time.Time
+	OwnJobsInWindow int
+	InProcess       int // jobs not finished yet
+}
+
+// Used counts what the account has used at now: the one count the nightly
+// run and the restore drills both take their budget from.
+func Used(now time.Time, jobs []sds.Job, records []catalog.Record) Usage {
+	now = now.UTC()
+	var u Usage
+	for _, j := range jobs {
+		created := now // a job without a date counts as long as possible
+		if j.CreatedDate != nil {
+			created = j.CreatedDate.UTC()
+		}
+		if now.Sub(created) < SDSWindow {
+			u.Window = append(u.Window, created)
+		}
+		if !j.Status.Done() {
+			u.InProcess++
+		}
+	}
+	for _, r := range records {
+		for _, j := range r.Jobs {
+			age := now.Sub(j.Created)
+			if age < SDSWindow {
+				u.Window = append(u.Window, j.Created.UTC())
+				u.OwnJobsInWindow++
+			}
+			if !j.Done && age < sdsMaxJobDuration {
+				u.InProcess++
+			}
+		}
+	}
+	slices.SortFunc(u.Window, time.Time.Compare)
+	return u
 }
 
 // slot is when the i-th (from 0) job of tonight may start, given the

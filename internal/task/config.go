@@ -22,6 +22,7 @@ import (
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/conversion"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/retention"
@@ -42,6 +43,12 @@ const (
 	DefaultJobDeadline = 13 * time.Hour
 )
 
+// DrillConfig is the restore drills' configuration.
+type DrillConfig struct {
+	PerRun int           // data sources drilled per run
+	MaxAge time.Duration // a data source's last successful drill older than this counts in DataSourcesPastDrillAge
+}
+
 // Config is the functions' configuration, read from the environment.
 type Config struct {
 	SDSBaseURL        string        // SDS_BASE_URL: the only host that ever receives a key
@@ -50,6 +57,10 @@ type Config struct {
 	ArchivePrefix     string        // ARCHIVE_PREFIX
 	ArchiveKMSKeyID   string        // ARCHIVE_KMS_KEY_ID: SSE-KMS when set, SSE-S3 otherwise
 	SecretTTL         time.Duration // SECRET_CACHE_TTL (Go duration)
+	// ArchiveRetention locks every archive, manifest version and
+	// conversion output as it is written (ARCHIVE_LOCK_MODE: GOVERNANCE,
+	// COMPLIANCE or empty; ARCHIVE_LOCK_DAYS).
+	ArchiveRetention archive.Retention
 	// SDSTimeout bounds each SDS request until its headers arrive, and
 	// each silence while its body streams (SDS_TIMEOUT, Go duration;
 	// default sds.DefaultTimeout). A download's body may take longer in all.
@@ -76,6 +87,9 @@ type Config struct {
 	// Filter: NIGHTLY_INCLUDE / NIGHTLY_EXCLUDE, comma-separated patterns
 	// (name or accessId/name).
 	Filter nightly.Filter
+	// Drill: DRILL_PER_RUN, DRILL_MAX_AGE_DAYS (the drill package's
+	// defaults when unset).
+	Drill DrillConfig
 
 	// The night's report, retention and heartbeat (report, discover).
 
@@ -146,6 +160,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.ArchivePrefix == "" {
 		c.ArchivePrefix = archive.DefaultPrefix
 	}
+	r, err := archive.ParseRetention(getenv("ARCHIVE_LOCK_MODE"), getenv("ARCHIVE_LOCK_DAYS"))
+	if err != nil {
+		return c, fmt.Errorf("ARCHIVE_LOCK_MODE, ARCHIVE_LOCK_DAYS: %w", err)
+	}
+	c.ArchiveRetention = r
 	if v := getenv("SECRET_CACHE_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
@@ -204,7 +223,21 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Limits.RPO = time.Duration(h) * time.Hour
 	}
-	var err error
+	c.Drill = DrillConfig{PerRun: drill.DefaultPerRun, MaxAge: drill.DefaultMaxAge}
+	if s := getenv("DRILL_PER_RUN"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > drill.MaxDataSources {
+			return c, fmt.Errorf("DRILL_PER_RUN %q: want a whole number from 1 to %d", s, drill.MaxDataSources)
+		}
+		c.Drill.PerRun = n
+	}
+	if s := getenv("DRILL_MAX_AGE_DAYS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("DRILL_MAX_AGE_DAYS %q: want whole days, at least 1", s)
+		}
+		c.Drill.MaxAge = time.Duration(n) * 24 * time.Hour
+	}
 	if c.Limits, err = c.Limits.WithDefaults(); err != nil {
 		return c, err
 	}
@@ -262,7 +295,10 @@ func (e *Env) archive() (*archive.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := archive.New(client, archive.Config{Bucket: e.Config.ArchiveBucket, Prefix: e.Config.ArchivePrefix, KMSKeyID: e.Config.ArchiveKMSKeyID})
+	a, err := archive.New(client, archive.Config{
+		Bucket: e.Config.ArchiveBucket, Prefix: e.Config.ArchivePrefix, KMSKeyID: e.Config.ArchiveKMSKeyID,
+		Retention: e.Config.ArchiveRetention,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -26,6 +27,9 @@ func (s *Service) Delete(ctx context.Context, raw []byte) (any, error) {
 	}
 	if err := validateSecretID(ev.MasterKeySecretID); err != nil {
 		return nil, err
+	}
+	if ev.Scratch && !drill.IsScratch(ev.DataSourceName) {
+		return nil, invalid("scratch: %s is not a restore drill's scratch data source (%s...); nothing was deleted", ev.DataSourceName, drill.ScratchPrefix)
 	}
 	ds := sds.DataSource{AccessID: ev.AccessID, Name: ev.DataSourceName}
 	err := s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) error {

@@ -56,6 +56,9 @@ type DeleteEvent struct {
 	IsStaging         bool   `json:"isStaging,omitempty"`
 	Confirm           string `json:"confirm"` // must equal dataSourceName
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
+	// Scratch: the delete of a restore drill's scratch data source; the
+	// name must carry drill.ScratchPrefix.
+	Scratch bool `json:"scratch,omitempty"`
 	// RetryCount is the state machine's retry number of this step: after a
 	// retry, a data source already gone was deleted by the earlier attempt.
 	RetryCount int `json:"retryCount,omitempty"`

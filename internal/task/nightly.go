@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -159,6 +160,9 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 		if err != nil {
 			return err
 		}
+		// A restore drill's scratch data source is no one's data: it is
+		// neither backed up nor catalogued.
+		list = slices.DeleteFunc(list, func(d sds.DataSourceInfo) bool { return drill.IsScratch(d.Name) })
 		if jobs, err = c.ListJobs(ctx); err != nil {
 			return err
 		}

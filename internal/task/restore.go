@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/sdsops/sdsops/internal/archive"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -33,16 +34,20 @@ const maxManifestsScanned = 1000
 // (the SDS version or the download job) or date (YYYY-MM-DD); without
 // either, the newest archive is taken.
 type RestoreEvent struct {
-	Action            string `json:"action"` // prepare or load
-	ArchiveKey        string `json:"archiveKey,omitempty"`
-	AccessID          string `json:"accessId,omitempty"`
-	DataSourceName    string `json:"dataSourceName,omitempty"`
-	VersionJobID      string `json:"versionJobId,omitempty"`
-	Date              string `json:"date,omitempty"`
-	TargetName        string `json:"targetName,omitempty"` // default: the archived name
-	Staging           bool   `json:"staging,omitempty"`
-	Public            bool   `json:"public,omitempty"`
-	Force             bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
+	Action         string `json:"action"` // prepare or load
+	ArchiveKey     string `json:"archiveKey,omitempty"`
+	AccessID       string `json:"accessId,omitempty"`
+	DataSourceName string `json:"dataSourceName,omitempty"`
+	VersionJobID   string `json:"versionJobId,omitempty"`
+	Date           string `json:"date,omitempty"`
+	TargetName     string `json:"targetName,omitempty"` // default: the archived name
+	Staging        bool   `json:"staging,omitempty"`
+	Public         bool   `json:"public,omitempty"`
+	Force          bool   `json:"force,omitempty"` // restore an unverified or unrestorable archive
+	// Drill: a restore drill's load, into a scratch data source (its
+	// target must carry drill.ScratchPrefix, which other restores may not
+	// use), never public, never staged.
+	Drill             bool   `json:"drill,omitempty"`
 	MasterKeySecretID string `json:"masterKeySecretId,omitempty"`
 	// Load only: the state machine's retry number and when the state was
 	// entered, so that a retried load adopts the job an earlier attempt
@@ -141,6 +146,14 @@ func (s *Service) resolveTarget(ctx context.Context, ev RestoreEvent) (*ArchiveR
 	}
 	if err := sds.ValidateName(target); err != nil {
 		return nil, "", invalid("field \"targetName\": %v", err)
+	}
+	switch {
+	case ev.Drill && !drill.IsScratch(target):
+		return nil, "", invalid("a drill restores into a scratch data source (a name starting with %s), not %s", drill.ScratchPrefix, target)
+	case ev.Drill && (ev.Public || ev.Staging):
+		return nil, "", invalid("a drill's scratch data source is loaded published and private: public and staging must be false")
+	case !ev.Drill && drill.IsScratch(target):
+		return nil, "", invalid("field \"targetName\": names starting with %s are reserved for restore drills", drill.ScratchPrefix)
 	}
 	if err := loadRequest(ev, target, ref).Check(); err != nil {
 		msg := err.Error()
@@ -241,9 +254,10 @@ func (s *Service) manifest(ctx context.Context, mkey string) (*archive.Manifest,
 }
 
 // find chooses among a data source's archives: the newest one matching the
-// version or date; verified ones first unless force is set. The days are
-// walked newest first and the walk stops at the first day that holds a
-// verified match (any match with force), so the newest archive costs a few
+// version or date; verified and restorable ones first unless force is set,
+// so that the newest archive that would be refused gives way to the newest
+// one that would not. The days are walked newest first and the walk stops
+// at the first day that holds such a match (any match with force), so the newest archive costs a few
 // listings whatever the number of archives; at most maxManifestsScanned
 // manifests are read.
 func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest, string, error) {
@@ -273,14 +287,11 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 			if m.Staging && ev.VersionJobID == "" {
 				continue
 			}
-			better := best == nil ||
-				(m.Verified && !best.Verified && !ev.Force) ||
-				(m.Verified == best.Verified || ev.Force) && m.FinishedAt.After(best.FinishedAt)
-			if better {
+			if better(m, best, ev.Force) {
 				best, bestKey = m, k
 			}
 		}
-		return best != nil && (best.Verified || ev.Force), nil
+		return best != nil && (ev.Force || usable(best)), nil
 	}
 	var err error
 	prefix := l.DataSourcePrefix(ev.AccessID, ev.DataSourceName)
@@ -311,6 +322,28 @@ func (s *Service) find(ctx context.Context, ev RestoreEvent) (*archive.Manifest,
 		return nil, "", &Error{Type: InvalidInput, Message: fmt.Sprintf("no archive of %s/%s for %s under s3://%s/%s%s", ev.AccessID, ev.DataSourceName, what, s.cfg.ArchiveBucket, prefix, among)}
 	}
 	return best, bestKey, nil
+}
+
+// usable: an archive a restore takes without force, verified and not
+// known to be unrestorable.
+func usable(m *archive.Manifest) bool {
+	return m.Verified && (m.Restorable == nil || *m.Restorable)
+}
+
+// better says whether m is preferred to best as the archive to restore:
+// without force, a usable archive over one that is not (so that a restore
+// that names no archive falls back to the newest usable one), then the
+// newer; with force, the newer.
+func better(m, best *archive.Manifest, force bool) bool {
+	switch {
+	case best == nil:
+		return true
+	case !force && usable(m) != usable(best):
+		return usable(m)
+	case !force && m.Verified != best.Verified:
+		return m.Verified
+	}
+	return m.FinishedAt.After(best.FinishedAt)
 }
 
 // load streams the archive into a Load Data Source job. The bytes are

@@ -221,8 +221,19 @@ func TestRestoreRefusesUnrestorableArchive(t *testing.T) {
 		t.Errorf("%d SDS jobs started by a refused restore", n-jobs)
 	}
 
+	// Named by data source only, the restore falls back to the newest
+	// archive that is verified and restorable; with force it takes the newest.
+	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee, "targetName": "CoffeeRestored"})
+	if got := plan["archive"].(map[string]any)["key"]; got != good["key"] {
+		t.Errorf("restore by data source chose %v, want the older restorable %v over the newer unrestorable %s", got, good["key"], res.Key)
+	}
+	plan = f.mustInvoke("restore", map[string]any{"action": "prepare", "accessId": accessID, "dataSourceName": coffee, "targetName": "CoffeeRestored", "force": true})
+	if got := plan["archive"].(map[string]any)["key"]; got != res.Key {
+		t.Errorf("forced restore by data source chose %v, want the newest %s", got, res.Key)
+	}
+
 	// With force it goes ahead, and the load refuses the entity.
-	plan := f.mustInvoke("restore", map[string]any{"action": "prepare", "archiveKey": res.Key, "targetName": "CoffeeRestored", "force": true})
+	plan = f.mustInvoke("restore", map[string]any{"action": "prepare", "archiveKey": res.Key, "targetName": "CoffeeRestored", "force": true})
 	if plan["archive"].(map[string]any)["restorable"] != false {
 		t.Errorf("plan %v does not carry restorable: false", plan)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/retention"
 	"github.com/sdsops/sdsops/internal/sds"
 )
@@ -82,6 +83,12 @@ func NewService(cfg Config, d Deps) *Service {
 	}
 	if cfg.JobDeadline <= 0 {
 		cfg.JobDeadline = DefaultJobDeadline
+	}
+	if cfg.Drill.PerRun <= 0 {
+		cfg.Drill.PerRun = drill.DefaultPerRun
+	}
+	if cfg.Drill.MaxAge <= 0 {
+		cfg.Drill.MaxAge = drill.DefaultMaxAge
 	}
 	return &Service{cfg: cfg, dep: d, now: time.Now, log: log}
 }

@@ -78,7 +78,18 @@ json.dump({"source": src, "transformed": out}, sys.stdout, default=str)
 type Template struct {
 	Globals    map[string]any            `json:"Globals"`
 	Parameters map[string]map[string]any `json:"Parameters"`
+	Rules      map[string]Rule           `json:"Rules"`
 	Resources  map[string]Resource       `json:"Resources"`
+}
+
+// Rule is one of a Template's Rules: CloudFormation refuses the
+// parameters when its RuleCondition holds and an assertion does not.
+type Rule struct {
+	RuleCondition any `json:"RuleCondition"`
+	Assertions    []struct {
+		Assert            any    `json:"Assert"`
+		AssertDescription string `json:"AssertDescription"`
+	} `json:"Assertions"`
 }
 
 // Resource is one resource of a Template.

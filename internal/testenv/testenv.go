@@ -117,6 +117,20 @@ func Bucket(tb testing.TB, api *s3.Client) string {
 	return name
 }
 
+// LockedBucket creates a bucket of tb's own with S3 Object Lock enabled
+// (and so versioning, which Object Lock requires) and returns its name.
+// Objects stored there with a retention cannot be removed by the tests:
+// each test gets a new bucket.
+func LockedBucket(tb testing.TB, api *s3.Client) string {
+	tb.Helper()
+	name := Name(tb, "l")
+	in := &s3.CreateBucketInput{Bucket: &name, ObjectLockEnabledForBucket: aws.Bool(true)}
+	if _, err := api.CreateBucket(context.Background(), in); err != nil {
+		tb.Fatalf("create bucket %s with object lock: %v", name, err)
+	}
+	return name
+}
+
 // Emulator serves an SDS emulator configured by cfg over real HTTP on a
 // loopback port until tb ends.
 func Emulator(tb testing.TB, cfg sdsemu.Config) (*sdsemu.Server, *httptest.Server) {

@@ -72,6 +72,13 @@ func (a *account) source(name string, updated time.Time) sdsemu.DataSource {
 // its own) is the oldest, so night 1 tries it.
 func start(t testing.TB, n, budget, concurrency int) *account {
 	t.Helper()
+	return startWith(t, n, budget, concurrency, nil)
+}
+
+// startWith is start with changes to the emulator's configuration and the
+// functions' environment.
+func startWith(t testing.TB, n, budget, concurrency int, tweak func(*sdsemu.Config, map[string]string)) *account {
+	t.Helper()
 	a := &account{t: t, budget: budget, cap: concurrency}
 	base := time.Now().Add(-30 * 24 * time.Hour).UTC().Truncate(time.Second)
 	acct := sdsemu.Account{Name: "Night", Keys: []string{"sdsemu-account-key-night"}}
@@ -88,11 +95,14 @@ func start(t testing.TB, n, budget, concurrency int) *account {
 		// The 24 h budget is checked from the emulator's job log (the nights
 		// are compressed into minutes of real time).
 		MaxJobsPerDay: 100000}
-	env, err := localrun.Start(context.Background(), localrun.Options{RepoRoot: "../..", Emulator: cfg, SkipWaits: true,
-		FunctionEnv: map[string]string{
-			"SDS_TIMEOUT": "5s", "JOB_BUDGET": strconv.Itoa(budget), "JOB_CONCURRENCY": strconv.Itoa(concurrency),
-			"KEY_OVERRIDES_SECRET_ID": overrides, "NIGHTLY_EXCLUDE": "*/Ignored*",
-		}})
+	fenv := map[string]string{
+		"SDS_TIMEOUT": "5s", "JOB_BUDGET": strconv.Itoa(budget), "JOB_CONCURRENCY": strconv.Itoa(concurrency),
+		"KEY_OVERRIDES_SECRET_ID": overrides, "NIGHTLY_EXCLUDE": "*/Ignored*",
+	}
+	if tweak != nil {
+		tweak(&cfg, fenv)
+	}
+	env, err := localrun.Start(context.Background(), localrun.Options{RepoRoot: "../..", Emulator: cfg, SkipWaits: true, FunctionEnv: fenv})
 	if err != nil {
 		t.Fatal(err)
 	}

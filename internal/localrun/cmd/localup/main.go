@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/localaws"
 	"github.com/sdsops/sdsops/internal/localrun"
@@ -35,11 +36,18 @@ func main() {
 	jobTime := flag.Duration("job-duration", 3*time.Second, "how long the emulated SDS jobs run")
 	verbose := flag.Bool("v", false, "show moto's and the functions' output")
 	out := flag.String("out", localrun.DefaultSaveDir, "folder kept a copy of the archive bucket (archives, GeoJSON, schema documents) while up")
+	lockMode := flag.String("lock-mode", "", "GOVERNANCE or COMPLIANCE: an archive bucket with S3 Object Lock, the functions locking what they archive (as ArchiveObjectLockMode)")
+	lockDays := flag.String("lock-days", "1", "with -lock-mode: days each archived object version is locked (as ArchiveObjectLockDays)")
 	flag.Parse()
+	retention, err := archive.ParseRetention(*lockMode, *lockDays)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "up:", err)
+		os.Exit(2)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out); err != nil {
+	if err := up(ctx, os.Stdout, *scale, *jobTime, *verbose, *out, retention); err != nil {
 		if errors.Is(err, localaws.ErrMotoUnavailable) {
 			fmt.Fprintln(os.Stderr, "make up needs moto_server:", localaws.InstallHint)
 		}
@@ -48,7 +56,7 @@ func main() {
 	}
 }
 
-func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string) error {
+func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration, verbose bool, saveDir string, retention archive.Retention) error {
 	var logw io.Writer
 	if verbose {
 		logw = os.Stderr
@@ -57,7 +65,7 @@ func up(ctx context.Context, out io.Writer, scale float64, jobTime time.Duration
 	cfg.DownloadJobDuration = jobTime
 	cfg.JobDuration = jobTime
 	fmt.Fprintln(os.Stderr, "building the functions and starting the SDS emulator, moto and the Lambda endpoint ...")
-	env, err := localrun.Start(ctx, localrun.Options{Emulator: cfg, WaitScale: scale, Log: logw})
+	env, err := localrun.Start(ctx, localrun.Options{Emulator: cfg, WaitScale: scale, Log: logw, Retention: retention})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // interrupted while starting
