@@ -147,6 +147,9 @@ func TestRetentionDeletesExactlyWhatThePolicyAllows(t *testing.T) {
 			}
 			var got nightly.RetentionReport
 			roundTrip(t, out, &got)
+			if b, err := json.Marshal(got); err == nil {
+				t.Logf("the report's retention: %s", b)
+			}
 			if len(got.Errors) > 0 || got.Enabled != tc.policy.Enabled() {
 				t.Fatalf("retention: %+v", got)
 			}
