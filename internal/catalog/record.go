@@ -90,6 +90,9 @@ type Record struct {
 	DeletedAt time.Time `json:"deletedAt,omitzero"`
 	// LastDrill is the data source's last restore drill, if any.
 	LastDrill *Drill `json:"lastDrill,omitempty"`
+	// LastNight is what the last nightly run that saw the data source did
+	// with it, as its report says.
+	LastNight *Night `json:"lastNight,omitempty"`
 	// Updated and Revision are set by the store on every write; Revision
 	// grows by one per write.
 	Updated  time.Time `json:"updated"`
@@ -106,6 +109,15 @@ type Job struct {
 	Created time.Time `json:"created"`
 	// Done: the job reached Completed or Aborted, or was given up on.
 	Done bool `json:"done,omitempty"`
+}
+
+// Night is a data source's line of a nightly run's report.
+type Night struct {
+	Report string    `json:"report"` // the report's key
+	At     time.Time `json:"at"`     // the run's start
+	Status string    `json:"status"` // the report's status: Archived, UpToDate, Failed, CarriedOver, ...
+	Error  string    `json:"error,omitempty"`
+	Reason string    `json:"reason,omitempty"`
 }
 
 // Outcomes of a restore drill (Drill.Outcome).
@@ -276,8 +288,10 @@ type IndexEntry struct {
 	LastSeen        time.Time `json:"lastSeen,omitzero"`
 	DeletedAt       time.Time `json:"deletedAt,omitzero"`
 	LastDrill       *Drill    `json:"lastDrill,omitempty"`
-	Updated         time.Time `json:"updated"`
-	Revision        int64     `json:"revision"`
+	// LastNight is the status of the data source in the last night's report.
+	LastNight string    `json:"lastNight,omitempty"`
+	Updated   time.Time `json:"updated"`
+	Revision  int64     `json:"revision"`
 }
 
 // Index lists every record, sorted by access id and name.
@@ -291,12 +305,16 @@ type Index struct {
 }
 
 func entryOf(r Record) IndexEntry {
-	return IndexEntry{
+	e := IndexEntry{
 		AccessID: r.AccessID, Name: r.Name,
 		VerifiedVersion: r.VerifiedVersion, VerifiedAt: r.VerifiedAt, PendingSince: r.PendingSince,
 		Visibility: r.Visibility, NeedsKey: r.NeedsKey, HasError: r.LastError != "",
 		LastSeen: r.LastSeen, DeletedAt: r.DeletedAt, LastDrill: r.LastDrill, Updated: r.Updated, Revision: r.Revision,
 	}
+	if r.LastNight != nil {
+		e.LastNight = r.LastNight.Status
+	}
+	return e
 }
 
 // merge puts the entries of recs into x, keeping whichever revision of a

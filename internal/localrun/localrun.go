@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/smithy-go"
 
 	"github.com/sdsops/sdsops/internal/archive"
@@ -135,14 +136,18 @@ type Options struct {
 
 // Env is a running local deployment.
 type Env struct {
-	Emulator      *sdsemu.Server
-	EmulatorURL   string
-	Stack         *localaws.Stack
-	SFN           *sfn.Client
-	S3            *s3.Client
-	Secrets       *secretsmanager.Client
-	Bucket        string
-	SecretID      string
+	Emulator    *sdsemu.Server
+	EmulatorURL string
+	Stack       *localaws.Stack
+	SFN         *sfn.Client
+	S3          *s3.Client
+	Secrets     *secretsmanager.Client
+	Bucket      string
+	SecretID    string
+	// AlarmTopic is the SNS topic of the night's summary, as the
+	// template's AlarmTopic.
+	AlarmTopic    string
+	AWS           aws.Config
 	StateMachines map[string]string // name (of statemachine/<name>.asl.json) → ARN
 	Functions     []string          // the functions' names (directories under functions/)
 
@@ -212,6 +217,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.AWS = cfg
 	e.SFN = sfn.NewFromConfig(cfg)
 	e.S3 = localaws.NewS3Client(cfg)
 	e.Secrets = secretsmanager.NewFromConfig(cfg)
@@ -231,11 +237,25 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, fmt.Errorf("creating the master key secret: %w", err)
 	}
 
+	topic, err := sns.NewFromConfig(cfg).CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(machinePrefix + "alarms")})
+	if err != nil {
+		return nil, fmt.Errorf("creating the alarm topic: %w", err)
+	}
+	e.AlarmTopic = aws.ToString(topic.TopicArn)
+	// Every ARN is known before any state machine exists, so that one
+	// definition can name another (a nested execution) in any order.
+	arns := map[string]string{}
+	for name := range files {
+		arns[name] = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", e.Stack.Moto.Region(), localaws.DefaultAccountID, machinePrefix+name)
+	}
 	fnEnv := map[string]string{
 		"SDS_BASE_URL":         e.EmulatorURL,
 		"MASTER_KEY_SECRET_ID": e.SecretID,
 		"ARCHIVE_BUCKET":       e.Bucket,
 		"S3_USE_PATH_STYLE":    "true",
+		// As the template sets them for report.
+		"SUMMARY_TOPIC_ARN":              e.AlarmTopic,
+		"RETENTION_GUARD_STATE_MACHINES": arns["restore"],
 	}
 	if r := opts.Retention; r.On() {
 		fnEnv["ARCHIVE_LOCK_MODE"], fnEnv["ARCHIVE_LOCK_DAYS"] = string(r.Mode), strconv.Itoa(r.Days)
@@ -248,12 +268,6 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		if err := e.SetFunctionTimeout(fn, 5*time.Minute); err != nil {
 			return nil, err
 		}
-	}
-	// Every ARN is known before any state machine exists, so that one
-	// definition can name another (a nested execution) in any order.
-	arns := map[string]string{}
-	for name := range files {
-		arns[name] = fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:%s", e.Stack.Moto.Region(), localaws.DefaultAccountID, machinePrefix+name)
 	}
 	resolve := resolver(e.Functions, e.Stack.Lambda.FunctionARN, arns)
 	for name, file := range files {

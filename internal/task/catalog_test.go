@@ -108,9 +108,16 @@ func TestDamagedRecordDoesNotStopTheNight(t *testing.T) {
 	if planned == nil || len(res.Items) < 2 {
 		t.Fatalf("scheduled %+v: want %s (as new) among the others", res.Items, coffee)
 	}
-	var emf map[string]any
-	if err := json.Unmarshal(bytes.TrimSpace(metrics.Bytes()), &emf); err != nil || emf[nightly.MetricDamagedRecords] != float64(1) {
-		t.Errorf("metrics line %s: want %s = 1", metrics.String(), nightly.MetricDamagedRecords)
+	// The plan's metrics line (the heartbeat's is another).
+	found := false
+	for _, line := range bytes.Split(bytes.TrimSpace(metrics.Bytes()), []byte("\n")) {
+		var emf map[string]any
+		if json.Unmarshal(line, &emf) == nil && emf[nightly.MetricDamagedRecords] == float64(1) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("metrics lines %s: want %s = 1", metrics.String(), nightly.MetricDamagedRecords)
 	}
 	if body, _ := f.getObject(store.RecordKey(id)); body != garbage {
 		t.Errorf("discover changed the damaged record: %q", body)
@@ -259,5 +266,15 @@ func TestDiscoverDryRunRecordsNothing(t *testing.T) {
 	}
 	if recs, _, _ := store.List(ctx); len(recs) == 0 {
 		t.Error("the real run recorded nothing")
+	}
+	// The real run put the heartbeat; a run that fails at once still does.
+	if n := strings.Count(metrics.String(), `"NightlyHeartbeat":1`); n != 1 {
+		t.Errorf("the real run printed %d heartbeats, want 1:\n%s", n, metrics.String())
+	}
+	if _, err := svc.Discover(ctx, []byte(`{"include":["[bad"]}`)); err == nil {
+		t.Fatal("a malformed pattern was accepted")
+	}
+	if n := strings.Count(metrics.String(), `"NightlyHeartbeat":1`); n != 2 {
+		t.Errorf("a run that failed in discovery printed no heartbeat:\n%s", metrics.String())
 	}
 }

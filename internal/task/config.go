@@ -17,12 +17,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/conversion"
 	"github.com/sdsops/sdsops/internal/drill"
 	"github.com/sdsops/sdsops/internal/masterkey"
 	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/retention"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -87,6 +90,24 @@ type Config struct {
 	// Drill: DRILL_PER_RUN, DRILL_MAX_AGE_DAYS (the drill package's
 	// defaults when unset).
 	Drill DrillConfig
+
+	// The night's report, retention and heartbeat (report, discover).
+
+	// Retention: RETENTION_KEEP_VERSIONS (0: keep everything) and
+	// RETENTION_KEEP_DAYS.
+	Retention retention.Policy
+	// GuardStateMachines (RETENTION_GUARD_STATE_MACHINES, comma-separated
+	// ARNs): while one of their executions runs for a data source (a
+	// restore, a drill), retention deletes nothing of it.
+	GuardStateMachines []string
+	// SummaryTopicARN receives the night's summary (SUMMARY_TOPIC_ARN;
+	// none when empty); SummaryOnSuccess also after a night without
+	// failure (SUMMARY_ON_SUCCESS, default true).
+	SummaryTopicARN  string
+	SummaryOnSuccess bool
+	// StackName is the heartbeat metric's Stack dimension (STACK_NAME;
+	// nightly.DefaultStackName when empty).
+	StackName string
 }
 
 // ConfigFromEnv reads Config, applying defaults.
@@ -106,7 +127,33 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		KeyOverridesSecretID: strings.TrimSpace(getenv("KEY_OVERRIDES_SECRET_ID")),
 		CatalogPrefix:        strings.TrimSpace(getenv("CATALOG_PREFIX")),
 		Filter:               nightly.Filter{Include: splitList(getenv("NIGHTLY_INCLUDE")), Exclude: splitList(getenv("NIGHTLY_EXCLUDE"))},
+
+		GuardStateMachines: splitList(getenv("RETENTION_GUARD_STATE_MACHINES")),
+		SummaryTopicARN:    strings.TrimSpace(getenv("SUMMARY_TOPIC_ARN")),
+		SummaryOnSuccess:   true,
+		StackName:          strings.TrimSpace(getenv("STACK_NAME")),
 	}
+	if v := strings.TrimSpace(getenv("SUMMARY_ON_SUCCESS")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return c, fmt.Errorf("SUMMARY_ON_SUCCESS %q: want true or false", v)
+		}
+		c.SummaryOnSuccess = b
+	}
+	var keepDays int
+	for _, v := range []struct {
+		name string
+		dst  *int
+	}{{"RETENTION_KEEP_VERSIONS", &c.Retention.KeepVersions}, {"RETENTION_KEEP_DAYS", &keepDays}} {
+		if s := strings.TrimSpace(getenv(v.name)); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 || n > 36500 {
+				return c, fmt.Errorf("%s %q: want a whole number from 0 to 36500", v.name, s)
+			}
+			*v.dst = n
+		}
+	}
+	c.Retention.KeepFor = time.Duration(keepDays) * 24 * time.Hour
 	if c.SDSBaseURL == "" {
 		c.SDSBaseURL = sds.DefaultBaseURL
 	}
@@ -298,6 +345,18 @@ var (
 		d.Catalog = catalog.New(client, e.Config.ArchiveBucket, e.Config.CatalogPrefix)
 		d.Secrets = secretsmanager.NewFromConfig(e.AWS)
 		d.Metrics = os.Stdout
+		return nil
+	}
+	// NeedRetention: the archive bucket's objects to delete, and Step
+	// Functions to see which data sources restores and drills are using.
+	NeedRetention Need = func(e *Env, d *Deps) (err error) {
+		d.Sweep, err = e.bucket()
+		d.Executions = sfn.NewFromConfig(e.AWS)
+		return err
+	}
+	// NeedNotifier: SNS, for the night's summary.
+	NeedNotifier Need = func(e *Env, d *Deps) error {
+		d.Notifier = sns.NewFromConfig(e.AWS)
 		return nil
 	}
 )

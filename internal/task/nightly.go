@@ -55,6 +55,8 @@ type DiscoverResult struct {
 	// read: their data sources are planned as new, and the backup's record
 	// step replaces each, keeping the damaged object aside.
 	DamagedRecords []string `json:"damagedRecords"`
+	// Jobs is the SDS job budget as the plan found it (for the report).
+	Jobs nightly.JobUse `json:"jobs"`
 	// Plan is the whole decision, in a dry run only.
 	Plan *PlanView `json:"plan,omitempty"`
 }
@@ -128,10 +130,18 @@ const infoParallel = 8
 // catalog and returns the data sources to back up.
 func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 	var ev discoverEvent
+	var err error
 	if len(strings.TrimSpace(string(raw))) > 0 && strings.TrimSpace(string(raw)) != "null" {
-		if err := decodeStrict(raw, &ev); err != nil {
-			return nil, err
-		}
+		err = decodeStrict(raw, &ev)
+	}
+	// The heartbeat before anything can fail: it says a run started,
+	// whatever happens next (a failure raises NightlyFailedAlarm). A dry
+	// run is no run.
+	if !ev.DryRun {
+		s.heartbeat(s.now().UTC())
+	}
+	if err != nil {
+		return nil, err
 	}
 	filter := s.cfg.Filter
 	filter.Include = append(append([]string(nil), filter.Include...), ev.Include...)
@@ -184,7 +194,8 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 		}
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
-		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{}}
+		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{},
+		Jobs: nightly.JobUse{Budget: plan.Limits.Budget, InWindowAtStart: plan.JobsInWindow, ConcurrencyCap: plan.Limits.Concurrency, InProcessAtStart: plan.InProcess}}
 	for _, d := range damaged {
 		res.DamagedRecords = append(res.DamagedRecords, d.Key)
 		s.log.WarnContext(ctx, "damaged catalog record: its data source is backed up as if new", slog.String("key", d.Key), slog.String("error", d.Problem))

@@ -14,6 +14,7 @@ import (
 	"github.com/sdsops/sdsops/internal/archive"
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/drill"
+	"github.com/sdsops/sdsops/internal/retention"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -43,9 +44,14 @@ type Deps struct {
 	Converter Converter      // Convert
 	Catalog   *catalog.Store // Discover, Record, Inventory
 	Secrets   SecretReader   // Discover: the key overrides secret
-	Metrics   io.Writer      // Discover: its metrics line (EMF); discarded when nil
-	Log       *slog.Logger   // discarded when nil
-	SDS       []sds.Option   // options of every SDS client
+	Metrics   io.Writer      // Discover: its metrics lines (EMF), the heartbeat's among them; discarded when nil
+	// Retention: the archive objects it lists, reads and deletes, and the
+	// guard state machines' executions.
+	Sweep      retention.S3
+	Executions Executions
+	Notifier   Notifier     // Report: the night's summary
+	Log        *slog.Logger // discarded when nil
+	SDS        []sds.Option // options of every SDS client
 }
 
 // Service holds what the operations share: configuration and their

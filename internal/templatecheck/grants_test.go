@@ -219,3 +219,51 @@ func TestConvertWritesOnlyItsOutputs(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyReportDeletesArchives: retention (the report function) may
+// delete an archive's objects, write the night's reports and the
+// catalog's lastNight, and delete nothing else of the bucket: not the
+// catalog, not a report. No other
+// function may delete an archive (copytos3 replaces a stale manifest, and
+// convert removes the outputs of a failed conversion: their own tests).
+func TestOnlyReportDeletesArchives(t *testing.T) {
+	_, tp := load(t)
+	report := functionStatements(t, tp, "ReportFunction")
+	base := testArchivePrefix + "20181f26d9e94c81acdf9496133d4f23/Stores-2019/2026/11/29/8ccf2a5b428d423c92759150dcddc338"
+	for _, bucket := range []string{testBucket, testExistingBucket} {
+		arn := func(key string) string { return "arn:" + testPartition + ":s3:::" + bucket + "/" + key }
+		for _, c := range []struct {
+			action, key string
+			want        bool
+		}{
+			{"s3:DeleteObject", base + ".xml", true},
+			{"s3:DeleteObject", base + ".xml.manifest.json", true},
+			{"s3:DeleteObject", base + ".geojson", true},
+			{"s3:DeleteObject", base + ".parquet", true},
+			{"s3:GetObjectRetention", base + ".xml", true},
+			{"s3:GetObjectLegalHold", base + ".xml", true},
+			{"s3:PutObject", "reports/nightly/2026-12-06/night.json", true},
+			{"s3:PutObject", "reports/nightly/latest.json", true},
+			{"s3:DeleteObject", "catalog/v1/index.json", false},
+			{"s3:DeleteObject", "reports/nightly/latest.json", false},
+			{"s3:PutObject", "catalog/v1/sources/a1/places.json", true},
+			{"s3:PutObject", base + ".xml", false},
+			{"s3:PutObject", base + ".xml.manifest.json", false},
+			{"s3:DeleteObjectVersion", base + ".xml", false},
+			{"s3:PutObjectRetention", base + ".xml", false},
+			{"s3:BypassGovernanceRetention", base + ".xml", false},
+		} {
+			if got := allowed(t, report, c.action, arn(c.key)); got != c.want {
+				t.Errorf("report may %s s3://%s/%s: %v, want %v", c.action, bucket, c.key, got, c.want)
+			}
+		}
+		for id := range tp.ofType("AWS::Lambda::Function") {
+			if id == "ReportFunction" {
+				continue
+			}
+			if allowed(t, functionStatements(t, tp, id), "s3:DeleteObject", arn(base+".xml")) {
+				t.Errorf("%s may delete s3://%s/%s.xml: only retention deletes archives", id, bucket, base)
+			}
+		}
+	}
+}

@@ -4,9 +4,11 @@
 package accounttest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,11 +16,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	sfntypes "github.com/aws/aws-sdk-go-v2/service/sfn/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/localrun"
+	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 	"github.com/sdsops/sdsops/internal/testenv"
 )
@@ -43,6 +50,8 @@ type account struct {
 	names    []string
 	budget   int
 	cap      int
+	queue    string // an SQS queue subscribed to the alarm topic
+	sqs      *sqs.Client
 }
 
 func (a *account) version(updated time.Time) sdsemu.Version {
@@ -106,7 +115,89 @@ func startWith(t testing.TB, n, budget, concurrency int, tweak func(*sdsemu.Conf
 			t.Fatal(err)
 		}
 	}
+	// The alarm topic's mail, as a queue: SNS delivers each summary to it.
+	a.sqs = sqs.NewFromConfig(env.AWS)
+	q, err := a.sqs.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("alarm-mail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.queue = aws.ToString(q.QueueUrl)
+	qa, err := a.sqs.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sns.NewFromConfig(env.AWS).Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(env.AlarmTopic), Protocol: aws.String("sqs"),
+		Endpoint: aws.String(qa.Attributes[string(sqstypes.QueueAttributeNameQueueArn)])}); err != nil {
+		t.Fatal(err)
+	}
 	return a
+}
+
+// summary is one message the alarm topic delivered.
+type summary struct {
+	Subject           string
+	Message           string
+	MessageAttributes map[string]struct{ Value string }
+}
+
+// summaries drains the queue subscribed to the alarm topic.
+func (a *account) summaries() []summary {
+	a.t.Helper()
+	var out []summary
+	for {
+		got, err := a.sqs.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &a.queue, MaxNumberOfMessages: 10})
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if len(got.Messages) == 0 {
+			return out
+		}
+		for _, m := range got.Messages {
+			var s summary
+			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &s); err != nil {
+				a.t.Fatalf("summary %q: %v", aws.ToString(m.Body), err)
+			}
+			out = append(out, s)
+			if _, err := a.sqs.DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &a.queue, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				a.t.Fatal(err)
+			}
+		}
+	}
+}
+
+// report reads the night's report the run's output names, and checks
+// that latest.json is the same report.
+func (a *account) report(x *localrun.Execution) (nightly.Report, []byte) {
+	a.t.Helper()
+	ctx := context.Background()
+	out, err := a.env.Describe(ctx, x.ARN)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	key := nightly.ReportKey("", aws.ToTime(out.StartDate), aws.ToString(out.Name))
+	body := a.object(key)
+	if latest := a.object(nightly.LatestReportKey("")); !bytes.Equal(latest, body) {
+		a.t.Errorf("%s: latest.json is not the night's report", aws.ToString(out.Name))
+	}
+	var rep nightly.Report
+	if err := json.Unmarshal(body, &rep); err != nil {
+		a.t.Fatalf("report %s: %v", key, err)
+	}
+	return rep, body
+}
+
+func (a *account) object(key string) []byte {
+	a.t.Helper()
+	o, err := a.env.S3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &a.env.Bucket, Key: &key})
+	if err != nil {
+		a.t.Fatalf("%s: %v", key, err)
+	}
+	defer o.Body.Close()
+	b, err := io.ReadAll(o.Body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	return b
 }
 
 // change publishes a new version of each named data source and creates
@@ -173,20 +264,35 @@ type night struct {
 	transitions int // state entries in the run and its nested executions
 	largest     int // events of the largest history among them
 	children    int
+	report      nightly.Report
+	reportJSON  []byte
+	summaries   []summary // what the alarm topic delivered
 }
 
 func (a *account) run(name string) night {
+	return a.runWith(name, map[string]any{}, sfntypes.ExecutionStatusSucceeded)
+}
+
+// runWith runs a night with input and expects it to end with status.
+func (a *account) runWith(name string, input map[string]any, status sfntypes.ExecutionStatus) night {
 	a.t.Helper()
 	before := len(a.downloads())
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	x, err := a.env.Run(ctx, "nightly", name, map[string]any{})
+	x, err := a.env.Run(ctx, "nightly", name, input)
 	if err != nil {
 		a.t.Fatal(err)
 	}
 	n := night{x: x, status: map[string]string{}, jobs: a.downloads()[before:], largest: len(x.History)}
-	if x.Status != sfntypes.ExecutionStatusSucceeded {
+	if x.Status != status {
 		a.t.Fatalf("%s: %s %s: %s", name, x.Status, x.Error, x.Cause)
+	}
+	n.report, n.reportJSON = a.report(x)
+	n.summaries = a.summaries()
+	// Every run puts a heartbeat, whatever it does next.
+	if a.heartbeats(started) == 0 {
+		a.t.Errorf("%s: no heartbeat", name)
 	}
 	if v, ok := x.Output["seen"].(float64); ok {
 		n.seen = int(v)
@@ -380,6 +486,14 @@ func TestNightsWithinBudget(t *testing.T) {
 			t.Errorf("night %d: the excluded data source was backed up", i+1)
 		}
 		a.checkCatalog(n)
+		a.checkReport(n, nightly.OutcomeSucceeded)
+		if n.report.Counts.Archived != archived || n.report.Counts.UpToDate != n.upToDate {
+			t.Errorf("night %d: the report counts %d archived, %d up to date; the run %d, %d", i+1, n.report.Counts.Archived, n.report.Counts.UpToDate, archived, n.upToDate)
+		}
+		if i == 1 {
+			t.Logf("night 2's report:\n%s", n.reportJSON)
+			t.Logf("night 2's summary: %s\n%s", n.summaries[0].Subject, n.summaries[0].Message)
+		}
 	}
 	// A visibility change and a delete reach the catalog.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -419,12 +533,139 @@ func TestNightsWithinBudget(t *testing.T) {
 			t.Errorf("inventory: %s is %q, want %q", name, states[name], want)
 		}
 	}
+	// A backup fails (its job aborted, the message echoing the key): the
+	// run fails, the report and the summary name the data source and why.
+	a.ageCatalog(nightGap)
+	a.change([]string{"Src007"}, nil)
+	if err := a.env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpCreateDownload, Path: "Src007", Kind: sdsemu.FaultAbort,
+		Message: "export failed, see https://example.invalid/x?key=" + localrun.DefaultMasterKey}); err != nil {
+		t.Fatal(err)
+	}
+	n := a.runWith(fmt.Sprintf("night-fail-%d", time.Now().UnixNano()), map[string]any{}, sfntypes.ExecutionStatusFailed)
+	a.checkReport(n, nightly.OutcomeFailed)
+	if e := n.report.DataSources[0]; e.DataSourceName != "Src007" || e.Status != "Failed" || e.Error != "JobAborted" || !strings.Contains(e.Reason, "export failed") {
+		t.Errorf("failed night: the report's first data source is %+v, want Src007 failed with JobAborted and its message", e)
+	}
+	if sm := n.summaries[0]; !strings.Contains(sm.Subject, "FAILED") || !strings.Contains(sm.Message, "Src007 JobAborted") {
+		t.Errorf("failed night: summary %q does not name the failure:\n%s", sm.Subject, sm.Message)
+	}
+	t.Logf("failed night's summary: %s\n%s", n.summaries[0].Subject, n.summaries[0].Message)
+	// Discovery fails (a malformed pattern in the run's input): the report
+	// and the summary say so, and the run fails with discover's error.
+	n = a.runWith(fmt.Sprintf("night-nodiscover-%d", time.Now().UnixNano()), map[string]any{"include": []string{"[bad"}}, sfntypes.ExecutionStatusFailed)
+	if n.x.Error != "InvalidInput" || n.report.RunError == nil || n.report.RunError.Error != "InvalidInput" || n.report.Outcome != nightly.OutcomeFailed ||
+		len(n.summaries) != 1 || n.summaries[0].MessageAttributes["outcome"].Value != nightly.OutcomeFailed {
+		t.Errorf("discovery failed: run %s %s, report %+v, summaries %+v", n.x.Error, n.x.Cause, n.report.RunError, n.summaries)
+	}
+
 	arch := a.inventory(`{"accessId":"` + accessID + `","dataSourceName":"Src001"}`)
 	if got, _ := arch["archives"].([]any); len(got) != 2 {
 		t.Errorf("inventory of Src001: %d archives, want 2 (both versions): %v", len(got), arch)
 	} else if first := got[0].(map[string]any); !strings.Contains(fmt.Sprint(first["versionJobId"]), fmt.Sprint(mustPublished(t, a, "Src001"))) {
 		t.Errorf("inventory of Src001: newest archive is of %v, want the published %s", first["versionJobId"], mustPublished(t, a, "Src001"))
 	}
+}
+
+// checkReport: the night's report agrees with what the run did, lists
+// every data source seen once (with a reason wherever one was not simply
+// archived or up to date), holds no key, and exactly one summary was
+// published, saying the same.
+func (a *account) checkReport(n night, outcome string) {
+	a.t.Helper()
+	r, name := n.report, n.x.ARN
+	if r.Outcome != outcome || r.Schema != nightly.ReportSchema || !strings.HasSuffix(name, ":"+r.Execution) {
+		a.t.Errorf("%s: report outcome %q schema %d execution %q, want %q", name, r.Outcome, r.Schema, r.Execution, outcome)
+	}
+	if n.x.Status != sfntypes.ExecutionStatusSucceeded {
+		n.seen = r.Counts.Seen // a failed run has no output to compare with
+	}
+	if r.Counts.Seen != n.seen || r.Jobs.StartedTonight != len(n.jobs) || r.Jobs.Budget != a.budget || r.Jobs.ConcurrencyCap != a.cap {
+		a.t.Errorf("%s: report counts seen %d, jobs %+v; the run saw %d, started %d jobs (budget %d, cap %d)", name, r.Counts.Seen, r.Jobs, n.seen, len(n.jobs), a.budget, a.cap)
+	}
+	listed := map[string]nightly.Entry{}
+	for _, e := range r.DataSources {
+		if _, dup := listed[e.DataSourceName]; dup {
+			a.t.Errorf("%s: %s listed twice", name, e.DataSourceName)
+		}
+		listed[e.DataSourceName] = e
+		switch e.Status {
+		case "Archived", nightly.ReportUpToDate:
+		default:
+			if e.Reason == "" {
+				a.t.Errorf("%s: %s is %s without a reason", name, e.DataSourceName, e.Status)
+			}
+		}
+	}
+	// Each data source's record says what the night did with it.
+	recs, _, err := a.store.List(context.Background())
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	for _, rec := range recs {
+		e, ok := listed[rec.Name]
+		if !ok {
+			continue
+		}
+		if ln := rec.LastNight; ln == nil || ln.Status != e.Status || ln.Report != nightly.ReportKey("", r.StartedAt, r.Execution) || ln.Reason != e.Reason {
+			a.t.Errorf("%s: %s's lastNight %+v, the report says %+v", name, rec.Name, ln, e)
+		}
+	}
+	if len(listed) != n.seen {
+		a.t.Errorf("%s: the report lists %d data sources, the run saw %d", name, len(listed), n.seen)
+	}
+	for ds, st := range n.status {
+		if listed[ds].Status != st {
+			a.t.Errorf("%s: the report says %s is %q, the run %q", name, ds, listed[ds].Status, st)
+		}
+	}
+	if want := n.carriedOver + count(n.status, "Throttled") + count(n.status, "Skipped"); r.Counts.CarriedOver != want {
+		a.t.Errorf("%s: report carries over %d, want %d", name, r.Counts.CarriedOver, want)
+	}
+	if len(n.summaries) != 1 {
+		a.t.Fatalf("%s: %d summaries published, want 1", name, len(n.summaries))
+	}
+	sm := n.summaries[0]
+	key := nightly.ReportKey("", r.StartedAt, r.Execution)
+	if sm.MessageAttributes["outcome"].Value != outcome || !strings.Contains(sm.Message, key) || !strings.Contains(sm.Subject, r.StartedAt.Format(time.DateOnly)) {
+		a.t.Errorf("%s: summary %q (outcome %q) does not say %s or name %s:\n%s", name, sm.Subject, sm.MessageAttributes["outcome"].Value, outcome, key, sm.Message)
+	}
+	for _, k := range []string{localrun.DefaultMasterKey, lockedKey} {
+		if bytes.Contains(n.reportJSON, []byte(k)) || strings.Contains(sm.Message, k) {
+			a.t.Errorf("%s: a master key in the report or its summary", name)
+		}
+	}
+}
+
+// heartbeats counts the heartbeats discover printed since: Embedded
+// Metric Format lines that CloudWatch turns into the data points of the
+// metric the heartbeat alarm watches.
+func (a *account) heartbeats(since time.Time) int {
+	n := 0
+	for _, l := range a.env.Stack.Lambda.Logs() {
+		if l.Function != "discover" || l.Stream != "stdout" {
+			continue
+		}
+		var emf struct {
+			AWS struct {
+				Timestamp         int64
+				CloudWatchMetrics []struct {
+					Namespace  string
+					Dimensions [][]string
+				}
+			} `json:"_aws"`
+			Stack     string
+			Heartbeat *float64 `json:"NightlyHeartbeat"`
+		}
+		if json.Unmarshal([]byte(l.Text), &emf) != nil || emf.Heartbeat == nil || len(emf.AWS.CloudWatchMetrics) != 1 {
+			continue
+		}
+		m := emf.AWS.CloudWatchMetrics[0]
+		if m.Namespace == nightly.MetricNamespace && slices.Equal(slices.Concat(m.Dimensions...), []string{nightly.DimensionStack}) &&
+			emf.Stack == nightly.DefaultStackName && *emf.Heartbeat == 1 && !time.UnixMilli(emf.AWS.Timestamp).Before(since.Truncate(time.Millisecond)) {
+			n++
+		}
+	}
+	return n
 }
 
 func mustPublished(t *testing.T, a *account, name string) string {
