@@ -16,6 +16,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/catalog"
 	"github.com/sdsops/sdsops/internal/drill"
+	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
@@ -319,5 +320,91 @@ func TestDrillOptionsGuarded(t *testing.T) {
 	}
 	if _, ok := findDataSource(t, scratchA); !ok {
 		t.Errorf("%s was deleted as a scratch data source", scratchA)
+	}
+}
+
+// TestDrillSkippedWhenSlotTakenBeforeLoad: begin finds a free data source
+// slot, but the account fills up before the drill's load reaches SDS,
+// which refuses it with 403. The drill is skipped with the reason, as
+// when begin finds no slot: no failure, no DrillsFailed = 1.
+func TestDrillSkippedWhenSlotTakenBeforeLoad(t *testing.T) {
+	setTiming(t, sdsemu.Timing{})
+	const name = "FourthCoffeeRoasteries"
+	archived(t, accessID, name)
+	lines := metricLines.count()
+	// The load waits a moment before SDS looks at it: time for the test
+	// to take the last slots once begin has seen one free.
+	if err := env.Emulator.AddFault(sdsemu.Fault{Op: sdsemu.OpLoad, Kind: sdsemu.FaultLatency, Latency: 1200 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	var fillers []string
+	t.Cleanup(func() {
+		for _, f := range fillers {
+			if err := env.Emulator.RemoveDataSource(accessID, f); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	fill := func() {
+		for i := 0; ; i++ {
+			f := fmt.Sprintf("SlotTaker%02d", i)
+			if err := env.Emulator.AddDataSource("Fourth Coffee", sdsemu.DataSource{
+				AccessID: accessID, Name: f, EntityTypeName: "Things", MasterKey: localrun.DefaultMasterKey,
+				QueryKey:  "sdsemu-query-key-fourthcoffeeroasteries",
+				Published: sdsemu.Version{JobID: fmt.Sprintf("%032x", 4242+i), EntityCount: 3, Updated: time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
+			}); err != nil {
+				return // the account is full
+			}
+			fillers = append(fillers, f)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	arn, err := env.StartExecution(ctx, "drill", fmt.Sprintf("drill-slot-taken-%d", time.Now().UnixNano()),
+		map[string]any{"dataSources": []map[string]any{{"accessId": accessID, "dataSourceName": name}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filled := false
+	x, err := env.Wait(ctx, arn, func(ev sfntypes.HistoryEvent) {
+		if d := ev.StateExitedEventDetails; d != nil && aws.ToString(d.Name) == "Begin" && !filled {
+			fill()
+			filled = true
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, x)
+	all, err := sdsClient(t).DataSources(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(all); !filled || n != drill.MaxDataSources {
+		t.Fatalf("the account holds %d data sources after filling it (filled: %v), want %d", n, filled, drill.MaxDataSources)
+	}
+	d := x.Output["drills"].([]any)[0].(map[string]any)
+	reasons := fmt.Sprint(d["reasons"])
+	if d["outcome"] != catalog.DrillSkipped || !strings.Contains(reasons, "no free data source slot") || !strings.Contains(reasons, "DataSourceLimit") || d["jobs"] != 0.0 {
+		t.Fatalf("drill %v: want skipped for want of a data source slot, no job", d)
+	}
+	if got := metricLines.published("DrillsFailed", lines); len(got) != 0 {
+		t.Errorf("DrillsFailed published %v, want nothing for a skipped drill", got)
+	}
+	if got := metricLines.published("DrillsSkipped", lines); len(got) != 1 || got[0] != 1 {
+		t.Errorf("DrillsSkipped published %v, want [1]", got)
+	}
+	// The nested restore failed with the limit, not with a key error.
+	children := nested(t, x)
+	if len(children) != 1 || children[0].Error != "DataSourceLimit" {
+		t.Errorf("nested executions %+v; want one restore failed with DataSourceLimit", children)
+	}
+	if left := scratchLeft(t); len(left) != 0 {
+		t.Errorf("scratch data sources left: %v", left)
+	}
+	rec, err := catalog.New(env.S3, env.Bucket, "").Get(context.Background(), catalog.ID{AccessID: accessID, Name: name})
+	if err != nil || rec.LastDrill == nil || rec.LastDrill.Outcome != catalog.DrillSkipped || len(rec.LastDrill.Reasons) == 0 {
+		t.Errorf("catalog lastDrill %+v (%v)", rec.LastDrill, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -250,12 +251,29 @@ func TestRestoreStagedIntoNewNameThenPublish(t *testing.T) {
 		t.Error("no staged version after a staged restore")
 	}
 
+	// The catalog records the restore under the data source it created,
+	// and leaves the source's record as it was.
+	cat := catalog.New(env.S3, env.Bucket, "")
+	source := catalog.ID{AccessID: accessID, Name: "FourthCoffeeRoasteries"}
+	before, err := cat.Get(context.Background(), source)
+	if err != nil {
+		t.Fatal(err)
+	}
 	x = run(t, "restore", map[string]any{"archiveKey": src["key"], "targetName": "RoasteriesCopy", "confirm": "RoasteriesCopy", "staging": true, "publish": true})
 	mustSucceed(t, x)
 	if x.Output["published"] != true || countEntered(x, "Publish") != 1 {
 		t.Fatalf("output %v", x.Output)
 	}
 	copyID := x.Output["accessId"].(string)
+	if x.Output["dataSourceName"] != "RoasteriesCopy" || copyID == accessID {
+		t.Errorf("output names %v/%v, want the target RoasteriesCopy under a new accessId", copyID, x.Output["dataSourceName"])
+	}
+	if after, err := cat.Get(context.Background(), source); err != nil || !reflect.DeepEqual(after, before) {
+		t.Errorf("the source's catalog record changed:\nbefore %+v\nafter  %+v (%v)", before, after, err)
+	}
+	if rec, err := cat.Get(context.Background(), catalog.ID{AccessID: copyID, Name: "RoasteriesCopy"}); err != nil || !rec.DeletedAt.IsZero() || rec.PendingSince.IsZero() {
+		t.Errorf("catalog record of the target %s/RoasteriesCopy: %+v, %v; want it present, pending an archive", copyID, rec, err)
+	}
 	publishedJobID(t, copyID, "RoasteriesCopy")
 	if orig, ok := findDataSource(t, "FourthCoffeeRoasteries"); !ok || orig.AccessID != accessID {
 		t.Errorf("the original is gone or moved: %v %+v", ok, orig)

@@ -454,6 +454,9 @@ func (c *Client) statusError(op string, resp *http.Response) error {
 			e.Message = r.AuthenticationResultCode
 		}
 	}
+	if isDataSourceLimit(resp.StatusCode, e.Message) {
+		e.Class = ErrDataSourceLimit
+	}
 	if e.Message == "" {
 		e.Message = http.StatusText(resp.StatusCode)
 	}

@@ -59,7 +59,8 @@
 //   - A load (POST of the data) is repeated only when no connection could
 //     be made, before any of its body was read: the body is streamed once.
 //   - Nothing else is repeated: ErrBadRequest, ErrUnauthorized,
-//     ErrNotFound, ErrDecode, ErrInvalidInput, a refused redirect.
+//     ErrDataSourceLimit, ErrNotFound, ErrDecode, ErrInvalidInput, a
+//     refused redirect.
 //
 // Each repeat is logged (WithLogger) at Warn with the operation, attempt,
 // status and wait; never the key.

@@ -12,6 +12,11 @@ var (
 	// ErrUnauthorized: no key, an invalid key, or a key that is not the
 	// data source's master key (HTTP 401).
 	ErrUnauthorized = errors.New("unauthorized")
+	// ErrDataSourceLimit: a load that would create a data source was
+	// refused because the account already has its maximum (25 on
+	// enterprise accounts): HTTP 403 with a message saying so. A 403
+	// without one stays ErrUnauthorized.
+	ErrDataSourceLimit = errors.New("data source limit reached")
 	// ErrNotFound: the data source, job or output does not exist (HTTP 404).
 	ErrNotFound = errors.New("not found")
 	// ErrBadRequest: the service rejected the request (HTTP 400).
@@ -72,6 +77,20 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool { return target == e.Class }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// isDataSourceLimit reports whether a 403 says the account has its
+// maximum of data sources. The load docs give that reason for a 403 ("the
+// maximum of 25 published data sources") but no wording, so a message
+// naming data sources and a maximum or limit counts; any other 403 keeps
+// its wrong-key meaning.
+func isDataSourceLimit(code int, msg string) bool {
+	if code != 403 {
+		return false
+	}
+	m := strings.ToLower(msg)
+	return (strings.Contains(m, "data sources") || strings.Contains(m, "datasources") || strings.Contains(m, "data source limit")) &&
+		(strings.Contains(m, "maximum") || strings.Contains(m, "limit"))
+}
 
 // classForStatus maps an HTTP status to an error class.
 func classForStatus(code int, retryAfter bool) error {

@@ -808,3 +808,38 @@ func readFailedOutput(t *testing.T, c *sds.Client, job *sds.Job) []byte {
 	}
 	return log
 }
+
+// A load refused because the account has its maximum of data sources is
+// ErrDataSourceLimit, not a wrong key; any other 403 keeps meaning one.
+func TestLoadDataSourceLimit(t *testing.T) {
+	data := shopsData(2, "l")
+	load := func(e *env, name string) error {
+		_, err := e.client.Load(context.Background(), sds.LoadRequest{Name: name, Operation: sds.LoadComplete, Body: bytes.NewReader(data), Size: int64(len(data)), Entities: 2})
+		return err
+	}
+	t.Run("account full", func(t *testing.T) {
+		e := newLoadEnv(t, func(c *sdsemu.Config) { c.MaxDataSources = 5 }) // the sample account holds 5
+		err := load(e, "OneTooMany")
+		if !errors.Is(err, sds.ErrDataSourceLimit) || errors.Is(err, sds.ErrUnauthorized) {
+			t.Fatalf("err = %v, want ErrDataSourceLimit only", err)
+		}
+		if strings.Contains(err.Error(), "master key") || !strings.Contains(err.Error(), "maximum of 5 data sources") {
+			t.Errorf("error %q: want the service's reason, no talk of keys", err)
+		}
+		noKeyIn(t, err)
+		// Overwriting an existing data source takes no new slot.
+		if err := load(e, coffee.Name); err != nil {
+			t.Fatalf("overwrite in a full account: %v", err)
+		}
+	})
+	for _, msg := range []string{"", "Access to this resource is forbidden.", "The key may not create data sources."} {
+		t.Run("other 403 "+msg, func(t *testing.T) {
+			e := newLoadEnv(t, func(c *sdsemu.Config) {
+				c.Faults = []sdsemu.Fault{{Op: sdsemu.OpLoad, Kind: sdsemu.FaultStatus, Status: 403, Message: msg}}
+			})
+			if err := load(e, "Forbidden"); !errors.Is(err, sds.ErrUnauthorized) {
+				t.Fatalf("err = %v, want ErrUnauthorized", err)
+			}
+		})
+	}
+}

@@ -69,3 +69,16 @@ func (s *Server) AddDataSource(accountName string, d DataSource) error {
 	acct.dataSources = append(acct.dataSources, &c)
 	return nil
 }
+
+// RemoveDataSource removes a data source at once, as if its delete job had completed, freeing
+// its slot in the account.
+func (s *Server) RemoveDataSource(accessID, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acct, d := s.findDataSourceLocked(accessID, name)
+	if d == nil {
+		return fmt.Errorf("sdsemu: remove data source: %s/%s not found", accessID, name)
+	}
+	acct.remove(d)
+	return nil
+}

@@ -98,3 +98,30 @@ func TestAddDataSource(t *testing.T) {
 		t.Errorf("download of the new data source: HTTP %d", resp.StatusCode)
 	}
 }
+
+func TestRemoveDataSourceFreesItsSlot(t *testing.T) {
+	s := simServer(t)
+	at := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	ds := func(name string) DataSource {
+		return DataSource{AccessID: "a1", Name: name, EntityTypeName: "Things", MasterKey: "sim-master", QueryKey: "sim-query",
+			Published: Version{JobID: "w-" + name, EntityCount: 1, Updated: at}}
+	}
+	if err := s.AddDataSource("Sim", ds("Two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDataSource("Sim", ds("Three")); err == nil {
+		t.Fatal("a third data source beyond the limit of 2 was added")
+	}
+	if err := s.RemoveDataSource("A1", "two"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.DataSource("a1", "Two"); ok {
+		t.Error("removed, still there")
+	}
+	if err := s.AddDataSource("Sim", ds("Three")); err != nil {
+		t.Errorf("the freed slot is not free: %v", err)
+	}
+	if err := s.RemoveDataSource("a1", "Two"); err == nil {
+		t.Error("removing an unknown data source succeeded")
+	}
+}

@@ -242,6 +242,11 @@ func (s *Service) drillFinish(ctx context.Context, it drillItem) (*DrillResult, 
 		if it.Begin != nil {
 			res.Reasons = it.Begin.Reasons
 		}
+	case it.Failure != nil && it.Failure.Error == DataSourceLimit:
+		// The slot begin saw free was taken before the load: no room,
+		// as when begin finds none.
+		res.Outcome = catalog.DrillSkipped
+		res.Reasons = []string{"no free data source slot: SDS refused the load (" + failureText(it.Failure) + ")"}
 	case it.Failure != nil:
 		res.Outcome = catalog.DrillFailed
 		res.Reasons = []string{failureText(it.Failure)}

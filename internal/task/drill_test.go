@@ -189,3 +189,40 @@ func TestDrillBeginWithoutSlot(t *testing.T) {
 		t.Errorf("marks %v", marks)
 	}
 }
+
+// A drill whose load SDS refused for want of a data source slot (taken
+// after begin found one free) is skipped, as when begin finds none: the
+// reason recorded, DrillsSkipped, no DrillsFailed, the mark dropped.
+func TestDrillFinishSlotTakenBeforeLoad(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	var metrics bytes.Buffer
+	svc, store := f.nightlyService(&metrics)
+	ctx := context.Background()
+	id := catalog.ID{AccessID: accessID, Name: coffee}
+	var begin task.DrillBeginResult
+	drillStep(t, svc, map[string]any{"action": "begin", "accessId": accessID, "dataSourceName": coffee}, &begin)
+	if !begin.Start {
+		t.Fatalf("begin %+v", begin)
+	}
+	var res task.DrillResult
+	drillStep(t, svc, map[string]any{"action": "finish", "item": map[string]any{
+		"accessId": accessID, "dataSourceName": coffee, "begin": begin,
+		"failure": map[string]any{"Error": task.DataSourceLimit, "Cause": "sds: load data source: data source limit reached (HTTP 403): The account already has the maximum of 25 data sources."},
+		"scratch": map[string]any{"found": false}}}, &res)
+	if res.Outcome != catalog.DrillSkipped || len(res.Reasons) != 1 || !strings.Contains(res.Reasons[0], "no free data source slot") || !strings.Contains(res.Reasons[0], "maximum of 25") {
+		t.Errorf("finish %+v: want skipped for want of a slot", res)
+	}
+	if v, ok := metricValue(t, &metrics, task.MetricDrillsFailed); ok {
+		t.Errorf("DrillsFailed published (%v) for a skipped drill", v)
+	}
+	if v, _ := metricValue(t, &metrics, task.MetricDrillsSkipped); v != 1 {
+		t.Errorf("DrillsSkipped %v, want 1", v)
+	}
+	rec, err := store.Get(ctx, id)
+	if err != nil || rec.LastDrill == nil || rec.LastDrill.Outcome != catalog.DrillSkipped || !rec.LastDrill.TriedAt.IsZero() {
+		t.Errorf("catalog lastDrill %+v (%v): want skipped, not counted as tried", rec.LastDrill, err)
+	}
+	if _, err := f.getObject(store.ScratchMarkKey(begin.ScratchName)); err == nil {
+		t.Error("the mark stays though no scratch data source was made")
+	}
+}

@@ -21,10 +21,15 @@ const (
 	SecretNotFound     = "SecretNotFound"
 	Unauthorized       = "Unauthorized"
 	DataSourceNotFound = "DataSourceNotFound"
-	Throttled          = "Throttled"
-	SdsUnavailable     = "SdsUnavailable"
-	JobAborted         = "JobAborted"
-	IntegrityError     = "IntegrityError"
+	// DataSourceLimit: SDS refused a load that would create a data source
+	// because the account already has its maximum (25). Not retried: a
+	// slot frees only when a data source is deleted. A restore drill that
+	// meets it is skipped, not failed.
+	DataSourceLimit = "DataSourceLimit"
+	Throttled       = "Throttled"
+	SdsUnavailable  = "SdsUnavailable"
+	JobAborted      = "JobAborted"
+	IntegrityError  = "IntegrityError"
 	// ArchiveUnavailable: S3 failed; nothing was left half-written.
 	ArchiveUnavailable = "ArchiveUnavailable"
 	// ArchiveUnverified: the export arrived complete and is archived with
@@ -112,6 +117,8 @@ func classify(err error) *Error {
 		typ = InvalidInput
 	case errors.Is(err, sds.ErrUnauthorized):
 		typ = Unauthorized
+	case errors.Is(err, sds.ErrDataSourceLimit):
+		typ = DataSourceLimit
 	case errors.Is(err, sds.ErrNotFound):
 		typ = DataSourceNotFound
 	case errors.Is(err, sds.ErrThrottled):

@@ -390,3 +390,26 @@ func TestArchiveInColdStorage(t *testing.T) {
 	_, typ, msg = f.invoke("restore", map[string]any{"action": "prepare", "archiveKey": key})
 	coldOnly("prepare", typ, msg)
 }
+
+// A restore into a new name in an account that has its maximum of data
+// sources fails with DataSourceLimit (SDS's 403), not Unauthorized: the
+// key is right, a slot is missing.
+func TestRestoreIntoFullAccount(t *testing.T) {
+	f := newFixture(t, masterKey, func(c *sdsemu.Config) {
+		for _, a := range c.Accounts {
+			if a.Name == "Fourth Coffee" {
+				c.MaxDataSources = len(a.DataSources)
+			}
+		}
+	})
+	key := f.mustInvoke("copytos3", f.backupToCompleted())["key"].(string)
+	_, typ, msg := f.invoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": "NoRoomForMe"})
+	if typ != task.DataSourceLimit || !strings.Contains(msg, "maximum") || strings.Contains(msg, "master key") {
+		t.Errorf("load into a full account: %s: %s, want %s with the service's reason", typ, msg, task.DataSourceLimit)
+	}
+	// Overwriting an existing data source needs no slot.
+	if _, typ, msg := f.invoke("restore", map[string]any{"action": "load", "archiveKey": key, "targetName": coffee}); typ != "" {
+		t.Errorf("load over %s in a full account: %s: %s", coffee, typ, msg)
+	}
+	f.checkNoKeyLeaked()
+}
