@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -99,8 +98,8 @@ func TestHeartbeatAlarmWatchesTheHeartbeat(t *testing.T) {
 	if !slices.Contains(refs(p["AlarmActions"]), "AlarmTopic") || !slices.Contains(refs(p["OKActions"]), "AlarmTopic") {
 		t.Error("the alarm does not notify the alarm topic when raised and cleared")
 	}
-	if d := fmt.Sprint(p["AlarmDescription"]); !strings.Contains(d, "README.md#runbook") || !strings.Contains(d, "NightlyHeartbeatAlarm") {
-		t.Errorf("description %s: want what failed, what to do and README.md#runbook", d)
+	if d := fmt.Sprint(p["AlarmDescription"]); !runbookLink(d, "NightlyHeartbeatAlarm") {
+		t.Errorf("description %s: want what failed, what to do and README.md#nightlyheartbeatalarm", d)
 	}
 
 	// moto's CloudWatch takes the alarm as deployed (the default window),

@@ -105,7 +105,7 @@ func TestRunbookCoversEveryErrorAndAlarm(t *testing.T) {
 			continue
 		}
 		if !runbookLink(desc, id) {
-			t.Errorf("alarm %s: description %q does not link to README.md#runbook or README.md#%s", id, desc, strings.ToLower(id))
+			t.Errorf("alarm %s: description %q does not link to its entry, README.md#%s", id, desc, strings.ToLower(id))
 		}
 		if !strings.Contains(strings.ToLower(desc), "to do") {
 			t.Errorf("alarm %s: description %q does not say what to do", id, desc)
