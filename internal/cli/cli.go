@@ -59,7 +59,8 @@ type verb struct {
 
 func verbs() map[string]verb {
 	return map[string]verb{
-		"status":   {"every data source, worst first; exits 3 when one is past the RPO", "status", runStatus},
+		"status":   {"last night's outcome, then every data source, worst first; exits 3 when one is past the RPO", "status [--rpo D]", runStatus},
+		"report":   {"a night's report (default: the latest)", "report [--date YYYY-MM-DD] [--execution NAME]", runReport},
 		"archives": {"a data source's archives, newest first", "archives NAME [--limit N]", runArchives},
 		"backup":   {"back up a data source now", "backup NAME [--version JOBID] [--wait]", runBackup},
 		"restore":  {"restore an archive into SDS (--dry-run first)", "restore NAME [--archive KEY | --date YYYY-MM-DD] [--target NAME2] [--dry-run] [--confirm NAME] [--wait] [...]", runRestore},
