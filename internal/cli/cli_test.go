@@ -209,7 +209,8 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		!strings.Contains(r.stdout, "export failed on the service") || !strings.Contains(r.stdout, " Failed ") {
 		t.Errorf("status (text) after a failed night: %s", r)
 	}
-	if r := run(t, "report"); r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "last night: FAILED") || !strings.Contains(r.stdout, "\nFailed ") || !strings.Contains(r.stdout, stores) {
+	if r := run(t, "report"); r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "night: FAILED") || !strings.Contains(r.stdout, "\nFailed ") || !strings.Contains(r.stdout, stores) ||
+		!strings.Contains(r.stdout, "/"+failingName+".json") {
 		t.Errorf("report of a failed night: %s", r)
 	}
 
@@ -266,7 +267,7 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 	r = run(t, "status")
 	lines := strings.Split(r.stdout, "\n")
 	if r.code != cli.ExitPastRPO || !strings.HasPrefix(lines[0], "last night: SUCCEEDED, started ") || !strings.Contains(lines[0], nightName) ||
-		!strings.Contains(lines[1], "seen 5, archived 1, carried over 0, failed 0") ||
+		!strings.Contains(lines[1], "seen 5, archived 1, carried over 0, failed 0, past the RPO at its start ") ||
 		!strings.HasPrefix(lines[3], "PAST-RPO") || strings.Count(r.stdout, "\n") != 9 {
 		t.Errorf("status (text): want the night in two lines, a header, one line per data source worst first and a total, exit 3: %s", r)
 	}
@@ -292,7 +293,7 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 
 	// report: the latest, by execution, by day; --json is the report as stored.
 	r = run(t, "report")
-	if r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "last night: SUCCEEDED") || !strings.Contains(r.stdout, "Excluded  "+transit) || !strings.Contains(r.stdout, "Archived  ") {
+	if r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "night: SUCCEEDED") || !strings.Contains(r.stdout, "Excluded  "+transit) || !strings.Contains(r.stdout, "Archived  ") {
 		t.Errorf("report: %s", r)
 	}
 	var raw nightlyReport

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sdsops/sdsops/internal/nightly"
+	"github.com/sdsops/sdsops/internal/task"
 )
 
 // NightSummary is the latest night in short, the head of `sdsops status`:
@@ -56,19 +57,26 @@ func (a *app) nightSummary(ctx context.Context) (NightSummary, error) {
 	if err != nil || rep == nil {
 		return ns, err
 	}
+	ns = summarize(*rep, ns)
+	ns.Overdue = ns.AgeHours > ns.HeartbeatHours
+	return ns, nil
+}
+
+// summarize adds what rep says to ns.
+func summarize(rep nightly.Report, ns NightSummary) NightSummary {
 	ns.Found, ns.Execution, ns.StartedAt, ns.FinishedAt = true, rep.Execution, rep.StartedAt, rep.FinishedAt
 	ns.AgeHours = time.Since(rep.StartedAt).Hours()
-	ns.Overdue = ns.AgeHours > ns.HeartbeatHours
 	ns.Outcome, ns.RunError, ns.Counts, ns.Jobs = rep.Outcome, rep.RunError, rep.Counts, rep.Jobs
 	if r := rep.Retention; r != nil {
 		ns.RetentionEnabled, ns.RetentionDeleted = r.Enabled, len(r.Deleted)
 	}
+	ns.Failed = []nightly.Entry{}
 	for _, e := range rep.DataSources {
-		if e.Status == "Failed" {
+		if e.Status == task.StatusFailed {
 			ns.Failed = append(ns.Failed, e)
 		}
 	}
-	return ns, nil
+	return ns
 }
 
 // readReport reads and decodes the report at key, also returning its
@@ -123,18 +131,20 @@ func runReport(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
+	bucket, _ := a.bucket(ctx) // read already
+	where := "s3://" + bucket + "/" + key
 	if rep == nil {
 		if day.IsZero() && name == "" {
-			return fmt.Errorf("no nightly report yet (%s): no nightly run has finished", key)
+			return fmt.Errorf("no nightly report yet (%s): no nightly run has finished", where)
 		}
-		return &exitError{ExitUsage, fmt.Errorf("no nightly report %s", key)}
+		return &exitError{ExitUsage, fmt.Errorf("no nightly report %s", where)}
 	}
 	if a.opts.json {
 		_, err := a.io.Stdout.Write(raw)
 		return err
 	}
-	bucket, _ := a.bucket(ctx)
-	printReport(a.io.Stdout, *rep, "s3://"+bucket+"/"+key)
+	// The night's own key, also when read from the latest copy.
+	printReport(a.io.Stdout, *rep, "s3://"+bucket+"/"+nightly.ReportKey("", rep.StartedAt, rep.Execution))
 	return nil
 }
 
@@ -194,12 +204,13 @@ func (a *app) reportKey(ctx context.Context, day time.Time, name string) (string
 
 // printNightHeader is the head of status and report: when the night ran,
 // its outcome and counts, and what failed.
-func printNightHeader(w io.Writer, ns NightSummary, bucket string) {
+// label starts its first line.
+func printNightHeader(w io.Writer, label string, ns NightSummary, bucket string) {
 	if !ns.Found {
-		fmt.Fprintf(w, "last night: NO NIGHTLY REPORT (s3://%s/%s): no nightly run has finished yet; see README \"The first run\"\n", bucket, ns.ReportKey)
+		fmt.Fprintf(w, "%s: NO NIGHTLY REPORT (s3://%s/%s): no nightly run has finished yet; see README \"The first run\"\n", label, bucket, ns.ReportKey)
 		return
 	}
-	fmt.Fprintf(w, "last night: %s, started %s (%s ago), run %s\n", strings.ToUpper(ns.Outcome),
+	fmt.Fprintf(w, "%s: %s, started %s (%s ago), run %s\n", label, strings.ToUpper(ns.Outcome),
 		ns.StartedAt.UTC().Format("2006-01-02 15:04Z"), ago(ns.AgeHours), ns.Execution)
 	if ns.Overdue {
 		fmt.Fprintf(w, "  OVERDUE: no nightly run has started for more than %s (NightlyHeartbeatHours): is the schedule running? README.md#nightlyheartbeatalarm\n", hours(ns.HeartbeatHours))
@@ -209,7 +220,7 @@ func printNightHeader(w io.Writer, ns NightSummary, bucket string) {
 	if ns.RetentionEnabled {
 		retention = fmt.Sprintf("retention deleted %d", ns.RetentionDeleted)
 	}
-	fmt.Fprintf(w, "  seen %d, archived %d, carried over %d, failed %d, past the RPO %d; SDS jobs %d of a budget of %d (%d tonight); %s\n",
+	fmt.Fprintf(w, "  seen %d, archived %d, carried over %d, failed %d, past the RPO at its start %d; SDS jobs %d of a budget of %d (%d tonight); %s\n",
 		c.Seen, c.Archived, c.CarriedOver, c.Failed, c.PastRPO, j.InWindowAtStart+j.StartedTonight, j.Budget, j.StartedTonight, retention)
 	if e := ns.RunError; e != nil {
 		fmt.Fprintf(w, "  run error: %s\n", joinNonEmpty(": ", e.Error, clip(e.Cause, 200)))
@@ -222,13 +233,7 @@ func printNightHeader(w io.Writer, ns NightSummary, bucket string) {
 // printReport is a night's report for people: the status header, then
 // every data source and what retention did.
 func printReport(w io.Writer, rep nightly.Report, where string) {
-	ns := NightSummary{Found: true, Execution: rep.Execution, StartedAt: rep.StartedAt, AgeHours: time.Since(rep.StartedAt).Hours(),
-		Outcome: rep.Outcome, RunError: rep.RunError, Counts: rep.Counts, Jobs: rep.Jobs}
-	if r := rep.Retention; r != nil {
-		ns.RetentionEnabled, ns.RetentionDeleted = r.Enabled, len(r.Deleted)
-	}
-	// Failures are in the table below, with everything else.
-	printNightHeader(w, ns, "")
+	printNightHeader(w, "night", summarize(rep, NightSummary{}), "")
 	fmt.Fprintf(w, "  finished %s after %s; report %s\n", rep.FinishedAt.UTC().Format("2006-01-02 15:04Z"),
 		rep.FinishedAt.Sub(rep.StartedAt).Round(10*time.Millisecond), where)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -151,7 +151,7 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 		}
 	} else {
 		bucket, _ := a.bucket(ctx)
-		printNightHeader(a.io.Stdout, st.Night, bucket)
+		printNightHeader(a.io.Stdout, "last night", st.Night, bucket)
 		printStatus(a.io.Stdout, st)
 	}
 	if st.PastRPO > 0 {
