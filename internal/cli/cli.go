@@ -1,8 +1,10 @@
-// Package cli is the operator's command line, sdsops: status, archives,
-// backups, restores, rollbacks, conversions, the next night's plan, and
-// following an execution. It calls the stack's REST API with SigV4
-// (service execute-api) and the standard credential chain, and reads what
-// the API has no route for (catalog records) from the archive bucket.
+// Package cli is the operator's command line, sdsops: status (headed by
+// the latest night), the nights' reports, archives, backups, restores,
+// rollbacks, conversions, the next night's plan, and following an
+// execution. It calls the stack's REST API with SigV4 (service
+// execute-api) and the standard credential chain, and reads what the API
+// has no route for (catalog records, nightly reports) from the archive
+// bucket.
 package cli
 
 import (
