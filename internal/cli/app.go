@@ -28,6 +28,7 @@ const (
 	envRestore   = "SDSOPS_RESTORE_FUNCTION"  // the restore function (resource RestoreFunction)
 	envConvert   = "SDSOPS_CONVERT_MACHINE"   // the convert state machine (output ConvertStateMachineArn)
 	envStackName = "SDSOPS_STACK_NAME"
+	envHeartbeat = "SDSOPS_HEARTBEAT_HOURS" // replaces the stack parameter NightlyHeartbeatHours
 	defaultStack = "sdsops"
 )
 
@@ -216,12 +217,31 @@ func (a *app) function(ctx context.Context, env, logicalID string) (string, erro
 // rpo is the stack's NightlyRpoHours; the nightly default when the API
 // is given directly (make up: no stack to ask).
 func (a *app) rpo(ctx context.Context) time.Duration {
+	return a.stackHours(ctx, "NightlyRpoHours", "", nightly.DefaultRPO)
+}
+
+// heartbeat is how old the latest night's report may be before status
+// calls it overdue: the stack's NightlyHeartbeatHours (the heartbeat
+// alarm's window), or $SDSOPS_HEARTBEAT_HOURS (make up has no stack).
+func (a *app) heartbeat(ctx context.Context) time.Duration {
+	return a.stackHours(ctx, "NightlyHeartbeatHours", envHeartbeat, nightly.DefaultHeartbeat)
+}
+
+// stackHours is a whole number of hours: the environment variable env
+// when set, else the stack's parameter param when the stack is used,
+// else def.
+func (a *app) stackHours(ctx context.Context, param, env string, def time.Duration) time.Duration {
+	if env != "" {
+		if n, err := strconv.Atoi(strings.TrimSpace(a.io.Getenv(env))); err == nil && n > 0 {
+			return time.Duration(n) * time.Hour
+		}
+	}
 	if a.io.Getenv(envAPI) == "" && a.opts.api == "" {
 		if st, err := a.stack(ctx); err == nil {
-			if n, err := strconv.Atoi(st.params["NightlyRpoHours"]); err == nil && n > 0 {
+			if n, err := strconv.Atoi(st.params[param]); err == nil && n > 0 {
 				return time.Duration(n) * time.Hour
 			}
 		}
 	}
-	return nightly.DefaultRPO
+	return def
 }

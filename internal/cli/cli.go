@@ -1,8 +1,10 @@
-// Package cli is the operator's command line, sdsops: status, archives,
-// backups, restores, rollbacks, conversions, the next night's plan, and
-// following an execution. It calls the stack's REST API with SigV4
-// (service execute-api) and the standard credential chain, and reads what
-// the API has no route for (catalog records) from the archive bucket.
+// Package cli is the operator's command line, sdsops: status (headed by
+// the latest night), the nights' reports, archives, backups, restores,
+// rollbacks, conversions, the next night's plan, and following an
+// execution. It calls the stack's REST API with SigV4 (service
+// execute-api) and the standard credential chain, and reads what the API
+// has no route for (catalog records, nightly reports) from the archive
+// bucket.
 package cli
 
 import (
@@ -59,7 +61,8 @@ type verb struct {
 
 func verbs() map[string]verb {
 	return map[string]verb{
-		"status":   {"every data source, worst first; exits 3 when one is past the RPO", "status", runStatus},
+		"status":   {"last night's outcome, then every data source, worst first; exits 3 when one is past the RPO", "status [--rpo D]", runStatus},
+		"report":   {"a night's report (default: the latest)", "report [--date YYYY-MM-DD] [--execution NAME]", runReport},
 		"archives": {"a data source's archives, newest first", "archives NAME [--limit N]", runArchives},
 		"backup":   {"back up a data source now", "backup NAME [--version JOBID] [--wait]", runBackup},
 		"restore":  {"restore an archive into SDS (--dry-run first)", "restore NAME [--archive KEY | --date YYYY-MM-DD] [--target NAME2] [--dry-run] [--confirm NAME] [--wait] [...]", runRestore},

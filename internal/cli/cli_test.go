@@ -24,6 +24,7 @@ import (
 	"github.com/sdsops/sdsops/internal/cli"
 	"github.com/sdsops/sdsops/internal/localrun"
 	"github.com/sdsops/sdsops/internal/localrun/uptest"
+	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -145,6 +146,19 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		t.Errorf("backup --wait shows no steps: %+v", started.Execution)
 	}
 
+	// No night has run yet: status says so first, report has none.
+	var st cli.Status
+	r := runJSON(t, &st, cli.ExitOK, "status")
+	if st.Night.Found || st.Night.ReportKey != "reports/nightly/latest.json" || st.Night.Outcome != "" {
+		t.Errorf("status before any night: %+v, want no report", st.Night)
+	}
+	if r := run(t, "status"); !strings.HasPrefix(r.stdout, "last night: NO NIGHTLY REPORT (s3://"+env["SDSOPS_BUCKET"]+"/reports/nightly/latest.json)") {
+		t.Errorf("status before any night does not say there is no report first:\n%s", r)
+	}
+	if r := run(t, "report"); r.code != cli.ExitFailed || !strings.Contains(r.stderr, "no nightly report yet") {
+		t.Errorf("report before any night: %s", r)
+	}
+
 	// The next night, planned: nothing recorded, nothing started.
 	before := state()
 	var plan cli.NightPlan
@@ -165,14 +179,49 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		t.Errorf("night without --dry-run: want exit %d, got %s", cli.ExitUsage, r)
 	}
 
+	// A night whose backup of Stores-2019 SDS aborts: status and report
+	// say the night failed and name Stores-2019 with its reason.
+	emu := func(method, body string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, method, env["SDSEMU_URL"]+"/_emu/faults", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != http.StatusNoContent {
+			t.Fatalf("%s /_emu/faults: %v %v", method, resp, err)
+		}
+		resp.Body.Close()
+	}
+	const stores = coffeeID + "/Stores-2019"
+	emu("POST", `[{"op":"createDownload","path":"Stores-2019","kind":"abort","times":-1,"message":"export failed on the service"}]`)
+	sf := sfn.NewFromConfig(cfg)
+	failing, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(env["SM_NIGHTLY"]), Input: aws.String(`{"exclude":["Transit"]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failingName := executionName(aws.ToString(failing.ExecutionArn))
+	run(t, "wait", aws.ToString(failing.ExecutionArn))
+	emu("DELETE", "")
+	runJSON(t, &st, cli.ExitPastRPO, "status")
+	if n := st.Night; n.Execution != failingName || n.Outcome != "failed" || n.Counts.Failed != 1 || len(n.Failed) != 1 ||
+		n.Failed[0].AccessID+"/"+n.Failed[0].DataSourceName != stores || n.Failed[0].Error == "" || !strings.Contains(n.Failed[0].Reason, "export failed on the service") {
+		t.Errorf("status after a failed night: %+v, want Stores-2019 failed with its reason", n)
+	}
+	if r := run(t, "status"); !strings.HasPrefix(r.stdout, "last night: FAILED") || !strings.Contains(r.stdout, "  FAILED "+stores+": ") ||
+		!strings.Contains(r.stdout, "export failed on the service") || !strings.Contains(r.stdout, " Failed ") {
+		t.Errorf("status (text) after a failed night: %s", r)
+	}
+	if r := run(t, "report"); r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "night: FAILED") || !strings.Contains(r.stdout, "\nFailed ") || !strings.Contains(r.stdout, stores) ||
+		!strings.Contains(r.stdout, "/"+failingName+".json") {
+		t.Errorf("report of a failed night: %s", r)
+	}
+
 	// A real night that leaves Transit out, started elsewhere and
 	// followed with wait: Transit is then pending for as long as its
 	// published version's age, past the RPO.
-	sf := sfn.NewFromConfig(cfg)
 	night, err := sf.StartExecution(ctx, &sfn.StartExecutionInput{StateMachineArn: aws.String(env["SM_NIGHTLY"]), Input: aws.String(`{"exclude":["Transit"]}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	nightName := executionName(aws.ToString(night.ExecutionArn))
 	var x cli.Execution
 	runJSON(t, &x, cli.ExitOK, "wait", aws.ToString(night.ExecutionArn))
 	if x.Status != "SUCCEEDED" || len(x.Steps) < 2 || x.Steps[0].Name != "Discover" || x.Steps[0].Status != "succeeded" {
@@ -182,9 +231,20 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		t.Errorf("wait (text) shows no steps: %s", r)
 	}
 
-	// status: worst first, exit 3 while a data source is past the RPO.
-	var st cli.Status
+	// status: the night first, then the data sources worst first, exit 3
+	// while one is past the RPO.
 	runJSON(t, &st, cli.ExitPastRPO, "status")
+	rep := latestReport(t, s3c, env["SDSOPS_BUCKET"])
+	n := st.Night
+	if !n.Found || n.Execution != nightName || n.Outcome != "succeeded" || n.Overdue || n.AgeHours > 1 || n.HeartbeatHours != 30 || len(n.Failed) != 0 {
+		t.Errorf("status: night %+v, want the night %s, succeeded, just now", n, nightName)
+	}
+	// Transit left out; EmptyPlaces needs a key; the others archived the
+	// night before but Stores-2019, archived tonight.
+	if n.Counts != rep.Counts || n.Counts.Seen != 5 || n.Counts.Archived != 1 || n.Counts.UpToDate != 2 || n.Counts.Excluded != 1 || n.Counts.NeedsKey != 1 || n.Counts.Failed != 0 ||
+		n.Jobs != rep.Jobs || n.RetentionEnabled {
+		t.Errorf("status: night counts %+v jobs %+v, want the report's %+v %+v", n.Counts, n.Jobs, rep.Counts, rep.Jobs)
+	}
 	if st.PastRPO == 0 || len(st.DataSources) != 5 || !st.DataSources[0].PastRPO {
 		t.Fatalf("status: %+v", st)
 	}
@@ -200,10 +260,58 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		if s.DataSourceName == coffee && (s.State != "up-to-date" || s.VerifiedAt.IsZero() || s.ArchiveKey == "") {
 			t.Errorf("%s: %+v, want up to date with its archive", coffee, s)
 		}
+		if s.DataSourceName == coffee && (s.LastNight == nil || s.LastNight.Status != "UpToDate" || !strings.HasSuffix(s.LastNight.Report, nightName+".json")) {
+			t.Errorf("%s: last night %+v, want UpToDate in the night's report", coffee, s.LastNight)
+		}
 	}
-	r := run(t, "status")
-	if r.code != cli.ExitPastRPO || !strings.HasPrefix(strings.Split(r.stdout, "\n")[1], "PAST-RPO") || strings.Count(r.stdout, "\n") != 7 {
-		t.Errorf("status (text): want a header, one line per data source worst first and a total, exit 3: %s", r)
+	r = run(t, "status")
+	lines := strings.Split(r.stdout, "\n")
+	if r.code != cli.ExitPastRPO || !strings.HasPrefix(lines[0], "last night: SUCCEEDED, started ") || !strings.Contains(lines[0], nightName) ||
+		!strings.Contains(lines[1], "seen 5, archived 1, carried over 0, failed 0, past the RPO at its start ") ||
+		!strings.HasPrefix(lines[3], "PAST-RPO") || strings.Count(r.stdout, "\n") != 9 {
+		t.Errorf("status (text): want the night in two lines, a header, one line per data source worst first and a total, exit 3: %s", r)
+	}
+	if !strings.Contains(r.stdout, " Archived ") || !strings.Contains(r.stdout, " UpToDate ") || !strings.Contains(r.stdout, " Excluded ") {
+		t.Errorf("status (text): no data source shows last night's status: %s", r)
+	}
+	// A night that started longer ago than the heartbeat's window is
+	// overdue (the latest report made 3 h old, then the window 2 h).
+	ageReport(t, s3c, env["SDSOPS_BUCKET"], 3*time.Hour)
+	runJSON(t, &st, cli.ExitPastRPO, "status")
+	if n := st.Night; n.Overdue || n.AgeHours < 3 || n.AgeHours > 3.5 {
+		t.Errorf("status, a night 3 h ago, heartbeat 30 h: %+v, want not overdue", n)
+	}
+	t.Setenv("SDSOPS_HEARTBEAT_HOURS", "2")
+	runJSON(t, &st, cli.ExitPastRPO, "status")
+	if n := st.Night; !n.Overdue || n.HeartbeatHours != 2 {
+		t.Errorf("status, a night 3 h ago, heartbeat 2 h: %+v, want overdue", n)
+	}
+	if r := run(t, "status"); !strings.Contains(r.stdout, "\n  OVERDUE: no nightly run has started for more than 2.0h") {
+		t.Errorf("status (text) of an overdue night does not say so:\n%s", r)
+	}
+	os.Unsetenv("SDSOPS_HEARTBEAT_HOURS")
+
+	// report: the latest, by execution, by day; --json is the report as stored.
+	r = run(t, "report")
+	if r.code != cli.ExitOK || !strings.HasPrefix(r.stdout, "night: SUCCEEDED") || !strings.Contains(r.stdout, "Excluded  "+transit) || !strings.Contains(r.stdout, "Archived  ") {
+		t.Errorf("report: %s", r)
+	}
+	var raw nightlyReport
+	runJSON(t, &raw, cli.ExitOK, "report", "--execution", aws.ToString(night.ExecutionArn))
+	if raw.Execution != nightName || raw.Counts != rep.Counts {
+		t.Errorf("report --execution ARN --json: %+v, want the report of %s", raw, nightName)
+	}
+	runJSON(t, &raw, cli.ExitOK, "report", "--date", rep.StartedAt.UTC().Format(time.DateOnly), "--execution", nightName)
+	if raw.Execution != nightName {
+		t.Errorf("report --date --execution: %+v", raw)
+	}
+	if r := run(t, "report", "--date", rep.StartedAt.UTC().Format(time.DateOnly)); r.code != cli.ExitOK || !strings.Contains(r.stdout, nightName) {
+		t.Errorf("report --date: %s", r)
+	}
+	for _, args := range [][]string{{"--date", "2001-02-03"}, {"--execution", "no-such-night"}, {"--date", "yesterday"}} {
+		if r := run(t, append([]string{"report"}, args...)...); r.code != cli.ExitUsage || r.stderr == "" {
+			t.Errorf("report %s: %s, want exit %d", strings.Join(args, " "), r, cli.ExitUsage)
+		}
 	}
 	if r := run(t, "status", "--rpo", "1000000h"); r.code != cli.ExitOK {
 		t.Errorf("status with an RPO nothing is past: %s", r)
@@ -363,6 +471,56 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		t.Errorf("status with the wrong secret key: %s", r)
 	}
 }
+
+// nightlyReport is the part of a night's report the test compares.
+type nightlyReport struct {
+	Execution string         `json:"execution"`
+	StartedAt time.Time      `json:"startedAt"`
+	Counts    nightly.Counts `json:"counts"`
+	Jobs      nightly.JobUse `json:"jobs"`
+}
+
+// latestReport reads the latest night's report from the bucket itself.
+func latestReport(t *testing.T, c *s3.Client, bucket string) nightlyReport {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(nightly.LatestReportKey(""))})
+	if err != nil {
+		t.Fatalf("the night wrote no report: %v", err)
+	}
+	defer out.Body.Close()
+	var rep nightlyReport
+	if err := json.NewDecoder(out.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// ageReport moves the latest report's start back by d.
+func ageReport(t *testing.T, c *s3.Client, bucket string, d time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	key := aws.String(nightly.LatestReportKey(""))
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	var rep map[string]any
+	if err := json.NewDecoder(out.Body).Decode(&rep); err != nil {
+		t.Fatal(err)
+	}
+	started, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rep["startedAt"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep["startedAt"] = started.Add(-d)
+	b, _ := json.Marshal(rep)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: key, Body: bytes.NewReader(b)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func executionName(arn string) string { return arn[strings.LastIndexByte(arn, ':')+1:] }
 
 // startMakeUp starts `make up` at the repository root and returns the
 // environment it printed; the test's end stops it (Ctrl-C).

@@ -25,6 +25,8 @@ import (
 // Status is the JSON form of `sdsops status`: one entry per data source,
 // worst first.
 type Status struct {
+	// Night is the latest nightly run, from its report.
+	Night       NightSummary   `json:"night"`
 	RPOHours    float64        `json:"rpoHours"`
 	PastRPO     int            `json:"pastRpo"`
 	DataSources []SourceStatus `json:"dataSources"`
@@ -49,6 +51,9 @@ type SourceStatus struct {
 	LastErrorAt     time.Time `json:"lastErrorAt,omitzero"`
 	LastDrill       *Drill    `json:"lastDrill,omitempty"`
 	Visibility      string    `json:"visibility,omitempty"`
+	// LastNight is what the last nightly run that saw the data source did
+	// with it (its catalog record's lastNight).
+	LastNight *catalog.Night `json:"lastNight,omitempty"`
 }
 
 // Drill is the catalog's record of a data source's last restore drill
@@ -65,10 +70,11 @@ type Drill struct {
 // index: read from the object itself, so that a field this build does
 // not know (or one not written yet) does no harm.
 type recordView struct {
-	ArchiveKey  string    `json:"archiveKey"`
-	LastError   string    `json:"lastError"`
-	LastErrorAt time.Time `json:"lastErrorAt"`
-	LastDrill   *Drill    `json:"lastDrill"`
+	ArchiveKey  string         `json:"archiveKey"`
+	LastError   string         `json:"lastError"`
+	LastErrorAt time.Time      `json:"lastErrorAt"`
+	LastDrill   *Drill         `json:"lastDrill"`
+	LastNight   *catalog.Night `json:"lastNight"`
 }
 
 // ObjectGetter reads objects of the archive bucket.
@@ -97,7 +103,11 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return err
 	}
-	st := Status{RPOHours: rpo.Hours(), DataSources: []SourceStatus{}, Damaged: inv.Damaged}
+	night, err := a.nightSummary(ctx)
+	if err != nil {
+		return err
+	}
+	st := Status{Night: night, RPOHours: rpo.Hours(), DataSources: []SourceStatus{}, Damaged: inv.Damaged}
 	if st.Damaged == nil {
 		st.Damaged = []catalog.Damaged{}
 	}
@@ -119,7 +129,7 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 			defer func() { <-sem }()
 			v, err := records(ctx, catalog.ID{AccessID: e.AccessID, Name: e.Name})
 			s := &st.DataSources[i]
-			s.ArchiveKey, s.LastError, s.LastErrorAt, s.LastDrill, errs[i] = v.ArchiveKey, v.LastError, v.LastErrorAt, v.LastDrill, err
+			s.ArchiveKey, s.LastError, s.LastErrorAt, s.LastDrill, s.LastNight, errs[i] = v.ArchiveKey, v.LastError, v.LastErrorAt, v.LastDrill, v.LastNight, err
 		}()
 	}
 	wg.Wait()
@@ -140,6 +150,8 @@ func runStatus(ctx context.Context, a *app, args []string) error {
 			return err
 		}
 	} else {
+		bucket, _ := a.bucket(ctx)
+		printNightHeader(a.io.Stdout, "last night", st.Night, bucket)
 		printStatus(a.io.Stdout, st)
 	}
 	if st.PastRPO > 0 {
@@ -206,18 +218,9 @@ func (a *app) recordReader(ctx context.Context) (func(context.Context, catalog.I
 
 func readRecord(ctx context.Context, api ObjectGetter, bucket, key string) (recordView, error) {
 	var v recordView
-	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	var missing *s3types.NoSuchKey
-	if errors.As(err, &missing) {
-		return v, nil
-	}
-	if err != nil {
-		return v, fmt.Errorf("reading catalog record s3://%s/%s: %w", bucket, key, err)
-	}
-	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, 8<<20))
-	if err != nil {
-		return v, fmt.Errorf("reading catalog record s3://%s/%s: %w", bucket, key, err)
+	data, err := getObject(ctx, api, bucket, key, "catalog record", 8<<20)
+	if err != nil || data == nil {
+		return v, err
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		v.LastError = "catalog record unreadable: " + err.Error()
@@ -225,9 +228,28 @@ func readRecord(ctx context.Context, api ObjectGetter, bucket, key string) (reco
 	return v, nil
 }
 
+// getObject reads the object at key, at most limit bytes; nil without
+// error when there is none.
+func getObject(ctx context.Context, api ObjectGetter, bucket, key, what string, limit int64) ([]byte, error) {
+	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	var missing *s3types.NoSuchKey
+	if errors.As(err, &missing) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s s3://%s/%s: %w", what, bucket, key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s s3://%s/%s: %w", what, bucket, key, err)
+	}
+	return data, nil
+}
+
 func printStatus(w io.Writer, st Status) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "STATE\tDATA SOURCE\tLAST VERIFIED\tSTALENESS\tLAST ERROR\tLAST DRILL")
+	fmt.Fprintln(tw, "STATE\tDATA SOURCE\tLAST VERIFIED\tSTALENESS\tLAST NIGHT\tLAST ERROR\tLAST DRILL")
 	for _, s := range st.DataSources {
 		state := strings.ToUpper(s.State)
 		if s.PastRPO {
@@ -244,14 +266,25 @@ func printStatus(w io.Writer, st Status) {
 				stale += " (since " + s.PendingSince.UTC().Format(time.DateOnly) + ")"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\n", state, s.AccessID, s.DataSourceName, verified, stale,
-			orDash(clip(s.LastError, 48)), drillText(s.LastDrill))
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\n", state, s.AccessID, s.DataSourceName, verified, stale,
+			nightText(s.LastNight), orDash(clip(s.LastError, 48)), drillText(s.LastDrill))
 	}
 	tw.Flush()
 	for _, d := range st.Damaged {
 		fmt.Fprintf(w, "damaged catalog record %s: %s\n", d.Key, d.Problem)
 	}
 	fmt.Fprintf(w, "%s, %d past the RPO of %s\n", plural(len(st.DataSources), "data source", "data sources"), st.PastRPO, hours(st.RPOHours))
+}
+
+func nightText(n *catalog.Night) string {
+	if n == nil {
+		return "-"
+	}
+	s := n.At.UTC().Format("01-02") + " " + n.Status
+	if n.Error != "" {
+		s += " " + n.Error
+	}
+	return s
 }
 
 func drillText(d *Drill) string {

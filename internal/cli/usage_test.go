@@ -31,6 +31,10 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"restore", "Name", "--date", "yesterday"}, "want YYYY-MM-DD"},
 		{[]string{"wait", "not-an-arn"}, "is not an execution ARN"},
 		{[]string{"status", "--interval", "0s"}, "positive duration"},
+		{[]string{"report", "extra"}, "1 argument(s) given, want 0"},
+		{[]string{"report", "--date", "06.12.2026"}, "want YYYY-MM-DD"},
+		{[]string{"report", "--execution", "a/b"}, "want an execution name or ARN"},
+		{[]string{"report", "--execution", "arn:aws:states:us-east-1:1:execution:sdsops-nightly:"}, "want an execution name or ARN"},
 		{[]string{"--api", "ftp://x", "status"}, "is not an http(s) URL"},
 	} {
 		var out, errb bytes.Buffer

@@ -17,6 +17,9 @@ const (
 	DimensionStack = "Stack"
 	// DefaultStackName is the dimension's value when STACK_NAME is unset.
 	DefaultStackName = "sdsops"
+	// DefaultHeartbeat is NightlyHeartbeatHours' default: a daily
+	// schedule plus 6 hours of slack.
+	DefaultHeartbeat = 30 * time.Hour
 )
 
 // HeartbeatLine is the EMF line of one heartbeat of stack at.

@@ -92,7 +92,7 @@ func TestHeartbeatAlarmWatchesTheHeartbeat(t *testing.T) {
 	}
 	hours := src.Parameters["NightlyHeartbeatHours"]
 	lo, hi := hours["MinValue"], hours["MaxValue"]
-	if hi == nil || toInt(hi)*3600 > 7*24*3600 || toInt(lo) < 2 || toInt(hours["Default"]) != 30 {
+	if hi == nil || toInt(hi)*3600 > 7*24*3600 || toInt(lo) < 2 || toInt(hours["Default"]) != int(nightly.DefaultHeartbeat.Hours()) {
 		t.Errorf("NightlyHeartbeatHours %v..%v default %v: CloudWatch evaluates at most 7 days (604,800 s) of hourly periods; the default is a daily schedule plus 6 h", lo, hi, hours["Default"])
 	}
 	if !slices.Contains(refs(p["AlarmActions"]), "AlarmTopic") || !slices.Contains(refs(p["OKActions"]), "AlarmTopic") {
