@@ -582,7 +582,12 @@ func summary(rep nightly.Report, where string) (subject, text string) {
 		shown++
 		fmt.Fprintf(&b, "  %s %s/%s %s: %s\n", e.Status, e.AccessID, e.DataSourceName, e.Error, truncate(e.Reason, 300))
 	}
-	fmt.Fprintf(&b, "\nReport: %s\nWhat to do: README.md#runbook\n", where)
+	todo := "README.md#runbook"
+	if rep.Outcome != nightly.OutcomeSucceeded {
+		// The entry that reads a failed night, then each error type's own.
+		todo = "README.md#a-nights-summary-says-failed"
+	}
+	fmt.Fprintf(&b, "\nReport: %s\nWhat to do: %s\n", where, todo)
 	return truncate(subject, 100), b.String()
 }
 

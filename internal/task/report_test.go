@@ -116,6 +116,14 @@ func TestSummaryPublishedOnFailureAndOnSuccessWhenAsked(t *testing.T) {
 			if !strings.Contains(m.Subject, tc.subject) || m.MessageAttributes["outcome"].Value != tc.outcome || !strings.Contains(m.Message, res.Key) {
 				t.Errorf("summary %q (outcome %q), want %q naming %s:\n%s", m.Subject, m.MessageAttributes["outcome"].Value, tc.subject, res.Key, m.Message)
 			}
+			// A failed night's summary points at the runbook entry that reads it.
+			todo := "What to do: README.md#runbook\n"
+			if tc.outcome != nightly.OutcomeSucceeded {
+				todo = "What to do: README.md#a-nights-summary-says-failed\n"
+			}
+			if !strings.Contains(m.Message, todo) {
+				t.Errorf("summary does not end with %q:\n%s", todo, m.Message)
+			}
 		})
 	}
 }

@@ -2,6 +2,7 @@ package templatecheck
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -267,4 +268,39 @@ func denysInsecureTransport(s map[string]any, bucket string) bool {
 		}
 	}
 	return bucketARN && objects
+}
+
+// TestAPIDescribesEveryStateMachine: GET /executions/{id} (and so the CLI's
+// wait) reads executions of every state machine of the stack, the nested and
+// scheduled ones included; a state machine left out answers 403 on AWS only.
+func TestAPIDescribesEveryStateMachine(t *testing.T) {
+	src, _ := load(t)
+	role, ok := src.Resources["ApiStatesRole"]
+	if !ok {
+		t.Fatal("template.yaml has no ApiStatesRole")
+	}
+	ref := regexp.MustCompile(`:execution:\$\{(\w+)\.Name\}:\*$`)
+	described := map[string]bool{}
+	for _, p := range list(role.Properties["Policies"]) {
+		for _, s := range list(obj(obj(p)["PolicyDocument"])["Statement"]) {
+			body := obj(s)
+			if !slices.ContainsFunc(list(body["Action"]), func(a any) bool { return a == "states:DescribeExecution" }) {
+				continue
+			}
+			for _, r := range list(body["Resource"]) {
+				if m := ref.FindStringSubmatch(fmt.Sprint(obj(r)["Fn::Sub"])); m != nil {
+					described[m[1]] = true
+				}
+			}
+		}
+	}
+	machines := src.ofType("AWS::Serverless::StateMachine")
+	if len(machines) == 0 {
+		t.Fatal("template.yaml has no state machines")
+	}
+	for id := range machines {
+		if !described[id] {
+			t.Errorf("ApiStatesRole may not describe executions of %s: GET /executions/{id} answers 403 for them", id)
+		}
+	}
 }
