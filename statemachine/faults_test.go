@@ -119,6 +119,8 @@ func TestFaultsDuringBackup(t *testing.T) {
 		want    string // "" = succeeded, else the execution's error
 	}{
 		{"503 x2 on create", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpCreateDownload, sdsemu.FaultStatus, 2, status(503, 0)), ""},
+		// A backup that names no version first looks up the published one.
+		{"503 x2 on information before create", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpInfo, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"503 x2 on status", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpDownloadStatus, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"503 x2 on data", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpDownloadData, sdsemu.FaultStatus, 2, status(503, 0)), ""},
 		{"500 x6 on data", "backup", backupOf("FourthCoffeeSample"), fault(sdsemu.OpDownloadData, sdsemu.FaultStatus, 6, status(500, 0)), ""},

@@ -26,6 +26,7 @@ import (
 	"github.com/sdsops/sdsops/internal/localrun/uptest"
 	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
+	"github.com/sdsops/sdsops/internal/sdsemu"
 )
 
 const (
@@ -152,6 +153,12 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 	if st.Night.Found || st.Night.ReportKey != "reports/nightly/latest.json" || st.Night.Outcome != "" {
 		t.Errorf("status before any night: %+v, want no report", st.Night)
 	}
+	// The manual backup made the data source up to date, as a night would.
+	for _, s := range st.DataSources {
+		if s.DataSourceName == coffee && (s.State != "up-to-date" || s.VerifiedAt.IsZero() || s.ArchiveKey == "") {
+			t.Errorf("status after backup --wait: %+v, want %s up to date with its archive", s, coffee)
+		}
+	}
 	if r := run(t, "status"); !strings.HasPrefix(r.stdout, "last night: NO NIGHTLY REPORT (s3://"+env["SDSOPS_BUCKET"]+"/reports/nightly/latest.json)") {
 		t.Errorf("status before any night does not say there is no report first:\n%s", r)
 	}
@@ -200,6 +207,10 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 	failingName := executionName(aws.ToString(failing.ExecutionArn))
 	run(t, "wait", aws.ToString(failing.ExecutionArn))
 	emu("DELETE", "")
+	// The night did not archive again what the manual backup archived.
+	if n := downloadJobs(t, env["SDSEMU_URL"], coffee); n != 1 {
+		t.Errorf("%d download jobs of %s after its manual backup and a night, want 1 (the backup's)", n, coffee)
+	}
 	runJSON(t, &st, cli.ExitPastRPO, "status")
 	if n := st.Night; n.Execution != failingName || n.Outcome != "failed" || n.Counts.Failed != 1 || len(n.Failed) != 1 ||
 		n.Failed[0].AccessID+"/"+n.Failed[0].DataSourceName != stores || n.Failed[0].Error == "" || !strings.Contains(n.Failed[0].Reason, "export failed on the service") {
@@ -317,7 +328,14 @@ func TestCLIAgainstMakeUp(t *testing.T) {
 		t.Errorf("status with an RPO nothing is past: %s", r)
 	}
 
-	// archives, by the bare name now that the inventory holds it.
+	// A second backup, by the bare name now that the inventory holds it:
+	// another archive of the same version, for the restores below.
+	runJSON(t, &started, cli.ExitOK, "backup", coffee, "--wait")
+	if started.Execution == nil || started.Execution.Status != "SUCCEEDED" {
+		t.Fatalf("backup %s --wait: %+v", coffee, started)
+	}
+
+	// archives, by the bare name.
 	var arch cli.Archives
 	runJSON(t, &arch, cli.ExitOK, "archives", coffee)
 	if len(arch.Archives) < 2 || !arch.Archives[0].Verified || arch.Archives[0].Restorable == nil || !arch.Archives[0].Converted || arch.Archives[0].Bytes == 0 {
@@ -524,6 +542,27 @@ func executionName(arn string) string { return arn[strings.LastIndexByte(arn, ':
 
 // startMakeUp starts `make up` at the repository root and returns the
 // environment it printed; the test's end stops it (Ctrl-C).
+// downloadJobs counts the emulator's download jobs of a data source.
+func downloadJobs(t *testing.T, emuURL, name string) int {
+	t.Helper()
+	resp, err := http.Get(emuURL + "/_emu/jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var jobs []sdsemu.Job
+	if err := json.NewDecoder(resp.Body).Decode(&jobs); err != nil {
+		t.Fatalf("/_emu/jobs: %v", err)
+	}
+	n := 0
+	for _, j := range jobs {
+		if j.Kind == sdsemu.JobDownload && strings.EqualFold(j.DataSourceName, name) {
+			n++
+		}
+	}
+	return n
+}
+
 func startMakeUp(t *testing.T) map[string]string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))

@@ -114,6 +114,24 @@ const (
 	Excluded State = "excluded"   // left out by the filter
 )
 
+// CarryCause is why a plan carries data sources over to a later night.
+// The candidates are taken in order and the first that cannot start
+// carries the rest with it, so one cause holds for all of a night's.
+type CarryCause string
+
+// Causes of Plan.Carry.
+const (
+	CarryNone CarryCause = ""
+	// CarryConcurrency: the account's jobs in process filled the cap.
+	CarryConcurrency CarryCause = "concurrency"
+	// CarryBudget: the budget's jobs of any 24 hours are all taken, by the
+	// jobs of the 24 hours before the run and those scheduled tonight.
+	CarryBudget CarryCause = "budget"
+	// CarryHorizon: the budget has room only once older jobs leave the
+	// 24-hour window, later than a run waits (Limits.Horizon).
+	CarryHorizon CarryCause = "horizon"
+)
+
 // Item is one discovered data source in the plan.
 type Item struct {
 	ID      catalog.ID
@@ -158,6 +176,11 @@ type Plan struct {
 	InProcess       int
 	// Concurrency is how many of the scheduled jobs may run at once.
 	Concurrency int
+	// Carry is why CarriedOver are not started tonight (CarryNone when
+	// none are); BudgetFreesAt, with CarryHorizon, is when the budget
+	// would have room for the first of them.
+	Carry         CarryCause
+	BudgetFreesAt time.Time
 	// PastRPO counts data sources (excluded ones aside) whose current
 	// version has had no verified archive for longer than Limits.RPO.
 	PastRPO      int
@@ -229,12 +252,16 @@ func Make(in Input) (Plan, error) {
 	// enough older jobs have left it.
 	for i, it := range todo {
 		if p.Concurrency == 0 {
-			p.CarriedOver = todo[i:]
+			p.CarriedOver, p.Carry = todo[i:], CarryConcurrency
 			break
 		}
 		start, ok := slot(window, i, lim.Budget, now)
-		if !ok || start.Sub(now) > lim.Horizon {
-			p.CarriedOver = todo[i:]
+		if !ok {
+			p.CarriedOver, p.Carry = todo[i:], CarryBudget
+			break
+		}
+		if start.Sub(now) > lim.Horizon {
+			p.CarriedOver, p.Carry, p.BudgetFreesAt = todo[i:], CarryHorizon, start
 			break
 		}
 		it.NotBefore = start
@@ -361,7 +388,13 @@ func (p *Plan) Observe(it Item) func(*catalog.Record) error {
 		} else {
 			r.Visibility = catalog.Private
 		}
-		if it.State != UpToDate && r.PendingSince.IsZero() && !it.Since.IsZero() {
+		switch {
+		case it.State == UpToDate:
+			// Its published version has a verified archive: a pending mark
+			// left by a backup that failed since (a manual one, a delete's)
+			// would keep it pending, and reported carried over, for ever.
+			r.PendingSince = time.Time{}
+		case r.PendingSince.IsZero() && !it.Since.IsZero():
 			r.PendingSince = it.Since
 		}
 		return nil

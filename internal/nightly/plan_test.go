@@ -142,6 +142,7 @@ func TestMake(t *testing.T) {
 		scheduled string // names in order; "" none
 		count     int    // instead of names, when > 0
 		carried   int
+		carry     CarryCause // why they are carried over
 		check     func(t *testing.T, p Plan)
 	}{
 		{
@@ -181,6 +182,7 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name:    "over the budget the most recent changes wait",
+			carry:   CarryBudget,
 			in:      Input{Sources: many(45)},
 			count:   40,
 			carried: 5,
@@ -192,19 +194,22 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name:    "other people's jobs count",
+			carry:   CarryHorizon, // they leave the window 21 h from now
 			in:      Input{Sources: many(45), Jobs: others(10, 3*h, sds.StatusCompleted)},
 			count:   30,
 			carried: 15,
 		},
 		{
 			name:    "jobs older than 24 h do not count",
+			carry:   CarryBudget,
 			in:      Input{Sources: many(45), Jobs: others(10, 25*h, sds.StatusCompleted)},
 			count:   40,
 			carried: 5,
 		},
 		{
-			name: "own download jobs of last night free up as they leave the window",
-			in:   Input{Sources: many(45), Records: []catalog.Record{ownJobs(40, 23*h, true)}},
+			name:  "own download jobs of last night free up as they leave the window",
+			carry: CarryBudget,
+			in:    Input{Sources: many(45), Records: []catalog.Record{ownJobs(40, 23*h, true)}},
 			// Last night's jobs started 23 h ago, one a minute: tonight's
 			// start one by one from 1 h 1 min from now.
 			count:   40,
@@ -223,9 +228,16 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name:    "a wait beyond the horizon is carried over",
+			carry:   CarryHorizon,
 			in:      Input{Sources: many(5), Records: []catalog.Record{ownJobs(40, 20*h, true)}, Limits: Limits{Horizon: 2 * h}},
 			count:   0,
 			carried: 5,
+			check: func(t *testing.T, p Plan) {
+				// The oldest of the 40 leaves the window 4 h from now.
+				if want := now.Add(4*h + time.Minute); !p.BudgetFreesAt.Equal(want) {
+					t.Errorf("budget frees at %s, want %s", p.BudgetFreesAt, want)
+				}
+			},
 		},
 		{
 			name:  "in-process jobs take concurrency",
@@ -239,6 +251,7 @@ func TestMake(t *testing.T) {
 		},
 		{
 			name:    "an account at its cap starts nothing",
+			carry:   CarryConcurrency,
 			in:      Input{Sources: many(3), Jobs: others(5, h, sds.StatusPending)},
 			count:   0,
 			carried: 3,
@@ -292,6 +305,9 @@ func TestMake(t *testing.T) {
 			}
 			if len(p.CarriedOver) != tc.carried {
 				t.Errorf("carried over %d: %s", len(p.CarriedOver), names(p.CarriedOver))
+			}
+			if p.Carry != tc.carry || (p.Carry == CarryHorizon) != !p.BudgetFreesAt.IsZero() {
+				t.Errorf("carried over because %q (budget frees at %s), want %q", p.Carry, p.BudgetFreesAt, tc.carry)
 			}
 			if len(p.Scheduled) > p.Limits.Budget {
 				t.Errorf("%d scheduled over a budget of %d", len(p.Scheduled), p.Limits.Budget)
@@ -417,5 +433,38 @@ func BenchmarkMake(b *testing.B) {
 		if _, err := Make(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestObserveUpToDateClearsPendingMark: a backup that failed after its
+// version was archived (a manual one, a delete's) left a pending mark; a
+// night that finds the published version archived clears it, so that the
+// data source is neither reported pending nor carried over for ever.
+func TestObserveUpToDateClearsPendingMark(t *testing.T) {
+	r := archived(0, 1)
+	r.PendingSince, r.LastError = now.Add(-30*time.Hour), "JobAborted: export failed"
+	p, err := Make(Input{Now: now, Sources: []Source{src(0, 1, 80*time.Hour)}, Records: []catalog.Record{r}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Items[0].State != UpToDate || len(p.Scheduled)+len(p.CarriedOver) != 0 {
+		t.Fatalf("plan %+v: want it up to date and nothing to do", p.Items)
+	}
+	if err := p.Observe(p.Items[0])(&r); err != nil {
+		t.Fatal(err)
+	}
+	if !r.PendingSince.IsZero() || r.LastError == "" {
+		t.Errorf("after the night: pending since %s, last error %q: want no pending mark, the error kept", r.PendingSince, r.LastError)
+	}
+
+	// A changed data source keeps the mark it had.
+	changed := archived(0, 1)
+	changed.PendingSince = now.Add(-30 * time.Hour)
+	p, _ = Make(Input{Now: now, Sources: []Source{src(0, 2, 10*time.Hour)}, Records: []catalog.Record{changed}})
+	if err := p.Observe(p.Items[0])(&changed); err != nil {
+		t.Fatal(err)
+	}
+	if !changed.PendingSince.Equal(now.Add(-30 * time.Hour)) {
+		t.Errorf("a changed data source's pending mark became %s", changed.PendingSince)
 	}
 }

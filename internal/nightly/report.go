@@ -109,6 +109,12 @@ type JobUse struct {
 	StartedTonight   int `json:"startedTonight"`
 	ConcurrencyCap   int `json:"concurrencyCap"`
 	InProcessAtStart int `json:"inProcessAtStart"`
+	// CarryCause is why the plan carried data sources over (absent when
+	// it carried none); with "horizon", BudgetFreesAt is when the budget
+	// would have had room. HorizonHours is how long a run waits for room.
+	CarryCause    CarryCause `json:"carryCause,omitempty"`
+	BudgetFreesAt time.Time  `json:"budgetFreesAt,omitzero"`
+	HorizonHours  float64    `json:"horizonHours,omitempty"`
 }
 
 // Entry is one data source in the report.

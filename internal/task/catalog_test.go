@@ -278,3 +278,62 @@ func TestDiscoverDryRunRecordsNothing(t *testing.T) {
 		t.Errorf("a run that failed in discovery printed no heartbeat:\n%s", metrics.String())
 	}
 }
+
+// A manual backup names no version: it is recorded as the verified archive
+// of the published version, as a nightly one is, so the data source is up
+// to date and the next night does not archive it again.
+func TestManualBackupRecordsThePublishedVersion(t *testing.T) {
+	f := newFixture(t, masterKey, nil)
+	svc, store := f.nightlyService(io.Discard)
+	ctx := context.Background()
+	planned := func() map[string]task.PlanViewItem {
+		t.Helper()
+		out, err := svc.Discover(ctx, []byte(`{"dryRun":true}`))
+		if err != nil {
+			t.Fatalf("dry run: %v", err)
+		}
+		var res task.DiscoverResult
+		roundTrip(t, out, &res)
+		items := map[string]task.PlanViewItem{}
+		for _, it := range res.Plan.Items {
+			items[strings.ToLower(it.DataSourceName)] = it
+		}
+		return items
+	}
+	before := planned()[strings.ToLower(coffee)]
+	if before.Action != "backup" || before.Version == "" {
+		t.Fatalf("before the backup the plan has %+v: want a backup of the published version", before)
+	}
+
+	// The backup state machine's steps, started without a version.
+	st := f.backupToCompleted()
+	out := f.mustInvoke("copytos3", st)
+	rec, err := svc.Record(ctx, mustJSON(t, map[string]any{"operation": "backup", "accessId": accessID, "dataSourceName": coffee, "result": out}))
+	if err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	var rr task.RecordResult
+	roundTrip(t, rec, &rr)
+	if rr.Status != task.StatusArchived {
+		t.Fatalf("record result %+v", rr)
+	}
+	r, err := store.Get(ctx, catalog.ID{AccessID: accessID, Name: coffee})
+	if err != nil || !strings.EqualFold(r.VerifiedVersion, before.Version) || r.ArchiveKey != out["key"] || !r.PendingSince.IsZero() {
+		t.Fatalf("catalog record after the manual backup: %+v, %v: want version %s verified in %v", r, err, before.Version, out["key"])
+	}
+
+	inv, err := svc.Inventory(ctx, []byte(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list task.Inventory
+	roundTrip(t, inv, &list)
+	for _, e := range list.DataSources {
+		if strings.EqualFold(e.Name, coffee) && e.State != "up-to-date" {
+			t.Errorf("inventory says %s is %s after its manual backup", coffee, e.State)
+		}
+	}
+	if after := planned()[strings.ToLower(coffee)]; after.State != string(nightly.UpToDate) || after.Action != "none" {
+		t.Errorf("the next night plans %+v: want nothing for an up-to-date data source", after)
+	}
+}

@@ -195,7 +195,8 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
 		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{},
-		Jobs: nightly.JobUse{Budget: plan.Limits.Budget, InWindowAtStart: plan.JobsInWindow, ConcurrencyCap: plan.Limits.Concurrency, InProcessAtStart: plan.InProcess}}
+		Jobs: nightly.JobUse{Budget: plan.Limits.Budget, InWindowAtStart: plan.JobsInWindow, ConcurrencyCap: plan.Limits.Concurrency, InProcessAtStart: plan.InProcess,
+			CarryCause: plan.Carry, BudgetFreesAt: plan.BudgetFreesAt, HorizonHours: plan.Limits.Horizon.Hours()}}
 	for _, d := range damaged {
 		res.DamagedRecords = append(res.DamagedRecords, d.Key)
 		s.log.WarnContext(ctx, "damaged catalog record: its data source is backed up as if new", slog.String("key", d.Key), slog.String("error", d.Problem))

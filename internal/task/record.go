@@ -147,9 +147,9 @@ func (s *Service) Record(ctx context.Context, raw []byte) (any, error) {
 				r.EndJob(res.JobID)
 			}
 			if res.IsStaging || res.VersionJobID == "" {
-				// A staged version is not the current one; and a backup of
-				// "the published version" that does not name it cannot say
-				// which version it verified (the nightly run names it).
+				// A staged version is not the current one; and a result
+				// that names no version (startdownload names the published
+				// one it pinned) cannot say which version it verified.
 				return nil
 			}
 			a := catalog.Archive{Version: res.VersionJobID, At: now, ArchiveKey: m.Key, SHA256: m.SHA256, EntityCount: m.EntityCount}

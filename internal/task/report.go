@@ -467,7 +467,7 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 			e.Status = nightly.ReportUpToDate
 			rep.Counts.UpToDate++
 		default:
-			e.Status, e.Reason = nightly.ReportCarriedOver, carriedOverReason(d.Jobs)
+			e.Status, e.Reason = nightly.ReportCarriedOver, carriedOverReason(d.Jobs, d.Scheduled)
 			rep.Counts.CarriedOver++
 		}
 		rep.DataSources = append(rep.DataSources, e)
@@ -483,12 +483,23 @@ func (s *Service) buildReport(ctx context.Context, ev reportEvent) (nightly.Repo
 	return rep, recs, nil
 }
 
-// carriedOverReason says why a pending data source waits for another night.
-func carriedOverReason(j nightly.JobUse) string {
-	if j.ConcurrencyCap > 0 && j.InProcessAtStart >= j.ConcurrencyCap {
-		return fmt.Sprintf("not started tonight: %d SDS jobs were in process when the run started, the cap is %d; it comes first next night", j.InProcessAtStart, j.ConcurrencyCap)
+// carriedOverReason says why a pending data source waits for another
+// night: the cause the plan found, in its figures.
+func carriedOverReason(j nightly.JobUse, scheduled int) string {
+	const next = "; it comes first next night"
+	switch j.CarryCause {
+	case nightly.CarryConcurrency:
+		return fmt.Sprintf("not started tonight: %d SDS jobs were in process when the run started, the cap is %d%s", j.InProcessAtStart, j.ConcurrencyCap, next)
+	case nightly.CarryBudget:
+		return fmt.Sprintf("not started tonight: the job budget (%d in any 24 hours) was all given out: %d jobs were started in the 24 hours before the run and %d were scheduled tonight%s",
+			j.Budget, j.InWindowAtStart, scheduled, next)
+	case nightly.CarryHorizon:
+		return fmt.Sprintf("not started tonight: the job budget (%d in any 24 hours; %d were started in the 24 hours before the run, %d scheduled tonight) has room for it only at %s, when earlier jobs leave the window, later than the %g hours a run waits%s",
+			j.Budget, j.InWindowAtStart, scheduled, j.BudgetFreesAt.UTC().Format(time.RFC3339), j.HorizonHours, next)
 	}
-	return fmt.Sprintf("not started tonight: the job budget (%d in any 24 hours; %d were started in the 24 hours before the run) was used up; it comes first next night", j.Budget, j.InWindowAtStart)
+	// The plan carried nothing over: the budget and the cap had room.
+	return fmt.Sprintf("not backed up tonight, though the plan carried nothing over (%d of the job budget of %d used, %d of %d in process): it was not found in need of a backup when the run planned; its last error says what happened since",
+		j.InWindowAtStart, j.Budget, j.InProcessAtStart, j.ConcurrencyCap)
 }
 
 // statusRank orders a report's data sources: what needs attention first.

@@ -174,3 +174,93 @@ func TestDryRunNightDeletesAndReportsNothing(t *testing.T) {
 		t.Errorf("the real retention deleted %+v, want the old archive", got.Deleted)
 	}
 }
+
+// TestCarriedOverReasonNamesTheCause: a data source seen tonight and left
+// pending is reported carried over with the cause the plan found, in its
+// figures, and never with a cause that did not hold.
+func TestCarriedOverReasonNamesTheCause(t *testing.T) {
+	ctx := context.Background()
+	s3c := testenv.S3(t)
+	started := time.Now().UTC().Truncate(time.Second)
+	freesAt := started.Add(21 * time.Hour)
+	for _, tc := range []struct {
+		name      string
+		jobs      nightly.JobUse
+		scheduled int
+		want      []string
+		not       []string
+	}{
+		{
+			name: "the plan carried nothing over", scheduled: 1,
+			jobs: nightly.JobUse{Budget: 40, InWindowAtStart: 8, ConcurrencyCap: 5},
+			want: []string{"carried nothing over", "8 of the job budget of 40 used", "0 of 5 in process"},
+			not:  []string{"used up", "given out"},
+		},
+		{
+			name: "the account's jobs in process filled the cap", scheduled: 0,
+			jobs: nightly.JobUse{Budget: 40, InWindowAtStart: 8, ConcurrencyCap: 5, InProcessAtStart: 6, CarryCause: nightly.CarryConcurrency},
+			want: []string{"6 SDS jobs were in process when the run started, the cap is 5"},
+			not:  []string{"budget"},
+		},
+		{
+			name: "tonight's jobs took the rest of the budget", scheduled: 32,
+			jobs: nightly.JobUse{Budget: 40, InWindowAtStart: 8, ConcurrencyCap: 5, CarryCause: nightly.CarryBudget},
+			want: []string{"job budget (40 in any 24 hours) was all given out", "8 jobs were started in the 24 hours before the run and 32 were scheduled tonight"},
+			not:  []string{"in process"},
+		},
+		{
+			name: "the budget has room only after a run stops waiting", scheduled: 30,
+			jobs: nightly.JobUse{Budget: 40, InWindowAtStart: 10, ConcurrencyCap: 5, CarryCause: nightly.CarryHorizon, BudgetFreesAt: freesAt, HorizonHours: 6},
+			want: []string{"10 were started in the 24 hours before the run, 30 scheduled tonight", "only at " + freesAt.Format(time.RFC3339), "the 6 hours a run waits"},
+			not:  []string{"in process"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bucket := testenv.Bucket(t, s3c)
+			store := catalog.New(s3c, bucket, "")
+			id := catalog.ID{AccessID: "a1", Name: "Pending1"}
+			if _, err := store.UpdateRecord(ctx, id, func(r *catalog.Record) error {
+				r.LastSeen, r.PendingSince = started, started.Add(-time.Hour)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			jobs, err := json.Marshal(tc.jobs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			event := fmt.Sprintf(`{"operation":"report","execution":"n","discover":{"runStartedAt":%q,"seen":1,"pastRpo":0,"damagedRecords":[],"scheduled":%d,"jobs":%s},"results":[]}`,
+				started.Format(time.RFC3339Nano), tc.scheduled, jobs)
+			svc := task.NewService(task.Config{ArchiveBucket: bucket}, task.Deps{Catalog: store, Objects: s3c})
+			out, err := svc.Night(ctx, []byte(event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res task.ReportResult
+			roundTrip(t, out, &res)
+			o, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &res.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Body.Close()
+			var rep nightly.Report
+			if err := json.NewDecoder(o.Body).Decode(&rep); err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.DataSources) != 1 || rep.DataSources[0].Status != nightly.ReportCarriedOver {
+				t.Fatalf("report data sources %+v: want %s carried over", rep.DataSources, id)
+			}
+			reason := rep.DataSources[0].Reason
+			for _, w := range tc.want {
+				if !strings.Contains(reason, w) {
+					t.Errorf("reason %q does not say %q", reason, w)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(reason, n) {
+					t.Errorf("reason %q names a cause that did not hold (%q)", reason, n)
+				}
+			}
+		})
+	}
+}

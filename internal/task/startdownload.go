@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sdsops/sdsops/internal/nightly"
 	"github.com/sdsops/sdsops/internal/sds"
 )
 
@@ -33,10 +34,18 @@ func (s *Service) StartDownload(ctx context.Context, raw []byte) (any, error) {
 	var job *sds.Job
 	version := ev.JobID
 	err := s.withSDS(ctx, ev.MasterKeySecretID, func(c *sds.Client) (err error) {
-		if ev.IsStaging {
-			if version, err = stagedVersion(ctx, c, ds); err != nil {
-				return err
-			}
+		switch {
+		case ev.IsStaging:
+			version, err = stagedVersion(ctx, c, ds)
+		case version == "":
+			// The download is pinned to the version looked up, so that the
+			// archive can be recorded as that version's, exactly as a
+			// nightly backup (which names it) is: SDS does not say which
+			// version a download job exported.
+			version, err = publishedVersion(ctx, c, ds)
+		}
+		if err != nil {
+			return err
 		}
 		job, err = c.CreateDownloadJob(ctx, ds, version)
 		return err
@@ -63,6 +72,19 @@ func (s *Service) StartDownload(ctx context.Context, raw []byte) (any, error) {
 		StartedAt:         formatTime(now),
 		NextWaitSeconds:   s.nextWait(0),
 	}, nil
+}
+
+// publishedVersion finds the job id of the data source's published version.
+func publishedVersion(ctx context.Context, c *sds.Client, ds sds.DataSource) (string, error) {
+	versions, err := c.DataSourceInfo(ctx, ds, true)
+	if err != nil {
+		return "", err
+	}
+	src, err := nightly.Published(versions)
+	if err != nil {
+		return "", &Error{Type: DataSourceNotFound, Message: fmt.Sprintf("data source %s has no published version to back up (name a version with jobId, or isStaging): %v", ds, err), Err: err}
+	}
+	return src.Version, nil
 }
 
 // stagedVersion finds the job id of the data source's staged version.
