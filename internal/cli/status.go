@@ -40,30 +40,20 @@ type SourceStatus struct {
 	DataSourceName string `json:"dataSourceName"`
 	// State is the inventory's: up-to-date, pending, needs-key, deleted
 	// or damaged.
-	State           string    `json:"state"`
-	PastRPO         bool      `json:"pastRpo"`
-	VerifiedVersion string    `json:"verifiedVersion,omitempty"`
-	VerifiedAt      time.Time `json:"verifiedAt,omitzero"`
-	ArchiveKey      string    `json:"archiveKey,omitempty"`
-	StalenessHours  float64   `json:"stalenessHours"`
-	PendingSince    time.Time `json:"pendingSince,omitzero"`
-	LastError       string    `json:"lastError,omitempty"`
-	LastErrorAt     time.Time `json:"lastErrorAt,omitzero"`
-	LastDrill       *Drill    `json:"lastDrill,omitempty"`
-	Visibility      string    `json:"visibility,omitempty"`
+	State           string         `json:"state"`
+	PastRPO         bool           `json:"pastRpo"`
+	VerifiedVersion string         `json:"verifiedVersion,omitempty"`
+	VerifiedAt      time.Time      `json:"verifiedAt,omitzero"`
+	ArchiveKey      string         `json:"archiveKey,omitempty"`
+	StalenessHours  float64        `json:"stalenessHours"`
+	PendingSince    time.Time      `json:"pendingSince,omitzero"`
+	LastError       string         `json:"lastError,omitempty"`
+	LastErrorAt     time.Time      `json:"lastErrorAt,omitzero"`
+	LastDrill       *catalog.Drill `json:"lastDrill,omitempty"`
+	Visibility      string         `json:"visibility,omitempty"`
 	// LastNight is what the last nightly run that saw the data source did
 	// with it (its catalog record's lastNight).
 	LastNight *catalog.Night `json:"lastNight,omitempty"`
-}
-
-// Drill is the catalog's record of a data source's last restore drill
-// (absent until one ran). Outcome: succeeded, failed or skipped.
-type Drill struct {
-	At         time.Time `json:"at"`
-	ArchiveKey string    `json:"archiveKey,omitempty"`
-	Jobs       int       `json:"jobs"`
-	Outcome    string    `json:"outcome"`
-	Reasons    []string  `json:"reasons,omitempty"`
 }
 
 // recordView is the part of a catalog record status shows beyond the
@@ -73,7 +63,7 @@ type recordView struct {
 	ArchiveKey  string         `json:"archiveKey"`
 	LastError   string         `json:"lastError"`
 	LastErrorAt time.Time      `json:"lastErrorAt"`
-	LastDrill   *Drill         `json:"lastDrill"`
+	LastDrill   *catalog.Drill `json:"lastDrill"`
 	LastNight   *catalog.Night `json:"lastNight"`
 }
 
@@ -189,7 +179,7 @@ func severity(s SourceStatus) int {
 		return 1
 	case s.State == "needs-key":
 		return 2
-	case s.LastError != "" || (s.LastDrill != nil && s.LastDrill.Outcome == "failed"):
+	case s.LastError != "" || (s.LastDrill != nil && s.LastDrill.Outcome == catalog.DrillFailed):
 		return 3
 	case s.State == "pending":
 		return 4
@@ -287,7 +277,7 @@ func nightText(n *catalog.Night) string {
 	return s
 }
 
-func drillText(d *Drill) string {
+func drillText(d *catalog.Drill) string {
 	if d == nil {
 		return "-"
 	}
