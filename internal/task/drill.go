@@ -153,11 +153,7 @@ func (s *Service) Drill(ctx context.Context, raw []byte) (any, error) {
 // picks the data sources to drill, tried longest ago first.
 func (s *Service) drillPlan(ctx context.Context, named *[]DrillTarget) (*DrillPlanResult, error) {
 	now := s.now().UTC()
-	var list []sds.DataSourceInfo
-	err := s.withSDS(ctx, "", func(c *sds.Client) (err error) {
-		list, err = c.DataSources(ctx)
-		return err
-	})
+	list, err := s.dataSources(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -217,11 +213,7 @@ func (s *Service) drillBegin(ctx context.Context, id catalog.ID) (*DrillBeginRes
 }
 
 func (s *Service) drillLocate(ctx context.Context, name string) (*DrillLocateResult, error) {
-	var list []sds.DataSourceInfo
-	err := s.withSDS(ctx, "", func(c *sds.Client) (err error) {
-		list, err = c.DataSources(ctx)
-		return err
-	})
+	list, err := s.dataSources(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +318,17 @@ func failureText(f *failureInfo) string {
 	return truncate(msg, maxDrillReasonBytes)
 }
 
-// account lists the account's data sources and its jobs, with the
+// dataSources lists the account's data sources, with the default master
+// key.
+func (s *Service) dataSources(ctx context.Context) (list []sds.DataSourceInfo, err error) {
+	err = s.withSDS(ctx, "", func(c *sds.Client) (err error) {
+		list, err = c.DataSources(ctx)
+		return err
+	})
+	return list, err
+}
+
+// account lists the data sources and the jobs of the account of the
 // default master key.
 func (s *Service) account(ctx context.Context) (list []sds.DataSourceInfo, jobs []sds.Job, err error) {
 	err = s.withSDS(ctx, "", func(c *sds.Client) (err error) {
