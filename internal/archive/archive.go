@@ -292,7 +292,7 @@ func (s *Store) copyClaimed(ctx context.Context, req Request, open Opener, key, 
 	defer exp.Body.Close()
 
 	body := newExportReader(exp, req)
-	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req), true); err != nil {
+	if err, abortErr := s.upload(ctx, key, ContentType, body, s.metadata(req)); err != nil {
 		if rerr := body.failure(); rerr != nil {
 			// The stream's own error says what went wrong; the
 			// uploader's wrapping of it adds nothing.
@@ -393,12 +393,12 @@ func (s *Store) metadata(req Request) map[string]string {
 }
 
 // upload streams body to key through the transfer manager with the
-// archive's encryption and, when retain is set, its retention (see
+// archive's encryption and its retention, if any (see
 // Retain: the lock goes with the PutObject or the CreateMultipartUpload,
 // the checksum with the PutObject or every part). When it fails, abortErr
 // is the failure to abort the multipart upload it leaves, if that failed
 // too.
-func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string, retain bool) (err, abortErr error) {
+func (s *Store) upload(ctx context.Context, key, contentType string, body io.Reader, metadata map[string]string) (err, abortErr error) {
 	in := &transfermanager.UploadObjectInput{
 		Bucket:      &s.cfg.Bucket,
 		Key:         &key,
@@ -408,7 +408,7 @@ func (s *Store) upload(ctx context.Context, key, contentType string, body io.Rea
 	}
 	mode, kmsKey := s.sse()
 	in.ServerSideEncryption, in.SSEKMSKeyID = tmtypes.ServerSideEncryption(mode), kmsKey
-	if r := s.cfg.Retention; retain && r.On() {
+	if r := s.cfg.Retention; r.On() {
 		in.ObjectLockMode = tmtypes.ObjectLockMode(r.Mode)
 		in.ObjectLockRetainUntilDate = ptr(r.Until(s.cfg.Now()))
 		in.ChecksumAlgorithm = tmtypes.ChecksumAlgorithmCrc32

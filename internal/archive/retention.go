@@ -85,6 +85,3 @@ func (s *Store) Retain(in *s3.PutObjectInput) {
 		in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32
 	}
 }
-
-// Retention is the Store's retention.
-func (s *Store) Retention() Retention { return s.cfg.Retention }

@@ -20,7 +20,7 @@ type Upload struct {
 // the upload is aborted and nothing is left under key by this call; the
 // error wraps body's failure when that is the cause.
 func (s *Store) PutStream(ctx context.Context, key, contentType string, body io.Reader) (Upload, error) {
-	if err, abortErr := s.upload(ctx, key, contentType, body, nil, true); err != nil {
+	if err, abortErr := s.upload(ctx, key, contentType, body, nil); err != nil {
 		return Upload{}, joinAbort(classed(ErrStorage, "upload s3://"+s.cfg.Bucket+"/"+key, err), abortErr)
 	}
 	head, err := s.api.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &s.cfg.Bucket, Key: &key})

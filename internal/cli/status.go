@@ -16,9 +16,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/sdsops/sdsops/internal/catalog"
+	"github.com/sdsops/sdsops/internal/s3err"
 	"github.com/sdsops/sdsops/internal/task"
 )
 
@@ -222,8 +222,7 @@ func readRecord(ctx context.Context, api ObjectGetter, bucket, key string) (reco
 // error when there is none.
 func getObject(ctx context.Context, api ObjectGetter, bucket, key, what string, limit int64) ([]byte, error) {
 	out, err := api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	var missing *s3types.NoSuchKey
-	if errors.As(err, &missing) {
+	if s3err.NotFound(err) {
 		return nil, nil
 	}
 	if err != nil {

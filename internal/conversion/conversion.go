@@ -234,7 +234,7 @@ func (c *Converter) Convert(ctx context.Context, manifestKey string) (Result, er
 }
 
 // convert streams the archive through geojson.Convert into its outputs:
-// the GeoParquet, and unless parquetOnly the GeoJSON and the schema
+// the GeoParquet, and with withGeoJSON the GeoJSON and the schema
 // document. Uploads complete only after the last archive byte has been
 // checked against the manifest; on any failure they are aborted, or
 // deleted when complete, and the schema document is not written.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/parquet-go/parquet-go"
@@ -119,9 +120,11 @@ func NewWriter(s *dataset.Schema, geo int, dir string) (*Writer, error) {
 // layout is the file's columns for entities of s whose primary geometry
 // is that of column geo (-1: derived), and the number of geometry columns.
 func layout(s *dataset.Schema, geo int) (cols []column, ngeom int) {
+	// Lowercased: Athena, DuckDB and others fold names, so "Geometry"
+	// would collide with "geometry".
 	taken := map[string]bool{}
 	for _, c := range s.Columns {
-		taken[c.Name] = true
+		taken[strings.ToLower(c.Name)] = true
 	}
 	primary := freeName("geometry", taken)
 	bbox := freeName("bbox", taken)

@@ -139,6 +139,9 @@ func (h *Handler) answer(ctx context.Context, r *http.Request) (int, []byte, str
 	if err != nil {
 		return 0, nil, "", err
 	}
+	if !h.mayPass(tg.accessID, tg.name, req.Key) {
+		return 0, nil, "", errDenied
+	}
 	src, err := h.Catalog.Source(ctx, tg.accessID, tg.name)
 	if errors.Is(err, ErrNoSource) {
 		return 0, nil, "", &query.Error{Status: http.StatusNotFound, Msg: fmt.Sprintf("There is no data source %s with access ID %s.", clip(tg.name), clip(tg.accessID))}
@@ -147,7 +150,7 @@ func (h *Handler) answer(ctx context.Context, r *http.Request) (int, []byte, str
 		return 0, nil, "", err
 	}
 	if !h.allowed(src, req.Key) {
-		return 0, nil, "", &query.Error{Status: http.StatusUnauthorized, Msg: "Access was denied. You may have entered your credentials incorrectly, or you might not have access to the requested resource or operation."}
+		return 0, nil, "", errDenied
 	}
 	tb := src.Published
 	if req.Staging {
@@ -214,6 +217,37 @@ func jsonp(req *query.Request, body []byte) []byte {
 
 // allowed applies SDS's key rules in constant time: every candidate hash
 // is compared, whichever matches.
+// errDenied is SDS's answer to a missing or wrong key.
+var errDenied = &query.Error{Status: http.StatusUnauthorized, Msg: "Access was denied. You may have entered your credentials incorrectly, or you might not have access to the requested resource or operation."}
+
+// KeyHolder is a Catalog that knows a data source's query key (its hash)
+// without loading the data source.
+type KeyHolder interface {
+	QueryKey(accessID, name string) *[32]byte
+}
+
+// mayPass refuses, before the data source is loaded, a key that no check
+// of allowed could accept: a request without the right key must not make
+// the function load an archive.
+func (h *Handler) mayPass(accessID, name, key string) bool {
+	if key == "" {
+		return false
+	}
+	kh, ok := h.Catalog.(KeyHolder)
+	if !ok {
+		return true // allowed decides, after the load
+	}
+	got := HashKey(key)
+	match := 0
+	for _, k := range append(h.MasterKeys, h.AccountKeys...) {
+		match |= subtle.ConstantTimeCompare(got[:], k[:])
+	}
+	if qk := kh.QueryKey(accessID, name); qk != nil {
+		match |= subtle.ConstantTimeCompare(got[:], qk[:])
+	}
+	return match == 1
+}
+
 func (h *Handler) allowed(src *Source, key string) bool {
 	if key == "" {
 		return false

@@ -259,3 +259,57 @@ func checkTypes(t *testing.T, tb *query.Table, e shadow.Entity, isJSON bool) {
 		}
 	}
 }
+
+// countingCatalog counts the loads a request causes, and knows the query
+// keys without loading, as queryarchive.Catalog does.
+type countingCatalog struct {
+	*Sources
+	keys  map[string]*[32]byte
+	loads int
+}
+
+func (c *countingCatalog) Source(ctx context.Context, accessID, name string) (*Source, error) {
+	c.loads++
+	return c.Sources.Source(ctx, accessID, name)
+}
+
+func (c *countingCatalog) QueryKey(accessID, name string) *[32]byte {
+	return c.keys[sourceKey(accessID, name)]
+}
+
+// A request without the right key is refused before its data source is
+// loaded: an anonymous client cannot make the function load archives.
+func TestWrongKeyLoadsNothing(t *testing.T) {
+	srcs := &Sources{}
+	srcs.Put(&Source{AccessID: querytest.AccessID, Name: querytest.Name, Published: loadTable(t, querytest.CoffeeShops())})
+	qk := HashKey(queryKey)
+	srcs.Put(&Source{AccessID: querytest.GeomAccessID, Name: querytest.GeomName, QueryKey: &qk, Published: loadTable(t, querytest.Geoms())})
+	cat := &countingCatalog{Sources: srcs, keys: map[string]*[32]byte{sourceKey(querytest.GeomAccessID, querytest.GeomName): &qk}}
+	srv := httptest.NewServer(&Handler{Catalog: cat, AccountKeys: [][32]byte{HashKey(accountKey)}, MasterKeys: [][32]byte{HashKey(masterKey)}})
+	t.Cleanup(srv.Close)
+	coffee := "/REST/v1/data/" + querytest.AccessID + "/" + querytest.Name + "/" + querytest.EntityType + "?spatialFilter=nearby(47.6,-122.3,100)&$format=json"
+	geoms := "/REST/v1/data/" + querytest.GeomAccessID + "/" + querytest.GeomName + "/" + querytest.GeomEntityType + "?spatialFilter=nearby(47.6,-122.3,100)&$format=json"
+	for _, tc := range []struct {
+		name, url string
+		status    int
+		loads     int
+	}{
+		{"no key", coffee, http.StatusUnauthorized, 0},
+		{"wrong key", coffee + "&key=nope", http.StatusUnauthorized, 0},
+		{"another data source's query key", coffee + "&key=" + queryKey, http.StatusUnauthorized, 0},
+		{"the account's key", coffee + "&key=" + accountKey, http.StatusOK, 1},
+		{"the data source's query key", geoms + "&key=" + queryKey, http.StatusOK, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cat.loads = 0
+			res, err := http.Get(srv.URL + tc.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.status || cat.loads != tc.loads {
+				t.Errorf("status %d after %d loads, want %d after %d", res.StatusCode, cat.loads, tc.status, tc.loads)
+			}
+		})
+	}
+}

@@ -189,15 +189,22 @@ func archivedOf(m archive.Manifest) archived {
 	return archived{m.Key, m.SHA256, &m}
 }
 
+// QueryKey is the hash of the data source's query key, if it has one:
+// the handler refuses a wrong key with it before anything is loaded.
+func (c *Catalog) QueryKey(accessID, name string) *[32]byte {
+	k, ok := c.QueryKeys[catalog.ID{AccessID: accessID, Name: name}.Key()]
+	if !ok {
+		return nil
+	}
+	return &k
+}
+
 // withRecord serves src with the visibility the catalog records now
 // (switching public and private needs no reload) and stores it.
 func (c *Catalog) withRecord(src *queryapi.Source, rec catalog.Record, id catalog.ID) *queryapi.Source {
 	next := *src
 	next.AccessID, next.Name, next.Public = rec.AccessID, rec.Name, rec.Visibility == catalog.Public
-	next.QueryKey = nil
-	if k, ok := c.QueryKeys[id.Key()]; ok {
-		next.QueryKey = &k
-	}
+	next.QueryKey = c.QueryKey(id.AccessID, id.Name)
 	c.entry(id).src.Store(&next)
 	return &next
 }

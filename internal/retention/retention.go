@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
@@ -186,7 +187,7 @@ func (s Sweeper) Archives(ctx context.Context, accessID, name string) ([]Archive
 			return nil, fmt.Errorf("retention: list s3://%s/%s: %w", s.Bucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			key := deref(o.Key)
+			key := aws.ToString(o.Key)
 			slash := strings.LastIndexByte(key, '/')
 			dot := strings.IndexByte(key[slash+1:], '.')
 			if dot < 0 {
@@ -283,11 +284,4 @@ func (s Sweeper) Delete(ctx context.Context, a Archive) error {
 		}
 	}
 	return nil
-}
-
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
 }

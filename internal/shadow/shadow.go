@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sdsops/sdsops/internal/backoff"
 )
 
 // Comparer sends each request to both endpoints and compares the answers.
@@ -58,10 +60,27 @@ func ReadRequests(r io.Reader) ([]string, error) {
 	return out, sc.Err()
 }
 
-var keyParam = regexp.MustCompile(`(?i)([?&]key=)[^&]*`)
-
-// Redact hides the key of a request URL, for reports and logs.
-func Redact(u string) string { return keyParam.ReplaceAllString(u, "${1}REDACTED") }
+// Redact hides the key of a request URL, for reports and logs: every
+// parameter whose name reads "key" once decoded and trimmed, as the Query
+// API reads names (so ?%6Bey=… is hidden too).
+func Redact(u string) string {
+	path, q, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	parts := strings.Split(q, "&")
+	for i, p := range parts {
+		raw, _, _ := strings.Cut(p, "=")
+		name := raw
+		if n, err := url.QueryUnescape(raw); err == nil {
+			name = n
+		}
+		if strings.EqualFold(strings.TrimSpace(name), "key") {
+			parts[i] = raw + "=REDACTED"
+		}
+	}
+	return path + "?" + strings.Join(parts, "&")
+}
 
 // pathAndQuery keeps what an application sends after the host.
 func pathAndQuery(raw string) (string, error) {
@@ -149,14 +168,7 @@ func (c *Comparer) wait(ctx context.Context, d time.Duration) error {
 	if c.sleep != nil {
 		return c.sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Sleep(ctx, d)
 }
 
 // getSDS spaces requests to SDS by Interval and waits out throttling.

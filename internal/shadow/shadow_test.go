@@ -182,3 +182,18 @@ func TestPacesAndRetriesSDS(t *testing.T) {
 		t.Errorf("waits %v: want the Retry-After of 1s and a pause of at most the interval before each later request", waits)
 	}
 }
+
+func TestRedactHidesEveryFormOfTheKey(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/REST/v1/data/a/b/c?key=SECRET&$top=1", "/REST/v1/data/a/b/c?key=REDACTED&$top=1"},
+		{"/x?$top=1&KEY=SECRET", "/x?$top=1&KEY=REDACTED"},
+		{"/x?%6Bey=SECRET", "/x?%6Bey=REDACTED"},
+		{"/x?key%20=SECRET&a=b", "/x?key%20=REDACTED&a=b"},
+		{"/x?monkey=1&keys=2", "/x?monkey=1&keys=2"},
+		{"/x", "/x"},
+	} {
+		if got := Redact(tc.in); got != tc.want {
+			t.Errorf("Redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

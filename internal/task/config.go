@@ -223,7 +223,6 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.Limits.RPO = time.Duration(h) * time.Hour
 	}
-	c.Drill = DrillConfig{PerRun: drill.DefaultPerRun, MaxAge: drill.DefaultMaxAge}
 	if s := getenv("DRILL_PER_RUN"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > drill.MaxDataSources {

@@ -188,10 +188,7 @@ func (s *Service) Discover(ctx context.Context, raw []byte) (any, error) {
 		if err := s.observe(ctx, &plan, recs, damaged); err != nil {
 			return nil, err
 		}
-		metrics := append(plan.Metrics(), nightly.Metric{Name: nightly.MetricDamagedRecords, Unit: "Count", Value: float64(len(damaged))})
-		if line, err := nightly.EMFLine(nightly.MetricNamespace, now, nil, metrics); err == nil {
-			fmt.Fprintf(s.dep.Metrics, "%s\n", line)
-		}
+		s.metrics(ctx, now, append(plan.Metrics(), nightly.Metric{Name: nightly.MetricDamagedRecords, Unit: "Count", Value: float64(len(damaged))})...)
 	}
 	res := DiscoverResult{Items: []ScheduledItem{}, Concurrency: max(1, plan.Concurrency), RunStartedAt: now.Format(time.RFC3339Nano),
 		Seen: len(plan.Items), CarriedOver: len(plan.CarriedOver), PastRPO: plan.PastRPO, DamagedRecords: []string{},

@@ -298,8 +298,6 @@ func (s *Service) gate(ctx context.Context, runStarted string) (any, error) {
 	return GateResult{Skip: !at.IsZero() && !at.Before(started)}, nil
 }
 
-// observeAndRevive is plan.Observe that also clears a deletion mark: the
-// data source exists again.
 // visibility is the catalog's word for a data source's public flag.
 func visibility(public bool) string {
 	if public {
@@ -308,6 +306,8 @@ func visibility(public bool) string {
 	return catalog.Private
 }
 
+// observeAndRevive is plan.Observe that also clears a deletion mark: the
+// data source exists again.
 func observeAndRevive(plan *nightly.Plan, it nightly.Item) func(*catalog.Record) error {
 	obs := plan.Observe(it)
 	return func(r *catalog.Record) error {

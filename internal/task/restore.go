@@ -136,11 +136,8 @@ func (s *Service) prepare(ctx context.Context, ev RestoreEvent) (*RestorePlan, e
 		if err != nil {
 			return err
 		}
-		for _, d := range all {
-			if strings.EqualFold(d.Name, target) && d.AccessID != "" {
-				plan.TargetExists, plan.TargetAccessID, targetPublic = true, d.AccessID, d.IsPublic
-				return nil
-			}
+		if d, ok := byName(all, target); ok {
+			plan.TargetExists, plan.TargetAccessID, targetPublic = true, d.AccessID, d.IsPublic
 		}
 		return nil
 	})
