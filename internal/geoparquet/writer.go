@@ -51,7 +51,7 @@ const (
 	kTime
 	kWKB
 	kBBox
-	kRefused // the primary geography's text where it is not a geometry
+	kRefused // a geography's text where it is not a geometry
 )
 
 // column is one top-level column of the file.
@@ -59,7 +59,7 @@ type column struct {
 	name string
 	kind kind
 	src  int // the schema column; -1 for a derived geometry and the bbox
-	geom int // index among the geometry columns, -1 for others
+	geom int // index among the geometry columns (kWKB) or of the one whose refused text it holds (kRefused), -1 for others
 	leaf int // first leaf column index
 }
 
@@ -137,9 +137,13 @@ func layout(s *dataset.Schema, geo int) (cols []column, ngeom int) {
 			// The text of a value that is no geometry stays, as in the
 			// GeoJSON, under the column's name.
 			cols = append(cols, column{name: primary, kind: kWKB, src: i},
-				column{name: c.Name, kind: kRefused, src: i, geom: -1})
+				column{name: c.Name, kind: kRefused, src: i, geom: 0})
 		case c.Type == dataset.Geography:
-			cols = append(cols, column{name: c.Name, kind: kWKB, src: i, geom: ngeom})
+			// The GeoJSON keeps a further geography's text as it is; here
+			// the column's name holds the geometry, and the text of a
+			// value that is no geometry stays beside it.
+			cols = append(cols, column{name: c.Name, kind: kWKB, src: i, geom: ngeom},
+				column{name: freeName(c.Name+"_text", taken), kind: kRefused, src: i, geom: ngeom})
 			ngeom++
 		default:
 			cols = append(cols, column{name: c.Name, kind: kindOf(c.Type), src: i, geom: -1})
@@ -178,12 +182,14 @@ func kindOf(t dataset.Type) kind {
 	return kString
 }
 
+// freeName returns base, or base_1, base_2, ..., the first whose lower
+// case is not taken, and takes it.
 func freeName(base string, taken map[string]bool) string {
 	name := base
-	for n := 1; taken[name]; n++ {
+	for n := 1; taken[strings.ToLower(name)]; n++ {
 		name = fmt.Sprintf("%s_%d", base, n)
 	}
-	taken[name] = true
+	taken[strings.ToLower(name)] = true
 	return name
 }
 
@@ -227,7 +233,7 @@ func (w *Writer) AppendRow(dst []byte, rec []dataset.Value, geoms []Geometry) []
 			continue
 		}
 		v := rec[c.src]
-		if !v.Present || (c.kind == kRefused && (geoms[0].WKB != nil || len(bytes.TrimSpace(v.Raw)) == 0)) {
+		if !v.Present || (c.kind == kRefused && (geoms[c.geom].WKB != nil || len(bytes.TrimSpace(v.Raw)) == 0)) {
 			dst = append(dst, 0)
 			continue
 		}

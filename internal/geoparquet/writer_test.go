@@ -84,7 +84,7 @@ func TestTypeMapping(t *testing.T) {
 		got = append(got, c.Name()+" "+c.Type().String())
 	}
 	want := []string{"ID INT(64,true)", "S STRING", "D DOUBLE", "B BOOLEAN", "T TIMESTAMP(isAdjustedToUTC=true,unit=NANOS)",
-		"geometry_1 BYTE_ARRAY", "G STRING", "geometry STRING", "G2 BYTE_ARRAY", "bbox group"}
+		"geometry_1 BYTE_ARRAY", "G STRING", "geometry STRING", "G2 BYTE_ARRAY", "G2_text STRING", "bbox group"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Errorf("columns\n got %s\nwant %s", strings.Join(got, "; "), strings.Join(want, "; "))
 	}
@@ -128,7 +128,7 @@ func TestAthenaTable(t *testing.T) {
 	s := schemaOf(t, header)
 	got := AthenaTable(s, s.Index("G"), "Stores", "s3://b/p/")
 	want := "CREATE EXTERNAL TABLE `stores` (\n  `id` bigint,\n  `s` string,\n  `d` double,\n  `b` boolean,\n  `t` timestamp,\n" +
-		"  `geometry_1` binary,\n  `g` string,\n  `geometry` string,\n  `g2` binary,\n  `bbox` struct<xmin:double,ymin:double,xmax:double,ymax:double>\n)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'"
+		"  `geometry_1` binary,\n  `g` string,\n  `geometry` string,\n  `g2` binary,\n  `g2_text` string,\n  `bbox` struct<xmin:double,ymin:double,xmax:double,ymax:double>\n)\nSTORED AS PARQUET\nLOCATION 's3://b/p/'"
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
@@ -195,4 +195,108 @@ func TestSpillReadBack(t *testing.T) {
 	if err != nil || f.NumRows() != 3000 {
 		t.Fatalf("%v, %v rows", err, f.NumRows())
 	}
+}
+
+// TestRefusedTextKept: a geography value that is no geometry (the
+// caller's geometry is null) keeps its text in the GeoParquet, as in the
+// GeoJSON: the primary one under the column's name, a further one in
+// <name>_text beside its geometry column; those text columns are null
+// where the geometry is not, or the value blank or omitted.
+func TestRefusedTextKept(t *testing.T) {
+	s := schemaOf(t, header)
+	w, err := NewWriter(s, s.Index("G"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	point := Geometry{WKB: []byte("wkb"), Type: "Point", Bound: orb.Bound{Min: orb.Point{1, 2}, Max: orb.Point{1, 2}}}
+	rows := []struct {
+		g, g2  string // "\x00": omitted
+		geoms  []Geometry
+		wantG  string // "\x00": null
+		wantG2 string
+	}{
+		{"POINT (1 2)", "POINT(1 2", []Geometry{point, {}}, "\x00", "POINT(1 2"},
+		{"POINT(1 2", "POINT (1 2)", []Geometry{{}, point}, "POINT(1 2", "\x00"},
+		{"POINT (1 2)", "POINT (1 2)", []Geometry{point, point}, "\x00", "\x00"},
+		{"\x00", " ", []Geometry{{}, {}}, "\x00", "\x00"},
+		{"LINESTRING (0 0)", "\x00", []Geometry{{}, {}}, "LINESTRING (0 0)", "\x00"},
+	}
+	for i, r := range rows {
+		vals := make([]dataset.Value, len(s.Columns))
+		for c, col := range s.Columns {
+			vals[c] = dataset.Value{Type: col.Type}
+		}
+		set := func(name, v string) {
+			if v != "\x00" {
+				k := s.Index(name)
+				vals[k].Raw, vals[k].Present = []byte(v), true
+			}
+		}
+		set("ID", strconv.Itoa(i))
+		set("G", r.g)
+		set("G2", r.g2)
+		if err := w.Add(w.AppendRow(nil, vals, r.geoms), r.geoms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if _, err := w.Finish(&out); err != nil {
+		t.Fatal(err)
+	}
+	got := readColumns(t, out.Bytes(), "ID", "G", "G2_text")
+	for i, r := range rows {
+		row, ok := got[int64(i)]
+		if !ok {
+			t.Fatalf("row %d missing", i)
+		}
+		for k, want := range []string{r.wantG, r.wantG2} {
+			v := row[k+1]
+			if (want == "\x00") != v.IsNull() || (!v.IsNull() && string(v.ByteArray()) != want) {
+				t.Errorf("row %d column %d: %q (null %v), want %q", i, k+1, v.ByteArray(), v.IsNull(), want)
+			}
+		}
+	}
+}
+
+// readColumns reads the named leaf columns of every row of a file, by the
+// int64 of the first.
+func readColumns(t *testing.T, data []byte, names ...string) map[int64][]parquet.Value {
+	t.Helper()
+	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := make([]int, len(names))
+	for i, n := range names {
+		c, ok := f.Schema().Lookup(n)
+		if !ok {
+			t.Fatalf("no column %s", n)
+		}
+		idx[i] = c.ColumnIndex
+	}
+	out := map[int64][]parquet.Value{}
+	buf := make([]parquet.Row, 64)
+	for _, rg := range f.RowGroups() {
+		rows := rg.Rows()
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, row := range buf[:n] {
+				vals := make([]parquet.Value, len(names))
+				for _, v := range row {
+					for i, c := range idx {
+						if v.Column() == c {
+							vals[i] = v.Clone()
+						}
+					}
+				}
+				out[vals[0].Int64()] = vals
+			}
+			if err != nil {
+				break
+			}
+		}
+		rows.Close()
+	}
+	return out
 }
