@@ -371,37 +371,38 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 			defer unmap()
 		}
 	}
+	// Each leaf column's values of the rows in hand go to its writer
+	// directly, chunkRows rows at a time, without assembling rows.
+	cw := pw.ColumnWriters()
 	var (
-		batch  []parquet.Row
-		vals   []parquet.Value // of the rows in batch
-		arena  []byte          // the spilled bytes of the rows in batch, when not mapped
+		vals   = make([][]parquet.Value, len(cw))
+		arena  []byte // the spilled bytes of the rows in hand, when not mapped
+		inHand int
 		inRG   int
 		rgSize int
 	)
 	flush := func() error {
-		if len(batch) == 0 {
+		if inHand == 0 {
 			return nil
 		}
-		if _, err := pw.WriteRows(batch); err != nil {
-			return err
+		for i, c := range cw {
+			if _, err := c.WriteRowValues(vals[i]); err != nil {
+				return fmt.Errorf("geoparquet: %w", err)
+			}
+			vals[i] = vals[i][:0]
 		}
-		batch, vals, arena = batch[:0], vals[:0], arena[:0]
+		arena, inHand = arena[:0], 0
 		return nil
 	}
 	for _, i := range order {
 		r := w.refs[i]
 		var buf []byte
 		if mapped != nil {
-			if len(batch) == batchRows {
-				if err := flush(); err != nil {
-					return st, fmt.Errorf("geoparquet: %w", err)
-				}
-			}
 			buf = mapped[r.off : r.off+int64(r.n)]
 		} else {
 			if len(arena)+int(r.n) > cap(arena) {
 				if err := flush(); err != nil {
-					return st, fmt.Errorf("geoparquet: %w", err)
+					return st, err
 				}
 				if int(r.n) > cap(arena) {
 					arena = make([]byte, 0, max(int(r.n), 1<<20))
@@ -413,16 +414,20 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 				return st, fmt.Errorf("geoparquet spill: %w", err)
 			}
 		}
-		start := len(vals)
-		if vals, err = w.decode(vals, buf, unit); err != nil {
+		if err := w.decode(vals, buf, unit); err != nil {
 			return st, err
 		}
-		batch = append(batch, vals[start:len(vals):len(vals)])
+		inHand++
 		inRG++
 		rgSize += int(r.n)
+		if inHand == chunkRows {
+			if err := flush(); err != nil {
+				return st, err
+			}
+		}
 		if inRG == maxGroupRows || rgSize >= maxGroupBytes {
 			if err := flush(); err != nil {
-				return st, fmt.Errorf("geoparquet: %w", err)
+				return st, err
 			}
 			if err := pw.Flush(); err != nil {
 				return st, fmt.Errorf("geoparquet: %w", err)
@@ -432,7 +437,7 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 		}
 	}
 	if err := flush(); err != nil {
-		return st, fmt.Errorf("geoparquet: %w", err)
+		return st, err
 	}
 	if inRG > 0 {
 		st.RowGroups++
@@ -443,18 +448,21 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 	return st, nil
 }
 
-// batchRows is how many rows go to the Parquet writer at once.
-const batchRows = 256
+// chunkRows is how many rows go to the column writers at once: a page
+// ends only between such writes, and parquet-go's own row writes come in
+// chunks of this many rows too.
+const chunkRows = 64
 
 // errCorrupt is a spilled row that does not decode.
 var errCorrupt = errors.New("geoparquet: corrupt spill row")
 
-// decode appends the values of a spilled row to row.
-func (w *Writer) decode(row parquet.Row, b []byte, unit parquet.TimeUnit) (parquet.Row, error) {
+// decode appends the values of a spilled row to those of its leaf
+// columns, cols[leaf].
+func (w *Writer) decode(cols [][]parquet.Value, b []byte, unit parquet.TimeUnit) error {
 	p := 1
 	for _, c := range w.cols {
 		if p >= len(b) {
-			return row, errCorrupt
+			return errCorrupt
 		}
 		present := b[p] == 1
 		p++
@@ -464,45 +472,48 @@ func (w *Writer) decode(row parquet.Row, b []byte, unit parquet.TimeUnit) (parqu
 				n = 4
 			}
 			for k := range n {
-				row = append(row, parquet.NullValue().Level(0, 0, c.leaf+k))
+				cols[c.leaf+k] = append(cols[c.leaf+k], parquet.NullValue().Level(0, 0, c.leaf+k))
 			}
 			continue
 		}
+		var v parquet.Value
 		switch c.kind {
 		case kString, kWKB, kRefused:
 			n, k := binary.Uvarint(b[p:])
 			if k <= 0 || uint64(len(b)-p-k) < n {
-				return row, errCorrupt
+				return errCorrupt
 			}
 			p += k
-			row = append(row, parquet.ByteArrayValue(b[p:p+int(n)]).Level(0, 1, c.leaf))
+			v = parquet.ByteArrayValue(b[p : p+int(n)])
 			p += int(n)
 		case kLong:
-			row = append(row, parquet.Int64Value(int64(binary.LittleEndian.Uint64(b[p:]))).Level(0, 1, c.leaf))
+			v = parquet.Int64Value(int64(binary.LittleEndian.Uint64(b[p:])))
 			p += 8
 		case kDouble:
-			row = append(row, parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b[p:]))).Level(0, 1, c.leaf))
+			v = parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b[p:])))
 			p += 8
 		case kBool:
-			row = append(row, parquet.BooleanValue(b[p] == 1).Level(0, 1, c.leaf))
+			v = parquet.BooleanValue(b[p] == 1)
 			p++
 		case kTime:
 			sec := int64(binary.LittleEndian.Uint64(b[p:]))
 			ns := int64(binary.LittleEndian.Uint32(b[p+8:]))
-			v := sec*1e9 + ns
+			t := sec*1e9 + ns
 			if unit == parquet.Microsecond {
-				v = sec*1e6 + ns/1e3
+				t = sec*1e6 + ns/1e3
 			}
-			row = append(row, parquet.Int64Value(v).Level(0, 1, c.leaf))
+			v = parquet.Int64Value(t)
 			p += 12
 		case kBBox:
 			for k := range 4 {
-				row = append(row, parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b[p:]))).Level(0, 1, c.leaf+k))
+				cols[c.leaf+k] = append(cols[c.leaf+k], parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(b[p:]))).Level(0, 1, c.leaf+k))
 				p += 8
 			}
+			continue
 		}
+		cols[c.leaf] = append(cols[c.leaf], v.Level(0, 1, c.leaf))
 	}
-	return row, nil
+	return nil
 }
 
 // node is the file's schema, columns in the Writer's order.
