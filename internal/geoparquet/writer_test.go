@@ -3,6 +3,8 @@ package geoparquet
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -299,4 +301,38 @@ func readColumns(t *testing.T, data []byte, names ...string) map[int64][]parquet
 		rows.Close()
 	}
 	return out
+}
+
+// TestOrder: rows go along the curve, rows in the same cell in the order
+// they came, rows without a geometry last in theirs.
+func TestOrder(t *testing.T) {
+	w := &Writer{}
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 5000 {
+		ref := rowRef{off: int64(i)}
+		if i%7 != 0 {
+			// Few distinct centres: many rows share a cell.
+			ref.x, ref.y, ref.geo = float64(r.IntN(30)), float64(r.IntN(30)), true
+		}
+		w.refs = append(w.refs, ref)
+	}
+	got := w.order()
+	dist := func(i int) uint64 {
+		ref := w.refs[i]
+		if !ref.geo {
+			return math.MaxUint64
+		}
+		// The centres span 0..29 on both axes.
+		cell := func(v float64) uint32 { return uint32(min(1<<16-1, math.Floor(v/29*(1<<16)))) }
+		return hilbert(1<<16, cell(ref.x), cell(ref.y))
+	}
+	if len(got) != len(w.refs) {
+		t.Fatalf("%d rows ordered of %d", len(got), len(w.refs))
+	}
+	for k := 1; k < len(got); k++ {
+		a, b := got[k-1], got[k]
+		if da, db := dist(a), dist(b); da > db || (da == db && a > b) {
+			t.Fatalf("row %d (distance %d) before row %d (distance %d)", a, da, b, db)
+		}
+	}
 }
