@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
 )
 
-func schemaOf(t *testing.T, header string) *dataset.Schema {
+func schemaOf(t testing.TB, header string) *dataset.Schema {
 	t.Helper()
 	s, err := dataset.NewReader(strings.NewReader(header+"</Root>"), "").Schema()
 	if err != nil {
@@ -334,5 +335,77 @@ func TestOrder(t *testing.T) {
 		if da, db := dist(a), dist(b); da > db || (da == db && a > b) {
 			t.Fatalf("row %d (distance %d) before row %d (distance %d)", a, da, b, db)
 		}
+	}
+}
+
+// TestWKBCodec: WKB that snappy does not shrink is written uncompressed,
+// WKB it does is compressed, every other column is snappy, and the
+// geometries read back the same either way.
+func TestWKBCodec(t *testing.T) {
+	s := schemaOf(t, header)
+	for _, tc := range []struct {
+		name string
+		wkb  func(r *rand.Rand, i int) []byte
+		want format.CompressionCodec
+	}{
+		{"random", func(r *rand.Rand, i int) []byte {
+			b := make([]byte, 200+r.IntN(800))
+			for k := range b {
+				b[k] = byte(r.Uint32())
+			}
+			return b
+		}, format.Uncompressed},
+		{"regular", func(r *rand.Rand, i int) []byte {
+			return bytes.Repeat([]byte{1, 2, 3, 4, byte(i)}, 100+r.IntN(100))
+		}, format.Snappy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := NewWriter(s, s.Index("G"), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			r := rand.New(rand.NewPCG(1, 2))
+			want := map[int64][]byte{}
+			for i := range 1000 {
+				vals := make([]dataset.Value, len(s.Columns))
+				for c, col := range s.Columns {
+					vals[c] = dataset.Value{Type: col.Type}
+				}
+				id := s.Index("ID")
+				vals[id].Raw, vals[id].Present = []byte(strconv.Itoa(i)), true
+				p := orb.Point{float64(i % 37), float64(i % 41)}
+				geoms := []Geometry{{WKB: tc.wkb(r, i), Type: "Polygon", Bound: orb.Bound{Min: p, Max: p}}, {}}
+				want[int64(i)] = geoms[0].WKB
+				if err := w.Add(w.AppendRow(nil, vals, geoms), geoms); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			if _, err := w.Finish(&out); err != nil {
+				t.Fatal(err)
+			}
+			f, err := parquet.OpenFile(bytes.NewReader(out.Bytes()), int64(out.Len()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rg := range f.Metadata().RowGroups {
+				for _, c := range rg.Columns {
+					codec := format.Snappy
+					if c.MetaData.PathInSchema[0] == "geometry_1" {
+						codec = tc.want
+					}
+					if c.MetaData.Codec != codec {
+						t.Errorf("%v: %v, want %v", c.MetaData.PathInSchema, c.MetaData.Codec, codec)
+					}
+				}
+			}
+			got := readColumns(t, out.Bytes(), "ID", "geometry_1")
+			for id, wkb := range want {
+				if !bytes.Equal(got[id][1].ByteArray(), wkb) {
+					t.Fatalf("row %d: WKB differs", id)
+				}
+			}
+		})
 	}
 }
