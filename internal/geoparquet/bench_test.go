@@ -30,22 +30,16 @@ func benchRows(b *testing.B, n int) (*dataset.Schema, []benchRow) {
 	round := func(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 	rows := make([]benchRow, n)
 	for i := range rows {
-		vals := make([]dataset.Value, len(s.Columns))
-		for c, col := range s.Columns {
-			vals[c] = dataset.Value{Type: col.Type}
+		set := map[string]string{
+			"ID": strconv.Itoa(i),
+			"S":  "Site " + strconv.Itoa(r.IntN(1000)),
+			"D":  strconv.FormatFloat(round(r.Float64()*1000), 'f', -1, 64),
+			"B":  strconv.FormatBool(r.IntN(2) == 0),
+			"T":  "2019-04-0" + strconv.Itoa(1+r.IntN(9)) + "T10:11:12.1234567Z",
 		}
-		set := func(name, v string) {
-			k := s.Index(name)
-			vals[k].Raw, vals[k].Present = []byte(v), true
-		}
-		set("ID", strconv.Itoa(i))
-		set("S", "Site "+strconv.Itoa(r.IntN(1000)))
-		set("D", strconv.FormatFloat(round(r.Float64()*1000), 'f', -1, 64))
-		set("B", strconv.FormatBool(r.IntN(2) == 0))
-		set("T", "2019-04-0"+strconv.Itoa(1+r.IntN(9))+"T10:11:12.1234567Z")
 		geoms := make([]Geometry, 2)
 		if i%10 != 0 {
-			set("G", "POLYGON (...)")
+			set["G"] = "POLYGON (...)"
 			// A closed ring of np positions, each a step from the last.
 			np := 20 + r.IntN(100)
 			wkb := binary.LittleEndian.AppendUint32([]byte{1}, 3)
@@ -65,7 +59,7 @@ func benchRows(b *testing.B, n int) (*dataset.Schema, []benchRow) {
 			}
 			geoms[0] = Geometry{WKB: wkb, Type: "Polygon", Bound: bound}
 		}
-		rows[i] = benchRow{vals, geoms}
+		rows[i] = benchRow{entity(s, set), geoms}
 	}
 	return s, rows
 }

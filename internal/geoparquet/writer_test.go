@@ -41,6 +41,19 @@ const header = `<Root><xs:schema id="Map" xmlns="" xmlns:xs="http://www.w3.org/2
 </xs:element></xs:schema>
 `
 
+// entity returns the values of an entity of s: those given by column
+// name, the others omitted.
+func entity(s *dataset.Schema, set map[string]string) []dataset.Value {
+	vals := make([]dataset.Value, len(s.Columns))
+	for i, c := range s.Columns {
+		vals[i] = dataset.Value{Type: c.Type}
+		if v, ok := set[c.Name]; ok {
+			vals[i].Raw, vals[i].Present = []byte(v), true
+		}
+	}
+	return vals
+}
+
 // finish writes rows of the given values (nil: omitted) and returns the file.
 func finish(t *testing.T, s *dataset.Schema, rows ...[]string) []byte {
 	t.Helper()
@@ -171,12 +184,7 @@ func TestSpillReadBack(t *testing.T) {
 		w.readRows = read
 		geoms := make([]Geometry, len(w.GeometryColumns()))
 		for i := range 3000 {
-			vals := make([]dataset.Value, len(s.Columns))
-			for c, col := range s.Columns {
-				vals[c] = dataset.Value{Type: col.Type}
-			}
-			id := s.Index("ID")
-			vals[id].Raw, vals[id].Present = []byte(strconv.Itoa(i)), true
+			vals := entity(s, map[string]string{"ID": strconv.Itoa(i)})
 			x, y := float64(i%100), float64(i/100)
 			p := orb.Point{x, y}
 			geoms[0] = Geometry{WKB: []byte(strings.Repeat("w", i%700)), Type: "Point", Bound: orb.Bound{Min: p, Max: p}}
@@ -226,19 +234,13 @@ func TestRefusedTextKept(t *testing.T) {
 		{"LINESTRING (0 0)", "\x00", []Geometry{{}, {}}, "LINESTRING (0 0)", "\x00"},
 	}
 	for i, r := range rows {
-		vals := make([]dataset.Value, len(s.Columns))
-		for c, col := range s.Columns {
-			vals[c] = dataset.Value{Type: col.Type}
-		}
-		set := func(name, v string) {
-			if v != "\x00" {
-				k := s.Index(name)
-				vals[k].Raw, vals[k].Present = []byte(v), true
+		set := map[string]string{"ID": strconv.Itoa(i), "G": r.g, "G2": r.g2}
+		for k, v := range set {
+			if v == "\x00" {
+				delete(set, k)
 			}
 		}
-		set("ID", strconv.Itoa(i))
-		set("G", r.g)
-		set("G2", r.g2)
+		vals := entity(s, set)
 		if err := w.Add(w.AppendRow(nil, vals, r.geoms), r.geoms); err != nil {
 			t.Fatal(err)
 		}
@@ -247,61 +249,30 @@ func TestRefusedTextKept(t *testing.T) {
 	if _, err := w.Finish(&out); err != nil {
 		t.Fatal(err)
 	}
-	got := readColumns(t, out.Bytes(), "ID", "G", "G2_text")
-	for i, r := range rows {
-		row, ok := got[int64(i)]
-		if !ok {
-			t.Fatalf("row %d missing", i)
-		}
-		for k, want := range []string{r.wantG, r.wantG2} {
-			v := row[k+1]
-			if (want == "\x00") != v.IsNull() || (!v.IsNull() && string(v.ByteArray()) != want) {
-				t.Errorf("row %d column %d: %q (null %v), want %q", i, k+1, v.ByteArray(), v.IsNull(), want)
-			}
-		}
+	type texts struct {
+		ID     int64   `parquet:"ID"`
+		G      *string `parquet:"G,optional"`
+		G2Text *string `parquet:"G2_text,optional"`
 	}
-}
-
-// readColumns reads the named leaf columns of every row of a file, by the
-// int64 of the first.
-func readColumns(t *testing.T, data []byte, names ...string) map[int64][]parquet.Value {
-	t.Helper()
-	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
+	got, err := parquet.Read[texts](bytes.NewReader(out.Bytes()), int64(out.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	idx := make([]int, len(names))
-	for i, n := range names {
-		c, ok := f.Schema().Lookup(n)
-		if !ok {
-			t.Fatalf("no column %s", n)
-		}
-		idx[i] = c.ColumnIndex
+	if len(got) != len(rows) {
+		t.Fatalf("%d rows read of %d", len(got), len(rows))
 	}
-	out := map[int64][]parquet.Value{}
-	buf := make([]parquet.Row, 64)
-	for _, rg := range f.RowGroups() {
-		rows := rg.Rows()
-		for {
-			n, err := rows.ReadRows(buf)
-			for _, row := range buf[:n] {
-				vals := make([]parquet.Value, len(names))
-				for _, v := range row {
-					for i, c := range idx {
-						if v.Column() == c {
-							vals[i] = v.Clone()
-						}
-					}
-				}
-				out[vals[0].Int64()] = vals
-			}
-			if err != nil {
-				break
-			}
+	text := func(p *string) string {
+		if p == nil {
+			return "\x00"
 		}
-		rows.Close()
+		return *p
 	}
-	return out
+	for _, g := range got {
+		r := rows[g.ID]
+		if text(g.G) != r.wantG || text(g.G2Text) != r.wantG2 {
+			t.Errorf("row %d: G %q, G2_text %q; want %q, %q (\\x00: null)", g.ID, text(g.G), text(g.G2Text), r.wantG, r.wantG2)
+		}
+	}
 }
 
 // TestOrder: rows go along the curve, rows in the same cell in the order
@@ -368,12 +339,7 @@ func TestWKBCodec(t *testing.T) {
 			r := rand.New(rand.NewPCG(1, 2))
 			want := map[int64][]byte{}
 			for i := range 1000 {
-				vals := make([]dataset.Value, len(s.Columns))
-				for c, col := range s.Columns {
-					vals[c] = dataset.Value{Type: col.Type}
-				}
-				id := s.Index("ID")
-				vals[id].Raw, vals[id].Present = []byte(strconv.Itoa(i)), true
+				vals := entity(s, map[string]string{"ID": strconv.Itoa(i)})
 				p := orb.Point{float64(i % 37), float64(i % 41)}
 				geoms := []Geometry{{WKB: tc.wkb(r, i), Type: "Polygon", Bound: orb.Bound{Min: p, Max: p}}, {}}
 				want[int64(i)] = geoms[0].WKB
@@ -400,10 +366,17 @@ func TestWKBCodec(t *testing.T) {
 					}
 				}
 			}
-			got := readColumns(t, out.Bytes(), "ID", "geometry_1")
-			for id, wkb := range want {
-				if !bytes.Equal(got[id][1].ByteArray(), wkb) {
-					t.Fatalf("row %d: WKB differs", id)
+			type geometry struct {
+				ID  int64  `parquet:"ID"`
+				WKB []byte `parquet:"geometry_1,optional"`
+			}
+			got, err := parquet.Read[geometry](bytes.NewReader(out.Bytes()), int64(out.Len()))
+			if err != nil || len(got) != len(want) {
+				t.Fatalf("%d rows read of %d: %v", len(got), len(want), err)
+			}
+			for _, g := range got {
+				if !bytes.Equal(g.WKB, want[g.ID]) {
+					t.Fatalf("row %d: WKB differs", g.ID)
 				}
 			}
 		})
