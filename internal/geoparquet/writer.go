@@ -114,6 +114,10 @@ func NewWriter(s *dataset.Schema, geo int, dir string) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("geoparquet spill file: %w", err)
 	}
+	// Spilling 248 MB of 0.6–2 KB rows took 80–90 ms of CPU with any
+	// buffer from 64 KiB to 4 MiB (the kernel's copy into the page cache
+	// is the cost, not the number of writes), and 100–105 ms copying the
+	// rows into a mapping of the file grown by fallocate instead.
 	w.spill, w.bw = f, bufio.NewWriterSize(f, 256<<10)
 	return w, nil
 }
