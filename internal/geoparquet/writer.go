@@ -60,7 +60,9 @@ type column struct {
 	name string
 	kind kind
 	src  int // the schema column; -1 for a derived geometry and the bbox
-	geom int // index among the geometry columns (kWKB) or of the one whose refused text it holds (kRefused), -1 for others
+	// geom is the index among the geometry columns of a kWKB column, or
+	// of the one whose refused text a kRefused column holds; -1 for others.
+	geom int
 	leaf int // first leaf column index
 }
 
@@ -374,7 +376,7 @@ func (w *Writer) Finish(out io.Writer) (Stats, error) {
 			defer unmap()
 		}
 	}
-	// Each leaf's null, made once.
+	// Each leaf's null, made once (the bbox, last, has four leaves).
 	nulls := make([]parquet.Value, w.cols[len(w.cols)-1].leaf+4)
 	for i := range nulls {
 		nulls[i] = parquet.NullValue().Level(0, 0, i)
