@@ -164,7 +164,7 @@ func TestSchemaDocument(t *testing.T) {
 	if !reflect.DeepEqual(doc.Columns, want) {
 		t.Errorf("columns %+v", doc.Columns)
 	}
-	if !strings.HasPrefix(doc.AthenaCreateTable, "CREATE EXTERNAL TABLE `map` (\n  `id` bigint,") || !strings.Contains(doc.AthenaCreateTable, "  `geometry` binary,\n  `g` string,\n  `g2` binary,\n  `bbox` struct<") {
+	if !strings.HasPrefix(doc.AthenaCreateTable, "CREATE EXTERNAL TABLE `map` (\n  `id` bigint,") || !strings.Contains(doc.AthenaCreateTable, "  `geometry` binary,\n  `g` string,\n  `g2` binary,\n  `g2_text` string,\n  `bbox` struct<") {
 		t.Errorf("Athena table:\n%s", doc.AthenaCreateTable)
 	}
 	sum := sha256.Sum256(schema)

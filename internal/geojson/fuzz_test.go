@@ -28,6 +28,8 @@ func FuzzConvert(f *testing.F) {
 	f.Add("POINT EMPTY", "D", uint8(2), "NaN", "x")
 	f.Add("POINT(1e400 2)", "S", uint8(0), "é\x01", "x")
 	f.Add("MULTIPOLYGON(((0 0,1 0,1 1,0 0)),((5 5,5 6,6 6,5 5)))", "G2", uint8(5), "POINT(1 2)", "y")
+	f.Add("POINT(1 2)", "Entrance", uint8(5), "POINT(1 2", "e")
+	f.Add("POINT(1 2)", "Entrance", uint8(5), "LINESTRING(0 0, 1 1)", "f")
 	f.Add(nestedCollections(wkt.MaxDepth-1), "N", uint8(0), "", "z")
 	f.Add(nestedCollections(wkt.MaxDepth)+"((", "N", uint8(0), "", "z")
 	types := []string{"xs:string", "xs:long", "xs:double", "xs:boolean", "xs:dateTime", "xs:anyType", "xs:int"}
@@ -83,6 +85,15 @@ func FuzzConvert(f *testing.F) {
 			kept, ok := feat.Properties["G"]
 			if pv := parquetValueOf(t, pq.Bytes(), "G"); ok == pv.IsNull() || (ok && kept != string(pv.ByteArray())) {
 				t.Fatalf("GeoJSON keeps %q (%v), GeoParquet %q (null %v)", kept, ok, pv.ByteArray(), pv.IsNull())
+			}
+		}
+		// So is that of a further geography column: here the extra one,
+		// beside its geometry column in <name>_text.
+		if types[int(typ)%len(types)] == "xs:anyType" && strings.TrimSpace(value) != "" {
+			kept, _ := feat.Properties[column].(string)
+			g, txt := parquetValueOf(t, pq.Bytes(), column), parquetValueOf(t, pq.Bytes(), column+"_text")
+			if g.IsNull() == txt.IsNull() || (!txt.IsNull() && kept != string(txt.ByteArray())) {
+				t.Fatalf("GeoJSON keeps %q; GeoParquet geometry null %v, text %q (null %v)", kept, g.IsNull(), txt.ByteArray(), txt.IsNull())
 			}
 		}
 		if string(feat.Geometry) == "null" {

@@ -20,7 +20,9 @@
 //     that text stays in a STRING column under the geography column's
 //     name, after the geometry, as the GeoJSON keeps it as a property;
 //     the column is null elsewhere. Further geography columns are
-//     geometry columns under their own names.
+//     geometry columns under their own names, each followed by a STRING
+//     column <name>_text that holds, in the same way, the text of a value
+//     that is no geometry.
 //   - "bbox", a struct of xmin, ymin, xmax, ymax, covers the primary
 //     geometry; it is null where the geometry is null or empty.
 //
