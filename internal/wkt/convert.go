@@ -416,14 +416,18 @@ func (c *Converter) positions(one, ring bool) (n int, err error) {
 		if one {
 			break
 		}
-		// The spaces and the comma between two positions.
-		for p < len(t) && t[p] == ' ' {
+		// The spaces and the comma between two positions, most often ", ".
+		if p+2 <= len(t) && t[p] == ',' && t[p+1] == ' ' {
+			p += 2
+		} else {
+			for p < len(t) && t[p] == ' ' {
+				p++
+			}
+			if p >= len(t) || t[p] != ',' {
+				break
+			}
 			p++
 		}
-		if p >= len(t) || t[p] != ',' {
-			break
-		}
-		p++
 		for p < len(t) && t[p] == ' ' {
 			p++
 		}

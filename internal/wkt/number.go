@@ -77,12 +77,66 @@ const maxVerbatim = 24
 // strconv.ParseFloat gives), where it ends, and whether its text is
 // also a JSON number to copy as it is. ok is false when there is no such
 // number or strconv refuses it (out of range).
+//
+// It reads the form coordinates take, -?[0-9]{1,7}(\.[0-9]{1,8})?
+// followed by something other than a digit, '.', 'e' or 'E', within 16
+// bytes that the text holds, itself: it finds the ends by bit tricks on
+// two 8-byte words and converts the digits with multiply-shifts, with
+// no branch per digit and few operations between a number's start and
+// the next's. anyNumber reads every other text.
 func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
-	if p+16 <= len(t) {
-		if f, end, verbatim, ok = short(t[p : p+16]); ok {
-			return f, p + end, verbatim, true
-		}
+	if p+16 > len(t) {
+		return anyNumber(t, p)
 	}
+	s := (*[16]byte)(t[p:])
+	w0, w1 := binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])
+	d0 := w0 ^ 0x3030303030303030 // bytes minus '0'
+	stop0, stop1 := nonDigits(d0), nonDigits(w1^0x3030303030303030)
+	var sign uint64      // all ones in the sign's byte
+	if byte(w0) == '-' { // not s[0]: it would keep w0 from being one load
+		sign = 0xff
+	}
+	if stop0 &^= sign; stop0 == 0 {
+		return anyNumber(t, p) // eight digits or more
+	}
+	first := int(sign & 1)
+	dot := bits.TrailingZeros64(stop0) >> 3 // 0 to 7: where the integer digits end
+	ni := dot - first
+	if ni <= 0 {
+		return anyNumber(t, p)
+	}
+	// The integer digits moved to the top, the sign's byte made a zero.
+	mant := eightDigits((d0 &^ sign) << ((64 - 8*dot) & 63))
+	nf := 0
+	end = dot
+	if byte(w0>>(8*dot&63)) == '.' {
+		if more := stop0 & (stop0 - 1); more != 0 {
+			end = bits.TrailingZeros64(more) >> 3
+		} else if stop1 != 0 {
+			end = 8 + bits.TrailingZeros64(stop1)>>3
+		} else {
+			return anyNumber(t, p)
+		}
+		if nf = end - dot - 1; nf == 0 || nf > 8 {
+			return anyNumber(t, p) // no fraction digits, or too many
+		}
+		mant = mant*pow10u[nf] + eightDigits(digitValues(s[dot+1:])<<((64-8*nf)&63))
+	}
+	if c := s[end&15] | 0x20; c == 'e' || c == '.' {
+		return anyNumber(t, p)
+	}
+	// At most 15 digits and a fraction of at most 8: mantissa and power
+	// of ten both exact, and one correctly rounded division, as in
+	// anyNumber's fast path.
+	f = float64(mant) / pow10[nf]
+	if sign != 0 {
+		f = -f
+	}
+	return f, p + end, s[first] != '0' || ni == 1, true
+}
+
+// anyNumber is number for any form.
+func anyNumber(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	start := p
 	neg := p < len(t) && t[p] == '-'
 	if neg {
@@ -148,71 +202,15 @@ func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	return f, p, verbatim, err == nil
 }
 
-// short is number for the form coordinates take, -?[0-9]{1,8} or
-// -?[0-9]{1,7}\.[0-9]{1,8}, followed within the 16 bytes of s by
-// something other than a digit, '.', 'e' or 'E'. ok is false for
-// anything else, left to number.
-//
-// It finds the ends by bit tricks on two 8-byte words and converts the
-// digits with multiply-shifts: no branch per digit, and where the next
-// number starts depends on few operations.
-func short(s []byte) (f float64, end int, verbatim, ok bool) {
-	w0, w1 := binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[8:])
-	stop0, stop1 := nonDigits(w0), nonDigits(w1)
-	neg := byte(w0) == '-' // not s[0]: it would keep w0 from being one load
-	if neg {
-		stop0 &^= 0x80 // the sign is not where the digits end
-	}
-	first := 0
-	if neg {
-		first = 1
-	}
-	if stop0 == 0 {
-		return 0, 0, false, false // eight digits or more
-	}
-	dot := bits.TrailingZeros64(stop0) >> 3
-	ni := dot - first
-	if ni == 0 {
-		return 0, 0, false, false
-	}
-	mant := eightDigits(digitValues(s[first:]) << (64 - 8*ni))
-	nf := 0
-	if s[dot] == '.' {
-		if more := stop0 & (stop0 - 1); more != 0 {
-			end = bits.TrailingZeros64(more) >> 3
-		} else if stop1 != 0 {
-			end = 8 + bits.TrailingZeros64(stop1)>>3
-		} else {
-			return 0, 0, false, false
-		}
-		if nf = end - dot - 1; nf == 0 || nf > 8 {
-			return 0, 0, false, false // no fraction digits, or too many
-		}
-		mant = mant*pow10u[nf] + eightDigits(digitValues(s[dot+1:])<<((64-8*nf)&63))
-	} else {
-		end = dot
-	}
-	if c := s[end] | 0x20; c == 'e' || c == '.' {
-		return 0, 0, false, false
-	}
-	// At most 15 digits and a fraction of at most 8: mantissa and power
-	// of ten both exact, and one correctly rounded division, as in
-	// number's fast path.
-	f = float64(mant) / pow10[nf]
-	if neg {
-		f = -f
-	}
-	return f, end, s[first] != '0' || ni == 1, true
-}
-
-// nonDigits marks with its high bit each byte of w (the first in the low
-// byte) that is not a decimal digit, and maybe bytes after such a one:
-// the lowest bit set marks where a run of digits from the first ends.
-func nonDigits(w uint64) uint64 {
-	// Subtract '0' by xor (no digit has those bits set); a digit is then
-	// below 10, and adding 0x76 sets the high bit of any byte that is not.
-	// Carries out of a byte (one of 0x8a or more) run towards later bytes.
-	d := w ^ 0x3030303030303030
+// nonDigits marks with its high bit each byte of d, text minus '0' a
+// byte (the first in the low byte), that was not a decimal digit, and
+// maybe bytes after such a one: the lowest bit set marks where a run of
+// digits from the first ends.
+func nonDigits(d uint64) uint64 {
+	// A digit is now below 10, and adding 0x76 sets the high bit of any
+	// byte that is not. Subtracting '0' by xor left no borrows, as no
+	// digit has those bits set; carries out of a byte (one of 0x8a or
+	// more) run towards later bytes.
 	return ((d + 0x7676767676767676) | d) & 0x8080808080808080
 }
 
