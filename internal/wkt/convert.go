@@ -1,7 +1,6 @@
 package wkt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ type Converter struct {
 	depth   int
 	bad     bool // a part RFC 7946 cannot carry: refused once read
 	scratch []byte
+	offs    []int // where the positions of a ring start in gj
 	// A ring's first and last positions and its signed area (twice it,
 	// relative to the first position), kept by positions.
 	first, last orb.Point
@@ -304,18 +304,19 @@ func (c *Converter) polygon() error {
 	return err
 }
 
-// reverse reverses the order of the positions of the run written to gj
-// from start: "[[x,y],...,[x,y]]", no bracket inside a position.
+// reverse reverses the order of the positions of the ring written to
+// gj from start, which begin at offs.
 func (c *Converter) reverse(start int) {
-	c.scratch = append(c.scratch[:0], c.gj[start+1:len(c.gj)-1]...) // inside the brackets
+	c.scratch = append(c.scratch[:0], c.gj[start:]...)
 	c.gj = append(c.gj[:start], '[')
-	for end := len(c.scratch); end > 0; {
-		k := bytes.LastIndexByte(c.scratch[:end], '[')
-		c.gj = append(c.gj, c.scratch[k:end]...)
+	end := len(c.scratch) - 1 // the closing bracket
+	for k := len(c.offs) - 1; k >= 0; k-- {
+		from := c.offs[k] - start
+		c.gj = append(c.gj, c.scratch[from:end]...)
 		if k > 0 {
 			c.gj = append(c.gj, ',')
 		}
-		end = k - 1
+		end = from - 1 // before the comma
 	}
 	c.gj = append(c.gj, ']')
 }
@@ -323,7 +324,7 @@ func (c *Converter) reverse(start int) {
 // run reads a parenthesized run of positions, writing its WKB count and
 // points and its GeoJSON array, and returns how many there were. With
 // ring, it keeps what polygon checks: the first and last positions and
-// the ring's signed area.
+// the ring's signed area, and where each position starts in offs.
 func (c *Converter) run(ring bool) (int, error) {
 	at := c.count()
 	if err := c.open(); err != nil {
@@ -351,7 +352,11 @@ func (c *Converter) positions(one, ring bool) (n int, err error) {
 	t, p, gj, wkb := c.t, c.p, c.gj, c.wkb
 	bound, hasBound, bad := c.bound, c.hasBound, c.bad
 	var x0, y0, px, py, area float64
+	offs := c.offs[:0]
 	for {
+		if ring {
+			offs = append(offs, len(gj))
+		}
 		xs := p
 		x, xe, xv, ok := number(t, xs)
 		if !ok || xe >= len(t) || t[xe] != ' ' {
@@ -436,7 +441,7 @@ func (c *Converter) positions(one, ring bool) (n int, err error) {
 	c.p, c.gj, c.wkb = p, gj, wkb
 	c.bound, c.hasBound, c.bad = bound, hasBound, bad
 	if ring {
-		c.first, c.last, c.area = orb.Point{x0, y0}, orb.Point{px, py}, area
+		c.first, c.last, c.area, c.offs = orb.Point{x0, y0}, orb.Point{px, py}, area, offs
 	}
 	return n, nil
 }

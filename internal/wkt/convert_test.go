@@ -122,14 +122,21 @@ func TestNumber(t *testing.T) {
 
 // BenchmarkConverter converts a polygon of 128 positions of six
 // decimals, reporting MB of WKT per second.
-func BenchmarkConverter(b *testing.B) {
+func BenchmarkConverter(b *testing.B) { benchmarkPolygon(b, 1) }
+
+// BenchmarkConverterClockwise converts the same polygon running
+// clockwise, as half the export's do, so that its GeoJSON ring is
+// written reversed.
+func BenchmarkConverterClockwise(b *testing.B) { benchmarkPolygon(b, -1) }
+
+func benchmarkPolygon(b *testing.B, direction float64) {
 	var t strings.Builder
 	t.WriteString("POLYGON ((")
 	for k := range 128 {
 		if k > 0 {
 			t.WriteString(", ")
 		}
-		a := 2 * math.Pi * float64(k%127) / 127
+		a := direction * 2 * math.Pi * float64(k%127) / 127
 		t.WriteString(strconv.FormatFloat(math.Round((-122.5+0.5*math.Cos(a))*1e6)/1e6, 'f', -1, 64) + " " +
 			strconv.FormatFloat(math.Round((47.5+0.5*math.Sin(a))*1e6)/1e6, 'f', -1, 64))
 	}
