@@ -91,8 +91,9 @@ func FuzzNumber(f *testing.F) {
 	})
 }
 
+// BenchmarkNumber reads a position's two numbers, as within a run.
 func BenchmarkNumber(b *testing.B) {
-	t := []byte("-122.123456 47.654321")
+	t := []byte("-122.123456 47.654321, -122.123457 47.65432)")
 	for b.Loop() {
 		number(t, 0)
 		number(t, 12)
