@@ -21,16 +21,19 @@ type Geometry struct {
 // texts it allocates nothing. The zero Converter is ready; it is not for
 // concurrent use.
 type Converter struct {
-	t        []byte
-	p        int
-	gj, wkb  []byte
-	depth    int
-	bad      bool     // a part RFC 7946 cannot carry: refused once read
-	ring     orb.Ring // the run of positions being read, when kept
-	offs     []int    // where each of them starts in gj, from the run's start
-	scratch  []byte
-	bound    orb.Bound
-	hasBound bool
+	t       []byte
+	p       int
+	gj, wkb []byte
+	depth   int
+	bad     bool // a part RFC 7946 cannot carry: refused once read
+	scratch []byte
+	offs    []int // where the positions of a ring start in gj
+	// A ring's first and last positions and its signed area (twice it,
+	// relative to the first position), kept by positions.
+	first, last orb.Point
+	area        float64
+	bound       orb.Bound
+	hasBound    bool
 }
 
 // errOther marks a text outside the grammar the Converter reads itself.
@@ -194,31 +197,13 @@ func (c *Converter) geometry(top bool) (typ uint32, empty bool, err error) {
 	c.gj = append(c.gj, prefixes[typ]...)
 	switch typ {
 	case tPoint:
-		c.header(typ)
-		if err := c.open(); err != nil {
-			return 0, false, err
-		}
-		if err := c.position(false); err != nil {
-			return 0, false, err
-		}
-		c.spaces()
-		err = c.close()
+		err = c.point()
 	case tLineString:
 		err = c.line()
 	case tPolygon:
 		err = c.polygon()
 	case tMultiPoint:
-		err = c.multi(typ, func() error {
-			c.header(tPoint)
-			if err := c.open(); err != nil {
-				return err
-			}
-			if err := c.position(false); err != nil {
-				return err
-			}
-			c.spaces()
-			return c.close()
-		})
+		err = c.multi(typ, c.point)
 	case tMultiLineString:
 		err = c.multi(typ, c.line)
 	case tMultiPolygon:
@@ -271,6 +256,19 @@ func (c *Converter) list(member func(i int) error) (int, error) {
 	return n, c.close()
 }
 
+// point reads a POINT's parenthesized position, WKB header included.
+func (c *Converter) point() error {
+	c.header(tPoint)
+	if err := c.open(); err != nil {
+		return err
+	}
+	if _, err := c.positions(true, false); err != nil {
+		return err
+	}
+	c.spaces()
+	return c.close()
+}
+
 // line reads a LINESTRING's positions, WKB header included.
 func (c *Converter) line() error {
 	c.header(tLineString)
@@ -292,16 +290,13 @@ func (c *Converter) polygon() error {
 		if err != nil {
 			return err
 		}
-		if k < 4 || c.ring[0] != c.ring[k-1] {
+		if k < 4 || c.first != c.last {
 			c.bad = true
 			return nil
 		}
-		// Exterior counter-clockwise, holes clockwise, by orb's reckoning.
-		want := orb.CCW
-		if i > 0 {
-			want = orb.CW
-		}
-		if c.ring.Orientation() == -want {
+		// Exterior counter-clockwise, holes clockwise, by orb's reckoning
+		// (Ring.Orientation: the sign of the area).
+		if i == 0 && c.area < 0 || i > 0 && c.area > 0 {
 			c.reverse(start)
 		}
 		return nil
@@ -309,108 +304,146 @@ func (c *Converter) polygon() error {
 	return err
 }
 
-// reverse reverses the order of the positions of the run written to gj
-// from start.
+// reverse reverses the order of the positions of the ring written to
+// gj from start, which begin at offs.
 func (c *Converter) reverse(start int) {
-	seg := c.gj[start+1 : len(c.gj)-1] // inside the brackets
-	c.scratch = append(c.scratch[:0], seg...)
+	c.scratch = append(c.scratch[:0], c.gj[start:]...)
 	c.gj = append(c.gj[:start], '[')
+	end := len(c.scratch) - 1 // the closing bracket
 	for k := len(c.offs) - 1; k >= 0; k-- {
-		end := len(c.scratch)
-		if k+1 < len(c.offs) {
-			end = c.offs[k+1] - 1
-		}
-		c.gj = append(c.gj, c.scratch[c.offs[k]:end]...)
+		from := c.offs[k] - start
+		c.gj = append(c.gj, c.scratch[from:end]...)
 		if k > 0 {
 			c.gj = append(c.gj, ',')
 		}
+		end = from - 1 // before the comma
 	}
 	c.gj = append(c.gj, ']')
 }
 
 // run reads a parenthesized run of positions, writing its WKB count and
 // points and its GeoJSON array, and returns how many there were. With
-// keep, their coordinates are kept in ring.
-func (c *Converter) run(keep bool) (int, error) {
-	c.ring, c.offs = c.ring[:0], c.offs[:0]
-	// list's loop, without a call through a func value per position.
+// ring, it keeps what polygon checks: the first and last positions and
+// the ring's signed area, and where each position starts in offs.
+func (c *Converter) run(ring bool) (int, error) {
 	at := c.count()
 	if err := c.open(); err != nil {
 		return 0, err
 	}
 	c.gj = append(c.gj, '[')
-	start := len(c.gj)
-	for {
-		c.offs = append(c.offs, len(c.gj)-start)
-		if err := c.position(keep); err != nil {
-			return 0, err
-		}
-		if !c.next() {
-			break
-		}
-		c.gj = append(c.gj, ',')
+	n, err := c.positions(false, ring)
+	if err != nil {
+		return 0, err
 	}
-	c.setCount(at, len(c.offs))
+	c.setCount(at, n)
 	c.gj = append(c.gj, ']')
-	return len(c.offs), c.close()
+	return n, c.close()
 }
 
-// position reads "x y", a single space between.
-func (c *Converter) position(keep bool) error {
-	xs := c.p
-	x, xe, xv, ok := number(c.t, xs)
-	if !ok || xe >= len(c.t) || c.t[xe] != ' ' {
-		return errOther
-	}
-	ys := xe + 1
-	y, ye, yv, ok := number(c.t, ys)
-	if !ok {
-		return errOther
-	}
-	c.p = ye
-	if !ValidPosition(x, y) {
-		c.bad = true
-	}
-	if xv && yv {
-		// "x y" as written, the space made a comma.
-		at := len(c.gj) + 1 + xe - xs
-		c.gj = append(append(append(c.gj, '['), c.t[xs:ye]...), ']')
-		c.gj[at] = ','
-	} else {
-		c.gj = append(c.gj, '[')
-		if xv {
-			c.gj = append(c.gj, c.t[xs:xe]...)
+// positions reads positions "x y" (a single space between) separated by
+// commas, up to the first not followed by one, or only one if one,
+// writing each's GeoJSON (commas between) and WKB point and growing the
+// bound. It returns how many there were. With ring, it sets first, last
+// and area (see run).
+//
+// It is the conversion's inner loop: the text, the buffers and the bound
+// are held in variables, not in the Converter, while it runs.
+func (c *Converter) positions(one, ring bool) (n int, err error) {
+	t, p, gj, wkb := c.t, c.p, c.gj, c.wkb
+	bound, hasBound, bad := c.bound, c.hasBound, c.bad
+	var x0, y0, px, py, area float64
+	offs := c.offs[:0]
+	for {
+		if ring {
+			offs = append(offs, len(gj))
+		}
+		xs := p
+		x, xe, xv, ok := number(t, xs)
+		if !ok || xe >= len(t) || t[xe] != ' ' {
+			return 0, errOther
+		}
+		ys := xe + 1
+		y, ye, yv, ok := number(t, ys)
+		if !ok {
+			return 0, errOther
+		}
+		p = ye
+		if !ValidPosition(x, y) {
+			bad = true
+		}
+		if xv && yv {
+			// "x y" as written, the space made a comma.
+			at := len(gj) + 1 + xe - xs
+			gj = append(append(append(gj, '['), t[xs:ye]...), ']')
+			gj[at] = ','
 		} else {
-			c.gj = AppendFloat(c.gj, x)
+			gj = append(gj, '[')
+			if xv {
+				gj = append(gj, t[xs:xe]...)
+			} else {
+				gj = AppendFloat(gj, x)
+			}
+			gj = append(gj, ',')
+			if yv {
+				gj = append(gj, t[ys:ye]...)
+			} else {
+				gj = AppendFloat(gj, y)
+			}
+			gj = append(gj, ']')
 		}
-		c.gj = append(c.gj, ',')
-		if yv {
-			c.gj = append(c.gj, c.t[ys:ye]...)
+		wkb = binary.LittleEndian.AppendUint64(wkb, math.Float64bits(x))
+		wkb = binary.LittleEndian.AppendUint64(wkb, math.Float64bits(y))
+		if !hasBound {
+			bound, hasBound = orb.Bound{Min: orb.Point{x, y}, Max: orb.Point{x, y}}, true
 		} else {
-			c.gj = AppendFloat(c.gj, y)
+			if x < bound.Min[0] {
+				bound.Min[0] = x
+			} else if x > bound.Max[0] {
+				bound.Max[0] = x
+			}
+			if y < bound.Min[1] {
+				bound.Min[1] = y
+			} else if y > bound.Max[1] {
+				bound.Max[1] = y
+			}
 		}
-		c.gj = append(c.gj, ']')
-	}
-	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(x))
-	c.wkb = binary.LittleEndian.AppendUint64(c.wkb, math.Float64bits(y))
-	if keep {
-		c.ring = append(c.ring, orb.Point{x, y})
-	}
-	if !c.hasBound {
-		c.bound, c.hasBound = orb.Bound{Min: orb.Point{x, y}, Max: orb.Point{x, y}}, true
-	} else {
-		if x < c.bound.Min[0] {
-			c.bound.Min[0] = x
-		} else if x > c.bound.Max[0] {
-			c.bound.Max[0] = x
+		if ring {
+			// orb's Ring.Orientation, term by term in its order, relative
+			// to the first position.
+			if n == 0 {
+				x0, y0 = x, y
+			} else if n >= 2 {
+				area += (px-x0)*(y-y0) - (x-x0)*(py-y0)
+			}
+			px, py = x, y
 		}
-		if y < c.bound.Min[1] {
-			c.bound.Min[1] = y
-		} else if y > c.bound.Max[1] {
-			c.bound.Max[1] = y
+		n++
+		if one {
+			break
 		}
+		// The spaces and the comma between two positions, most often ", ".
+		if p+2 <= len(t) && t[p] == ',' && t[p+1] == ' ' {
+			p += 2
+		} else {
+			for p < len(t) && t[p] == ' ' {
+				p++
+			}
+			if p >= len(t) || t[p] != ',' {
+				break
+			}
+			p++
+		}
+		for p < len(t) && t[p] == ' ' {
+			p++
+		}
+		gj = append(gj, ',')
 	}
-	return nil
+	c.p, c.gj, c.wkb = p, gj, wkb
+	c.bound, c.hasBound, c.bad = bound, hasBound, bad
+	if ring {
+		c.first, c.last, c.area, c.offs = orb.Point{x0, y0}, orb.Point{px, py}, area, offs
+	}
+	return n, nil
 }
 
 // equalFold reports whether b is s (upper-case ASCII letters) in any case.

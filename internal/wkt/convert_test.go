@@ -44,6 +44,16 @@ func FuzzConvert(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
+	// Numbers about where number's 8-byte path gives way, with text
+	// enough after them for it to be tried.
+	for _, n := range []string{"-0", "-0.0", "12345678", "1234567.8", "-1234567.12345678", "0.12345678",
+		"0.123456789", "-1.1234567812345678", "007.5", "0.5e3", "-12.5E-3", "+5", ".5", "5.", "-.5",
+		"123456789012345678901234567890", "0.12345678901234567890123", "9007199254740993.5", "1e400", "-179.999999",
+		"180.0000001", "-90.00000001"} {
+		f.Add("LINESTRING (" + n + " 1.5, 2 3, 4 5, 6 7)")
+		f.Add("POLYGON ((" + n + " 0, 1 0, 1 1, " + n + " 0))")
+		f.Add("MULTIPOINT ((1 2), (" + n + " " + n + "), (3 4))")
+	}
 	var c Converter
 	f.Fuzz(func(t *testing.T, text string) {
 		gj, wkb, g, err := c.Convert([]byte(text), []byte("x"), []byte{9})
@@ -122,14 +132,21 @@ func TestNumber(t *testing.T) {
 
 // BenchmarkConverter converts a polygon of 128 positions of six
 // decimals, reporting MB of WKT per second.
-func BenchmarkConverter(b *testing.B) {
+func BenchmarkConverter(b *testing.B) { benchmarkPolygon(b, 1) }
+
+// BenchmarkConverterClockwise converts the same polygon running
+// clockwise, as half the export's do, so that its GeoJSON ring is
+// written reversed.
+func BenchmarkConverterClockwise(b *testing.B) { benchmarkPolygon(b, -1) }
+
+func benchmarkPolygon(b *testing.B, direction float64) {
 	var t strings.Builder
 	t.WriteString("POLYGON ((")
 	for k := range 128 {
 		if k > 0 {
 			t.WriteString(", ")
 		}
-		a := 2 * math.Pi * float64(k%127) / 127
+		a := direction * 2 * math.Pi * float64(k%127) / 127
 		t.WriteString(strconv.FormatFloat(math.Round((-122.5+0.5*math.Cos(a))*1e6)/1e6, 'f', -1, 64) + " " +
 			strconv.FormatFloat(math.Round((47.5+0.5*math.Sin(a))*1e6)/1e6, 'f', -1, 64))
 	}

@@ -1,7 +1,9 @@
 package wkt
 
 import (
+	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 )
 
@@ -75,7 +77,66 @@ const maxVerbatim = 24
 // strconv.ParseFloat gives), where it ends, and whether its text is
 // also a JSON number to copy as it is. ok is false when there is no such
 // number or strconv refuses it (out of range).
+//
+// It reads the form coordinates take, -?[0-9]{1,7}(\.[0-9]{1,8})?
+// followed by something other than a digit, '.', 'e' or 'E', within 16
+// bytes that the text holds, itself: it finds the ends by bit tricks on
+// two 8-byte words and converts the digits with multiply-shifts, with
+// no branch per digit and few operations between a number's start and
+// the next's. anyNumber reads every other text.
 func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
+	if p+16 > len(t) {
+		return anyNumber(t, p)
+	}
+	s := (*[16]byte)(t[p:])
+	w0, w1 := binary.LittleEndian.Uint64(s[:8]), binary.LittleEndian.Uint64(s[8:])
+	d0 := w0 ^ 0x3030303030303030 // bytes minus '0'
+	stop0, stop1 := nonDigits(d0), nonDigits(w1^0x3030303030303030)
+	var sign uint64      // all ones in the sign's byte
+	if byte(w0) == '-' { // not s[0]: it would keep w0 from being one load
+		sign = 0xff
+	}
+	if stop0 &^= sign; stop0 == 0 {
+		return anyNumber(t, p) // eight digits or more
+	}
+	first := int(sign & 1)
+	dot := bits.TrailingZeros64(stop0) >> 3 // 0 to 7: where the integer digits end
+	ni := dot - first
+	if ni <= 0 {
+		return anyNumber(t, p)
+	}
+	// The integer digits moved to the top, the sign's byte made a zero.
+	mant := eightDigits((d0 &^ sign) << ((64 - 8*dot) & 63))
+	nf := 0
+	end = dot
+	if byte(w0>>(8*dot&63)) == '.' {
+		if more := stop0 & (stop0 - 1); more != 0 {
+			end = bits.TrailingZeros64(more) >> 3
+		} else if stop1 != 0 {
+			end = 8 + bits.TrailingZeros64(stop1)>>3
+		} else {
+			return anyNumber(t, p)
+		}
+		if nf = end - dot - 1; nf == 0 || nf > 8 {
+			return anyNumber(t, p) // no fraction digits, or too many
+		}
+		mant = mant*pow10u[nf] + eightDigits(digitValues(s[dot+1:])<<((64-8*nf)&63))
+	}
+	if c := s[end&15] | 0x20; c == 'e' || c == '.' {
+		return anyNumber(t, p)
+	}
+	// At most 15 digits and a fraction of at most 8: mantissa and power
+	// of ten both exact, and one correctly rounded division, as in
+	// anyNumber's fast path.
+	f = float64(mant) / pow10[nf]
+	if sign != 0 {
+		f = -f
+	}
+	return f, p + end, s[first] != '0' || ni == 1, true
+}
+
+// anyNumber is number for any form.
+func anyNumber(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	start := p
 	neg := p < len(t) && t[p] == '-'
 	if neg {
@@ -139,4 +200,33 @@ func number(t []byte, p int) (f float64, end int, verbatim, ok bool) {
 	}
 	f, err := strconv.ParseFloat(string(t[start:p]), 64)
 	return f, p, verbatim, err == nil
+}
+
+// nonDigits marks with its high bit each byte of d, text minus '0' a
+// byte (the first in the low byte), that was not a decimal digit, and
+// maybe bytes after such a one: the lowest bit set marks where a run of
+// digits from the first ends.
+func nonDigits(d uint64) uint64 {
+	// A digit is now below 10, and adding 0x76 sets the high bit of any
+	// byte that is not. Subtracting '0' by xor left no borrows, as no
+	// digit has those bits set; carries out of a byte (one of 0x8a or
+	// more) run towards later bytes.
+	return ((d + 0x7676767676767676) | d) & 0x8080808080808080
+}
+
+// digitValues is the first eight bytes of s minus '0' each.
+func digitValues(s []byte) uint64 {
+	return binary.LittleEndian.Uint64(s) ^ 0x3030303030303030
+}
+
+// pow10u holds the powers of ten up to 10^8 as integers.
+var pow10u = [9]uint64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8}
+
+// eightDigits is the value of the eight decimal digits in d, one a byte
+// (0 to 9), the first in the low byte: three multiply-shifts, each
+// joining neighbouring pairs.
+func eightDigits(d uint64) uint64 {
+	d = (d * (1 + 10<<8)) >> 8 & 0x00ff00ff00ff00ff
+	d = (d * (1 + 100<<16)) >> 16 & 0x0000ffff0000ffff
+	return (d * (1 + 10000<<32)) >> 32
 }
