@@ -160,7 +160,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 		wg.Go(func() {
 			var cv wkt.Converter
 			for j := range work {
-				j.convert(m, &cv)
+				if ctx.Err() == nil {
+					j.convert(m, &cv)
+				}
 				j.done <- struct{}{}
 			}
 		})
@@ -169,27 +171,35 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	failed := make(chan struct{}) // closed when writing fails
 	var (
 		writeErr error
+		stopErr  error // ctx's, when the writer saw it end
 		readErr  error // set before order is closed
 	)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		_, writeErr = io.WriteString(w, `{"type":"FeatureCollection","features":[`)
+		if _, writeErr = io.WriteString(w, `{"type":"FeatureCollection","features":[`); writeErr != nil {
+			close(failed)
+		}
 		for j := range order {
 			<-j.done
-			if writeErr == nil {
-				if writeErr = j.write(m, w); writeErr != nil {
+			if writeErr == nil && stopErr == nil {
+				// Batches in flight when ctx ends are not written.
+				if stopErr = ctx.Err(); stopErr != nil {
+					close(failed)
+				} else if writeErr = j.write(m, w); writeErr != nil {
 					close(failed)
 				}
 			}
-			st.Features += int64(j.n)
-			st.add(&j.t)
+			if stopErr == nil {
+				st.Features += int64(j.n)
+				st.add(&j.t)
+			}
 			budget.release(min(j.size, inFlightBytes))
 			j.reset()
 			free <- j
 		}
 		// A collection cut short by a read error is left without its end.
-		if writeErr == nil && readErr == nil {
+		if writeErr == nil && stopErr == nil && readErr == nil {
 			_, writeErr = io.WriteString(w, "\n]}\n")
 		}
 	}()
@@ -224,6 +234,11 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 			}
 			j.first = n
 			for j.n < batchEntities && j.size < batchBytes {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				default:
+				}
 				rec, err := rd.Next()
 				if errors.Is(err, io.EOF) {
 					return send(j)
@@ -245,6 +260,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	wg.Wait()
 	if readErr != nil {
 		return readErr
+	}
+	if stopErr != nil {
+		return stopErr
 	}
 	if writeErr != nil {
 		return fmt.Errorf("writing GeoJSON: %w", writeErr)
