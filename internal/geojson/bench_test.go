@@ -50,6 +50,37 @@ func BenchmarkConvert(b *testing.B) {
 	}
 }
 
+// BenchmarkConvertLargeGeographies converts an export of entities whose
+// lines and rings hold the SDS maximum of 100,000 points, several
+// megabytes of WKT each, reporting the peak heap: what is in flight is
+// bounded in bytes, but each such entity also has its GeoJSON and WKB
+// copies and the reader's, so the bound is twice that of BenchmarkConvert.
+func BenchmarkConvertLargeGeographies(b *testing.B) {
+	d := testExport{Name: "Sites", Entities: 40, Points: 100_000}
+	path := writeBenchExport(b, &d)
+	runtime.GC()
+	var peak uint64
+	cpu := cpuTime()
+	for b.Loop() {
+		in, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop := testenv.PeakHeap(&peak)
+		_, err = Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard)
+		stop()
+		in.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+	if peak > 128<<20 {
+		b.Errorf("peak heap %d MiB, more than 128 MiB", peak>>20)
+	}
+}
+
 // BenchmarkConvertDeepWKT converts an export holding one geography of
 // GEOMETRYCOLLECTIONs nested 100,000 deep (2 MB), reporting the CPU time
 // it costs.

@@ -22,8 +22,8 @@ import (
 // so memory stays small even for entities of 100,000-point geographies.
 const (
 	inFlightBytes = 8 << 20   // entity values read but not yet written
-	batchBytes    = 128 << 10 // a batch is closed once its values reach this
-	batchEntities = 256       // or once it holds this many entities
+	batchBytes    = 128 << 10 // a batch's values, unless one entity alone is larger
+	batchEntities = 256       // and at most this many entities
 	keepBuffer    = 1 << 20   // larger job buffers are dropped after use
 )
 
@@ -70,7 +70,12 @@ func (j *job) entity(k, cols, geoms int) {
 // convert builds the batch's features and GeoParquet rows.
 func (j *job) convert(m *mapping, cv *wkt.Converter) {
 	cols, geoms := len(m.schema.Columns), len(m.pqGeoms)
-	j.out, j.pq, j.rowEnds, j.wkb = j.out[:0], j.pq[:0], j.rowEnds[:0], j.wkb[:0]
+	// The features take about as many bytes as the values, the WKB about
+	// half: grown at once, a huge entity's leave no trail of smaller
+	// copies.
+	j.out = slices.Grow(j.out[:0], j.size+j.size/8)
+	j.wkb = slices.Grow(j.wkb[:0], j.size/2)
+	j.pq, j.rowEnds = j.pq[:0], j.rowEnds[:0]
 	if m.pq != nil {
 		j.allGeoms = slices.Grow(j.allGeoms[:0], j.n*geoms)[:j.n*geoms]
 	}
@@ -89,13 +94,24 @@ func (j *job) convert(m *mapping, cv *wkt.Converter) {
 	}
 }
 
-// add appends the entity rec to the batch, copying its values.
-func (j *job) add(rec *dataset.Record, cols int) {
+// entitySize is the length of the values of rec.
+func entitySize(rec *dataset.Record, cols int) int {
+	n := 0
+	for i := range cols {
+		n += len(rec.Value(i).Raw)
+	}
+	return n
+}
+
+// add appends the entity rec, of size bytes of values, to the batch,
+// copying its values.
+func (j *job) add(rec *dataset.Record, cols, size int) {
+	// Grown once, so that the values' slices stay in one array and a huge
+	// entity leaves no trail of smaller copies.
+	j.raw = slices.Grow(j.raw, size)
 	for i := range cols {
 		v := rec.Value(i)
 		if v.Present {
-			// Values taken before raw grows keep the array they were
-			// copied to, which nothing writes again.
 			start := len(j.raw)
 			j.raw = append(j.raw, v.Raw...)
 			v.Raw = j.raw[start:len(j.raw):len(j.raw)]
@@ -219,7 +235,11 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 		return nil
 	}
 	readErr = func() error {
-		var n int64
+		var (
+			n    int64
+			rec  *dataset.Record // read, not yet in a batch
+			size int
+		)
 		for {
 			var j *job
 			select {
@@ -233,20 +253,29 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 				return err
 			}
 			j.first = n
-			for j.n < batchEntities && j.size < batchBytes {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				default:
+			for j.n < batchEntities {
+				if rec == nil {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					default:
+					}
+					var err error
+					rec, err = rd.Next()
+					if errors.Is(err, io.EOF) {
+						return send(j)
+					}
+					if err != nil {
+						return fmt.Errorf("reading export after %d entities: %w", n, err)
+					}
+					size = entitySize(rec, cols)
 				}
-				rec, err := rd.Next()
-				if errors.Is(err, io.EOF) {
-					return send(j)
+				// A large entity goes alone in a batch of its own.
+				if j.n > 0 && j.size+size > batchBytes {
+					break
 				}
-				if err != nil {
-					return fmt.Errorf("reading export after %d entities: %w", n, err)
-				}
-				j.add(rec, cols)
+				j.add(rec, cols, size)
+				rec = nil
 				n++
 			}
 			if err := send(j); err != nil {
