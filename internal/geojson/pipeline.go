@@ -106,8 +106,9 @@ func entitySize(rec *dataset.Record, cols int) int {
 // add appends the entity rec, of size bytes of values, to the batch,
 // copying its values.
 func (j *job) add(rec *dataset.Record, cols, size int) {
-	// Grown once, so that the values' slices stay in one array and a huge
-	// entity leaves no trail of smaller copies.
+	// Grown once per entity, so that a huge one leaves no trail of smaller
+	// copies. The values of entities added before keep the array they were
+	// copied to, which nothing writes again.
 	j.raw = slices.Grow(j.raw, size)
 	for i := range cols {
 		v := rec.Value(i)
