@@ -328,6 +328,44 @@ func TestCancelStopsAtOnce(t *testing.T) {
 	}
 }
 
+// TestBatchesKeepOrder: features come out in the export's order and as
+// each entity alone would give them, across the batches the entities
+// travel in, small ones by the hundred and large geographies alone.
+func TestBatchesKeepOrder(t *testing.T) {
+	const header, footer = `{"type":"FeatureCollection","features":[` + "\n", "\n]}\n"
+	var doc, want strings.Builder
+	doc.WriteString(mappingSchema)
+	want.WriteString(header)
+	for i := 1; i <= 1200; i++ {
+		e := fmt.Sprintf("<E><ID>%d</ID><S>s%d \"x\"</S><G>POINT(%d %g)</G></E>\n", i, i, i%180, float64(i)/1000)
+		if i%250 == 0 {
+			var line strings.Builder
+			for k := range 10_000 {
+				fmt.Fprintf(&line, ", %.9f %.9f", float64(k)/100, float64(i)/1000)
+			}
+			e = fmt.Sprintf("<E><ID>%d</ID><G>LINESTRING(%s)</G></E>\n", i, line.String()[2:])
+		}
+		doc.WriteString(e)
+		alone, _, _, err := convertDoc(t, mappingSchema+e+"</Root>\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 1 {
+			want.WriteString(",\n")
+		}
+		want.Write(bytes.TrimSuffix(bytes.TrimPrefix(alone, []byte(header)), []byte(footer)))
+	}
+	doc.WriteString("</Root>\n")
+	want.WriteString(footer)
+	out, _, st, err := convertDoc(t, doc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Features != 1200 || string(out) != want.String() {
+		t.Errorf("%d features, %d bytes; want 1200 features, %d bytes as converted one by one", st.Features, len(out), want.Len())
+	}
+}
+
 // TestCancelWritesNoMore: once the context of a conversion ends, no more
 // features are written, even those already converted, and the
 // conversion fails with the context's error.
