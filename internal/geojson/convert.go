@@ -192,11 +192,11 @@ func (m *mapping) doc() SchemaDoc {
 }
 
 // appendFeature appends the entity of j as a GeoJSON Feature; with
-// GeoParquet, its geometry's WKB goes to j.wkb and j.geoms[0].
+// GeoParquet, its geometry's WKB is appended to j.wkb and set in
+// j.geoms[0].
 func (m *mapping) appendFeature(b []byte, j *job, cv *wkt.Converter) []byte {
 	rec := j.vals
 	clear(j.geoms)
-	j.wkb = j.wkb[:0]
 	b = append(b, `{"type":"Feature"`...)
 	if m.key >= 0 {
 		if v := rec[m.key]; v.Present {
@@ -266,9 +266,10 @@ func (m *mapping) appendGeometry(b []byte, j *job, cv *wkt.Converter) (_ []byte,
 				return append(b, "null"...), false
 			}
 			st.geometries["Point"]++
+			start := len(j.wkb)
 			j.wkb = wkt.AppendPointWKB(j.wkb, x, y)
 			p := orb.Point{x, y}
-			j.setGeometry(0, 0, wkt.Geometry{Type: "Point", Bound: orb.Bound{Min: p, Max: p}, HasBound: true})
+			j.setGeometry(0, start, wkt.Geometry{Type: "Point", Bound: orb.Bound{Min: p, Max: p}, HasBound: true})
 			b = append(b, `{"type":"Point","coordinates":`...)
 			return append(wkt.AppendPosition(b, x, y), '}'), false
 		}

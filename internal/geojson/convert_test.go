@@ -247,7 +247,7 @@ func TestConvertRejects(t *testing.T) {
 			}
 		})
 	}
-	for _, limit := range []int{0, 100, 5000} {
+	for _, limit := range []int{0, 100, 5000, 100_000} {
 		var schema bytes.Buffer
 		big := (&testExport{Name: "Sites", Entities: 300, Points: 20}).String()
 		_, err := Convert(context.Background(), strings.NewReader(big), "Sites", &failingWriter{left: limit}, &schema)
@@ -326,6 +326,103 @@ func TestCancelStopsAtOnce(t *testing.T) {
 	if st.Features >= 1000 {
 		t.Errorf("%d features written after the cancel at about entity 300", st.Features)
 	}
+}
+
+// TestBatchesKeepOrder: features come out in the export's order and as
+// each entity alone would give them, across the batches the entities
+// travel in, small ones by the hundred and large geographies alone.
+func TestBatchesKeepOrder(t *testing.T) {
+	const header, footer = `{"type":"FeatureCollection","features":[` + "\n", "\n]}\n"
+	var doc, want strings.Builder
+	doc.WriteString(mappingSchema)
+	want.WriteString(header)
+	for i := 1; i <= 1200; i++ {
+		e := fmt.Sprintf("<E><ID>%d</ID><S>s%d \"x\"</S><G>POINT(%d %g)</G></E>\n", i, i, i%180, float64(i)/1000)
+		if i%250 == 0 {
+			var line strings.Builder
+			for k := range 10_000 {
+				fmt.Fprintf(&line, ", %.9f %.9f", float64(k)/100, float64(i)/1000)
+			}
+			e = fmt.Sprintf("<E><ID>%d</ID><G>LINESTRING(%s)</G></E>\n", i, line.String()[2:])
+		}
+		doc.WriteString(e)
+		alone, _, _, err := convertDoc(t, mappingSchema+e+"</Root>\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i > 1 {
+			want.WriteString(",\n")
+		}
+		want.Write(bytes.TrimSuffix(bytes.TrimPrefix(alone, []byte(header)), []byte(footer)))
+	}
+	doc.WriteString("</Root>\n")
+	want.WriteString(footer)
+	out, _, st, err := convertDoc(t, doc.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Features != 1200 || string(out) != want.String() {
+		t.Errorf("%d features, %d bytes; want 1200 features, %d bytes as converted one by one", st.Features, len(out), want.Len())
+	}
+}
+
+// TestCancelWritesNoMore: once the context of a conversion ends, no more
+// features are written, even those already converted, and the
+// conversion fails with the context's error.
+func TestCancelWritesNoMore(t *testing.T) {
+	doc := (&testExport{Name: "Sites", Entities: 3000, Points: 5}).String()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &cancelOnWrite{cancel: cancel}
+	var schema bytes.Buffer
+	st, err := Convert(ctx, strings.NewReader(doc), "Sites", out, &schema)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if out.writes != 1 || st.Features != 0 {
+		t.Errorf("%d writes and %d features after a cancel at the first write", out.writes-1, st.Features)
+	}
+}
+
+// cancelOnWrite counts writes and calls cancel at the first.
+type cancelOnWrite struct {
+	writes int
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnWrite) Write(p []byte) (int, error) {
+	c.writes++
+	c.cancel()
+	return len(p), nil
+}
+
+// TestWriteErrorStopsReading: when the GeoJSON cannot be written, even
+// from its first byte, the conversion stops reading the export and
+// reports the write's error.
+func TestWriteErrorStopsReading(t *testing.T) {
+	doc := (&testExport{Name: "Sites", Entities: 30_000, Points: 5}).String()
+	for _, limit := range []int{0, 1000} {
+		in := &countingReader{r: strings.NewReader(doc)}
+		var schema bytes.Buffer
+		_, err := Convert(context.Background(), in, "Sites", &failingWriter{left: limit}, &schema)
+		if err == nil || !strings.Contains(err.Error(), "writing GeoJSON: disk full") {
+			t.Errorf("writer failing after %d bytes: %v", limit, err)
+		}
+		if in.n > len(doc)/4 {
+			t.Errorf("writer failing after %d bytes: %d of %d bytes of the export read", limit, in.n, len(doc))
+		}
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // cancelAfter calls cancel once left bytes have been read through it.

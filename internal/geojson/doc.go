@@ -32,8 +32,9 @@
 //     value that does not parse as its type is kept as its text. An
 //     omitted value is left out of properties; an empty one is kept.
 //
-// Convert streams: it holds one entity, never the export or the
-// collection, so memory does not grow with the export. With
+// Convert streams: it holds the few batches of entities being converted
+// on the CPUs, bounded in bytes, never the export or the collection, so
+// memory does not grow with the export. With
 // WithGeoParquet it also writes the entities as GeoParquet (package
 // geoparquet) from the same read, the same geometries as WKB; those rows
 // wait in a temporary file until the GeoJSON is complete.

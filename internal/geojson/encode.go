@@ -1,6 +1,7 @@
 package geojson
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"time"
@@ -61,14 +62,13 @@ func appendLong(b []byte, v dataset.Value) []byte {
 func appendString(b []byte, s []byte) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
+	for {
+		i := plainRun(s)
+		b = append(b, s[:i]...)
+		if i == len(s) {
+			return append(b, '"')
 		}
-		b = append(b, s[start:i]...)
-		switch c {
+		switch c := s[i]; c {
 		case '"', '\\':
 			b = append(b, '\\', c)
 		case '\n':
@@ -80,8 +80,31 @@ func appendString(b []byte, s []byte) []byte {
 		default:
 			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
 		}
-		start = i + 1
+		s = s[i+1:]
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+}
+
+// plainRun returns the length of the run of bytes at the start of s that
+// a JSON string holds as they are: all but control characters, '"' and
+// '\\'. Text is mostly such bytes, so it tests eight at a time.
+func plainRun(s []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		// A byte below 0x20, or one the XOR made zero, leaves its high bit
+		// set here (bytes from 0x80 on, UTF-8 beyond ASCII, never do); a
+		// borrow may set it in a later byte too: the test below finds the
+		// first byte to escape.
+		if ((x-0x20*ones)|(q-ones)|(bs-ones))&^x&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return len(s)
 }

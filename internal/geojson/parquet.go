@@ -61,5 +61,5 @@ func (m *mapping) parquetRow(j *job, cv *wkt.Converter) {
 			j.setGeometry(k, start, g)
 		}
 	}
-	j.pq = m.pq.AppendRow(j.pq[:0], j.vals, j.geoms)
+	j.pq = m.pq.AppendRow(j.pq, j.vals, j.geoms)
 }

@@ -1,12 +1,12 @@
 package geojson
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/sdsops/sdsops/internal/dataset"
@@ -16,12 +16,15 @@ import (
 
 // Parsing WKT and formatting coordinates cost several times what reading
 // the XML does, so features are built on every CPU while the export is
-// read, and written in the export's order. What is in flight is bounded
-// in bytes, so memory stays small even for entities of 100,000-point
-// geographies.
+// read, and written in the export's order. Entities travel in batches:
+// handing each one from goroutine to goroutine cost more CPU than
+// converting it on a single CPU. What is in flight is bounded in bytes,
+// so memory stays small even for entities of 100,000-point geographies.
 const (
-	inFlightBytes = 8 << 20 // entity values read but not yet written
-	keepBuffer    = 1 << 20 // larger job buffers are dropped after use
+	inFlightBytes = 8 << 20   // entity values read but not yet written
+	batchBytes    = 128 << 10 // a batch's values, unless one entity alone is larger
+	batchEntities = 256       // and at most this many entities
+	keepBuffer    = 1 << 20   // larger job buffers are dropped after use
 )
 
 // tally counts geometries, per job and then for the conversion.
@@ -30,38 +33,140 @@ type tally struct {
 	empty, invalid, missing int64
 }
 
-// job is one entity on its way to the output.
+// job is a batch of consecutive entities on their way to the output.
 type job struct {
-	raw  [][]byte
-	vals []dataset.Value
-	size int
-	out  []byte
-	t    tally
-	done chan struct{}
+	first int64           // the export's index of the batch's first entity
+	n     int             // entities in the batch
+	raw   []byte          // their values' text, one after another
+	all   []dataset.Value // their values, n × columns, in raw
+	size  int             // len(raw)
+	out   []byte          // their features, each after its separator
+	t     tally
+	done  chan struct{}
 
-	// The GeoParquet row, when one is written.
-	pq      []byte
-	geoms   []geoparquet.Geometry
-	wkb     []byte
-	scratch []byte
+	// The entity being converted: its values and GeoParquet geometries,
+	// windows of all and allGeoms.
+	vals  []dataset.Value
+	geoms []geoparquet.Geometry
+
+	// The GeoParquet rows, when they are written: one after another in
+	// pq, row k ending at rowEnds[k], its geometries at allGeoms[k×g:]
+	// with their WKB in wkb.
+	pq       []byte
+	rowEnds  []int
+	allGeoms []geoparquet.Geometry
+	wkb      []byte
+	scratch  []byte
+}
+
+// entity makes entity k of the batch the one being converted.
+func (j *job) entity(k, cols, geoms int) {
+	j.vals = j.all[k*cols : (k+1)*cols : (k+1)*cols]
+	if j.allGeoms != nil {
+		j.geoms = j.allGeoms[k*geoms : (k+1)*geoms : (k+1)*geoms]
+	}
+}
+
+// convert builds the batch's features and GeoParquet rows.
+func (j *job) convert(m *mapping, cv *wkt.Converter) {
+	cols, geoms := len(m.schema.Columns), len(m.pqGeoms)
+	// The features take about as many bytes as the values, the WKB about
+	// half: grown at once, a huge entity's leave no trail of smaller
+	// copies.
+	j.out = slices.Grow(j.out[:0], j.size+j.size/8)
+	j.wkb = slices.Grow(j.wkb[:0], j.size/2)
+	j.pq, j.rowEnds = j.pq[:0], j.rowEnds[:0]
+	if m.pq != nil {
+		j.allGeoms = slices.Grow(j.allGeoms[:0], j.n*geoms)[:j.n*geoms]
+	}
+	for k := range j.n {
+		j.entity(k, cols, geoms)
+		if j.first+int64(k) == 0 {
+			j.out = append(j.out, '\n')
+		} else {
+			j.out = append(j.out, ",\n"...)
+		}
+		j.out = m.appendFeature(j.out, j, cv)
+		if m.pq != nil {
+			m.parquetRow(j, cv)
+			j.rowEnds = append(j.rowEnds, len(j.pq))
+		}
+	}
+}
+
+// entitySize is the length of the values of rec.
+func entitySize(rec *dataset.Record, cols int) int {
+	n := 0
+	for i := range cols {
+		n += len(rec.Value(i).Raw)
+	}
+	return n
+}
+
+// add appends the entity rec, of size bytes of values, to the batch,
+// copying its values.
+func (j *job) add(rec *dataset.Record, cols, size int) {
+	// Grown once per entity, so that a huge one leaves no trail of smaller
+	// copies. The values of entities added before keep the array they were
+	// copied to, which nothing writes again.
+	j.raw = slices.Grow(j.raw, size)
+	for i := range cols {
+		v := rec.Value(i)
+		if v.Present {
+			start := len(j.raw)
+			j.raw = append(j.raw, v.Raw...)
+			v.Raw = j.raw[start:len(j.raw):len(j.raw)]
+		}
+		j.all = append(j.all, v)
+	}
+	j.n++
+	j.size = len(j.raw)
+}
+
+// reset empties the batch for reuse, dropping buffers a huge entity
+// made large.
+func (j *job) reset() {
+	if cap(j.raw) > keepBuffer {
+		j.raw = nil
+		clear(j.all[:cap(j.all)])
+	}
+	if cap(j.out) > keepBuffer {
+		j.out = nil
+	}
+	if cap(j.pq) > keepBuffer || cap(j.wkb) > keepBuffer || cap(j.scratch) > keepBuffer {
+		j.pq, j.wkb, j.scratch = nil, nil, nil
+		clear(j.allGeoms[:cap(j.allGeoms)])
+	}
+	j.n, j.size, j.raw, j.all = 0, 0, j.raw[:0], j.all[:0]
+}
+
+// write writes the batch's features to w and its rows to m.pq.
+func (j *job) write(m *mapping, w io.Writer) error {
+	if _, err := w.Write(j.out); err != nil {
+		return err
+	}
+	if m.pq == nil {
+		return nil
+	}
+	geoms, start := len(m.pqGeoms), 0
+	for k, end := range j.rowEnds {
+		if err := m.pq.Add(j.pq[start:end], j.allGeoms[k*geoms:(k+1)*geoms]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
 }
 
 // convertFeatures writes the FeatureCollection of the entities rd yields.
+// w gets the features in writes of whole batches, so it needs no buffer.
 func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.Writer, st *Stats) error {
 	workers := max(1, runtime.GOMAXPROCS(0))
 	jobs := 4 * workers
+	cols := len(m.schema.Columns)
 	free := make(chan *job, jobs)
 	for range jobs {
-		j := &job{
-			raw:  make([][]byte, len(m.schema.Columns)),
-			vals: make([]dataset.Value, len(m.schema.Columns)),
-			t:    tally{geometries: map[string]int64{}},
-			done: make(chan struct{}, 1),
-		}
-		if m.pq != nil {
-			j.geoms = make([]geoparquet.Geometry, len(m.pqGeoms))
-		}
-		free <- j
+		free <- &job{t: tally{geometries: map[string]int64{}}, done: make(chan struct{}, 1)}
 	}
 	work := make(chan *job, jobs)
 	order := make(chan *job, jobs)
@@ -72,9 +177,8 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 		wg.Go(func() {
 			var cv wkt.Converter
 			for j := range work {
-				j.out = m.appendFeature(j.out[:0], j, &cv)
-				if m.pq != nil {
-					m.parquetRow(j, &cv)
+				if ctx.Err() == nil {
+					j.convert(m, &cv)
 				}
 				j.done <- struct{}{}
 			}
@@ -84,61 +188,60 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	failed := make(chan struct{}) // closed when writing fails
 	var (
 		writeErr error
+		stopErr  error // ctx's, when the writer saw it end
 		readErr  error // set before order is closed
 	)
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		bw := bufio.NewWriterSize(w, 256<<10)
-		_, writeErr = bw.WriteString(`{"type":"FeatureCollection","features":[`)
+		if _, writeErr = io.WriteString(w, `{"type":"FeatureCollection","features":[`); writeErr != nil {
+			close(failed)
+		}
 		for j := range order {
 			<-j.done
-			if writeErr == nil {
-				sep := ",\n"
-				if st.Features == 0 {
-					sep = "\n"
-				}
-				if _, writeErr = bw.WriteString(sep); writeErr == nil {
-					_, writeErr = bw.Write(j.out)
-				}
-				if writeErr == nil && m.pq != nil {
-					writeErr = m.pq.Add(j.pq, j.geoms)
-				}
-				if writeErr != nil {
+			if writeErr == nil && stopErr == nil {
+				// Batches in flight when ctx ends are not written.
+				if stopErr = ctx.Err(); stopErr != nil {
+					close(failed)
+				} else if writeErr = j.write(m, w); writeErr != nil {
 					close(failed)
 				}
 			}
-			st.Features++
-			st.add(&j.t)
+			if stopErr == nil {
+				st.Features += int64(j.n)
+				st.add(&j.t)
+			}
 			budget.release(min(j.size, inFlightBytes))
-			if cap(j.out) > keepBuffer {
-				j.out = nil
-			}
-			if cap(j.pq) > keepBuffer || cap(j.wkb) > keepBuffer || cap(j.scratch) > keepBuffer {
-				j.pq, j.wkb, j.scratch = nil, nil, nil
-			}
-			if j.size > keepBuffer {
-				clear(j.raw)
-			}
+			j.reset()
 			free <- j
 		}
 		// A collection cut short by a read error is left without its end.
-		if writeErr == nil && readErr == nil {
-			if _, writeErr = bw.WriteString("\n]}\n"); writeErr == nil {
-				writeErr = bw.Flush()
-			}
+		if writeErr == nil && stopErr == nil && readErr == nil {
+			_, writeErr = io.WriteString(w, "\n]}\n")
 		}
 	}()
 
+	// send hands the batch j, if it holds entities, to a worker and the
+	// writer.
+	send := func(j *job) error {
+		if j.n == 0 {
+			free <- j
+			return nil
+		}
+		if err := budget.acquire(ctx, min(j.size, inFlightBytes)); err != nil {
+			return err
+		}
+		order <- j
+		work <- j
+		return nil
+	}
 	readErr = func() error {
-		for n := 0; ; n++ {
-			rec, err := rd.Next()
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("reading export after %d entities: %w", n, err)
-			}
+		var (
+			n    int64
+			rec  *dataset.Record // read, not yet in a batch
+			size int
+		)
+		for {
 			var j *job
 			select {
 			case <-failed:
@@ -150,19 +253,35 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			j.size = 0
-			for i := range j.vals {
-				v := rec.Value(i)
-				j.raw[i] = append(j.raw[i][:0], v.Raw...)
-				v.Raw = j.raw[i]
-				j.vals[i] = v
-				j.size += len(v.Raw)
+			j.first = n
+			for j.n < batchEntities {
+				if rec == nil {
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					default:
+					}
+					var err error
+					rec, err = rd.Next()
+					if errors.Is(err, io.EOF) {
+						return send(j)
+					}
+					if err != nil {
+						return fmt.Errorf("reading export after %d entities: %w", n, err)
+					}
+					size = entitySize(rec, cols)
+				}
+				// A large entity goes alone in a batch of its own.
+				if j.n > 0 && j.size+size > batchBytes {
+					break
+				}
+				j.add(rec, cols, size)
+				rec = nil
+				n++
 			}
-			if err := budget.acquire(ctx, min(j.size, inFlightBytes)); err != nil {
+			if err := send(j); err != nil {
 				return err
 			}
-			order <- j
-			work <- j
 		}
 	}()
 	close(work)
@@ -171,6 +290,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	wg.Wait()
 	if readErr != nil {
 		return readErr
+	}
+	if stopErr != nil {
+		return stopErr
 	}
 	if writeErr != nil {
 		return fmt.Errorf("writing GeoJSON: %w", writeErr)
