@@ -18,6 +18,7 @@ import (
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
+	"github.com/sdsops/sdsops/internal/testenv"
 	"github.com/sdsops/sdsops/internal/wkt"
 )
 
@@ -283,9 +284,9 @@ func TestDeeplyNestedWKT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var features, schema bytes.Buffer
-	cpu := cpuTime()
+	cpu := testenv.CPUTime()
 	st, err := Convert(ctx, strings.NewReader(doc), "", &features, &schema)
-	t.Logf("%d bytes of WKT nested 100,000 deep: %s of CPU", len(deep), cpuTime()-cpu)
+	t.Logf("%d bytes of WKT nested 100,000 deep: %s of CPU", len(deep), testenv.CPUTime()-cpu)
 	if err != nil {
 		t.Fatal(err)
 	}
