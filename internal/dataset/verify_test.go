@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
+	"github.com/sdsops/sdsops/internal/testenv/cputime"
 )
 
 // verifyChunks feeds doc to a fresh Verifier in chunks of the given size.
@@ -371,7 +372,7 @@ func BenchmarkVerifier(b *testing.B) {
 	for _, e := range benchmarkExports {
 		b.Run(e.name, func(b *testing.B) {
 			b.SetBytes(e.data.Size())
-			defer reportCPU(b, cpuTime(), e.data.Size())
+			defer reportCPU(b, cputime.Used(), e.data.Size())
 			for b.Loop() {
 				v := NewVerifier("DS")
 				if _, err := e.data.WriteTo(v); err != nil {
@@ -388,7 +389,7 @@ func BenchmarkVerifier(b *testing.B) {
 // reportCPU reports MB per CPU-second since start: on a machine shared
 // with others, wall time measures the neighbours as much as the code.
 func reportCPU(b *testing.B, start time.Duration, size int64) {
-	if cpu := cpuTime() - start; cpu > 0 {
+	if cpu := cputime.Used() - start; cpu > 0 {
 		b.ReportMetric(float64(size)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
 	}
 }
@@ -399,7 +400,7 @@ func BenchmarkVerify(b *testing.B) {
 		b.Run(e.name, func(b *testing.B) {
 			doc := []byte(e.data.String())
 			b.SetBytes(int64(len(doc)))
-			defer reportCPU(b, cpuTime(), int64(len(doc)))
+			defer reportCPU(b, cputime.Used(), int64(len(doc)))
 			for b.Loop() {
 				if _, err := Verify(bytes.NewReader(doc), "DS"); err != nil {
 					b.Fatal(err)
@@ -416,7 +417,7 @@ func BenchmarkReader(b *testing.B) {
 		b.Run(e.name, func(b *testing.B) {
 			doc := []byte(e.data.String())
 			b.SetBytes(int64(len(doc)))
-			defer reportCPU(b, cpuTime(), int64(len(doc)))
+			defer reportCPU(b, cputime.Used(), int64(len(doc)))
 			for b.Loop() {
 				if err := ReadTyped(bytes.NewReader(doc)); err != nil {
 					b.Fatal(err)

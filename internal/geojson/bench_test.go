@@ -14,6 +14,7 @@ import (
 
 	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/testenv"
+	"github.com/sdsops/sdsops/internal/testenv/cputime"
 	"github.com/sdsops/sdsops/internal/wkt"
 )
 
@@ -42,7 +43,7 @@ func benchConvert(b *testing.B, d testExport, limit uint64) {
 	path := writeBenchExport(b, &d)
 	runtime.GC()
 	var peak uint64
-	cpu := testenv.CPUTime()
+	cpu := cputime.Used()
 	for b.Loop() {
 		in, err := os.Open(path)
 		if err != nil {
@@ -59,7 +60,7 @@ func benchConvert(b *testing.B, d testExport, limit uint64) {
 			b.Fatalf("%d features from %d entities", st.Features, d.Entities)
 		}
 	}
-	b.ReportMetric((testenv.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cputime.Used()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 	if peak > limit<<20 {
 		b.Errorf("peak heap %d MiB, more than %d MiB", peak>>20, limit)
@@ -72,14 +73,14 @@ func benchConvert(b *testing.B, d testExport, limit uint64) {
 func BenchmarkConvertDeepWKT(b *testing.B) {
 	doc := mappingSchema + "<E><ID>1</ID><G>" + nestedCollections(100_000) + "</G></E>\n</Root>\n"
 	b.SetBytes(int64(len(doc)))
-	cpu := testenv.CPUTime()
+	cpu := cputime.Used()
 	for b.Loop() {
 		st, err := Convert(context.Background(), strings.NewReader(doc), "", io.Discard, io.Discard)
 		if err != nil || st.Invalid != 1 {
 			b.Fatalf("stats %+v, err %v", st, err)
 		}
 	}
-	b.ReportMetric((testenv.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cputime.Used()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkReadExport reads the same export as BenchmarkConvert with
@@ -88,11 +89,11 @@ func BenchmarkConvertDeepWKT(b *testing.B) {
 func BenchmarkReadExport(b *testing.B) {
 	d := benchExport
 	path := writeBenchExport(b, &d)
-	cpu := testenv.CPUTime()
+	cpu := cputime.Used()
 	for b.Loop() {
 		readExport(b, path, d.Entities)
 	}
-	b.ReportMetric((testenv.CPUTime()-cpu).Seconds()/float64(b.N), "cpu-s/op")
+	b.ReportMetric((cputime.Used()-cpu).Seconds()/float64(b.N), "cpu-s/op")
 }
 
 // BenchmarkConvertBoth reads the 300 MB export with the dataset reader
@@ -112,20 +113,20 @@ func BenchmarkConvertBoth(b *testing.B) {
 	var peak uint64
 	var st Stats
 	for b.Loop() {
-		cpu := testenv.CPUTime()
+		cpu := cputime.Used()
 		readExport(b, path, d.Entities)
-		readCPU += testenv.CPUTime() - cpu
+		readCPU += cputime.Used() - cpu
 
 		in, err := os.Open(path)
 		if err != nil {
 			b.Fatal(err)
 		}
 		runtime.GC()
-		cpu = testenv.CPUTime()
+		cpu = cputime.Used()
 		stop := testenv.PeakHeap(&peak)
 		st, err = Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard, WithGeoParquet(io.Discard, b.TempDir()))
 		stop()
-		convCPU += testenv.CPUTime() - cpu
+		convCPU += cputime.Used() - cpu
 		in.Close()
 		if err != nil {
 			b.Fatal(err)
@@ -164,28 +165,20 @@ func hashCPU(n int64) time.Duration {
 		buf[i] = byte(i * 7)
 	}
 	h := sha256.New()
-	cpu := testenv.CPUTime()
+	cpu := cputime.Used()
 	for ; n > 0; n -= int64(len(buf)) {
 		h.Write(buf[:min(n, int64(len(buf)))])
 	}
 	h.Sum(nil)
-	return testenv.CPUTime() - cpu
+	return cputime.Used() - cpu
 }
 
 // wktCPU is the CPU time the WKT converter takes over the geography
 // values of the export at path, read aside in batches so that reading
 // them is not counted.
 func wktCPU(b *testing.B, path string) time.Duration {
-	in, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
+	rd, s, in := openExport(b, path)
 	defer in.Close()
-	rd := dataset.NewReader(in, "Sites")
-	s, err := rd.Schema()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var (
 		cv       wkt.Converter
 		gj, wkb  []byte
@@ -212,28 +205,35 @@ func wktCPU(b *testing.B, path string) time.Duration {
 				}
 			}
 		}
-		start, prev := testenv.CPUTime(), 0
+		start, prev := cputime.Used(), 0
 		for _, end := range ends {
 			gj, wkb, _, _ = cv.Convert(texts[prev:end], gj[:0], wkb[:0])
 			prev = end
 		}
-		cpu += testenv.CPUTime() - start
+		cpu += cputime.Used() - start
 	}
 	return cpu
 }
 
-// readExport reads the export at path, every value parsed by its type.
-func readExport(b *testing.B, path string, entities int) {
+// openExport opens the export at path and reads its schema.
+func openExport(b *testing.B, path string) (*dataset.Reader, *dataset.Schema, *os.File) {
 	in, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer in.Close()
 	rd := dataset.NewReader(in, "Sites")
 	s, err := rd.Schema()
 	if err != nil {
+		in.Close()
 		b.Fatal(err)
 	}
+	return rd, s, in
+}
+
+// readExport reads the export at path, every value parsed by its type.
+func readExport(b *testing.B, path string, entities int) {
+	rd, s, in := openExport(b, path)
+	defer in.Close()
 	for {
 		rec, err := rd.Next()
 		if err == io.EOF {

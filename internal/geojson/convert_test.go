@@ -18,7 +18,7 @@ import (
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
-	"github.com/sdsops/sdsops/internal/testenv"
+	"github.com/sdsops/sdsops/internal/testenv/cputime"
 	"github.com/sdsops/sdsops/internal/wkt"
 )
 
@@ -284,9 +284,9 @@ func TestDeeplyNestedWKT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var features, schema bytes.Buffer
-	cpu := testenv.CPUTime()
+	cpu := cputime.Used()
 	st, err := Convert(ctx, strings.NewReader(doc), "", &features, &schema)
-	t.Logf("%d bytes of WKT nested 100,000 deep: %s of CPU", len(deep), testenv.CPUTime()-cpu)
+	t.Logf("%d bytes of WKT nested 100,000 deep: %s of CPU", len(deep), cputime.Used()-cpu)
 	if err != nil {
 		t.Fatal(err)
 	}

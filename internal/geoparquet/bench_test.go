@@ -12,7 +12,7 @@ import (
 	"github.com/paulmach/orb"
 
 	"github.com/sdsops/sdsops/internal/dataset"
-	"github.com/sdsops/sdsops/internal/testenv"
+	"github.com/sdsops/sdsops/internal/testenv/cputime"
 )
 
 // benchRow is one entity of the benchmarks: its values and geometries.
@@ -93,9 +93,9 @@ func BenchmarkWriter(b *testing.B) {
 		var cpu time.Duration
 		var spilled int64
 		for b.Loop() {
-			c := testenv.CPUTime()
+			c := cputime.Used()
 			w, n := fill(b, s, rows)
-			cpu += testenv.CPUTime() - c
+			cpu += cputime.Used() - c
 			spilled += n
 			w.Close()
 		}
@@ -107,11 +107,11 @@ func BenchmarkWriter(b *testing.B) {
 		for b.Loop() {
 			w, n := fill(b, s, rows)
 			cw := &countWriter{}
-			c := testenv.CPUTime()
+			c := cputime.Used()
 			if _, err := w.Finish(cw); err != nil {
 				b.Fatal(err)
 			}
-			cpu += testenv.CPUTime() - c
+			cpu += cputime.Used() - c
 			spilled, size = spilled+n, cw.n
 			w.Close()
 		}

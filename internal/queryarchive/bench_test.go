@@ -14,7 +14,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/sdsops/sdsops/internal/query"
 	"github.com/sdsops/sdsops/internal/query/querytest"
 	"github.com/sdsops/sdsops/internal/testenv"
+	"github.com/sdsops/sdsops/internal/testenv/cputime"
 )
 
 // BenchmarkFirstAnswer measures a cold start's load of the largest legal
@@ -75,10 +75,10 @@ func BenchmarkFirstAnswer(b *testing.B) {
 			var heap uint64
 			rss := peakRSS()
 			stop := testenv.PeakHeap(&heap)
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), cputime.Used()
 			cat := &Catalog{Records: f.store, Objects: f.api, Bucket: f.bucket, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 			firstAnswer(b, cat, id)
-			wall, cpu := time.Since(start), cpuTime()-cpu0
+			wall, cpu := time.Since(start), cputime.Used()-cpu0
 			stop()
 			b.ReportMetric(wall.Seconds(), "s-to-first-answer")
 			b.ReportMetric(cpu.Seconds(), "cpu-s")
@@ -118,16 +118,6 @@ func firstAnswer(b *testing.B, cat *Catalog, id catalog.ID) {
 	if res := src.Published.Run(q); len(res.Rows) == 0 {
 		b.Fatal("no answer")
 	}
-}
-
-// cpuTime is the CPU time the process has used, user and system: what
-// Lambda's share of a vCPU stretches.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS resets the process's resident high-water mark (Linux) and
