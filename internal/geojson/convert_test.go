@@ -11,13 +11,16 @@ import (
 	"io"
 	"math"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/paulmach/orb"
 
+	"github.com/sdsops/sdsops/internal/dataset"
 	"github.com/sdsops/sdsops/internal/dataset/datasettest"
+	"github.com/sdsops/sdsops/internal/testenv"
 	"github.com/sdsops/sdsops/internal/testenv/cputime"
 	"github.com/sdsops/sdsops/internal/wkt"
 )
@@ -495,5 +498,38 @@ func TestLargestGeography(t *testing.T) {
 	}
 	if r.Orientation() != orb.CCW {
 		t.Error("exterior ring not turned counter-clockwise")
+	}
+}
+
+// TestWideExportStaysSmall: an export of the most columns SDS allows,
+// almost all omitted, converts within a few MiB of heap: the entities in
+// flight are bounded by their values as well as their text.
+func TestWideExportStaysSmall(t *testing.T) {
+	// The batches in flight follow the CPUs; two, as in the Lambda.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	s := datasettest.Schema{Root: "Root", Name: "Wide", EntityType: "E", Key: "ID"}
+	for i := range dataset.MaxColumns {
+		c := datasettest.Column{Name: fmt.Sprintf("C%d", i), Type: "string"}
+		if i == 0 {
+			c = datasettest.Column{Name: "ID", Type: "long", Required: true}
+		}
+		s.Columns = append(s.Columns, c)
+	}
+	var doc strings.Builder
+	doc.WriteString(s.Header())
+	for i := range 4000 {
+		fmt.Fprintf(&doc, "  <E><ID>%d</ID><C7>x</C7></E>\n", i)
+	}
+	doc.WriteString(s.Footer())
+	runtime.GC()
+	var peak uint64
+	stop := testenv.PeakHeap(&peak)
+	st, err := Convert(context.Background(), strings.NewReader(doc.String()), "", io.Discard, io.Discard)
+	stop()
+	if err != nil || st.Features != 4000 {
+		t.Fatalf("%d features, err %v", st.Features, err)
+	}
+	if peak > 24<<20 {
+		t.Errorf("peak heap %d MiB converting 4,000 entities of %d columns, more than 24 MiB", peak>>20, dataset.MaxColumns)
 	}
 }

@@ -24,6 +24,7 @@ const (
 	inFlightBytes = 8 << 20   // entity values read but not yet written
 	batchBytes    = 128 << 10 // a batch's values, unless one entity alone is larger
 	batchEntities = 256       // and at most this many entities
+	batchValues   = 8192      // and values (entities × columns, 40 bytes each)
 	keepBuffer    = 1 << 20   // larger job buffers are dropped after use
 )
 
@@ -71,12 +72,14 @@ func (j *job) entity(k, cols, geoms int) {
 func (j *job) convert(m *mapping, cv *wkt.Converter) {
 	cols, geoms := len(m.schema.Columns), len(m.pqGeoms)
 	// The features take about as many bytes as the values, the WKB about
-	// half: grown at once, a huge entity's leave no trail of smaller
-	// copies.
+	// three quarters of its WKT (16 bytes for a position written in 22 to
+	// 25) and a GeoParquet row about the values' bytes: grown at once, a
+	// huge entity's leave no trail of smaller copies.
 	j.out = slices.Grow(j.out[:0], j.size+j.size/8)
-	j.wkb = slices.Grow(j.wkb[:0], j.size/2)
+	j.wkb = slices.Grow(j.wkb[:0], j.size*3/4)
 	j.pq, j.rowEnds = j.pq[:0], j.rowEnds[:0]
 	if m.pq != nil {
+		j.pq = slices.Grow(j.pq, j.size)
 		j.allGeoms = slices.Grow(j.allGeoms[:0], j.n*geoms)[:j.n*geoms]
 	}
 	for k := range j.n {
@@ -164,6 +167,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	workers := max(1, runtime.GOMAXPROCS(0))
 	jobs := 4 * workers
 	cols := len(m.schema.Columns)
+	// Values are counted too: an export of hundreds of mostly omitted
+	// columns holds few bytes of text but many values.
+	perBatch := max(1, min(batchEntities, batchValues/max(cols, 1)))
 	free := make(chan *job, jobs)
 	for range jobs {
 		free <- &job{t: tally{geometries: map[string]int64{}}, done: make(chan struct{}, 1)}
@@ -254,7 +260,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 				return err
 			}
 			j.first = n
-			for j.n < batchEntities {
+			for j.n < perBatch {
 				if rec == nil {
 					select {
 					case <-ctx.Done():
