@@ -25,7 +25,7 @@ var benchExport = testExport{Name: "Sites", Entities: 200_000, Points: 128}
 // BenchmarkConvert converts the 300 MB export from a file, reporting MB/s
 // of XML read and the peak heap, which must stay within 64 MiB.
 func BenchmarkConvert(b *testing.B) {
-	benchConvert(b, benchExport, 64)
+	benchConvert(b, benchExport, 64, false)
 }
 
 // BenchmarkConvertLargeGeographies converts an export of entities whose
@@ -34,12 +34,20 @@ func BenchmarkConvert(b *testing.B) {
 // bounded in bytes, but each such entity also has its GeoJSON and WKB
 // copies and the reader's, so the bound is twice that of BenchmarkConvert.
 func BenchmarkConvertLargeGeographies(b *testing.B) {
-	benchConvert(b, testExport{Name: "Sites", Entities: 40, Points: 100_000}, 128)
+	benchConvert(b, testExport{Name: "Sites", Entities: 40, Points: 100_000}, 128, false)
 }
 
-// benchConvert converts the export d to GeoJSON from a file, reporting
-// the CPU time and the peak heap, which must stay within limit MiB.
-func benchConvert(b *testing.B, d testExport, limit uint64) {
+// BenchmarkConvertLargeGeographiesBoth is BenchmarkConvertLargeGeographies
+// with the GeoParquet too, within the same bound as for both outputs of
+// the 300 MB export.
+func BenchmarkConvertLargeGeographiesBoth(b *testing.B) {
+	benchConvert(b, testExport{Name: "Sites", Entities: 40, Points: 100_000}, 128, true)
+}
+
+// benchConvert converts the export d to GeoJSON, and GeoParquet if both,
+// from a file, reporting the CPU time and the peak heap, which must stay
+// within limit MiB.
+func benchConvert(b *testing.B, d testExport, limit uint64, both bool) {
 	path := writeBenchExport(b, &d)
 	runtime.GC()
 	var peak uint64
@@ -49,8 +57,12 @@ func benchConvert(b *testing.B, d testExport, limit uint64) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		var opts []Option
+		if both {
+			opts = append(opts, WithGeoParquet(io.Discard, b.TempDir()))
+		}
 		stop := testenv.PeakHeap(&peak)
-		st, err := Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard)
+		st, err := Convert(context.Background(), bufio.NewReaderSize(in, 64<<10), "Sites", io.Discard, io.Discard, opts...)
 		stop()
 		in.Close()
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 // converting it on a single CPU. What is in flight is bounded in bytes,
 // so memory stays small even for entities of 100,000-point geographies.
 const (
-	inFlightBytes = 8 << 20   // entity values read but not yet written
+	inFlightBytes = 8 << 20   // batches read but not yet written, with what is made of them
 	batchBytes    = 128 << 10 // a batch's values, unless one entity alone is larger
 	batchEntities = 256       // and at most this many entities
 	batchValues   = 8192      // and values (entities × columns, 40 bytes each)
@@ -170,6 +170,15 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	// Values are counted too: an export of hundreds of mostly omitted
 	// columns holds few bytes of text but many values.
 	perBatch := max(1, min(batchEntities, batchValues/max(cols, 1)))
+	// A batch in flight holds its values and what is made of them: about
+	// as many bytes of features and three quarters as many of WKB, and
+	// with GeoParquet its rows, about as many again. Counted so, entities
+	// of several megabytes are converted one or two at a time.
+	weight := 3
+	if m.pq != nil {
+		weight = 4
+	}
+	cost := func(j *job) int { return min(j.size*weight, inFlightBytes) }
 	free := make(chan *job, jobs)
 	for range jobs {
 		free <- &job{t: tally{geometries: map[string]int64{}}, done: make(chan struct{}, 1)}
@@ -217,7 +226,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 				st.Features += int64(j.n)
 				st.add(&j.t)
 			}
-			budget.release(min(j.size, inFlightBytes))
+			budget.release(cost(j))
 			j.reset()
 			free <- j
 		}
@@ -234,7 +243,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 			free <- j
 			return nil
 		}
-		if err := budget.acquire(ctx, min(j.size, inFlightBytes)); err != nil {
+		if err := budget.acquire(ctx, cost(j)); err != nil {
 			return err
 		}
 		order <- j
