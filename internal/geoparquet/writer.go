@@ -513,9 +513,11 @@ func (w *Writer) wkbShrinks(order []int, mapped []byte, nulls []parquet.Value, u
 	sample := make([][]byte, w.ngeom)
 	vals := make([][]parquet.Value, len(nulls))
 	var buf []byte
+	end := 0 // of the run before: in a small file, runs would overlap
 	for k := range sampleRuns {
-		start := len(order) * k / sampleRuns
-		for _, i := range order[start:min(len(order), start+sampleRows)] {
+		start := max(len(order)*k/sampleRuns, end)
+		end = min(len(order), start+sampleRows)
+		for _, i := range order[start:end] {
 			r := w.refs[i]
 			if mapped == nil {
 				buf = slices.Grow(buf[:0], int(r.n))

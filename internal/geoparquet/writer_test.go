@@ -309,6 +309,15 @@ func TestOrder(t *testing.T) {
 	}
 }
 
+// randomWKB is WKB that does not compress.
+func randomWKB(r *rand.Rand, i int) []byte {
+	b := make([]byte, 200+r.IntN(800))
+	for k := range b {
+		b[k] = byte(r.Uint32())
+	}
+	return b
+}
+
 // TestWKBCodec: WKB that snappy does not shrink is written uncompressed,
 // WKB it does is compressed, every other column is snappy, and the
 // geometries read back the same either way.
@@ -316,17 +325,14 @@ func TestWKBCodec(t *testing.T) {
 	s := schemaOf(t, header)
 	for _, tc := range []struct {
 		name string
+		rows int
 		wkb  func(r *rand.Rand, i int) []byte
 		want format.CompressionCodec
 	}{
-		{"random", func(r *rand.Rand, i int) []byte {
-			b := make([]byte, 200+r.IntN(800))
-			for k := range b {
-				b[k] = byte(r.Uint32())
-			}
-			return b
-		}, format.Uncompressed},
-		{"regular", func(r *rand.Rand, i int) []byte {
+		{"random", 1000, randomWKB, format.Uncompressed},
+		// Fewer rows than the sample's runs take: each is sampled once.
+		{"random, small file", 20, randomWKB, format.Uncompressed},
+		{"regular", 1000, func(r *rand.Rand, i int) []byte {
 			return bytes.Repeat([]byte{1, 2, 3, 4, byte(i)}, 100+r.IntN(100))
 		}, format.Snappy},
 	} {
@@ -338,7 +344,7 @@ func TestWKBCodec(t *testing.T) {
 			defer w.Close()
 			r := rand.New(rand.NewPCG(1, 2))
 			want := map[int64][]byte{}
-			for i := range 1000 {
+			for i := range tc.rows {
 				vals := entity(s, map[string]string{"ID": strconv.Itoa(i)})
 				p := orb.Point{float64(i % 37), float64(i % 41)}
 				geoms := []Geometry{{WKB: tc.wkb(r, i), Type: "Polygon", Bound: orb.Bound{Min: p, Max: p}}, {}}
