@@ -237,6 +237,19 @@ def main():
             print("geometry %s of %r: WKT %r, want %r, parquet %r" % (col, r[0], r[1], r[2], r[3]))
     if bad:
         fail("geometries differ")
+    # A geography value that is no geometry keeps its text: the primary
+    # one's under the column's own name, a further one's in <name>_text.
+    for g in geos:
+        col, tc = (prim, g) if g == geos[0] else (g, g + "_text")
+        q = """SELECT w.k, w.wkt, p."{t}" FROM want w JOIN p ON p."{key}" = w.k
+               WHERE w.col = ? AND NOT (
+                 (p."{c}" IS NULL AND w.wkt IS NOT NULL AND p."{t}" = w.wkt)
+                 OR ((p."{c}" IS NOT NULL OR w.wkt IS NULL) AND p."{t}" IS NULL))""".format(c=col, t=tc, key=key)
+        for r in con.execute(q, [col]).fetchmany(5):
+            bad += 1
+            print("text of %s of %r: WKT %r, parquet %r" % (g, r[0], r[1], r[2]))
+    if bad:
+        fail("refused geography texts differ")
     n = con.execute('SELECT count(*) FROM p WHERE "%s" IS NOT NULL' % prim).fetchone()[0]
 
     # The covering column is each geometry's extent; null for null or empty ones.
