@@ -146,7 +146,7 @@ func (j *job) reset() {
 // write writes the batch's features to w and its rows to m.pq.
 func (j *job) write(m *mapping, w io.Writer) error {
 	if _, err := w.Write(j.out); err != nil {
-		return err
+		return fmt.Errorf("writing GeoJSON: %w", err)
 	}
 	if m.pq == nil {
 		return nil
@@ -209,7 +209,8 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		if _, writeErr = io.WriteString(w, `{"type":"FeatureCollection","features":[`); writeErr != nil {
+		if _, err := io.WriteString(w, `{"type":"FeatureCollection","features":[`); err != nil {
+			writeErr = fmt.Errorf("writing GeoJSON: %w", err)
 			close(failed)
 		}
 		for j := range order {
@@ -232,7 +233,9 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 		}
 		// A collection cut short by a read error is left without its end.
 		if writeErr == nil && stopErr == nil && readErr == nil {
-			_, writeErr = io.WriteString(w, "\n]}\n")
+			if _, err := io.WriteString(w, "\n]}\n"); err != nil {
+				writeErr = fmt.Errorf("writing GeoJSON: %w", err)
+			}
 		}
 	}()
 
@@ -310,7 +313,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 		return stopErr
 	}
 	if writeErr != nil {
-		return fmt.Errorf("writing GeoJSON: %w", writeErr)
+		return writeErr // the GeoJSON's or the GeoParquet spill's
 	}
 	return nil
 }

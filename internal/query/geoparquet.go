@@ -24,8 +24,8 @@ var ErrInexact = errors.New("the GeoParquet does not hold every value of the arc
 // the entity type or the key, and renames the first geography column).
 //
 // The file is exact for every column type but one: a geography value is
-// kept only as WKB, which loses the text the Query API answers with (its
-// spelling, and all of a value that is not valid WKT, which becomes null).
+// kept as WKB, which loses the text the Query API answers with (its
+// spelling; only a value that is not valid WKT keeps its text).
 // A data source with a geography column is therefore refused with
 // ErrInexact, as is a file whose times were written in microseconds
 // (times beyond 1677–2262), which drops their seventh fraction digit.

@@ -78,7 +78,7 @@ const maxVerbatim = 24
 // also a JSON number to copy as it is. ok is false when there is no such
 // number or strconv refuses it (out of range).
 //
-// It reads the form coordinates take, -?[0-9]{1,7}(\.[0-9]{1,8})?
+// It reads the form coordinates take, (-[0-9]{1,6}|[0-9]{1,7})(\.[0-9]{1,8})?
 // followed by something other than a digit, '.', 'e' or 'E', within 16
 // bytes that the text holds, itself: it finds the ends by bit tricks on
 // two 8-byte words and converts the digits with multiply-shifts, with
