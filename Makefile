@@ -164,8 +164,8 @@ build-%Function:
 	  $(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./$$d
 
 bench: tools build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/ ./internal/geoparquet/ ./internal/wkt/
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/
+	$(GO) test -run '^$$' -bench . -benchtime 1x -benchmem ./internal/archive/ ./internal/task/ ./internal/dataset/ ./internal/geojson/ ./internal/geoparquet/
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/sds/ ./internal/wkt/
 	$(GO) test -run '^$$' -bench 'Query$$' -benchtime 1000x ./internal/query/
 	$(GO) test -run '^$$' -bench 'VersusDuckDB|Load' -benchtime 1x ./internal/query/
 	$(GO) test -run '^$$' -bench FirstAnswer -benchtime 1x ./internal/queryarchive/

@@ -15,8 +15,8 @@ import (
 )
 
 // Parsing WKT and formatting coordinates cost several times what reading
-// the XML does, so features are built on every CPU while the export is
-// read, and written in the export's order. Entities travel in batches:
+// the XML does, so features are built on several CPUs while the export
+// is read, and written in the export's order. Entities travel in batches:
 // handing each one from goroutine to goroutine cost more CPU than
 // converting it on a single CPU. What is in flight is bounded in bytes,
 // so memory stays small even for entities of 100,000-point geographies.
@@ -26,6 +26,9 @@ const (
 	batchEntities = 256       // and at most this many entities
 	batchValues   = 8192      // and values (entities × columns, 40 bytes each)
 	keepBuffer    = 1 << 20   // larger job buffers are dropped after use
+	// Four workers keep pace with the reader; more would only add
+	// batches, and their buffers, in flight.
+	maxWorkers = 4
 )
 
 // tally counts geometries, per job and then for the conversion.
@@ -164,7 +167,7 @@ func (j *job) write(m *mapping, w io.Writer) error {
 // convertFeatures writes the FeatureCollection of the entities rd yields.
 // w gets the features in writes of whole batches, so it needs no buffer.
 func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.Writer, st *Stats) error {
-	workers := max(1, runtime.GOMAXPROCS(0))
+	workers := min(maxWorkers, max(1, runtime.GOMAXPROCS(0)))
 	jobs := 4 * workers
 	cols := len(m.schema.Columns)
 	// Values are counted too: an export of hundreds of mostly omitted

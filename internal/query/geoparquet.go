@@ -25,7 +25,8 @@ var ErrInexact = errors.New("the GeoParquet does not hold every value of the arc
 //
 // The file is exact for every column type but one: a geography value is
 // kept as WKB, which loses the text the Query API answers with (its
-// spelling; only a value that is not valid WKT keeps its text).
+// spelling; only a value the conversion refuses as a geometry keeps its
+// text).
 // A data source with a geography column is therefore refused with
 // ErrInexact, as is a file whose times were written in microseconds
 // (times beyond 1677–2262), which drops their seventh fraction digit.
