@@ -43,7 +43,6 @@ type job struct {
 	n     int             // entities in the batch
 	raw   []byte          // their values' text, one after another
 	all   []dataset.Value // their values, n × columns, in raw
-	size  int             // len(raw)
 	out   []byte          // their features, each after its separator
 	t     tally
 	done  chan struct{}
@@ -78,11 +77,12 @@ func (j *job) convert(m *mapping, cv *wkt.Converter) {
 	// three quarters of its WKT (16 bytes for a position written in 22 to
 	// 25) and a GeoParquet row about the values' bytes: grown at once, a
 	// huge entity's leave no trail of smaller copies.
-	j.out = slices.Grow(j.out[:0], j.size+j.size/8)
-	j.wkb = slices.Grow(j.wkb[:0], j.size*3/4)
+	size := len(j.raw)
+	j.out = slices.Grow(j.out[:0], size+size/8)
+	j.wkb = slices.Grow(j.wkb[:0], size*3/4)
 	j.pq, j.rowEnds = j.pq[:0], j.rowEnds[:0]
 	if m.pq != nil {
-		j.pq = slices.Grow(j.pq, j.size)
+		j.pq = slices.Grow(j.pq, size)
 		j.allGeoms = slices.Grow(j.allGeoms[:0], j.n*geoms)[:j.n*geoms]
 	}
 	for k := range j.n {
@@ -126,7 +126,6 @@ func (j *job) add(rec *dataset.Record, cols, size int) {
 		j.all = append(j.all, v)
 	}
 	j.n++
-	j.size = len(j.raw)
 }
 
 // reset empties the batch for reuse, dropping buffers a huge entity
@@ -143,7 +142,7 @@ func (j *job) reset() {
 		j.pq, j.wkb, j.scratch = nil, nil, nil
 		clear(j.allGeoms[:cap(j.allGeoms)])
 	}
-	j.n, j.size, j.raw, j.all = 0, 0, j.raw[:0], j.all[:0]
+	j.n, j.raw, j.all = 0, j.raw[:0], j.all[:0]
 }
 
 // write writes the batch's features to w and its rows to m.pq.
@@ -181,7 +180,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 	if m.pq != nil {
 		weight = 4
 	}
-	cost := func(j *job) int { return min(j.size*weight, inFlightBytes) }
+	cost := func(j *job) int { return min(len(j.raw)*weight, inFlightBytes) }
 	free := make(chan *job, jobs)
 	for range jobs {
 		free <- &job{t: tally{geometries: map[string]int64{}}, done: make(chan struct{}, 1)}
@@ -293,7 +292,7 @@ func convertFeatures(ctx context.Context, rd *dataset.Reader, m *mapping, w io.W
 					size = entitySize(rec, cols)
 				}
 				// A large entity goes alone in a batch of its own.
-				if j.n > 0 && j.size+size > batchBytes {
+				if j.n > 0 && len(j.raw)+size > batchBytes {
 					break
 				}
 				j.add(rec, cols, size)
