@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -140,20 +141,50 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.SummaryOnSuccess = b
 	}
-	var keepDays int
+	var keepDays, firstWait, maxWait, deadline, rpo, drillAge int
 	for _, v := range []struct {
-		name string
-		dst  *int
-	}{{"RETENTION_KEEP_VERSIONS", &c.Retention.KeepVersions}, {"RETENTION_KEEP_DAYS", &keepDays}} {
+		name   string
+		dst    *int
+		lo, hi int
+		want   string
+	}{
+		{"RETENTION_KEEP_VERSIONS", &c.Retention.KeepVersions, 0, 36500, "a whole number from 0 to 36500"},
+		{"RETENTION_KEEP_DAYS", &keepDays, 0, 36500, "a whole number from 0 to 36500"},
+		{"POLL_FIRST_WAIT_SECONDS", &firstWait, 1, 3600, "whole seconds from 1 to 3600"},
+		{"POLL_MAX_WAIT_SECONDS", &maxWait, 1, 3600, "whole seconds from 1 to 3600"},
+		{"JOB_DEADLINE_SECONDS", &deadline, 1, math.MaxInt, "a positive whole number of seconds"},
+		// Checked with the other limits by WithDefaults.
+		{"JOB_BUDGET", &c.Limits.Budget, math.MinInt, math.MaxInt, "a whole number"},
+		{"JOB_CONCURRENCY", &c.Limits.Concurrency, math.MinInt, math.MaxInt, "a whole number"},
+		{"RPO_HOURS", &rpo, 1, math.MaxInt, "whole hours, at least 1"},
+		{"DRILL_PER_RUN", &c.Drill.PerRun, 1, drill.MaxDataSources, fmt.Sprintf("a whole number from 1 to %d", drill.MaxDataSources)},
+		{"DRILL_MAX_AGE_DAYS", &drillAge, 1, math.MaxInt, "whole days, at least 1"},
+	} {
 		if s := strings.TrimSpace(getenv(v.name)); s != "" {
 			n, err := strconv.Atoi(s)
-			if err != nil || n < 0 || n > 36500 {
-				return c, fmt.Errorf("%s %q: want a whole number from 0 to 36500", v.name, s)
+			if err != nil || n < v.lo || n > v.hi {
+				return c, fmt.Errorf("%s %q: want %s", v.name, s, v.want)
 			}
 			*v.dst = n
 		}
 	}
-	c.Retention.KeepFor = time.Duration(keepDays) * 24 * time.Hour
+	// Unset, a duration keeps its default.
+	for _, d := range []struct {
+		n    int
+		unit time.Duration
+		dst  *time.Duration
+	}{
+		{keepDays, 24 * time.Hour, &c.Retention.KeepFor},
+		{firstWait, time.Second, &c.FirstWait},
+		{maxWait, time.Second, &c.MaxWait},
+		{deadline, time.Second, &c.JobDeadline},
+		{rpo, time.Hour, &c.Limits.RPO},
+		{drillAge, 24 * time.Hour, &c.Drill.MaxAge},
+	} {
+		if d.n != 0 {
+			*d.dst = time.Duration(d.n) * d.unit
+		}
+	}
 	if c.SDSBaseURL == "" {
 		c.SDSBaseURL = sds.DefaultBaseURL
 	}
@@ -179,63 +210,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.SDSTimeout = d
 	}
-	for _, s := range []struct {
-		name string
-		dst  *time.Duration
-	}{{"POLL_FIRST_WAIT_SECONDS", &c.FirstWait}, {"POLL_MAX_WAIT_SECONDS", &c.MaxWait}} {
-		if v := getenv(s.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 3600 {
-				return c, fmt.Errorf("%s %q: want whole seconds from 1 to 3600", s.name, v)
-			}
-			*s.dst = time.Duration(n) * time.Second
-		}
-	}
-	if v := getenv("JOB_DEADLINE_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("JOB_DEADLINE_SECONDS %q: want a positive whole number of seconds", v)
-		}
-		c.JobDeadline = time.Duration(n) * time.Second
-	}
 	if c.MaxWait < c.FirstWait {
 		return c, errors.New("POLL_MAX_WAIT_SECONDS is below POLL_FIRST_WAIT_SECONDS")
 	}
 	if c.CatalogPrefix != "" && !strings.HasSuffix(c.CatalogPrefix, "/") {
 		c.CatalogPrefix += "/"
-	}
-	for _, v := range []struct {
-		name string
-		dst  *int
-	}{{"JOB_BUDGET", &c.Limits.Budget}, {"JOB_CONCURRENCY", &c.Limits.Concurrency}} {
-		if s := getenv(v.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return c, fmt.Errorf("%s %q: want a whole number", v.name, s)
-			}
-			*v.dst = n
-		}
-	}
-	if s := getenv("RPO_HOURS"); s != "" {
-		h, err := strconv.Atoi(s)
-		if err != nil || h < 1 {
-			return c, fmt.Errorf("RPO_HOURS %q: want whole hours, at least 1", s)
-		}
-		c.Limits.RPO = time.Duration(h) * time.Hour
-	}
-	if s := getenv("DRILL_PER_RUN"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > drill.MaxDataSources {
-			return c, fmt.Errorf("DRILL_PER_RUN %q: want a whole number from 1 to %d", s, drill.MaxDataSources)
-		}
-		c.Drill.PerRun = n
-	}
-	if s := getenv("DRILL_MAX_AGE_DAYS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("DRILL_MAX_AGE_DAYS %q: want whole days, at least 1", s)
-		}
-		c.Drill.MaxAge = time.Duration(n) * 24 * time.Hour
 	}
 	if c.Limits, err = c.Limits.WithDefaults(); err != nil {
 		return c, err
