@@ -1,7 +1,6 @@
 package catalog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,16 +32,7 @@ func (s *Store) ScratchMarkKey(name string) string {
 
 // MarkScratch writes m.
 func (s *Store) MarkScratch(ctx context.Context, m ScratchMark) error {
-	body, err := json.Marshal(m)
-	if err != nil {
-		return err
-	}
-	key := s.ScratchMarkKey(m.Name)
-	_, err = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")})
-	if err != nil {
-		return fmt.Errorf("catalog: write %s: %w", key, err)
-	}
-	return nil
+	return s.putMark(ctx, s.ScratchMarkKey(m.Name), m)
 }
 
 // ScratchMarks lists the marks left; an unreadable one is skipped (its

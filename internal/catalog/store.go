@@ -542,11 +542,16 @@ type throttleMark struct {
 
 // MarkThrottled records that the SDS job limits answered 429 at at.
 func (s *Store) MarkThrottled(ctx context.Context, at time.Time) error {
-	body, err := json.Marshal(throttleMark{At: at.UTC()})
+	return s.putMark(ctx, s.throttleKey(), throttleMark{At: at.UTC()})
+}
+
+// putMark writes the mark v at key, whatever is there: a mark, unlike a
+// record, has one writer at a time.
+func (s *Store) putMark(ctx context.Context, key string, v any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	key := s.throttleKey()
 	_, err = s.api.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.bucket, Key: &key, Body: bytes.NewReader(body), ContentType: aws.String("application/json")})
 	if err != nil {
 		return fmt.Errorf("catalog: write %s: %w", key, err)
