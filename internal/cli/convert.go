@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
@@ -55,12 +54,11 @@ func runConvert(ctx context.Context, a *app, args []string) error {
 // <accessId>/<name>/<yyyy>/<mm>/<dd>/ above the file, whatever the
 // prefix.
 func keyOwner(key string) (dsID, error) {
-	parts := strings.Split(key, "/")
-	if len(parts) < 6 || !(strings.HasSuffix(key, archive.ObjectSuffix) || strings.HasSuffix(key, archive.ManifestSuffix)) {
+	r, _, err := archive.NewLayout("").Parse(keyTail(key))
+	if err != nil {
 		return dsID{}, usageErrorf("%q is not an archive key (<prefix><accessId>/<name>/<yyyy>/<mm>/<dd>/<jobId>.xml)", key)
 	}
-	n := len(parts)
-	return dsID{AccessID: parts[n-6], Name: parts[n-5]}, nil
+	return dsID{AccessID: r.AccessID, Name: r.DataSourceName}, nil
 }
 
 // convertPrefix starts the convert state machine with a prefix: the API
